@@ -1,0 +1,5 @@
+import sys
+
+from refdense.cli import main
+
+sys.exit(main())

@@ -1,0 +1,68 @@
+"""The ``refdense`` command line: one entry point, one module per subcommand.
+
+Each module in this package defines ``add_parser(subparsers)``, which registers its subcommand and
+sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
+Modules are imported only when the command line is built, and heavy imports (torch, h5py) happen
+inside each ``func`` so that ``refdense --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order in which the subcommands are listed by ``refdense --help``.
+COMMANDS = (
+    "synth",
+    "inspect",
+    "train",
+    "evaluate",
+    "metrics",
+    "demo",
+    "ablate",
+    "prepare",
+    "decompose",
+    "extract_features",
+)
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed without a traceback and exits with status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="refdense",
+        description="RefDense and PAT for dense (multi-label, per-segment) action detection.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"refdense.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"refdense.cli.{name}":
+                raise
+            continue  # subcommand not written yet
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CommandError as error:
+        print(f"refdense {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"refdense {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
