@@ -1,0 +1,221 @@
+"""Helpers for the course notebooks: the setup cell, "check yourself" comparisons, exercises.
+
+A notebook starts with ``course = setup()`` (seeds, device, plot style, profile), checks what it
+derived by hand with ``assert check("name", mine, package_value)``, and lets the learner test an
+exercise with ``check_exercise(my_fn, reference_fn, case, ...)``, which prints what is wrong and
+returns ``False`` instead of raising, so a half-done exercise never stops the notebook.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from refdense.paths import REPO_ROOT, data_root
+
+PROFILES = ("smoke", "full")
+"""``smoke`` (default): synthetic data, tiny models, CPU, seconds. ``full``: real or large data, GPU."""
+
+
+@dataclass(frozen=True)
+class CourseSetup:
+    """What the setup cell of a notebook returns.
+
+    ``profile`` is ``"smoke"`` or ``"full"``; ``device`` a ``torch.device``; ``data`` the data
+    folder (``$REFDENSE_DATA`` or ``<repo>/data``); ``runs`` where notebooks write training runs;
+    ``real_dataset`` the prepared real dataset named by ``$REFDENSE_REAL_DATASET`` (or None).
+    """
+
+    profile: str
+    device: Any
+    seed: int
+    data: Path
+    runs: Path
+    real_dataset: Path | None
+
+    @property
+    def smoke(self) -> bool:
+        """True under the default, small profile."""
+        return self.profile == "smoke"
+
+
+def read_profile() -> str:
+    """The profile named by ``$REFDENSE_PROFILE`` (default ``"smoke"``)."""
+    profile = os.environ.get("REFDENSE_PROFILE", "smoke").strip().lower() or "smoke"
+    if profile not in PROFILES:
+        raise ValueError(f"REFDENSE_PROFILE: expected one of {PROFILES}, found {profile!r}")
+    return profile
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy and torch (CPU and CUDA)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, *, dpi: int = 80) -> CourseSetup:
+    """The first code cell of every notebook: seed, pick the device, set the plot style, read the profile.
+
+    The device is CUDA when available, else the CPU. Figures use a small, readable style (``dpi``
+    keeps the stored notebooks small). The profile comes from ``$REFDENSE_PROFILE``.
+    """
+    import matplotlib as mpl
+    import torch
+
+    profile = read_profile()
+    seed_everything(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    mpl.rcParams.update(
+        {
+            "figure.dpi": dpi,
+            "figure.figsize": (8.0, 3.2),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,
+            "font.size": 10,
+            "image.cmap": "viridis",
+        }
+    )
+    real = os.environ.get("REFDENSE_REAL_DATASET")
+    return CourseSetup(
+        profile=profile,
+        device=device,
+        seed=seed,
+        data=data_root(),
+        runs=Path(os.environ.get("REFDENSE_RUNS", REPO_ROOT / "runs")),
+        real_dataset=Path(real) if real else None,
+    )
+
+
+def show(fig) -> None:
+    """Display a Figure once in the notebook and release it from pyplot.
+
+    Plot helpers return their Figure; ending a cell with the Figure would show it twice when the
+    helper used pyplot (once by the inline backend, once as the cell's value). ``show`` shows it
+    exactly once, whether or not pyplot knows the Figure.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    plt.close(fig)
+    display(fig)
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    """A numpy view of a tensor, array, number or nested list; None for anything else."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    if isinstance(value, (bool, int, float, np.number, np.bool_)):
+        return np.asarray(value)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (bool, int, float)) for v in value):
+        return np.asarray(value)
+    return None
+
+
+def compare(got: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 1e-5) -> tuple[str, str]:
+    """Compare two values; return ``(verdict, detail)`` with verdict ``exact``, ``approximate`` or ``wrong``.
+
+    Tensors, arrays and numbers are compared elementwise (shapes must match; ``approximate`` means
+    within ``atol + rtol * |expected|``); tuples, lists and dicts item by item; anything else by
+    ``==``. Never raises.
+    """
+    try:
+        a, b = _as_array(got), _as_array(expected)
+        if a is not None and b is not None:
+            if a.shape != b.shape:
+                return "wrong", f"shape {tuple(a.shape)}, expected {tuple(b.shape)}"
+            if a.size == 0:
+                return "exact", "empty"
+            if a.dtype == bool or b.dtype == bool:
+                a, b = a.astype(np.int64), b.astype(np.int64)
+            a64, b64 = a.astype(np.float64), b.astype(np.float64)
+            if np.array_equal(a64, b64, equal_nan=True):
+                return "exact", ""
+            diff = np.abs(a64 - b64)
+            diff = np.where(np.isnan(a64) & np.isnan(b64), 0.0, diff)
+            worst = float(np.nanmax(np.where(np.isnan(diff), np.inf, diff)))
+            close = bool(np.all(diff <= atol + rtol * np.abs(b64)))
+            return ("approximate" if close else "wrong"), f"max difference {worst:.3g}"
+        if isinstance(got, dict) and isinstance(expected, dict):
+            if set(got) != set(expected):
+                return "wrong", f"keys {sorted(map(str, got))}, expected {sorted(map(str, expected))}"
+            items = [(f"[{k!r}]", got[k], expected[k]) for k in expected]
+        elif isinstance(got, (list, tuple)) and isinstance(expected, (list, tuple)):
+            if len(got) != len(expected):
+                return "wrong", f"length {len(got)}, expected {len(expected)}"
+            items = [(f"[{i}]", g, e) for i, (g, e) in enumerate(zip(got, expected))]
+        else:
+            same = got == expected
+            return ("exact", "") if same is True else ("wrong", f"got {got!r}, expected {expected!r}")
+        verdicts = []
+        for where, g, e in items:
+            verdict, detail = compare(g, e, atol=atol, rtol=rtol)
+            if verdict == "wrong":
+                return "wrong", f"{where}: {detail}"
+            verdicts.append(verdict)
+        return ("exact" if all(v == "exact" for v in verdicts) else "approximate"), ""
+    except Exception as error:  # a comparison must never stop the notebook
+        return "wrong", f"could not compare ({type(error).__name__}: {error})"
+
+
+def check(name: str, got: Any, expected: Any, *, atol: float = 1e-6, rtol: float = 1e-5) -> bool:
+    """Print how ``got`` compares with ``expected`` and return True when they agree.
+
+    Prints ``name: exact``, ``name: approximate (max difference ...)`` or ``name: WRONG (...)``.
+    Use it in "check yourself" cells as ``assert check("Y_ent", mine, package)``.
+    """
+    verdict, detail = compare(got, expected, atol=atol, rtol=rtol)
+    label = "WRONG" if verdict == "wrong" else verdict
+    print(f"{name}: {label}" + (f" ({detail})" if detail else ""))
+    return verdict != "wrong"
+
+
+def _call(fn: Callable, case: Any) -> Any:
+    args = case if isinstance(case, tuple) else (case,)
+    return fn(*copy.deepcopy(args))
+
+
+def check_exercise(fn: Callable, reference_fn: Callable, *cases: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Run an exercise answer on each case, compare with the reference, print a verdict; never raises.
+
+    ``cases`` are argument tuples (a non-tuple is a single argument); each call gets its own deep
+    copy, so an answer that changes its inputs cannot spoil the reference. Returns True when every
+    case agrees within ``atol``/``rtol``; otherwise prints the first case that differs and why.
+    """
+    if not cases:
+        print("check_exercise: no cases given")
+        return False
+    for index, case in enumerate(cases, start=1):
+        try:
+            expected = _call(reference_fn, case)
+        except Exception as error:
+            print(f"case {index}: the reference failed ({type(error).__name__}: {error})")
+            return False
+        try:
+            got = _call(fn, case)
+        except NotImplementedError:
+            print("not answered yet: replace the `raise NotImplementedError` with your code")
+            return False
+        except Exception as error:
+            print(f"case {index}: your function raised {type(error).__name__}: {error}")
+            return False
+        if got is None and expected is not None:
+            print(f"case {index}: your function returned None (did you forget `return`?)")
+            return False
+        verdict, detail = compare(got, expected, atol=atol, rtol=rtol)
+        if verdict == "wrong":
+            print(f"case {index}: not yet: {detail}")
+            return False
+    print(f"all {len(cases)} cases agree with the reference")
+    return True

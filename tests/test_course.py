@@ -1,0 +1,212 @@
+"""Course support: the compare helpers, the exercise checker, the solutions, the notebook executor."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+from refdense.course import checks
+from refdense.course.checks import check, check_exercise, compare, setup
+from refdense.course.execute import WIDGET_MIME, clean, main, source_sha256
+
+
+# --- compare / check -------------------------------------------------------------------------------
+
+
+def test_compare_tells_exact_approximate_and_wrong():
+    x = torch.arange(6.0).reshape(2, 3)
+    assert compare(x, x.clone())[0] == "exact"
+    verdict, detail = compare(x + 1e-8, x)
+    assert verdict == "approximate" and "max difference" in detail
+    verdict, detail = compare(x + 0.1, x)
+    assert verdict == "wrong" and "0.1" in detail
+    assert compare(x, x.reshape(3, 2)) == ("wrong", "shape (2, 3), expected (3, 2)")
+    assert compare(x.numpy(), x)[0] == "exact"  # numpy against torch
+    assert compare(torch.tensor([True, False]), np.array([1, 0]))[0] == "exact"
+    assert compare(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]))[0] == "exact"
+    assert compare(np.array([np.nan, 1.0]), np.array([0.0, 1.0]))[0] == "wrong"
+
+
+def test_compare_walks_containers_and_never_raises():
+    assert compare({"a": 1, "b": [1.0, 2.0]}, {"a": 1, "b": [1.0, 2.0]})[0] == "exact"
+    assert compare((torch.ones(2), "x"), (torch.ones(2), "y")) == ("wrong", "[1]: got 'x', expected 'y'")
+    assert compare({"a": 1}, {"b": 1})[0] == "wrong"
+    assert compare([1, 2], [1, 2, 3]) == ("wrong", "shape (2,), expected (3,)")
+    assert compare([1, "a"], [1, "a", 3]) == ("wrong", "length 2, expected 3")
+
+    class Weird:
+        def __eq__(self, other):
+            raise RuntimeError("boom")
+
+    verdict, detail = compare(Weird(), 1)
+    assert verdict == "wrong" and "boom" in detail
+
+
+def test_check_prints_a_verdict_and_returns_a_bool(capsys):
+    assert check("same", torch.zeros(3), torch.zeros(3)) is True
+    assert check("close", torch.zeros(3) + 1e-9, torch.zeros(3)) is True
+    assert check("far", torch.zeros(3) + 1.0, torch.zeros(3), atol=0.5) is False
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "same: exact"
+    assert out[1].startswith("close: approximate (max difference")
+    assert out[2] == "far: WRONG (max difference 1)"
+
+
+# --- check_exercise --------------------------------------------------------------------------------
+
+
+def _square(x):
+    return x * x
+
+
+def test_check_exercise_accepts_a_right_answer(capsys):
+    assert check_exercise(lambda x: x**2, _square, torch.arange(4.0), (torch.ones(2),)) is True
+    assert "all 2 cases agree" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (lambda x: x + x, "case 1: not yet: max difference"),
+        (lambda x: None, "returned None"),
+        (lambda x: x.reshape(2, 2), "shape (2, 2), expected (4,)"),
+        (lambda x: 1 / 0, "ZeroDivisionError"),
+    ],
+)
+def test_check_exercise_reports_a_wrong_answer_without_raising(capsys, answer, message):
+    assert check_exercise(answer, _square, torch.arange(4.0)) is False
+    assert message in capsys.readouterr().out
+
+
+def test_check_exercise_handles_a_stub_and_protects_the_inputs(capsys):
+    def stub(x):
+        raise NotImplementedError
+
+    assert check_exercise(stub, _square, torch.ones(2)) is False
+    assert "not answered yet" in capsys.readouterr().out
+
+    def mutating(x):
+        x.add_(1)
+        return x * x
+
+    shared = torch.ones(3)
+    assert check_exercise(mutating, _square, shared) is False  # (1+1)^2 != 1
+    assert torch.equal(shared, torch.ones(3)), "the checker must not let an answer change the cases"
+    assert check_exercise(_square, _square) is False  # no cases is not a pass
+
+
+# --- setup -----------------------------------------------------------------------------------------
+
+
+def test_setup_seeds_and_reads_the_profile(monkeypatch, tmp_path):
+    monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
+    monkeypatch.setenv("REFDENSE_REAL_DATASET", str(tmp_path))
+    course = setup(seed=3)
+    first = torch.rand(3)
+    assert course.profile == "smoke" and course.smoke and course.seed == 3
+    assert course.device.type in ("cpu", "cuda")
+    assert course.real_dataset == tmp_path
+    setup(seed=3)
+    assert torch.equal(torch.rand(3), first)
+
+    monkeypatch.setenv("REFDENSE_PROFILE", "full")
+    assert setup().profile == "full"
+    monkeypatch.setenv("REFDENSE_PROFILE", "huge")
+    with pytest.raises(ValueError, match="REFDENSE_PROFILE.*'huge'"):
+        checks.read_profile()
+
+
+# --- executor --------------------------------------------------------------------------------------
+
+
+def _notebook(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = list(cells)
+    return nb
+
+
+def test_source_hash_covers_code_and_markdown_but_not_outputs():
+    nb = _notebook(nbformat.v4.new_markdown_cell("# Title"), nbformat.v4.new_code_cell("1 + 1"))
+    before = source_sha256(nb)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="2\n")]
+    assert source_sha256(nb) == before
+    nb.cells[0].source = "# Another title"
+    assert source_sha256(nb) != before
+    nb.cells[0].source = "# Title"
+    nb.cells[0].cell_type, nb.cells[1].cell_type = "raw", "code"
+    assert source_sha256(nb) != before
+
+
+def test_clean_strips_widget_state_and_numbers_the_cells():
+    widget = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    nb = _notebook(
+        nbformat.v4.new_code_cell("w", execution_count=7, outputs=[
+            nbformat.v4.new_output("display_data", data={WIDGET_MIME: widget, "text/plain": "IntSlider(value=3)"}),
+            nbformat.v4.new_output("display_data", data={WIDGET_MIME: widget}),
+        ]),
+        nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("2", execution_count=9, outputs=[
+            nbformat.v4.new_output("execute_result", data={"text/plain": "2"}, execution_count=9),
+        ]),
+    )
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    clean(nb)
+    assert "widgets" not in nb.metadata
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2]
+    assert nb.cells[0].outputs == [nbformat.v4.new_output("display_data", data={"text/plain": "IntSlider(value=3)"})]
+    assert nb.cells[2].outputs[0]["execution_count"] == 2
+    assert nb.metadata["refdense"]["source_sha256"] == source_sha256(nb)
+    nbformat.validate(nb)
+
+
+def test_execute_runs_in_place_cleanly_and_leaves_a_failing_notebook_alone(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as under `make`: the executor must still store images
+    monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
+    (tmp_path / "here.txt").write_text("cwd")
+    good = _notebook(
+        nbformat.v4.new_markdown_cell("# A tiny notebook"),
+        nbformat.v4.new_code_cell("import os\nprint(open('here.txt').read(), os.environ['REFDENSE_PROFILE'])"),
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\nfig, ax = plt.subplots(figsize=(2, 1))\nax.plot([0, 1])\n"
+            "from refdense.course.checks import show\nshow(fig)"
+        ),
+        nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(value=3)"),
+    )
+    bad = _notebook(nbformat.v4.new_code_cell("raise RuntimeError('broken on purpose')"))
+    nbformat.write(good, tmp_path / "01_good.ipynb")
+    nbformat.write(bad, tmp_path / "02_bad.ipynb")
+    bad_bytes = (tmp_path / "02_bad.ipynb").read_bytes()
+
+    assert main([str(tmp_path), "--timeout", "120"]) == 1
+    out, err = capsys.readouterr()
+    assert "01_good.ipynb:" in out and "1 of 2 notebooks executed" in out
+    assert "02_bad.ipynb: FAILED" in err and "broken on purpose" in err
+    assert (tmp_path / "02_bad.ipynb").read_bytes() == bad_bytes
+    assert not list(tmp_path.glob("*.tmp-*")), "no temporary file may survive"
+
+    nb = nbformat.read(tmp_path / "01_good.ipynb", as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == [1, 2, 3]
+    assert code[0].outputs[0]["text"] == "cwd smoke\n"
+    figures = [o for o in code[1].outputs if "image/png" in o.get("data", {})]
+    assert len(figures) == 1, "show() displays the figure exactly once, as an image"
+    widget_outputs = code[2].outputs
+    assert widget_outputs and all(WIDGET_MIME not in o.get("data", {}) for o in widget_outputs)
+    assert "IntSlider" in widget_outputs[0]["data"]["text/plain"]
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["refdense"]["source_sha256"] == source_sha256(nb)
+    assert "execution" not in json.dumps([c.metadata for c in nb.cells])
+
+
+def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    assert main([str(tmp_path / "notes.txt")]) == 2
+    assert "expected a notebook" in capsys.readouterr().err
+    assert main([str(tmp_path)]) == 2
+    assert "no notebooks" in capsys.readouterr().err
