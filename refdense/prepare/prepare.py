@@ -1,0 +1,253 @@
+"""``refdense prepare``: official annotation and feature files -> a refdense dataset folder.
+
+Steps (each one reports what it did; nothing is dropped or changed silently):
+
+1. read the annotations (:func:`refdense.prepare.formats.read_annotations`), counting what cannot
+   be translated (unknown class ids, malformed lines);
+2. match videos with features: annotated videos without features and features without annotation
+   are counted and left out;
+3. stream the features into ``features.h5`` one video at a time (float16 by default), refusing a
+   video whose array is malformed, empty (shorter than one segment), not finite, or whose two
+   streams differ by more than ``length_tolerance`` segments (smaller differences are truncated
+   to the shorter stream and counted; see :func:`refdense.prepare.features.align_streams`);
+4. fill in missing durations (MultiTHUMOS per-class files have none) as ``T * segment_frames / fps``;
+5. clean the instances with ``refdense.data``'s rules (clip to the video, drop empty or outside
+   instances) and merge overlapping instances of one class, then write ``annotations.json`` and
+   ``dataset.json``.
+
+Both feature streams are required: the dataset format (``docs/DESIGN.md``) always holds a
+``video`` and an ``image`` stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from refdense.data.format import (
+    ANNOTATIONS_FILE,
+    FEATURES_FILE,
+    DatasetInfo,
+    StreamInfo,
+    VideoAnnotation,
+    write_annotations,
+    write_features,
+    write_info,
+)
+from refdense.data.labels import CleanupReport, clean_instances
+from refdense.io import atomic_write
+from refdense.prepare.decompose import Decomposition
+from refdense.prepare.features import FeatureError, FeatureSource, align_streams, to_storage
+from refdense.prepare.formats import RawAnnotations
+
+REPORT_FILE = "prepare-report.json"
+# Frame rate of the videos the community's features were extracted from (Charades at 24 fps,
+# THUMOS videos mostly at 30 fps, TSU at 20 fps); used for dataset.json's fps and, for the
+# MultiTHUMOS per-class files only, for the durations.
+DEFAULT_FPS = {"charades": 24.0, "multithumos": 30.0, "tsu": 20.0}
+
+
+@dataclass
+class PrepareReport:
+    """What :func:`prepare_dataset` found and fixed; ``summary()`` is what the CLI prints."""
+
+    videos_written: dict[str, int] = field(default_factory=dict)  # subset -> count
+    reader_problems: dict[str, int] = field(default_factory=dict)
+    reader_examples: dict[str, str] = field(default_factory=dict)
+    without_features: list[str] = field(default_factory=list)
+    without_annotation: list[str] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> video ids
+    skipped_examples: dict[str, str] = field(default_factory=dict)
+    truncated: list[str] = field(default_factory=list)
+    durations_from_features: int = 0
+    dropped_empty_training: list[str] = field(default_factory=list)
+    cleanup: CleanupReport = field(default_factory=CleanupReport)
+
+    def skip(self, reason: str, video_id: str, message: str) -> None:
+        self.skipped.setdefault(reason, []).append(video_id)
+        self.skipped_examples.setdefault(reason, message)
+
+    def to_dict(self) -> dict:
+        return {
+            "videos_written": self.videos_written,
+            "reader_problems": self.reader_problems,
+            "reader_examples": self.reader_examples,
+            "annotated_without_features": self.without_features,
+            "features_without_annotation": self.without_annotation,
+            "skipped": self.skipped,
+            "skipped_examples": self.skipped_examples,
+            "streams_truncated_to_shorter": self.truncated,
+            "durations_from_features": self.durations_from_features,
+            "dropped_training_videos_without_actions": self.dropped_empty_training,
+            "cleanup": self.cleanup.to_dict(),
+            "merged_instances_into_unions": self.cleanup.merged,
+        }
+
+    def summary(self) -> str:
+        """A few lines for a person: counts, with one example message per kind of problem."""
+        written = ", ".join(f"{n} {subset}" for subset, n in sorted(self.videos_written.items()))
+        lines = [f"written: {sum(self.videos_written.values())} videos ({written or 'none'})"]
+        for kind, count in sorted(self.reader_problems.items()):
+            lines.append(f"annotations: {count} x {kind}, e.g. {self.reader_examples[kind]}")
+
+        def ids(items: list[str]) -> str:
+            return ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
+
+        if self.without_features:
+            lines.append(f"left out {len(self.without_features)} annotated videos without features: {ids(self.without_features)}")
+        if self.without_annotation:
+            lines.append(f"ignored {len(self.without_annotation)} feature files without annotation: {ids(self.without_annotation)}")
+        for reason, videos in sorted(self.skipped.items()):
+            lines.append(f"left out {len(videos)} videos ({reason}), e.g. {self.skipped_examples[reason]}")
+        if self.truncated:
+            lines.append(f"truncated {len(self.truncated)} videos to the shorter stream (lengths differed "
+                         f"within tolerance): {ids(self.truncated)}")
+        if self.durations_from_features:
+            lines.append(f"durations taken from the features for {self.durations_from_features} videos "
+                         "(T * segment_frames / fps)")
+        if self.dropped_empty_training:
+            lines.append(f"dropped {len(self.dropped_empty_training)} training videos without actions")
+        lines.append("clean-up: " + self.cleanup.summary())
+        return "\n".join(lines)
+
+
+def merge_overlaps(actions: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """Replace overlapping instances of one class by their union; sorted by (start, class)."""
+    merged: list[list] = []
+    for label, start, end in sorted(actions, key=lambda a: (a[0], a[1], a[2])):
+        if merged and merged[-1][0] == label and start < merged[-1][2]:
+            merged[-1][2] = max(merged[-1][2], end)
+        else:
+            merged.append([label, start, end])
+    return sorted(((c, s, e) for c, s, e in merged), key=lambda a: (a[1], a[0]))
+
+
+def prepare_dataset(
+    raw: RawAnnotations,
+    video_features: str | Path,
+    image_features: str | Path,
+    out: str | Path,
+    *,
+    decomposition: Decomposition | None,
+    name: str,
+    fps: float,
+    segment_frames: int = 8,
+    boundary: str = "strict",
+    dtype: str = "float16",
+    length_tolerance: int = 2,
+    drop_empty_training: bool = False,
+    video_encoder: str = "i3d",
+    image_encoder: str = "clip-rn50",
+    progress: bool | None = None,
+) -> PrepareReport:
+    """Write ``dataset.json``, ``annotations.json``, ``features.h5`` and ``prepare-report.json`` into ``out``.
+
+    Args:
+        raw: the annotations, as read by :func:`refdense.prepare.formats.read_annotations`.
+        video_features, image_features: a folder of ``<id>.npy`` or an HDF5 file each
+            (:class:`refdense.prepare.features.FeatureSource`); the same HDF5 file may serve both.
+        decomposition: the class decomposition (reordered to ``raw.classes``), or None for a
+            dataset without entity and motion labels (PAT only).
+        name: the dataset's name in ``dataset.json``.
+        fps: frame rate of the source videos (``dataset.json``'s ``fps``; also the durations
+            of videos whose annotations carry none).
+        segment_frames: frames per feature segment (8 for the community's I3D features).
+        boundary: the seconds-to-segment rule, ``"strict"`` (PAT, MS-TCT) or ``"inclusive"`` (MLAD).
+        dtype: storage dtype of the features, ``"float16"`` or ``"float32"``.
+        length_tolerance: largest difference in segments between the two streams of a video that
+            is fixed by truncation (larger differences leave the video out).
+        drop_empty_training: leave out training videos without actions (PAT does); testing videos
+            without actions are always kept for evaluation.
+
+    Each file is written atomically; an error before the end leaves no partial file behind.
+    """
+    out = Path(out)
+    report = PrepareReport(reader_problems=dict(raw.problems), reader_examples=dict(raw.examples))
+    if dtype not in ("float16", "float32"):
+        raise ValueError(f"dtype: expected 'float16' or 'float32', found {dtype!r}")
+    if decomposition is not None:
+        decomposition = decomposition.reorder(raw.classes, where=f"decomposition {decomposition.name!r}")
+
+    with FeatureSource(video_features, "video") as video_source, FeatureSource(image_features, "image") as image_source:
+        with_features = set(video_source.ids) & set(image_source.ids)
+        report.without_features = sorted(set(raw.videos) - with_features)
+        report.without_annotation = sorted((set(video_source.ids) | set(image_source.ids)) - set(raw.videos))
+        candidates = sorted(set(raw.videos) & with_features)
+        annotations: dict[str, VideoAnnotation] = {}
+        dims: dict[str, int] = {}
+
+        def _annotate(video_id: str, entry: dict, length: int) -> VideoAnnotation | None:
+            duration = entry["duration"]
+            if duration is None:
+                duration = length * segment_frames / fps
+                report.durations_from_features += 1
+            if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+                report.skip("no positive duration", video_id,
+                            f"video {video_id!r}: duration {duration!r} is not a positive number")
+                return None
+            kept, cleanup = clean_instances([tuple(a) for a in entry["actions"]], float(duration), video_id)
+            report.cleanup += cleanup
+            if not kept and drop_empty_training and entry["subset"] == "training":
+                report.dropped_empty_training.append(video_id)
+                return None
+            report.videos_written[entry["subset"]] = report.videos_written.get(entry["subset"], 0) + 1
+            return VideoAnnotation(entry["subset"], float(duration), tuple(merge_overlaps(kept)))
+
+        def items():
+            from tqdm.auto import tqdm
+
+            for video_id in tqdm(candidates, desc="features", unit="video", disable=None if progress is None else not progress):
+                where_v = f"{video_source.path}: video {video_id!r}"
+                try:
+                    video, image = video_source.load(video_id), image_source.load(video_id)
+                    for stream, array in (("video", video), ("image", image)):
+                        if len(array) < 1:
+                            raise FeatureError(f"{where_v}: {stream} features have 0 segments",
+                                               "features shorter than one segment")
+                        expected = dims.setdefault(stream, array.shape[1])
+                        if array.shape[1] != expected:
+                            raise FeatureError(f"{where_v}: {stream} dimension {array.shape[1]}, expected "
+                                               f"{expected} like the videos before it", "feature dimension differs")
+                    differ = len(video) != len(image)
+                    video, image = align_streams(video, image, length_tolerance, where_v)
+                    video = to_storage(video, dtype, where_v)
+                    image = to_storage(image, dtype, f"{image_source.path}: video {video_id!r}")
+                except FeatureError as error:
+                    report.skip(error.reason, video_id, str(error))
+                    continue
+                if differ:
+                    report.truncated.append(video_id)
+                annotation = _annotate(video_id, raw.videos[video_id], len(video))
+                if annotation is not None:
+                    annotations[video_id] = annotation
+                    yield video_id, video, image
+            if not annotations:  # raising here leaves no features.h5 behind (and keeps an older one)
+                raise FeatureError(f"every video was left out:\n{report.summary()}")
+
+        if not candidates:
+            raise FeatureError(f"no video has both annotations and features: {len(raw.videos)} annotated "
+                               f"(e.g. {sorted(raw.videos)[:2]}), features for e.g. {video_source.ids[:2]} "
+                               f"in {video_source.path}")
+        write_features(out / FEATURES_FILE, items(), dtype=dtype)
+    info = DatasetInfo(
+        name=name,
+        classes=tuple(raw.classes),
+        entities=decomposition.entities if decomposition else (),
+        motions=decomposition.motions if decomposition else (),
+        decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
+        streams={"video": StreamInfo(dims["video"], video_encoder), "image": StreamInfo(dims["image"], image_encoder)},
+        segment_frames=segment_frames,
+        fps=float(fps),
+        boundary=boundary,
+        source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
+               + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
+    )
+    write_annotations(out / ANNOTATIONS_FILE, annotations)
+    with atomic_write(out / REPORT_FILE) as handle:
+        json.dump(report.to_dict(), handle, indent=1)
+    write_info(out, info)
+    return report

@@ -1,0 +1,315 @@
+"""refdense.prepare: official annotation formats, feature conversion and the preparation report.
+
+Every fixture is invented for these tests (ids, class names, times); no dataset content.
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from refdense.cli import main
+from refdense.data.dataset import read_labels
+from refdense.data.format import read_annotations as read_dataset_annotations
+from refdense.data.format import read_info
+from refdense.prepare.decompose import Decomposition
+from refdense.prepare.features import FeatureError, FeatureSource, align_streams, as_segments
+from refdense.prepare.formats import (
+    MULTITHUMOS_CLASSES,
+    FormatError,
+    read_annotations,
+    read_class_list,
+)
+from refdense.prepare.prepare import merge_overlaps, prepare_dataset
+
+CLASSES = ["juggle a pebble", "wave at a kite", "sniff a teapot"]
+
+
+def write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def classes_file(tmp_path):
+    return write(tmp_path / "classes.txt", "".join(f"z{i:03d} {n}\n" for i, n in enumerate(CLASSES)))
+
+
+# ----------------------------------------------------------------------------------------- formats
+
+
+def test_class_list_accepts_numbered_tabbed_and_bare_lines(tmp_path):
+    assert read_class_list(write(tmp_path / "a.txt", "c000 Juggle a pebble\nc001 Wave\n")) == [
+        ("c000", "Juggle a pebble"), ("c001", "Wave")]
+    assert read_class_list(write(tmp_path / "b.txt", "0\tEnter_room\n1\tSit.On_stool\n")) == [
+        ("0", "Enter_room"), ("1", "Sit.On_stool")]
+    assert read_class_list(write(tmp_path / "c.txt", "\nFooBar\nBaz Qux\n")) == [("", "FooBar"), ("", "Baz Qux")]
+    with pytest.raises(FormatError, match="appears twice"):
+        read_class_list(write(tmp_path / "d.txt", "c000 a\nc000 b\n"))
+    with pytest.raises(FormatError, match="no class names"):
+        read_class_list(write(tmp_path / "e.txt", "\n\n"))
+
+
+def test_super_events_zero_based_and_unknown_ids_counted(tmp_path):
+    data = {"vidA": {"subset": "training", "duration": 10.0, "actions": [[0, 1.0, 2.0], [2, 3, 4], [7, 1, 2]]},
+            "vidB": {"subset": "testing", "duration": 5, "actions": []}}
+    raw = read_annotations("charades", [write(tmp_path / "a.json", json.dumps(data))], classes_file=classes_file(tmp_path))
+    assert raw.classes == CLASSES
+    assert raw.videos["vidA"]["actions"] == [[0, 1.0, 2.0], [2, 3.0, 4.0]]
+    assert raw.videos["vidB"] == {"subset": "testing", "duration": 5.0, "actions": []}
+    assert raw.problems == {"unknown class id": 1}
+    assert "class id 7" in raw.examples["unknown class id"] and "vidA" in raw.examples["unknown class id"]
+
+
+def test_super_events_one_based_multithumos_and_wrong_base_refused(tmp_path):
+    data = {"video_validation_1": {"subset": "training", "duration": 30.0, "actions": [[1, 1.0, 2.0], [65, 3, 4]]}}
+    path = write(tmp_path / "multithumos.json", json.dumps(data))
+    raw = read_annotations("multithumos", [path])
+    assert raw.classes == list(MULTITHUMOS_CLASSES)
+    assert [a[0] for a in raw.videos["video_validation_1"]["actions"]] == [0, 64]
+    with pytest.raises(FormatError, match="1-based"):
+        read_annotations("multithumos", [path], one_based=False)
+    zero = write(tmp_path / "zero.json", json.dumps({"v": {"subset": "training", "duration": 3, "actions": [[0, 0, 1]]}}))
+    with pytest.raises(FormatError, match="0-based"):
+        read_annotations("multithumos", [zero])
+
+
+def test_charades_csv_with_class_list(tmp_path):
+    header = "id,subject,scene,actions,length\n"
+    train = write(tmp_path / "Charades_v1_train.csv", header
+                  + 'AB12C,s1,kitchen,"z000 1.50 4.00;z002 0.00 12.60",11.9\n'
+                  + "XY34Z,s2,garage,,20.0\n"
+                  + 'QQ77Q,s3,attic,"z099 1 2;z001 bad",8\n')
+    test = write(tmp_path / "Charades_v1_test.csv", header + 'TT00T,s4,hall,"z001 2 3",9.5\n')
+    write(tmp_path / "Charades_v1_classes.txt", "".join(f"z{i:03d} {n}\n" for i, n in enumerate(CLASSES)))
+    raw = read_annotations("charades", [train, test])  # the class list is found beside the CSVs
+    assert raw.classes == CLASSES
+    assert raw.videos["AB12C"] == {"subset": "training", "duration": 11.9, "actions": [[0, 1.5, 4.0], [2, 0.0, 12.6]]}
+    assert raw.videos["XY34Z"]["actions"] == []
+    assert raw.videos["TT00T"]["subset"] == "testing"
+    assert raw.problems == {"unknown class id": 1, "malformed action": 1}
+    raw_dir = read_annotations("charades", [tmp_path])  # a folder works too
+    assert set(raw_dir.videos) == set(raw.videos)
+    bad = write(tmp_path / "other" / "Charades_v1_train.csv", "id,actions\nA,\n")
+    with pytest.raises(FormatError, match="missing columns"):
+        read_annotations("charades", [bad], classes_file=classes_file(tmp_path))
+
+
+def test_multithumos_per_class_files(tmp_path):
+    folder = tmp_path / "annotations"
+    write(folder / "BaseballPitch.txt", "video_validation_0000001 1.0 2.5\nvideo_test_0000009 0.5 0.9\n")
+    write(folder / "NoHuman.txt", "video_validation_0000001 10 12\n\nvideo_validation_0000001 oops\n")
+    raw = read_annotations("multithumos", [folder])
+    assert raw.videos["video_validation_0000001"] == {"subset": "training", "duration": None,
+                                                      "actions": [[0, 1.0, 2.5], [64, 10.0, 12.0]]}
+    assert raw.videos["video_test_0000009"]["subset"] == "testing"
+    assert raw.problems == {"malformed action": 1}
+    write(folder / "NotAClass.txt", "video_test_0000009 1 2\n")
+    with pytest.raises(FormatError, match="NotAClass"):
+        read_annotations("multithumos", [folder])
+
+
+def test_tsu_frames_become_seconds(tmp_path):
+    write(tmp_path / "Action_list", "0\tEnter\n1\tSit_down\n")
+    data = {"P01T01C01": {"subset": "training", "duration": 400, "actions": [[1, 20, 100], [0, 0, 10]]}}
+    raw = read_annotations("tsu", [write(tmp_path / "tsu.json", json.dumps(data))], classes_file=tmp_path / "Action_list")
+    assert raw.classes == ["Enter", "Sit_down"]
+    assert raw.videos["P01T01C01"] == {"subset": "training", "duration": 20.0, "actions": [[1, 1.0, 5.0], [0, 0.0, 0.5]]}
+    with pytest.raises(FormatError, match="class list"):
+        read_annotations("tsu", [tmp_path / "tsu.json"])
+
+
+@pytest.mark.parametrize("content, match", [
+    ("[1, 2]", "expected a JSON object"),
+    ('{"v": {"subset": "training", "actions": []}}', "expected keys subset, duration, actions"),
+    ('{"v": {"subset": "val", "duration": 3, "actions": []}}', "subset must be one of"),
+    ("{not json", "not valid JSON"),
+])
+def test_json_in_no_known_format_is_refused(tmp_path, content, match):
+    with pytest.raises(FormatError, match=match):
+        read_annotations("charades", [write(tmp_path / "x.json", content)], classes_file=classes_file(tmp_path))
+
+
+def test_unknown_file_type_is_refused(tmp_path):
+    with pytest.raises(FormatError, match="cannot tell the format"):
+        read_annotations("charades", [write(tmp_path / "x.xml", "<a/>")], classes_file=classes_file(tmp_path))
+
+
+# ---------------------------------------------------------------------------------------- features
+
+
+def test_feature_shapes_and_sources(tmp_path):
+    assert as_segments(np.zeros((5, 1, 1, 7)), "x").shape == (5, 7)
+    assert as_segments(np.zeros((5, 7)), "x").shape == (5, 7)
+    with pytest.raises(FeatureError, match=r"\(T', D\)"):
+        as_segments(np.zeros((5, 2, 7)), "x")
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "v1.npy", np.ones((4, 1, 1, 3), np.float32))
+    (folder / "v2.npy").write_bytes(b"not a numpy file")
+    with FeatureSource(folder, "video") as source:
+        assert source.ids == ["v1", "v2"]
+        assert source.load("v1").shape == (4, 3)
+        with pytest.raises(FeatureError, match="v2"):
+            source.load("v2")
+    with h5py.File(tmp_path / "grouped.h5", "w") as handle:
+        handle["image/v1"] = np.zeros((4, 2))
+        handle["video/v1"] = np.zeros((4, 3))
+    with FeatureSource(tmp_path / "grouped.h5", "image") as source:
+        assert source.ids == ["v1"] and source.load("v1").shape == (4, 2)
+    with pytest.raises(FeatureError, match="not found"):
+        FeatureSource(tmp_path / "missing", "video")
+
+
+def test_align_streams_truncates_within_tolerance_only():
+    video, image = align_streams(np.zeros((10, 2)), np.zeros((9, 3)), 2, "v")
+    assert video.shape == (9, 2) and image.shape == (9, 3)
+    with pytest.raises(FeatureError, match="video 10, image 6"):
+        align_streams(np.zeros((10, 2)), np.zeros((6, 3)), 2, "v")
+
+
+def test_merge_overlaps_keeps_union_per_class():
+    merged = merge_overlaps([(0, 1.0, 3.0), (0, 2.0, 5.0), (1, 2.5, 4.0), (0, 6.0, 7.0), (0, 5.0, 6.0)])
+    assert merged == [(0, 1.0, 5.0), (1, 2.5, 4.0), (0, 5.0, 6.0), (0, 6.0, 7.0)]
+
+
+# ----------------------------------------------------------------------------------------- prepare
+
+
+def dirty_dataset(tmp_path, rng):
+    """Annotations and features that exercise every clean-up and every feature problem."""
+    videos = {
+        "clip_end": {"subset": "training", "duration": 10.0, "actions": [[0, 2.0, 11.5], [1, 1.0, 3.0]]},
+        "dropped": {"subset": "training", "duration": 10.0, "actions": [[0, 5.0, 4.0], [1, 12.0, 13.0], [2, 1, 4]]},
+        "merge": {"subset": "testing", "duration": 8.0, "actions": [[2, 1.0, 4.0], [2, 3.0, 6.0]]},
+        "empty_train": {"subset": "training", "duration": 6.0, "actions": []},
+        "empty_test": {"subset": "testing", "duration": 6.0, "actions": []},
+        "no_features": {"subset": "testing", "duration": 6.0, "actions": [[0, 1, 2]]},
+        "too_short": {"subset": "training", "duration": 6.0, "actions": [[0, 1, 2]]},
+        "off_by_one": {"subset": "testing", "duration": 8.0, "actions": [[1, 1, 2]]},
+        "off_by_five": {"subset": "testing", "duration": 8.0, "actions": [[1, 1, 2]]},
+        "nan": {"subset": "training", "duration": 8.0, "actions": [[1, 1, 2]]},
+    }
+    annotations = write(tmp_path / "charades.json", json.dumps(videos))
+    lengths = {"clip_end": 30, "dropped": 30, "merge": 24, "empty_train": 18, "empty_test": 18, "too_short": 0,
+               "off_by_one": 24, "off_by_five": 24, "nan": 24, "unannotated": 12}
+    image_lengths = dict(lengths, off_by_one=23, off_by_five=19)
+    video_dir = tmp_path / "i3d"
+    video_dir.mkdir()
+    for video_id, length in lengths.items():
+        array = rng.normal(size=(length, 1, 1, 16)).astype(np.float32)
+        if video_id == "nan":
+            array[3, 0, 0, 5] = np.nan
+        np.save(video_dir / f"{video_id}.npy", array)
+    with h5py.File(tmp_path / "clip.h5", "w") as handle:
+        for video_id, length in image_lengths.items():
+            handle[video_id] = rng.normal(size=(length, 8)).astype(np.float32)
+    return annotations, video_dir, tmp_path / "clip.h5"
+
+
+def test_prepare_reports_and_fixes_every_problem(tmp_path):
+    rng = np.random.default_rng(0)
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, rng)
+    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    decomposition = Decomposition.from_names("toy", CLASSES, ["pebble", "kite", "teapot"], ["juggling", "waving", None])
+    out = tmp_path / "out"
+    report = prepare_dataset(raw, video_dir, image_h5, out, decomposition=decomposition, name="toy", fps=24.0,
+                             progress=False)
+
+    assert report.without_features == ["no_features"]
+    assert report.without_annotation == ["unannotated"]
+    assert report.skipped["features shorter than one segment"] == ["too_short"]
+    assert report.skipped["stream lengths differ beyond tolerance"] == ["off_by_five"]
+    assert report.skipped["non-finite features"] == ["nan"]
+    assert report.truncated == ["off_by_one"]
+    cleanup = report.cleanup.to_dict()
+    assert cleanup["clipped"] == 1 and cleanup["dropped"] == 2 and cleanup["merged_overlaps"] == 1
+    assert sorted(report.cleanup.videos_without_actions) == ["empty_test", "empty_train"]
+    assert report.videos_written == {"training": 3, "testing": 3}
+    summary = report.summary()
+    for words in ("no_features", "unannotated", "off_by_one", "clipped 1", "dropped 2", "shorter than one segment"):
+        assert words in summary
+
+    written = read_dataset_annotations(out / "annotations.json", num_classes=3)
+    assert written["clip_end"].actions == ((1, 1.0, 3.0), (0, 2.0, 10.0))
+    assert written["dropped"].actions == ((2, 1.0, 4.0),)
+    assert written["merge"].actions == ((2, 1.0, 6.0),)
+    info = read_info(out)
+    assert info.classes == tuple(CLASSES) and info.entities == ("pebble", "kite", "teapot")
+    assert info.decomposition == ((0, 0), (1, 1), (2, None))
+    assert (info.video_dim, info.image_dim) == (16, 8)
+    with h5py.File(out / "features.h5") as handle:
+        assert handle["video/off_by_one"].shape == (23, 16) and handle["image/off_by_one"].shape == (23, 8)
+        assert handle["video/merge"].dtype == np.float16
+        np.testing.assert_allclose(handle["video/merge"][()],
+                                   np.load(video_dir / "merge.npy")[:, 0, 0].astype(np.float16))
+    labels = read_labels(out)  # the data package reads it back, and nothing is left to clean
+    assert not labels.report.changed
+    assert labels.labels["merge"][:, 2].sum() > 0
+    saved = json.loads((out / "prepare-report.json").read_text())
+    assert saved["annotated_without_features"] == ["no_features"]
+
+
+def test_prepare_drops_empty_training_videos_on_request(tmp_path):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(1))
+    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    report = prepare_dataset(raw, video_dir, image_h5, tmp_path / "out", decomposition=None, name="toy",
+                             fps=24.0, drop_empty_training=True, progress=False)
+    assert report.dropped_empty_training == ["empty_train"]
+    written = read_dataset_annotations(tmp_path / "out" / "annotations.json")
+    assert "empty_train" not in written and "empty_test" in written
+    with h5py.File(tmp_path / "out" / "features.h5") as handle:
+        assert "empty_train" not in handle["video"]
+    assert read_info(tmp_path / "out").entities == ()
+
+
+def test_prepare_multithumos_txt_takes_durations_from_features(tmp_path):
+    folder = tmp_path / "annotations"
+    write(folder / "Walk.txt", "video_validation_0000001 1.0 2.5\nvideo_test_0000002 0.5 30\n")
+    raw = read_annotations("multithumos", [folder])
+    features = tmp_path / "features.h5"
+    with h5py.File(features, "w") as handle:
+        for video_id, length in (("video_validation_0000001", 45), ("video_test_0000002", 30)):
+            handle[f"video/{video_id}"] = np.ones((length, 4), np.float32)
+            handle[f"image/{video_id}"] = np.ones((length, 4), np.float32)
+    from refdense.prepare.decompose import shipped_decomposition
+
+    report = prepare_dataset(raw, features, features, tmp_path / "out", decomposition=shipped_decomposition(),
+                             name="multithumos", fps=30.0, progress=False)
+    assert report.durations_from_features == 2
+    written = read_dataset_annotations(tmp_path / "out" / "annotations.json")
+    assert written["video_validation_0000001"].duration == pytest.approx(45 * 8 / 30)
+    assert written["video_test_0000002"].actions == ((20, 0.5, 8.0),)  # clipped to 30 * 8 / 30 s
+    assert report.cleanup.clipped == 1
+    assert read_info(tmp_path / "out").num_motions == 52
+
+
+def test_prepare_with_no_usable_video_leaves_no_file(tmp_path):
+    annotations = write(tmp_path / "a.json", json.dumps({"v1": {"subset": "training", "duration": 4, "actions": []}}))
+    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "v1.npy", np.zeros((0, 4), np.float32))
+    with pytest.raises(FeatureError, match="every video was left out"):
+        prepare_dataset(raw, folder, folder, tmp_path / "out", decomposition=None, name="x", fps=24.0, progress=False)
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+    np.save(folder / "other.npy", np.zeros((3, 4), np.float32))
+    with pytest.raises(FeatureError, match="no video has both"):
+        raw.videos = {"v9": raw.videos["v1"]}
+        prepare_dataset(raw, folder, folder, tmp_path / "out", decomposition=None, name="x", fps=24.0, progress=False)
+
+
+def test_cli_prepare(tmp_path, capsys):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(2))
+    args = ["prepare", "charades", "--annotations", str(annotations), "--classes", str(classes_file(tmp_path)),
+            "--video-features", str(video_dir), "--image-features", str(image_h5), "--out", str(tmp_path / "out")]
+    assert main(args + ["--decomposition", "none", "--dtype", "float32"]) == 0
+    printed = capsys.readouterr().out
+    assert "no_features" in printed and "dataset written" in printed
+    with h5py.File(tmp_path / "out" / "features.h5") as handle:
+        assert handle["video/merge"].dtype == np.float32
+    assert main(args) == 2  # Charades without mapping files and without --decomposition
+    assert "--decomposition" in capsys.readouterr().err
