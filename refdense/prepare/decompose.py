@@ -286,18 +286,20 @@ def build_decomposition_prompt(class_names: list[str], dataset: str = "a video d
 
 
 def _extract_json(text: str) -> object:
-    candidates = re.findall(r"```(?:json|JSON)?\s*\n(.*?)```", text, flags=re.S)
-    if not candidates and "{" in text:
-        candidates = [text[text.find("{"): text.rfind("}") + 1]]
-    if not candidates:
+    """The JSON of an answer: the first fenced code block that parses, else the first object or
+    list that parses where one starts in the text (prose around it is ignored)."""
+    fenced = re.findall(r"```(?:json|JSON)?\s*\n(.*?)```", text, flags=re.S)
+    starts = [i for i, char in enumerate(text) if char in "{["]
+    if not fenced and not starts:
         raise DecompositionError("LLM answer: no JSON object found (expected {class: {\"entity\": ..., \"motion\": ...}})")
-    errors = []
-    for candidate in candidates:
+    decoder = json.JSONDecoder()
+    first_error = None
+    for candidate, start in [(block, 0) for block in fenced] + [(text, i) for i in starts]:
         try:
-            return json.loads(candidate)
+            return decoder.raw_decode(candidate.strip() if candidate is not text else candidate, start)[0]
         except json.JSONDecodeError as error:
-            errors.append(str(error))
-    raise DecompositionError(f"LLM answer: the JSON does not parse ({errors[0]})")
+            first_error = first_error or error
+    raise DecompositionError(f"LLM answer: the JSON does not parse ({first_error})")
 
 
 def parse_decomposition_answer(text: str, class_names: list[str], name: str = "llm",
