@@ -1,0 +1,110 @@
+"""Interactive explorers for the notebooks: ipywidgets controls wired to a pure function and a plot.
+
+Every factory here follows one pattern:
+
+1. a **pure function** computes a result from plain arguments (in :mod:`refdense.losses`,
+   :mod:`refdense.metrics` or :mod:`refdense.viz`);
+2. a **plot function** of :mod:`refdense.viz` draws that result and returns a Figure;
+3. the **factory** (``bce_explorer()``, ``colv_explorer()``, ...) builds one control per argument
+   and returns an :class:`Explorer`, which recomputes and redraws whenever a control changes.
+
+An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell) and
+exposes, for tests and for "check yourself" cells:
+
+- ``explorer.sliders``: ``{argument name: control}`` (sliders, dropdowns);
+- ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure.
+
+Headless use (no browser needed)::
+
+    explorer = bce_explorer()
+    explorer.sliders["pos_weight"].value = 5.0
+    explorer.result["grad_positive"]      # recomputed with pos_weight=5
+
+To add a factory: write the pure function and the plot function, then return
+``Explorer({name: control, ...}, compute=pure_function, plot=plot_function)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from refdense.viz.losses import bce_curves, colv_curves, plot_bce_curves, plot_colv_curves
+
+
+class Explorer:
+    """Controls wired to ``compute(**values) -> result`` and ``plot(result) -> Figure``.
+
+    Attributes:
+        sliders: the controls, keyed by the name of the ``compute`` argument they set.
+        result: the last value of ``compute``; figure: the last Figure drawn.
+        widget: the container to display (controls above the plot).
+    """
+
+    def __init__(
+        self,
+        sliders: Mapping[str, widgets.ValueWidget],
+        compute: Callable[..., Any],
+        plot: Callable[[Any], Figure],
+    ) -> None:
+        self.sliders = dict(sliders)
+        self._compute = compute
+        self._plot = plot
+        self.output = widgets.Output()
+        self.widget = widgets.VBox([widgets.HBox(list(self.sliders.values())), self.output])
+        self.result: Any = None
+        self.figure: Figure | None = None
+        for control in self.sliders.values():
+            control.observe(self._update, names="value")
+        self._update()
+
+    def values(self) -> dict[str, Any]:
+        """The current value of every control."""
+        return {name: control.value for name, control in self.sliders.items()}
+
+    def _update(self, change: Any = None) -> None:
+        self.result = self._compute(**self.values())
+        self.figure = self._plot(self.result)
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(self.figure)
+        plt.close(self.figure)  # shown once, in the output area; pyplot keeps no reference
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+
+def bce_explorer(pos_weight: float = 1.0, classification: str = "bce") -> Explorer:
+    """BCE (or asymmetric loss) and its gradient vs the predicted probability, for y = 1 and y = 0.
+
+    Controls: ``pos_weight`` (0.1 to 10, log scale; BCE only) and ``classification``.
+    Result: :func:`refdense.viz.losses.bce_curves`.
+    """
+    sliders = {
+        "pos_weight": widgets.FloatLogSlider(value=pos_weight, base=10, min=-1, max=1, step=0.05,
+                                             description="pos_weight", continuous_update=False),
+        "classification": widgets.Dropdown(options=["bce", "asymmetric"], value=classification,
+                                           description="loss"),
+    }
+    return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves)
+
+
+def colv_explorer(temperature: float = 0.07, num_positive: int = 2, num_classes: int = 8,
+                  variant: str = "refdense") -> Explorer:
+    """CoLV of one segment vs the temperature and the number of co-occurring concepts, and its gradient.
+
+    Controls: ``temperature`` (0.01 to 1, log scale), ``num_positive`` (0 to ``num_classes``),
+    ``variant`` (``refdense`` or ``infonce``). Result: :func:`refdense.viz.losses.colv_curves`.
+    """
+    sliders = {
+        "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=0, step=0.05,
+                                              description="tau", continuous_update=False),
+        "num_positive": widgets.IntSlider(value=num_positive, min=0, max=num_classes, description="|beta|",
+                                          continuous_update=False),
+        "variant": widgets.Dropdown(options=["refdense", "infonce"], value=variant, description="variant"),
+    }
+    return Explorer(sliders, compute=lambda **v: colv_curves(num_classes=num_classes, **v), plot=plot_colv_curves)
