@@ -210,3 +210,121 @@ def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
     assert "expected a notebook" in capsys.readouterr().err
     assert main([str(tmp_path)]) == 2
     assert "no notebooks" in capsys.readouterr().err
+
+
+# --- solutions: the checker says True for each solution and False (without raising) for a wrong answer
+
+
+def _masked_conv(weight, bias):
+    from refdense.models import MaskedConv1d
+
+    conv = MaskedConv1d(weight.shape[1], weight.shape[0], kernel_size=weight.shape[2], padding=weight.shape[2] // 2)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
+
+
+def _solution_cases():
+    """(solution, reference, wrong answer, cases) for every exercise, with the notebooks' references."""
+    import torch.nn.functional as F
+
+    from refdense.course import solutions
+    from refdense.models import CrossAttention, ModelConfig, PositionAwareBlock, build_model, position_bias
+    from refdense.models.attention import attention_weights
+
+    g = torch.Generator().manual_seed(0)
+    randn = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+
+    def block_count(dim, heads, head_dim, max_len, local_hidden):
+        block = PositionAwareBlock(dim, heads, head_dim, max_len, "pat", local_hidden)
+        return sum(p.numel() for p in block.parameters())
+
+    def cross_count(T, strides, blocks):
+        cfg = ModelConfig(dim=8, heads=1, head_dim=8, blocks=blocks, strides=strides, max_len=256, local_hidden=8)
+        net = build_model(cfg, video_dim=4, image_dim=4, num_classes=2, num_entities=2, num_motions=2).eval()
+        scores = []
+        for m in net.modules():
+            if isinstance(m, CrossAttention):
+                m.register_forward_hook(lambda m, a, o: scores.append(a[0].shape[1] * a[1].shape[1]))
+        with torch.no_grad():
+            net(torch.zeros(1, T, 4), torch.zeros(1, T, 4))
+        return sum(scores)
+
+    def entity_reference(features, weight, channels):
+        zeros = torch.zeros(*features.shape[:2], weight.shape[1] - channels)
+        return F.conv1d(torch.cat([features, zeros], -1).transpose(1, 2), weight).transpose(1, 2)
+
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    return {
+        "relative_position_bias": (
+            solutions.relative_position_bias,
+            lambda q, t: position_bias(q[None, None], t, "relative")[0, 0],
+            lambda q, t: q @ t[: q.shape[0]].T,
+            [(randn(5, 4), randn(9, 4)), (randn(9, 3), randn(7, 3)), (randn(1, 2), randn(3, 2))],
+        ),
+        "block_parameters": (
+            solutions.block_parameters,
+            block_count,
+            lambda dim, heads, head_dim, max_len, hidden: 12 * dim * dim,
+            [(512, 8, 64, 256, 4096), (32, 2, 16, 64, 64), (8, 1, 8, 4, 16)],
+        ),
+        "token_projection": (
+            solutions.token_projection,
+            lambda x, m, w, b: _masked_conv(w, b)(x, m).detach(),
+            lambda x, m, w, b: F.conv1d(x.transpose(1, 2), w, b, padding=1).transpose(1, 2),  # forgets the mask
+            [(randn(2, 6, 5), mask, randn(3, 5, 3), randn(3)), (randn(1, 9, 2), torch.ones(1, 9, dtype=torch.bool), randn(4, 2, 3), randn(4))],
+        ),
+        "layer_norm_by_hand": (
+            solutions.layer_norm_by_hand,
+            lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b),
+            lambda x, w, b: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * w + b,  # unbiased std
+            [(randn(2, 5, 8), randn(8), randn(8)), (randn(3, 4) * 10 + 3, torch.ones(4), torch.zeros(4))],
+        ),
+        "cross_weights": (
+            solutions.cross_weights,
+            lambda q, k, m: attention_weights(q[:, None], k[:, None], m)[:, 0],
+            lambda q, k, m: (q @ k.transpose(1, 2) / q.shape[-1] ** 0.5).softmax(-1),  # forgets the mask
+            [(randn(2, 3, 4), randn(2, 6, 4), mask), (randn(1, 5, 8), randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool))],
+        ),
+        "cross_attention_scores": (
+            solutions.cross_attention_scores,
+            cross_count,
+            lambda T, strides, blocks: blocks * T * (T + sum(T // s for s in strides)),  # floor, not ceil
+            [(64, [2, 4, 8], 1), (100, [2, 4, 8], 3), (37, [2], 2)],
+        ),
+        "entity_contribution": (
+            solutions.entity_contribution,
+            entity_reference,
+            lambda f, w, c: f @ w[:, -c:, 0].T,  # reads the motion half
+            [(randn(2, 4, 3), randn(5, 6, 1), 3), (randn(1, 5, 3), randn(2, 7, 1), 3)],
+        ),
+        "fusion_k3": (
+            solutions.fusion_k3,
+            lambda f, w, b: _masked_conv(w, b)(f[None], torch.ones(1, f.shape[0], dtype=torch.bool))[0].detach(),
+            lambda f, w, b: f @ w[:, :, 1].T + b,  # the centre tap only
+            [(randn(6, 4), randn(3, 4, 3), randn(3)), (randn(1, 2), randn(5, 2, 3), torch.zeros(5))],
+        ),
+    }
+
+
+SOLUTION_NAMES = [
+    "relative_position_bias", "block_parameters", "token_projection", "layer_norm_by_hand",
+    "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
+]
+
+
+@pytest.mark.parametrize("name", SOLUTION_NAMES)
+def test_each_solution_passes_its_checker_and_a_wrong_answer_does_not(name, capsys):
+    solution, reference, wrong, cases = _solution_cases()[name]
+    assert check_exercise(solution, reference, *cases) is True, capsys.readouterr().out
+    assert check_exercise(wrong, reference, *cases) is False
+    assert "case" in capsys.readouterr().out
+
+
+def test_every_solution_is_tested():
+    from refdense.course import solutions
+
+    public = {name for name, value in vars(solutions).items() if callable(value) and not name.startswith("_")
+              and getattr(value, "__module__", "") == solutions.__name__}
+    assert public == set(SOLUTION_NAMES)

@@ -1,0 +1,87 @@
+"""Solutions of the course's exercises, one function per exercise, named as in the notebook.
+
+Try the exercise first; each function here passes the notebook's ``check_exercise`` (tested in
+``tests/test_course.py``). Imports stay inside the functions so that this module loads fast.
+"""
+
+from __future__ import annotations
+
+
+# --- 01_pat_backbone ------------------------------------------------------------------------------
+
+
+def relative_position_bias(q, table):
+    """Exercise 01.1: ``S[i, j] = q_i . table[clip(i - j, -(M-1), M-1) + M - 1]`` without loops.
+
+    ``q`` (N, d), ``table`` (2M - 1, d) -> (N, N).
+    """
+    import torch
+
+    n, max_len = q.shape[0], (table.shape[0] + 1) // 2
+    scores = q @ table.T  # (N, 2M - 1): every query against every row
+    positions = torch.arange(n)
+    rows = (positions[:, None] - positions[None, :]).clamp(-(max_len - 1), max_len - 1) + max_len - 1
+    return scores.gather(1, rows)
+
+
+def block_parameters(dim, heads, head_dim, max_len, local_hidden):
+    """Exercise 01.2: parameters of a ``position="pat"`` PositionAwareBlock."""
+    inner = heads * head_dim
+    norms = 2 * (2 * dim)
+    attention = (dim * inner + inner) + (dim * 2 * inner + 2 * inner) + (inner * dim + dim) + max_len * head_dim
+    local = (dim * local_hidden + local_hidden) + (3 * local_hidden + local_hidden) + (local_hidden * dim + dim)
+    return norms + attention + local
+
+
+# --- 03_action_entity -----------------------------------------------------------------------------
+
+
+def token_projection(x, mask, weight, bias):
+    """Exercise 03.1: masked ``k=3`` convolution, channels-last. ``x`` (B, T, D_in), ``mask`` (B, T),
+    ``weight`` (D_out, D_in, 3), ``bias`` (D_out,) -> (B, T, D_out)."""
+    import torch.nn.functional as F
+
+    x = x.masked_fill(~mask[..., None], 0.0)
+    return F.conv1d(x.transpose(1, 2), weight, bias, padding=1).transpose(1, 2)
+
+
+def layer_norm_by_hand(x, weight, bias, eps=1e-5):
+    """Exercise 03.2: LayerNorm over the last dimension (biased variance)."""
+    mean = x.mean(dim=-1, keepdim=True)
+    variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / (variance + eps).sqrt() * weight + bias
+
+
+# --- 04_action_motion -----------------------------------------------------------------------------
+
+
+def cross_weights(q, k, context_mask):
+    """Exercise 04.1: one head's cross-attention weights. ``q`` (B, N, d), ``k`` (B, T, d),
+    ``context_mask`` (B, T) -> (B, N, T), zero on padded keys, rows summing to 1."""
+    scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
+    return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
+
+
+def cross_attention_scores(T, strides, blocks):
+    """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video."""
+    queries = T + sum(-(-T // s) for s in strides)
+    return blocks * queries * T
+
+
+# --- 05_fusion ------------------------------------------------------------------------------------
+
+
+def entity_contribution(entity_features, weight, num_entity_channels):
+    """Exercise 05.1: the entity part of the ``k=1`` action logits (no bias). ``entity_features``
+    (B, T, D), ``weight`` (C, 2D, 1) -> (B, T, C)."""
+    return entity_features @ weight[:, :num_entity_channels, 0].T
+
+
+def fusion_k3(features, weight, bias):
+    """Exercise 05.2: the ``k=3`` fusion of one video without ``conv1d``. ``features`` (T, 2D),
+    ``weight`` (C, 2D, 3), ``bias`` (C,) -> (T, C)."""
+    import torch.nn.functional as F
+
+    padded = F.pad(features, (0, 0, 1, 1))
+    length = features.shape[0]
+    return sum(padded[k : k + length] @ weight[:, :, k].T for k in range(3)) + bias
