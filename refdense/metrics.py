@@ -1,0 +1,655 @@
+"""Evaluation metrics of dense action detection: per-frame mAP and the action-conditional metrics.
+
+All frames of all videos are pooled (SPEC section 7). Inputs are *probabilities* in [0, 1] and 0/1
+labels, given either as lists of per-video arrays ``(T_v, C)`` or as padded arrays ``(V, T, C)``
+with ``lengths`` ``(V,)``.
+
+Average precision (the tie rule)
+--------------------------------
+AP of one class over a set of frames is non-interpolated and groups tied scores, as scikit-learn's
+``average_precision_score``::
+
+    AP = sum over distinct scores s, from high to low, of (R(s) - R(s_prev)) * P(s)
+
+where ``P(s)`` and ``R(s)`` are the precision and recall when every frame scoring ``>= s`` is
+called positive. Equivalently: the mean, over the positive frames, of the precision at the
+positive's own score, counting every frame that scores at least as high (tied frames included).
+Without ties this is the textbook "sum of precision at each positive / number of positives";
+with ties it does not depend on the order of the tied frames (the rank-based code of MS-TCT/PAT
+does). A class with no positive has no AP: it is NaN in ``per_class`` and counts 0 in the mean
+over all classes (as the references do).
+
+Action-conditional metrics (MLAD, Tirupattur et al. 2021)
+---------------------------------------------------------
+For a window ``tau`` (segments), a conditioning mask ``M`` ``(N, C)``: ``M = Y`` for ``tau = 0``;
+for ``tau > 0``, per video, ``M[t, c] = 1`` iff ``Y[t, c] = 0`` and ``Y[u, c] = 1`` for some ``u``
+in ``[t - tau + 1, t]`` (the window is clipped at the video start and never crosses into another
+video). For each conditioning class ``c_j`` the frames ``F_j = {t : M[t, c_j] = 1}`` are scored
+for every class ``c_i``: precision and recall at ``score >= threshold`` (compared exactly, in the
+precision of the scores), and AP (tie rule above). A pair ``(c_i, c_j)``, ``i != j``, is kept iff
+``c_i`` has a positive among ``F_j``; an undefined precision (nothing predicted) counts 0.
+``P_ac``, ``R_ac`` and ``mAP_ac`` are unweighted means over the kept pairs and
+``F1_ac = 2 P_ac R_ac / (P_ac + R_ac)`` is computed from those means. With no kept pair the means
+are NaN (``null`` in JSON).
+
+How it is fast
+--------------
+Scores are mapped to order-preserving unsigned integer codes (the bits of a float32 score, or
+exact per-class ranks for other scores) and packed with the label into one ``uint32`` key
+``code << 1 | label``. For each conditioning class ``c_j`` the keys of the frames ``F_j`` are
+sorted per class; AP, true positives and predicted positives then follow from binary searches
+in the sorted keys. The work is about ``C * sum_j |F_j|`` sorted keys per ``tau``, instead of
+``C^2`` passes over all frames.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "FrameMAP",
+    "ActionConditional",
+    "PaperTable",
+    "Predictions",
+    "frame_map",
+    "action_conditional",
+    "paper_table",
+    "compare_markdown",
+    "write_predictions",
+    "read_predictions",
+]
+
+# --------------------------------------------------------------------------------------------
+# Input validation and pooling
+# --------------------------------------------------------------------------------------------
+
+
+def _video_name(v: int, video_ids: Sequence[str] | None) -> str:
+    return f"video {video_ids[v]!r} (#{v})" if video_ids is not None else f"video #{v}"
+
+
+def _split_videos(array, lengths, what: str, where: str) -> list[np.ndarray]:
+    """Turn a list of (T_v, C) arrays or a padded (V, T, C) array + lengths into a list of arrays."""
+    if isinstance(array, np.ndarray) and array.dtype != object:
+        if array.ndim != 3:
+            raise ValueError(
+                f"{where}{what}: expected a list of per-video (T_v, C) arrays or a padded (V, T, C) "
+                f"array with lengths, found an array of shape {array.shape}"
+                + (" (wrap a single video in a list: [array])" if array.ndim == 2 else "")
+            )
+        if lengths is None:
+            return list(array)
+        lengths = np.asarray(lengths)
+        if lengths.shape != (array.shape[0],) or not np.issubdtype(lengths.dtype, np.integer):
+            raise ValueError(
+                f"{where}lengths: expected {array.shape[0]} integers (one per video of {what}), "
+                f"found shape {lengths.shape} of dtype {lengths.dtype}"
+            )
+        bad = np.flatnonzero((lengths < 0) | (lengths > array.shape[1]))
+        if bad.size:
+            raise ValueError(
+                f"{where}lengths: expected values in [0, {array.shape[1]}] (the padded length), "
+                f"found {int(lengths[bad[0]])} for video #{int(bad[0])}"
+            )
+        return [array[v, : int(n)] for v, n in enumerate(lengths)]
+    if lengths is not None:
+        raise ValueError(f"{where}lengths: only used with a padded (V, T, C) array, but {what} is a list")
+    return [np.asarray(a) for a in array]
+
+
+def _check_videos(
+    scores,
+    labels,
+    lengths=None,
+    video_ids: Sequence[str] | None = None,
+    where: str = "",
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validate scores and labels; return them as lists of (T_v, C) arrays.
+
+    ``where`` prefixes every message (for example the file name followed by ": ").
+    """
+    score_list = _split_videos(scores, lengths, "scores", where)
+    label_list = _split_videos(labels, lengths, "labels", where)
+    if not score_list:
+        raise ValueError(f"{where}scores: expected at least one video, found none")
+    if len(score_list) != len(label_list):
+        raise ValueError(
+            f"{where}expected as many label arrays as score arrays ({len(score_list)}), found {len(label_list)}"
+        )
+    if video_ids is not None and len(video_ids) != len(score_list):
+        raise ValueError(f"{where}video_ids: expected {len(score_list)} ids, found {len(video_ids)}")
+    num_classes = None
+    for v, (s, y) in enumerate(zip(score_list, label_list)):
+        name = _video_name(v, video_ids)
+        if s.ndim != 2:
+            raise ValueError(f"{where}{name}: expected scores of shape (T_v, C), found shape {s.shape}")
+        if num_classes is None:
+            num_classes = s.shape[1]
+            if num_classes == 0:
+                raise ValueError(f"{where}{name}: expected at least one class, found C = 0")
+        if s.shape[1] != num_classes:
+            raise ValueError(
+                f"{where}{name}: expected {num_classes} classes (as video #0), found scores of shape {s.shape}"
+            )
+        if y.shape != s.shape:
+            raise ValueError(
+                f"{where}{name}: expected labels of the scores' shape {s.shape}, found {y.shape}"
+            )
+        if not (np.issubdtype(s.dtype, np.floating) or np.issubdtype(s.dtype, np.integer) or s.dtype == bool):
+            raise ValueError(f"{where}{name}: expected numeric scores, found dtype {s.dtype}")
+        if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise ValueError(f"{where}{name}: expected numeric labels, found dtype {y.dtype}")
+    if sum(s.shape[0] for s in score_list) == 0:
+        raise ValueError(f"{where}scores: expected at least one segment, found {len(score_list)} empty videos")
+    for v, (s, y) in enumerate(zip(score_list, label_list)):
+        if s.size == 0:
+            continue
+        if np.issubdtype(s.dtype, np.floating) and not np.isfinite(s).all():
+            bad = int(np.count_nonzero(~np.isfinite(s)))
+            raise ValueError(
+                f"{where}{_video_name(v, video_ids)}: expected finite scores, found {bad} NaN or infinite values"
+            )
+        lo, hi = s.min(), s.max()
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{where}{_video_name(v, video_ids)}: expected probabilities in [0, 1], found values in "
+                f"[{float(lo):.4g}, {float(hi):.4g}]; these look like logits: apply a sigmoid first"
+            )
+        if y.dtype != bool and not ((y == 0) | (y == 1)).all():
+            bad = y[(y != 0) & (y != 1)].ravel()[0].item()
+            raise ValueError(
+                f"{where}{_video_name(v, video_ids)}: expected labels in {{0, 1}}, found {bad!r}"
+            )
+    return score_list, label_list
+
+
+@dataclass(frozen=True)
+class _Pooled:
+    """All frames of all videos, frame-major.
+
+    keys (N, C) uint32: ``code << 1 | label``, the codes order-preserving per class;
+    labels (N, C) bool; starts (V + 1,) offsets of the videos along the frame axis;
+    scores (N, C) float32 or float64, the exact input values.
+    """
+
+    keys: np.ndarray
+    labels: np.ndarray
+    starts: np.ndarray
+    scores: np.ndarray
+
+    @functools.cached_property
+    def classes_on(self) -> tuple[np.ndarray, np.ndarray]:
+        """The positive labels, frame by frame: frame t has classes[ptr[t]:ptr[t + 1]].
+
+        ptr (N + 1,) int64, classes (P,) int64.
+        """
+        frames, classes = np.nonzero(self.labels)
+        ptr = np.zeros(self.labels.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(frames, minlength=self.labels.shape[0]), out=ptr[1:])
+        return ptr, classes
+
+    def threshold_keys(self, threshold: float) -> np.ndarray:
+        """(C,) int64: a frame of class c is predicted positive iff its key >= result[c]."""
+        num_classes = self.keys.shape[1]
+        if self.scores.dtype == np.float32:
+            # Codes are the float32 bits: the smallest float32 >= threshold (an exact comparison).
+            t32 = np.float32(threshold)
+            if float(t32) < threshold:
+                t32 = np.nextafter(t32, np.float32(np.inf))
+            return np.full(num_classes, int(t32.view(np.uint32)) << 1, dtype=np.int64)
+        # Codes are dense ranks: the number of distinct values below the threshold, per class.
+        result = np.zeros(num_classes, dtype=np.int64)
+        for c in range(num_classes):
+            below = self.scores[:, c] < threshold
+            if below.any():
+                result[c] = int(self.keys[below, c].max()) // 2 + 1
+        return result << 1
+
+
+def _codes(scores: np.ndarray) -> np.ndarray:
+    """Order-preserving uint32 codes of an (N, C) score array in [0, 1], per class (column).
+
+    float32 scores: their bit patterns (monotone for non-negative floats, below 2**30).
+    Other scores: exact dense ranks per class (slower: one argsort per class).
+    """
+    if scores.dtype == np.float32:
+        return np.abs(scores).view(np.uint32)  # abs turns -0.0 into 0.0
+    order = np.argsort(scores, axis=0, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    dense = np.zeros(scores.shape, dtype=np.uint32)
+    np.cumsum(ordered[1:] != ordered[:-1], axis=0, out=dense[1:])
+    codes = np.empty_like(dense)
+    np.put_along_axis(codes, order, dense, axis=0)
+    return codes
+
+
+def _pool(scores, labels, lengths=None) -> _Pooled:
+    score_list, label_list = _check_videos(scores, labels, lengths)
+    starts = np.zeros(len(score_list) + 1, dtype=np.int64)
+    np.cumsum([s.shape[0] for s in score_list], out=starts[1:])
+    pooled_scores = np.concatenate(score_list, axis=0)
+    if pooled_scores.dtype != np.float32:
+        as32 = pooled_scores.astype(np.float32)
+        # Every score a float32 value (float16, 0/1 integers, float64 copies of float32): exact.
+        exact = np.can_cast(pooled_scores.dtype, np.float32, "safe") or np.array_equal(as32, pooled_scores)
+        pooled_scores = as32 if exact else pooled_scores.astype(np.float64)
+    pooled_labels = np.concatenate(label_list, axis=0) != 0
+    keys = _codes(pooled_scores) << np.uint32(1)
+    keys |= pooled_labels
+    return _Pooled(keys=keys, labels=pooled_labels, starts=starts, scores=pooled_scores)
+
+
+# --------------------------------------------------------------------------------------------
+# Core: statistics of sorted key rows
+# --------------------------------------------------------------------------------------------
+
+
+def _sorted_row_stats(sorted_keys, pos_rows, pos_keys, threshold_keys=None):
+    """AP, positives, true positives and predicted positives of each row of sorted keys.
+
+    sorted_keys: (R, n) uint32, each row ascending, ``code << 1 | label``.
+    pos_rows, pos_keys: (P,) the row and the key of every positive entry of ``sorted_keys``.
+    threshold_keys: (R,) int64 or None; an entry is predicted positive iff key >= threshold key.
+    Returns ap (R,) float64 (NaN where a row has no positive), positives (R,) int64 and, when
+    thresholds are given, true_positives (R,) and predicted (R,) int64.
+    """
+    rows, n = sorted_keys.shape
+    pos = np.sort((pos_rows.astype(np.int64) << 32) | pos_keys)  # by row, then key
+    pos_rows = pos >> 32
+    positives = np.bincount(pos_rows, minlength=rows)
+    pos_end = np.cumsum(positives)
+    # A positive's precision counts every entry scoring at least as high, ties included:
+    # from the first entry of its tie group (same code, label 0: key - 1) to the row end.
+    tie_start = pos - 1
+    pos_at_least = pos_end[pos_rows] - np.searchsorted(pos, tie_start, side="left")
+    tie_start_keys = (tie_start & 0xFFFFFFFF).astype(np.uint32)
+    below = np.empty(pos.size, dtype=np.int64)  # entries of the row below the tie group
+    predicted = np.empty(rows, dtype=np.int64)
+    for r, (start, end) in enumerate(zip(pos_end - positives, pos_end)):
+        row = sorted_keys[r]
+        below[start:end] = row.searchsorted(tie_start_keys[start:end], side="left")
+        if threshold_keys is not None:
+            predicted[r] = n - row.searchsorted(threshold_keys[r], side="left")
+    ap = np.bincount(pos_rows, weights=pos_at_least / (n - below), minlength=rows)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = ap / positives
+    if threshold_keys is None:
+        return ap, positives
+    cut = threshold_keys + (np.arange(rows, dtype=np.int64) << 32)
+    true_positives = pos_end - np.searchsorted(pos, cut, side="left")
+    return ap, positives, true_positives, predicted
+
+
+# --------------------------------------------------------------------------------------------
+# Per-frame mAP
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrameMAP:
+    """Per-frame average precision.
+
+    per_class: (C,) AP in [0, 1]; NaN for a class with no positive frame.
+    positives: (C,) number of positive frames per class.
+    map_all: mean over all classes, a class without positive counting 0 (fraction in [0, 1]).
+    map_present: mean over the classes with at least one positive (NaN if there is none).
+    """
+
+    per_class: np.ndarray
+    positives: np.ndarray
+    map_all: float
+    map_present: float
+
+    def to_dict(self) -> dict:
+        """Percentages; per-class APs with ``None`` for classes without positive."""
+        return {
+            "frame_map": _percent(self.map_all),
+            "frame_map_present": _percent(self.map_present),
+            "per_class_ap": [_percent(a) for a in self.per_class],
+        }
+
+
+def _frame_map(pooled: _Pooled) -> FrameMAP:
+    sorted_keys = pooled.keys.T.copy()  # (C, N), a copy: sorted in place
+    sorted_keys.sort(axis=1)
+    ptr, classes = pooled.classes_on
+    frames = np.repeat(np.arange(ptr.size - 1), np.diff(ptr))
+    ap, positives = _sorted_row_stats(sorted_keys, classes, pooled.keys[frames, classes])
+    present = positives > 0
+    return FrameMAP(
+        per_class=ap,
+        positives=positives,
+        map_all=float(np.where(present, ap, 0.0).mean()),
+        map_present=float(ap[present].mean()) if present.any() else math.nan,
+    )
+
+
+def frame_map(scores, labels, lengths=None) -> FrameMAP:
+    """Per-frame mAP over all pooled frames (SPEC section 7).
+
+    scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
+    labels: same layout, values in {0, 1}.
+    Ties follow scikit-learn (see the module docstring).
+    """
+    return _frame_map(_pool(scores, labels, lengths))
+
+
+# --------------------------------------------------------------------------------------------
+# Action-conditional metrics
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionConditional:
+    """Action-conditional metrics for one window ``tau``.
+
+    Matrices are (C, C) and indexed ``[i, j]``: the metric of class ``c_i`` on the frames
+    conditioned on class ``c_j``; NaN where the pair is not kept (``kept`` (C, C) bool).
+    frames: (C,) number of conditioning frames ``|F_j|``.
+    Scalars are fractions in [0, 1] (NaN when no pair is kept); ``to_dict`` gives percentages.
+    """
+
+    tau: int
+    threshold: float
+    precision: np.ndarray
+    recall: np.ndarray
+    ap: np.ndarray
+    kept: np.ndarray
+    frames: np.ndarray
+    mAP_ac: float
+    F1_ac: float
+    P_ac: float
+    R_ac: float
+    pairs: int
+
+    def to_dict(self) -> dict:
+        return {
+            "mAP_ac": _percent(self.mAP_ac),
+            "F1_ac": _percent(self.F1_ac),
+            "P_ac": _percent(self.P_ac),
+            "R_ac": _percent(self.R_ac),
+            "pairs": int(self.pairs),
+        }
+
+
+def _check_tau_threshold(tau, threshold) -> None:
+    if isinstance(tau, bool) or not isinstance(tau, (int, np.integer)) or tau < 0:
+        raise ValueError(f"tau: expected an integer >= 0 (a window in segments), found {tau!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (0 < threshold < 1):
+        raise ValueError(f"threshold: expected a number in (0, 1), found {threshold!r}")
+
+
+def _conditioning_mask(labels: np.ndarray, starts: np.ndarray, tau: int) -> np.ndarray:
+    """(N, C) bool: the mask M of SPEC section 7.
+
+    tau = 0: M = Y. tau > 0: M[t, c] = 1 iff Y[t, c] = 0 and Y[u, c] = 1 for some u in
+    [t - tau + 1, t], the window clipped at the start of t's video. The window's "any" is built
+    by doubling: a window of width w ending at t, joined with the one ending at t - w.
+    """
+    if tau == 0:
+        return labels
+    num_frames = labels.shape[0]
+    position = np.arange(num_frames) - np.repeat(starts[:-1], np.diff(starts))  # index within its video
+    window_any = labels.copy()  # width 1
+    width = 1
+    while width < tau:
+        step = min(width, tau - width)
+        earlier = np.zeros_like(window_any)
+        earlier[step:] = window_any[:-step]
+        earlier[position < step] = False  # never look into the previous video
+        window_any |= earlier
+        width += step
+    return window_any & ~labels
+
+
+def _rows_per_column(matrix: np.ndarray) -> list[np.ndarray]:
+    """The row indices of the nonzeros of each column of an (N, C) bool matrix, ascending."""
+    rows, columns = np.nonzero(matrix)
+    order = np.argsort(columns, kind="stable")
+    ends = np.cumsum(np.bincount(columns, minlength=matrix.shape[1]))
+    return np.split(rows[order], ends[:-1])
+
+
+def _action_conditional(pooled: _Pooled, tau: int, threshold: float) -> ActionConditional:
+    keys = pooled.keys
+    num_classes = keys.shape[1]
+    conditioning_frames = _rows_per_column(_conditioning_mask(pooled.labels, pooled.starts, tau))
+    label_ptr, label_classes = pooled.classes_on  # the classes on in each frame
+    threshold_keys = pooled.threshold_keys(threshold)
+    shape = (num_classes, num_classes)
+    precision, recall, ap = (np.full(shape, np.nan) for _ in range(3))
+    for j in range(num_classes):
+        frames_j = conditioning_frames[j]
+        if frames_j.size == 0:
+            continue  # no conditioning frame: no pair (the reference crashes here)
+        # Every positive (t, c_i) with t in F_j, i != j.
+        counts = label_ptr[frames_j + 1] - label_ptr[frames_j]
+        first = np.repeat(label_ptr[frames_j] - np.cumsum(counts) + counts, counts)
+        entry = first + np.arange(first.size)
+        pos_frames, pos_classes = np.repeat(frames_j, counts), label_classes[entry]
+        other = pos_classes != j
+        pos_frames, pos_classes = pos_frames[other], pos_classes[other]
+        if pos_classes.size == 0:
+            continue
+        rows = np.flatnonzero(np.bincount(pos_classes, minlength=num_classes))  # the kept c_i
+        row_of_class = np.zeros(num_classes, dtype=np.int64)
+        row_of_class[rows] = np.arange(rows.size)
+        block = np.ascontiguousarray(keys.take(frames_j, axis=0).take(rows, axis=1).T)  # (R, |F_j|)
+        block.sort(axis=1)
+        ap_j, positives, true_pos, predicted = _sorted_row_stats(
+            block, row_of_class[pos_classes], keys[pos_frames, pos_classes], threshold_keys[rows]
+        )
+        ap[rows, j] = ap_j
+        recall[rows, j] = true_pos / positives
+        precision[rows, j] = np.divide(true_pos, predicted, out=np.zeros(rows.size), where=predicted > 0)
+    kept = ~np.isnan(ap)
+    pairs = int(kept.sum())
+    if pairs:
+        p_ac, r_ac, map_ac = (float(m[kept].mean()) for m in (precision, recall, ap))
+        f1_ac = 2 * p_ac * r_ac / (p_ac + r_ac) if p_ac + r_ac > 0 else 0.0
+    else:
+        p_ac = r_ac = map_ac = f1_ac = math.nan
+    frames = np.array([f.size for f in conditioning_frames])
+    return ActionConditional(
+        tau=int(tau), threshold=float(threshold), precision=precision, recall=recall, ap=ap,
+        kept=kept, frames=frames, mAP_ac=map_ac, F1_ac=f1_ac, P_ac=p_ac, R_ac=r_ac, pairs=pairs,
+    )
+
+
+def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
+    """Action-conditional precision, recall, F1 and mAP (MLAD; SPEC section 7).
+
+    scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
+    labels: same layout, values in {0, 1}.
+    tau: window in segments (0: co-occurrence in the same segment).
+    threshold: a frame is predicted positive iff score >= threshold.
+    The exact semantics (mask, kept pairs, undefined values, ties) are in the module docstring.
+    """
+    _check_tau_threshold(tau, threshold)
+    return _action_conditional(_pool(scores, labels, lengths), tau, threshold)
+
+
+# --------------------------------------------------------------------------------------------
+# The paper's table
+# --------------------------------------------------------------------------------------------
+
+
+def _percent(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else 100.0 * float(value)
+
+
+def _fmt(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.2f}"
+
+
+@dataclass(frozen=True)
+class PaperTable:
+    """What the papers print: per-frame mAP and, for each tau, mAP_ac, F1_ac, P_ac, R_ac."""
+
+    frame_map: FrameMAP
+    conditional: dict[int, ActionConditional]
+
+    def to_dict(self) -> dict:
+        """``{"frame_map", "frame_map_present", "tau_0": {...}, ...}``, in percent (None for NaN)."""
+        result = {
+            "frame_map": _percent(self.frame_map.map_all),
+            "frame_map_present": _percent(self.frame_map.map_present),
+        }
+        for tau, ac in self.conditional.items():
+            result[f"tau_{tau}"] = ac.to_dict()
+        return result
+
+    def to_markdown(self) -> str:
+        """A markdown table (aligned, so it also reads as plain text), values in percent."""
+        return compare_markdown({"": self})
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+_AC_COLUMNS = ("mAP_ac", "F1_ac", "P_ac", "R_ac")
+
+
+def compare_markdown(tables: Mapping[str, PaperTable]) -> str:
+    """Several methods side by side: one row per method, values in percent.
+
+    tables: ``{"RefDense": table, "PAT": other}``; all must use the same taus.
+    """
+    if not tables:
+        raise ValueError("compare_markdown: expected at least one table, found none")
+    taus = None
+    for name, table in tables.items():
+        if taus is None:
+            taus = list(table.conditional)
+        elif list(table.conditional) != taus:
+            raise ValueError(
+                f"compare_markdown: table {name!r} has taus {list(table.conditional)}, expected {taus}"
+            )
+    header = ["Method", "mAP", "mAP (present)"]
+    header += [f"{column} τ={tau}" for tau in taus for column in _AC_COLUMNS]
+    rows = []
+    for name, table in tables.items():
+        row = [name or "(this run)", _fmt(table.frame_map.map_all), _fmt(table.frame_map.map_present)]
+        for tau in taus:
+            row += [_fmt(getattr(table.conditional[tau], column)) for column in _AC_COLUMNS]
+        rows.append(row)
+    widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
+    lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(header, widths)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 1) + ":" if k else "-" * (w + 2) for k, w in enumerate(widths)) + "|")
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def paper_table(scores, labels, lengths=None, taus: Sequence[int] = (0, 20), threshold: float = 0.5) -> PaperTable:
+    """The table the papers print: per-frame mAP and, for each tau, the action-conditional metrics.
+
+    Inputs as in :func:`frame_map`; the inputs are validated and pooled once.
+    """
+    taus = list(taus)
+    for tau in taus:
+        _check_tau_threshold(tau, threshold)
+    if len(set(taus)) != len(taus):
+        raise ValueError(f"taus: expected distinct values, found {taus}")
+    pooled = _pool(scores, labels, lengths)
+    return PaperTable(
+        frame_map=_frame_map(pooled),
+        conditional={int(tau): _action_conditional(pooled, int(tau), threshold) for tau in taus},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Predictions file
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per-video probabilities and labels, as read from a predictions file.
+
+    scores, labels: lists of (T_v, C) arrays; video_ids: list of str.
+    """
+
+    scores: list
+    labels: list
+    video_ids: list
+
+
+def _object_array(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    result = np.empty(len(arrays), dtype=object)
+    for v, a in enumerate(arrays):
+        result[v] = a
+    return result
+
+
+def write_predictions(path: str | os.PathLike, scores, labels, video_ids: Sequence[str]) -> None:
+    """Write a predictions file (``.npz``) atomically, after validating it.
+
+    scores: list of (T_v, C) probabilities (their dtype is kept); labels: list of (T_v, C) 0/1
+    arrays (stored as uint8); video_ids: one id per video. The arrays are stored as object arrays
+    (one entry per video), so reading needs ``np.load(path, allow_pickle=True)``; use
+    :func:`read_predictions`.
+    """
+    from refdense.io import atomic_write
+
+    video_ids = [str(v) for v in video_ids]
+    score_list, label_list = _check_videos(scores, labels, video_ids=video_ids, where=f"{path}: ")
+    with atomic_write(path, "wb") as handle:
+        np.savez(
+            handle,
+            scores=_object_array([np.asarray(s) for s in score_list]),
+            labels=_object_array([np.asarray(y).astype(np.uint8) for y in label_list]),
+            video_ids=np.array(video_ids, dtype=str),
+        )
+
+
+def read_predictions(path: str | os.PathLike) -> Predictions:
+    """Read and validate a predictions file.
+
+    Accepts ``scores`` and ``labels`` as object arrays of per-video (T_v, C) arrays, or as dense
+    (V, T, C) arrays with ``lengths`` (V,); ``video_ids`` is optional (default ``"0"``, ``"1"``,
+    ...). Object arrays are pickled by numpy, so the file is loaded with ``allow_pickle=True``:
+    read only files you trust.
+    """
+    import zipfile
+
+    where = f"{path}: "
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such predictions file")
+    if not zipfile.is_zipfile(path):  # never unpickle what is not an .npz archive
+        raise ValueError(f"{where}not a .npz file (expected a zip archive of .npy arrays)")
+    try:
+        with np.load(path, allow_pickle=True) as data:
+            content = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{where}not a readable .npz file ({error})") from error
+    missing = [name for name in ("scores", "labels") if name not in content]
+    if missing:
+        raise ValueError(f"{where}expected arrays 'scores' and 'labels', missing {missing}; found {sorted(content)}")
+    scores, labels = content["scores"], content["labels"]
+    lengths = content.get("lengths")
+    for name, array in (("scores", scores), ("labels", labels)):
+        if array.dtype == object and array.ndim != 1:
+            raise ValueError(f"{where}{name}: expected a 1-d object array (one entry per video), found shape {array.shape}")
+    if (scores.dtype == object) != (labels.dtype == object):
+        raise ValueError(f"{where}expected 'scores' and 'labels' in the same form (both per-video or both dense)")
+    if scores.dtype == object and lengths is not None:
+        raise ValueError(f"{where}'lengths' is only used with dense (V, T, C) arrays, but 'scores' is per-video")
+    video_ids = content.get("video_ids")
+    num_videos = len(scores) if scores.dtype == object else (scores.shape[0] if scores.ndim else 0)
+    video_ids = [str(v) for v in video_ids] if video_ids is not None else [str(v) for v in range(num_videos)]
+    score_list, label_list = _check_videos(
+        list(scores) if scores.dtype == object else scores,
+        list(labels) if labels.dtype == object else labels,
+        lengths,
+        video_ids=video_ids,
+        where=where,
+    )
+    return Predictions(scores=score_list, labels=label_list, video_ids=video_ids)
