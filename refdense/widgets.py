@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_curves, plot_bce_curves, plot_colv_curves
 
 
@@ -108,3 +109,27 @@ def colv_explorer(temperature: float = 0.07, num_positive: int = 2, num_classes:
         "variant": widgets.Dropdown(options=["refdense", "infonce"], value=variant, description="variant"),
     }
     return Explorer(sliders, compute=lambda **v: colv_curves(num_classes=num_classes, **v), plot=plot_colv_curves)
+
+
+def evaluation_explorer(scores, labels, lengths=None, *, class_names=None, tau: int = 0, threshold: float = 0.5,
+                        max_tau: int = 20, matrix: str = "ap") -> Explorer:
+    """Action-conditional metrics and the pairwise matrix vs the window tau and the threshold.
+
+    ``scores``, ``labels``, ``lengths`` as :func:`refdense.metrics.action_conditional` (probabilities
+    and 0/1 labels, per-video (T_v, C) lists or padded arrays). Controls: ``tau`` (0 to ``max_tau``
+    segments), ``threshold`` (0.05 to 0.95), ``matrix`` (``ap``, ``precision``, ``recall``).
+    Result: :func:`refdense.viz.evaluation.evaluation_curves`.
+    """
+    if isinstance(max_tau, bool) or not isinstance(max_tau, int) or not 0 <= tau <= max_tau:
+        raise ValueError(f"evaluation_explorer: expected integers 0 <= tau <= max_tau, found tau={tau!r}, max_tau={max_tau!r}")
+    sliders = {
+        "tau": widgets.IntSlider(value=tau, min=0, max=max_tau, description="tau", continuous_update=False),
+        "threshold": widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
+                                         continuous_update=False),
+        "matrix": widgets.Dropdown(options=list(MATRICES), value=matrix, description="matrix"),
+    }
+    return Explorer(
+        sliders,
+        compute=lambda **v: evaluation_curves(scores, labels, lengths, **v),
+        plot=lambda result: plot_evaluation(result, class_names),
+    )

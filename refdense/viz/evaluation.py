@@ -1,0 +1,114 @@
+"""The evaluation explorer's figure: action-conditional metrics against the window tau and the threshold.
+
+:func:`evaluation_curves` is pure: it evaluates the package's own metrics
+(:func:`refdense.metrics.action_conditional`) at one ``(tau, threshold)`` and over a sweep of
+thresholds, so what the notebook shows is what ``refdense metrics`` reports.
+:func:`plot_evaluation` draws the result and returns the Figure.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from refdense.metrics import action_conditional
+
+MATRICES = ("ap", "precision", "recall")
+"""The pairwise matrices of :class:`refdense.metrics.ActionConditional` that the explorer can show."""
+
+
+def evaluation_curves(
+    scores,
+    labels,
+    lengths=None,
+    *,
+    tau: int = 0,
+    threshold: float = 0.5,
+    matrix: str = "ap",
+    thresholds: Sequence[float] | None = None,
+) -> dict:
+    """Action-conditional metrics at ``(tau, threshold)`` and P/R/F1 over a sweep of thresholds.
+
+    Args:
+        scores, labels, lengths: as :func:`refdense.metrics.action_conditional` (per-video lists of
+            (T_v, C) probabilities and 0/1 labels, or padded (V, T, C) arrays with ``lengths``).
+        tau: the window in segments (0: co-occurrence in the same segment).
+        threshold: a frame is predicted positive iff score >= threshold.
+        matrix: which pairwise (C, C) matrix to return: ``"ap"``, ``"precision"`` or ``"recall"``.
+        thresholds: the sweep (default: 0.05, 0.10, ..., 0.95).
+
+    Returns:
+        ``{"conditional"``: the :class:`~refdense.metrics.ActionConditional` at (tau, threshold),
+        ``"matrix"`` (C, C) the chosen pairwise metric ``[i, j]`` (NaN where the pair is not kept),
+        ``"matrix_name"``, ``"tau"``, ``"threshold"``, ``"thresholds"`` (K,), and ``"P_ac"``,
+        ``"R_ac"``, ``"F1_ac"``, ``"mAP_ac"`` (K,) over the sweep, as fractions``}``.
+    """
+    if matrix not in MATRICES:
+        raise ValueError(f"evaluation_curves: matrix: expected one of {MATRICES}, found {matrix!r}")
+    sweep = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, dtype=float)
+    if sweep.ndim != 1 or sweep.size == 0:
+        raise ValueError(f"evaluation_curves: thresholds: expected a non-empty 1-d sequence, found {thresholds!r}")
+    current = action_conditional(scores, labels, lengths, tau=tau, threshold=threshold)
+    swept = [action_conditional(scores, labels, lengths, tau=tau, threshold=float(t)) for t in sweep]
+    result = {
+        "conditional": current,
+        "matrix": getattr(current, matrix),
+        "matrix_name": matrix,
+        "tau": int(tau),
+        "threshold": float(threshold),
+        "thresholds": sweep,
+    }
+    for key in ("P_ac", "R_ac", "F1_ac", "mAP_ac"):
+        result[key] = np.array([getattr(point, key) for point in swept])
+    return result
+
+
+def plot_evaluation(
+    curves: dict,
+    class_names: Sequence[str] | None = None,
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Three panels: the four metrics at (tau, threshold), P/R/F1 vs threshold, the pairwise matrix.
+
+    ``curves`` is what :func:`evaluation_curves` returns. Values are shown in percent; pairs that are
+    not kept are left blank in the matrix. Class names label the matrix when given and C <= 20.
+    """
+    if fig is None:
+        fig = plt.figure(figsize=(13, 3.8), layout="constrained")
+    bar_ax, sweep_ax, matrix_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.3, 1.2]})
+    conditional = curves["conditional"]
+    tau, threshold = curves["tau"], curves["threshold"]
+
+    names = ("mAP_ac", "F1_ac", "P_ac", "R_ac")
+    values = [100 * getattr(conditional, name) for name in names]
+    bars = bar_ax.bar(names, np.nan_to_num(values), color=["tab:purple", "tab:blue", "tab:green", "tab:orange"])
+    for bar, value in zip(bars, values):
+        bar_ax.annotate("n/a" if np.isnan(value) else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=9)
+    bar_ax.set(ylim=(0, 105), ylabel="percent", title=f"tau = {tau}, threshold = {threshold:.2f} ({conditional.pairs} pairs)")
+
+    sweep = curves["thresholds"]
+    for key, color in (("P_ac", "tab:green"), ("R_ac", "tab:orange"), ("F1_ac", "tab:blue"), ("mAP_ac", "tab:purple")):
+        style = "--" if key == "mAP_ac" else "-"
+        sweep_ax.plot(sweep, 100 * curves[key], style, color=color, label=key)
+    sweep_ax.axvline(threshold, color="0.4", lw=0.8)
+    sweep_ax.set(xlabel="threshold", ylabel="percent", ylim=(0, 105), title="vs threshold (mAP_ac does not depend on it)")
+    sweep_ax.legend(fontsize=8, loc="best")
+
+    matrix = 100 * np.asarray(curves["matrix"], dtype=float)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    image = matrix_ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, vmax=100, aspect="auto")
+    fig.colorbar(image, ax=matrix_ax, label=f"{curves['matrix_name']} (%)")
+    matrix_ax.set(xlabel="conditioning class c_j", ylabel="class c_i", title=f"{curves['matrix_name']}[i, j] (blank: not kept)")
+    num_classes = matrix.shape[0]
+    if class_names is not None and len(class_names) == num_classes and num_classes <= 20:
+        ticks = np.arange(num_classes)
+        matrix_ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
+        matrix_ax.set_yticks(ticks, class_names, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
