@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
+from concurrent.futures import ThreadPoolExecutor
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -271,11 +272,12 @@ def _sorted_row_stats(sorted_keys, pos_rows, pos_keys, threshold_keys=None):
     tie_start_keys = (tie_start & 0xFFFFFFFF).astype(np.uint32)
     below = np.empty(pos.size, dtype=np.int64)  # entries of the row below the tie group
     predicted = np.empty(rows, dtype=np.int64)
+    cut_keys = None if threshold_keys is None else threshold_keys.astype(np.uint32)  # the rows' dtype
     for r, (start, end) in enumerate(zip(pos_end - positives, pos_end)):
         row = sorted_keys[r]
         below[start:end] = row.searchsorted(tie_start_keys[start:end], side="left")
         if threshold_keys is not None:
-            predicted[r] = n - row.searchsorted(threshold_keys[r], side="left")
+            predicted[r] = n - row.searchsorted(cut_keys[r], side="left")
     ap = np.bincount(pos_rows, weights=pos_at_least / (n - below), minlength=rows)
     with np.errstate(invalid="ignore", divide="ignore"):
         ap = ap / positives
@@ -559,10 +561,15 @@ def paper_table(scores, labels, lengths=None, taus: Sequence[int] = (0, 20), thr
     if len(set(taus)) != len(taus):
         raise ValueError(f"taus: expected distinct values, found {taus}")
     pooled = _pool(scores, labels, lengths)
-    return PaperTable(
-        frame_map=_frame_map(pooled),
-        conditional={int(tau): _action_conditional(pooled, int(tau), threshold) for tau in taus},
-    )
+    pooled.classes_on  # computed once, before the threads share it
+    # The parts are independent and numpy releases the GIL in its loops: run them side by side.
+    workers = max(1, min(1 + len(taus), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        frame = pool.submit(_frame_map, pooled)
+        conditional = {int(tau): pool.submit(_action_conditional, pooled, int(tau), threshold) for tau in taus}
+        return PaperTable(
+            frame_map=frame.result(), conditional={tau: job.result() for tau, job in conditional.items()}
+        )
 
 
 # --------------------------------------------------------------------------------------------
