@@ -1,0 +1,85 @@
+"""Datasets for dense action detection: the format on disk, dense labels, the torch loader.
+
+- :mod:`refdense.data.format`: :class:`DatasetInfo` (``dataset.json``), super-events annotations
+  (``annotations.json``), features (``features.h5``); readers validate, writers are atomic.
+- :mod:`refdense.data.labels`: the seconds-to-segment rule, the clean-up rules with their
+  :class:`CleanupReport`, dense labels and their decomposition ``Y_phi = min(1, Y @ A_phi)``.
+- :mod:`refdense.data.dataset`: :class:`DenseActionDataset`, :class:`Batch`, :func:`collate`.
+- :mod:`refdense.data.stats`: the statistics that ``refdense inspect`` prints.
+
+The format is documented in ``data/README.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from refdense.data.dataset import (
+    SPLITS,
+    Batch,
+    DatasetLabels,
+    DenseActionDataset,
+    collate,
+    labels_from_annotations,
+    read_labels,
+    split_ids,
+    validation_ids,
+)
+from refdense.data.format import (
+    ANNOTATIONS_FILE,
+    FEATURES_FILE,
+    INFO_FILE,
+    Annotations,
+    DatasetError,
+    DatasetInfo,
+    StreamInfo,
+    VideoAnnotation,
+    feature_lengths,
+    parse_annotations,
+    read_annotations,
+    read_features,
+    read_info,
+    write_annotations,
+    write_features,
+    write_info,
+)
+from refdense.data.labels import (
+    CleanupReport,
+    DroppedInstance,
+    clean_instances,
+    decompose_labels,
+    dense_labels,
+    instance_span,
+    segment_times,
+    summarize_cleanup,
+)
+from refdense.data.stats import SplitStatistics, dataset_statistics, format_statistics, split_statistics
+
+
+def default_dataset(preset: str = "default", seed: int = 0) -> Path:
+    """The folder ``refdense.paths.data_root() / "synthetic" / preset``, generated if missing.
+
+    Generation is deterministic (same preset and seed, same bytes) and atomic (a temporary folder
+    renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other than 0
+    goes to ``<preset>-seed<seed>``.
+    """
+    from refdense import synth
+    from refdense.paths import data_root
+
+    name = preset if seed == 0 else f"{preset}-seed{seed}"
+    folder = data_root() / "synthetic" / name
+    if not (folder / INFO_FILE).is_file():
+        synth.generate(preset, folder, seed=seed)
+    return folder
+
+
+__all__ = [
+    "ANNOTATIONS_FILE", "FEATURES_FILE", "INFO_FILE", "SPLITS",
+    "Annotations", "Batch", "CleanupReport", "DatasetError", "DatasetInfo", "DatasetLabels",
+    "DenseActionDataset", "DroppedInstance", "SplitStatistics", "StreamInfo", "VideoAnnotation",
+    "clean_instances", "collate", "dataset_statistics", "decompose_labels", "default_dataset",
+    "dense_labels", "feature_lengths", "format_statistics", "instance_span", "labels_from_annotations",
+    "parse_annotations", "read_annotations", "read_features", "read_info", "read_labels",
+    "segment_times", "split_ids", "split_statistics", "summarize_cleanup", "validation_ids",
+    "write_annotations", "write_features", "write_info",
+]

@@ -1,0 +1,435 @@
+"""The refdense dataset format on disk: ``dataset.json``, ``annotations.json``, ``features.h5``.
+
+A dataset is a folder holding three files (documented in ``data/README.md``):
+
+- ``dataset.json``: the :class:`DatasetInfo` (class, entity and motion names, the decomposition of
+  each class into at most one entity and one motion, the segment rule, the feature streams).
+- ``annotations.json``: the super-events format used by super-events, PDAN, MS-TCT, PAT and MLAD,
+  ``{video_id: {"subset": "training"|"testing", "duration": s, "actions": [[c, start_s, end_s], ...]}}``
+  with 0-based class ids and times in seconds.
+- ``features.h5``: one HDF5 dataset per stream and video, ``video/<id>`` (T, D_video) and
+  ``image/<id>`` (T, D_image), float16 or float32, both streams of equal length T.
+
+Every reader here validates what it reads and raises :class:`DatasetError` (a ``ValueError``) whose
+message names the file, the video and what was expected and found. Every writer is atomic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from refdense.io import atomic_path, atomic_write
+
+FORMAT = "refdense-dataset/1"
+INFO_FILE = "dataset.json"
+ANNOTATIONS_FILE = "annotations.json"
+FEATURES_FILE = "features.h5"
+STREAMS = ("video", "image")
+SUBSETS = ("training", "testing")
+BOUNDARIES = ("strict", "inclusive")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, malformed or inconsistent (the message says which and where)."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One feature stream: its dimension and the encoder that produced it (e.g. ``"i3d"``)."""
+
+    dim: int
+    encoder: str
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``dataset.json`` holds.
+
+    ``decomposition[c] = (entity_index | None, motion_index | None)`` for each class ``c``.
+    ``boundary`` is the seconds-to-segment rule: with ``fps_feat = T / duration``, segment ``t`` is
+    positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` (``"strict"``, as PAT and
+    MS-TCT) or ``s <= t / fps_feat <= e`` (``"inclusive"``, as MLAD).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    entities: tuple[str, ...]
+    motions: tuple[str, ...]
+    decomposition: tuple[tuple[int | None, int | None], ...]
+    streams: Mapping[str, StreamInfo]
+    segment_frames: int = 8
+    fps: float = 24.0
+    boundary: str = "strict"
+    source: str = ""
+    format: str = field(default=FORMAT)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def num_entities(self) -> int:
+        return len(self.entities)
+
+    @property
+    def num_motions(self) -> int:
+        return len(self.motions)
+
+    @property
+    def video_dim(self) -> int:
+        return self.streams["video"].dim
+
+    @property
+    def image_dim(self) -> int:
+        return self.streams["image"].dim
+
+    def entity_matrix(self) -> np.ndarray:
+        """A_ent (C, C_ent) float32, 1 where class c involves entity k."""
+        return self._matrix(0, self.num_entities)
+
+    def motion_matrix(self) -> np.ndarray:
+        """A_mot (C, C_mot) float32, 1 where class c involves motion k."""
+        return self._matrix(1, self.num_motions)
+
+    def _matrix(self, part: int, width: int) -> np.ndarray:
+        matrix = np.zeros((self.num_classes, width), dtype=np.float32)
+        for c, pair in enumerate(self.decomposition):
+            if pair[part] is not None:
+                matrix[c, pair[part]] = 1.0
+        return matrix
+
+    def validate(self, where: str = "DatasetInfo") -> None:
+        """Raise :class:`DatasetError` if any field is inconsistent."""
+
+        def fail(message: str) -> None:
+            raise DatasetError(f"{where}: {message}")
+
+        if self.format != FORMAT:
+            fail(f"format: expected {FORMAT!r}, found {self.format!r}")
+        for key in ("classes", "entities", "motions"):
+            names = getattr(self, key)
+            if key == "classes" and not names:
+                fail("classes: expected at least one class, found none")
+            if any(not isinstance(n, str) or not n for n in names):
+                fail(f"{key}: expected non-empty strings, found {list(names)!r}")
+            if len(set(names)) != len(names):
+                duplicates = sorted({n for n in names if names.count(n) > 1})
+                fail(f"{key}: expected unique names, found duplicates {duplicates}")
+        if len(self.decomposition) != self.num_classes:
+            fail(f"decomposition: expected one [entity, motion] pair per class ({self.num_classes}), "
+                 f"found {len(self.decomposition)}")
+        for c, pair in enumerate(self.decomposition):
+            if len(pair) != 2:
+                fail(f"decomposition[{c}]: expected [entity_or_null, motion_or_null], found {list(pair)!r}")
+            for index, width, kind in ((pair[0], self.num_entities, "entity"), (pair[1], self.num_motions, "motion")):
+                if index is None:
+                    continue
+                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < width:
+                    fail(f"decomposition[{c}] ({self.classes[c]!r}): expected {kind} index in "
+                         f"[0, {width}) or null, found {index!r}")
+        if set(self.streams) != set(STREAMS):
+            fail(f"streams: expected {list(STREAMS)}, found {sorted(self.streams)}")
+        for key, stream in self.streams.items():
+            if isinstance(stream.dim, bool) or not isinstance(stream.dim, int) or stream.dim < 1:
+                fail(f"streams.{key}.dim: expected a positive integer, found {stream.dim!r}")
+        if isinstance(self.segment_frames, bool) or not isinstance(self.segment_frames, int) or self.segment_frames < 1:
+            fail(f"segment_frames: expected a positive integer, found {self.segment_frames!r}")
+        if not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or self.fps <= 0:
+            fail(f"fps: expected a positive number, found {self.fps!r}")
+        if self.boundary not in BOUNDARIES:
+            fail(f"boundary: expected one of {list(BOUNDARIES)}, found {self.boundary!r}")
+
+    def to_json(self) -> dict:
+        return {
+            "format": self.format,
+            "name": self.name,
+            "classes": list(self.classes),
+            "entities": list(self.entities),
+            "motions": list(self.motions),
+            "decomposition": [list(pair) for pair in self.decomposition],
+            "segment_frames": self.segment_frames,
+            "fps": self.fps,
+            "streams": {k: {"dim": self.streams[k].dim, "encoder": self.streams[k].encoder} for k in STREAMS},
+            "boundary": self.boundary,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
+        """Build from the parsed ``dataset.json``; errors name ``where``."""
+        if not isinstance(data, dict):
+            raise DatasetError(f"{where}: expected a JSON object, found {type(data).__name__}")
+        required = ("name", "classes", "entities", "motions", "decomposition", "streams")
+        missing = [key for key in required if key not in data]
+        if missing:
+            raise DatasetError(f"{where}: missing keys {missing}")
+        known = {"format", "segment_frames", "fps", "boundary", "source", *required}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise DatasetError(f"{where}: unknown keys {unknown} (expected some of {sorted(known)})")
+        streams = data["streams"]
+        if not isinstance(streams, dict) or any(
+            not isinstance(s, dict) or set(s) != {"dim", "encoder"} for s in streams.values()
+        ):
+            raise DatasetError(f"{where}: streams: expected {{name: {{'dim': int, 'encoder': str}}}}, found {streams!r}")
+        for key in ("classes", "entities", "motions", "decomposition"):
+            if not isinstance(data[key], list):
+                raise DatasetError(f"{where}: {key}: expected a list, found {type(data[key]).__name__}")
+        if any(not isinstance(pair, list) for pair in data["decomposition"]):
+            raise DatasetError(f"{where}: decomposition: expected a list of [entity, motion] pairs")
+        try:
+            return cls(
+                name=str(data["name"]),
+                classes=tuple(data["classes"]),
+                entities=tuple(data["entities"]),
+                motions=tuple(data["motions"]),
+                decomposition=tuple(tuple(pair) for pair in data["decomposition"]),
+                streams={k: StreamInfo(dim=v["dim"], encoder=str(v["encoder"])) for k, v in streams.items()},
+                segment_frames=data.get("segment_frames", 8),
+                fps=data.get("fps", 24.0),
+                boundary=data.get("boundary", "strict"),
+                source=str(data.get("source", "")),
+                format=data.get("format", FORMAT),
+            )
+        except DatasetError as error:  # name the file rather than the class
+            raise DatasetError(f"{where}: {str(error).removeprefix('DatasetInfo: ')}") from None
+
+
+def _read_json(path: Path) -> object:
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: not valid JSON ({error})") from None
+
+
+def _write_json(path: Path, data: object) -> None:
+    with atomic_write(path) as handle:
+        json.dump(data, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+
+
+def read_info(root: str | os.PathLike) -> DatasetInfo:
+    """Read and validate ``<root>/dataset.json``."""
+    path = Path(root) / INFO_FILE
+    return DatasetInfo.from_json(_read_json(path), where=str(path))
+
+
+def write_info(root: str | os.PathLike, info: DatasetInfo) -> Path:
+    """Write ``<root>/dataset.json`` atomically; returns its path."""
+    path = Path(root) / INFO_FILE
+    _write_json(path, info.to_json())
+    return path
+
+
+# ----------------------------------------------------------------------------------- annotations
+
+
+@dataclass(frozen=True)
+class VideoAnnotation:
+    """One video of a super-events annotation file; ``actions`` are ``(class, start_s, end_s)``, 0-based."""
+
+    subset: str
+    duration: float
+    actions: tuple[tuple[int, float, float], ...]
+
+
+Annotations = dict[str, VideoAnnotation]
+"""``{video_id: VideoAnnotation}``, the content of a super-events annotation file."""
+
+
+def parse_annotations(
+    data: object,
+    *,
+    num_classes: int | None = None,
+    one_based: bool = False,
+    where: str = "annotations",
+) -> Annotations:
+    """Validate parsed super-events JSON and return 0-based :data:`Annotations`.
+
+    ``one_based=True`` reads files whose class ids start at 1 (MultiTHUMOS); ids are shifted to 0.
+    Class ids outside ``[0, num_classes)`` (after the shift), non-integer ids, unknown subsets,
+    non-positive durations and non-finite times raise :class:`DatasetError`. Instances whose times
+    are merely dirty (ending after the video, empty) are kept here: the clean-up rules of
+    :func:`refdense.data.dense_labels` deal with them and report what they did.
+    """
+    if not isinstance(data, dict):
+        raise DatasetError(f"{where}: expected a JSON object {{video_id: {{...}}}}, found {type(data).__name__}")
+    offset = 1 if one_based else 0
+    annotations: Annotations = {}
+    for video_id, entry in data.items():
+        here = f"{where}: video {video_id!r}"
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{here}: expected an object with subset, duration, actions, found {type(entry).__name__}")
+        missing = [key for key in ("subset", "duration", "actions") if key not in entry]
+        if missing:
+            raise DatasetError(f"{here}: missing keys {missing}")
+        subset, duration, actions = entry["subset"], entry["duration"], entry["actions"]
+        if subset not in SUBSETS:
+            raise DatasetError(f"{here}: subset: expected one of {list(SUBSETS)}, found {subset!r}")
+        if not _is_number(duration) or not math.isfinite(duration) or duration <= 0:
+            raise DatasetError(f"{here}: duration: expected a positive number of seconds, found {duration!r}")
+        if not isinstance(actions, list):
+            raise DatasetError(f"{here}: actions: expected a list of [class, start, end], found {type(actions).__name__}")
+        parsed = []
+        for i, action in enumerate(actions):
+            if not isinstance(action, list) or len(action) != 3 or not all(_is_number(v) for v in action):
+                raise DatasetError(f"{here}: actions[{i}]: expected [class, start, end] numbers, found {action!r}")
+            label, start, end = action
+            if float(label) != int(label):
+                raise DatasetError(f"{here}: actions[{i}]: expected an integer class id, found {label!r}")
+            label = int(label) - offset
+            if label < 0 or (num_classes is not None and label >= num_classes):
+                low, high = offset, (num_classes - 1 + offset) if num_classes is not None else "..."
+                raise DatasetError(
+                    f"{here}: actions[{i}]: class id {int(action[0])} out of range, expected "
+                    f"{low}..{high} ({'1' if one_based else '0'}-based)"
+                )
+            if not (math.isfinite(start) and math.isfinite(end)):
+                raise DatasetError(f"{here}: actions[{i}]: expected finite times, found {action!r}")
+            parsed.append((label, float(start), float(end)))
+        annotations[str(video_id)] = VideoAnnotation(subset, float(duration), tuple(parsed))
+    return annotations
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_annotations(
+    path: str | os.PathLike, *, num_classes: int | None = None, one_based: bool = False
+) -> Annotations:
+    """Read a super-events annotation file (see :func:`parse_annotations`)."""
+    path = Path(path)
+    return parse_annotations(_read_json(path), num_classes=num_classes, one_based=one_based, where=str(path))
+
+
+def write_annotations(path: str | os.PathLike, annotations: Annotations) -> Path:
+    """Write :data:`Annotations` atomically in the super-events format (0-based ids, seconds)."""
+    path = Path(path)
+    data = {
+        video_id: {
+            "subset": entry.subset,
+            "duration": round(entry.duration, 6),
+            "actions": [[c, round(s, 6), round(e, 6)] for c, s, e in entry.actions],
+        }
+        for video_id, entry in annotations.items()
+    }
+    _write_json(path, data)
+    return path
+
+
+# -------------------------------------------------------------------------------------- features
+
+
+def write_features(
+    path: str | os.PathLike,
+    items: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    dtype: str = "float16",
+) -> Path:
+    """Write ``(video_id, video (T, Dv), image (T, Di))`` items to an HDF5 file, atomically.
+
+    The bytes depend only on the items (no timestamps, datasets created in the given order), so
+    the same items give the same file.
+    """
+    import h5py
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", track_order=False) as handle:
+            groups = {stream: handle.create_group(stream, track_order=False) for stream in STREAMS}
+            for video_id, video, image in items:
+                if video.shape[0] != image.shape[0]:
+                    raise DatasetError(f"{path}: video {video_id!r}: stream lengths differ, "
+                                       f"video {video.shape[0]} vs image {image.shape[0]} segments")
+                for stream, array in (("video", video), ("image", image)):
+                    groups[stream].create_dataset(video_id, data=np.asarray(array, dtype=dtype), track_times=False)
+    return path
+
+
+def feature_lengths(path: str | os.PathLike, info: DatasetInfo | None = None) -> dict[str, int]:
+    """``{video_id: T}`` from ``features.h5`` without reading the values.
+
+    Checks that both streams hold the same videos with the same length T and (given ``info``) the
+    declared dimensions.
+    """
+    import h5py
+
+    path = Path(path)
+    handle = _open_h5(path)
+    with handle:
+        lengths: dict[str, dict[str, int]] = {}
+        for stream in STREAMS:
+            if stream not in handle or not isinstance(handle[stream], h5py.Group):
+                raise DatasetError(f"{path}: expected a group {stream!r}, found groups {sorted(handle)}")
+            lengths[stream] = {}
+            for video_id, dataset in handle[stream].items():
+                if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2:
+                    raise DatasetError(f"{path}: video {video_id!r}: {stream}/{video_id}: expected a 2-d "
+                                       f"array (T, D), found {getattr(dataset, 'shape', 'a group')}")
+                if info is not None and dataset.shape[1] != info.streams[stream].dim:
+                    raise DatasetError(f"{path}: video {video_id!r}: {stream} dimension: expected "
+                                       f"{info.streams[stream].dim} (dataset.json), found {dataset.shape[1]}")
+                if dataset.shape[0] < 1:
+                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected at least one segment, found 0")
+                lengths[stream][video_id] = int(dataset.shape[0])
+    video, image = lengths["video"], lengths["image"]
+    for only, there, missing in ((set(video) - set(image), "video", "image"), (set(image) - set(video), "image", "video")):
+        if only:
+            raise DatasetError(f"{path}: video {sorted(only)[0]!r}: present in {there}/ but not in {missing}/ "
+                               f"({len(only)} such videos)")
+    for video_id, length in video.items():
+        if image[video_id] != length:
+            raise DatasetError(f"{path}: video {video_id!r}: stream lengths differ, video {length} vs "
+                               f"image {image[video_id]} segments")
+    return video
+
+
+def read_features(
+    path: str | os.PathLike, video_ids: Iterable[str], info: DatasetInfo
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read ``{video_id: (video (T, Dv), image (T, Di))}`` in the stored dtype, checking values are finite.
+
+    Call :func:`feature_lengths` first to check the file's structure.
+    """
+    path = Path(path)
+    features = {}
+    with _open_h5(path) as handle:
+        for video_id in video_ids:
+            pair = []
+            for stream in STREAMS:
+                array = handle[stream][video_id][()]
+                if array.dtype not in (np.float16, np.float32):
+                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected float16 or float32, "
+                                       f"found {array.dtype}")
+                finite = np.isfinite(array)
+                if not finite.all():
+                    bad = int(np.argwhere(~finite)[0, 0])
+                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected finite values, found "
+                                       f"{int((~finite).sum())} NaN/Inf (first at segment {bad})")
+                pair.append(array)
+            features[video_id] = (pair[0], pair[1])
+    return features
+
+
+def _open_h5(path: Path):
+    import h5py
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({error})") from None

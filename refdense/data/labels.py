@@ -1,0 +1,193 @@
+"""From annotated instances in seconds to dense per-segment labels, and their decomposition.
+
+The seconds-to-segment rule (SPEC section 6): a video of ``duration`` seconds has ``T`` feature
+segments, so ``fps_feat = T / duration`` and segment ``t`` sits at time ``t / fps_feat``. Segment
+``t`` is positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` under the ``"strict"``
+rule (PAT, MS-TCT) or ``s <= t / fps_feat <= e`` under ``"inclusive"`` (MLAD).
+
+Real annotation files are dirty. :func:`dense_labels` applies these clean-up rules and reports
+each one in a :class:`CleanupReport` (nothing is changed silently):
+
+- an instance that starts before 0 or ends after the video is clipped to ``[0, duration]``;
+- an instance with ``end <= start`` or starting at or after the end of the video is dropped;
+- overlapping instances of one class are merged (their union is positive);
+- an instance that is kept but covers no segment (shorter than a segment) is counted.
+
+The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; SPEC section 5):
+``Y_phi = min(1, Y @ A_phi)`` for the 0/1 matrices ``A_ent`` (C, C_ent) and ``A_mot`` (C, C_mot),
+which keeps the temporal boundaries of the action labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from refdense.data.format import BOUNDARIES
+
+
+@dataclass
+class DroppedInstance:
+    """An instance the clean-up removed, with the reason."""
+
+    video_id: str
+    label: int
+    start: float
+    end: float
+    reason: str
+
+
+@dataclass
+class CleanupReport:
+    """What the clean-up rules changed; add reports with ``+=`` to summarise a whole dataset."""
+
+    instances: int = 0
+    clipped: int = 0
+    clipped_seconds: float = 0.0
+    dropped: list[DroppedInstance] = field(default_factory=list)
+    merged: int = 0
+    no_segment: int = 0
+    videos_without_actions: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: "CleanupReport") -> "CleanupReport":
+        self.instances += other.instances
+        self.clipped += other.clipped
+        self.clipped_seconds += other.clipped_seconds
+        self.dropped.extend(other.dropped)
+        self.merged += other.merged
+        self.no_segment += other.no_segment
+        self.videos_without_actions.extend(other.videos_without_actions)
+        return self
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.clipped or self.dropped or self.merged)
+
+    def to_dict(self) -> dict:
+        reasons: dict[str, int] = {}
+        for item in self.dropped:
+            reasons[item.reason] = reasons.get(item.reason, 0) + 1
+        return {
+            "instances": self.instances,
+            "clipped": self.clipped,
+            "clipped_seconds": round(self.clipped_seconds, 3),
+            "dropped": len(self.dropped),
+            "dropped_reasons": reasons,
+            "merged_overlaps": self.merged,
+            "covering_no_segment": self.no_segment,
+            "videos_without_actions": len(self.videos_without_actions),
+        }
+
+    def summary(self) -> str:
+        """One line, e.g. ``"1200 instances: clipped 310 (92.4 s), dropped 2 (end <= start: 2), ..."``."""
+        return summarize_cleanup(self.to_dict())
+
+
+def summarize_cleanup(report: dict) -> str:
+    """The one-line summary of a :meth:`CleanupReport.to_dict` (also of a stored one)."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(report["dropped_reasons"].items()))
+    dropped = f"dropped {report['dropped']}" + (f" ({reasons})" if reasons else "")
+    return (f"{report['instances']} instances: clipped {report['clipped']} ({report['clipped_seconds']:.1f} s), "
+            f"{dropped}, merged {report['merged_overlaps']} overlapping, {report['covering_no_segment']} cover "
+            f"no segment; {report['videos_without_actions']} videos without actions")
+
+
+def segment_times(num_segments: int, duration: float) -> np.ndarray:
+    """Times in seconds of the segments, ``t / fps_feat = t * duration / T``: (T,) float64."""
+    return np.arange(num_segments, dtype=np.float64) * (duration / num_segments)
+
+
+def instance_span(times: np.ndarray, start: float, end: float, boundary: str = "strict") -> slice:
+    """The segments positive for one instance ``[start, end]`` under ``boundary``, as a slice of ``times``.
+
+    ``times`` (T,) are the increasing segment times of :func:`segment_times`.
+    """
+    if boundary == "strict":
+        return slice(int(np.searchsorted(times, start, "right")), int(np.searchsorted(times, end, "left")))
+    if boundary == "inclusive":
+        return slice(int(np.searchsorted(times, start, "left")), int(np.searchsorted(times, end, "right")))
+    raise ValueError(f"boundary: expected one of {list(BOUNDARIES)}, found {boundary!r}")
+
+
+def clean_instances(
+    actions: Iterable[tuple[int, float, float]], duration: float, video_id: str = ""
+) -> tuple[list[tuple[int, float, float]], CleanupReport]:
+    """Apply the clip and drop rules (module docstring) to one video's ``(class, start, end)`` instances.
+
+    Returns the kept instances (clipped, in the given order) and the report. Merging of overlaps
+    is counted here but happens in :func:`dense_labels` (the union of positive segments).
+    """
+    report = CleanupReport()
+    kept = []
+    for label, start, end in actions:
+        report.instances += 1
+        if end <= start:
+            report.dropped.append(DroppedInstance(video_id, label, start, end, "end <= start"))
+            continue
+        if start >= duration:
+            report.dropped.append(DroppedInstance(video_id, label, start, end, "starts after the video"))
+            continue
+        if end <= 0:
+            report.dropped.append(DroppedInstance(video_id, label, start, end, "ends before the video"))
+            continue
+        clipped_start, clipped_end = max(start, 0.0), min(end, duration)
+        if (clipped_start, clipped_end) != (start, end):
+            report.clipped += 1
+            report.clipped_seconds += (clipped_start - start) + (end - clipped_end)
+        kept.append((label, clipped_start, clipped_end))
+    by_class: dict[int, list[tuple[float, float]]] = {}
+    for label, start, end in kept:
+        by_class.setdefault(label, []).append((start, end))
+    for spans in by_class.values():
+        reach = -np.inf
+        for start, end in sorted(spans):
+            if start < reach:
+                report.merged += 1
+            reach = max(reach, end)
+    if not kept:
+        report.videos_without_actions.append(video_id)
+    return kept, report
+
+
+def dense_labels(
+    actions: Iterable[tuple[int, float, float]],
+    duration: float,
+    num_segments: int,
+    num_classes: int,
+    boundary: str = "strict",
+    video_id: str = "",
+) -> tuple[np.ndarray, CleanupReport]:
+    """Dense labels of one video from its instances in seconds.
+
+    Args:
+        actions: ``(class, start_s, end_s)`` with 0-based classes in ``[0, num_classes)``.
+        duration: the video's duration in seconds (> 0).
+        num_segments: T, the number of feature segments.
+        num_classes: C.
+        boundary: ``"strict"`` or ``"inclusive"`` (module docstring).
+        video_id: used in the report and in errors.
+
+    Returns:
+        ``Y`` (T, C) uint8 in {0, 1} and the :class:`CleanupReport` of this video.
+    """
+    if num_segments < 1 or duration <= 0:
+        raise ValueError(f"video {video_id!r}: expected T >= 1 and duration > 0, found T={num_segments}, "
+                         f"duration={duration}")
+    kept, report = clean_instances(actions, duration, video_id)
+    times = segment_times(num_segments, duration)
+    labels = np.zeros((num_segments, num_classes), dtype=np.uint8)
+    for label, start, end in kept:
+        if not 0 <= label < num_classes:
+            raise ValueError(f"video {video_id!r}: class id {label} out of range, expected 0..{num_classes - 1}")
+        span = instance_span(times, start, end, boundary)
+        if span.stop <= span.start:
+            report.no_segment += 1
+        labels[span, label] = 1
+    return labels, report
+
+
+def decompose_labels(labels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``Y_phi = min(1, Y @ A_phi)``: (..., C) labels and (C, C_phi) 0/1 matrix -> (..., C_phi), dtype of labels."""
+    return np.minimum(labels.astype(np.int64) @ matrix.astype(np.int64), 1).astype(labels.dtype)

@@ -1,0 +1,482 @@
+"""A synthetic dense-action benchmark whose difficulty is the one RefDense is built for.
+
+The generative model (also in ``data/README.md``), designed before any model was run on it:
+
+Concepts. There are ``E`` entities (objects, named like "red cube") and ``M`` motions. Motions come
+in families of two that share the same three *phase* prototypes in the video feature space:
+
+- a *reverse* family ("raise" / "lower"): the first member sweeps the phases 0 -> 1 -> 2 once over
+  the instance, the second sweeps 2 -> 1 -> 0; at any duration, every segment of either is drawn
+  from the same distribution, only the order over several segments tells them apart;
+- a *tempo* family ("shake" / "wave"): both cycle through the phases, one phase per segment for
+  the first member, one phase per ``slow_period`` segments for the second; again the same
+  per-segment distribution, told apart only by the pattern over neighbouring segments.
+
+An odd motion count leaves one family with a single member and its own prototypes.
+
+Actions. Each class is a composition ``(entity, motion)`` ("raise the red cube"), or has only one
+part ("look at red cube": entity only; "shake": motion only). Every entity and every motion serve
+several classes, and about ``paired_share`` of the composite classes come as both members of a
+family with the same entity, so a class can't be told from one stream, nor from one segment.
+
+Streams. Per segment ``t`` (features are per-video background + the evidence below + Gaussian
+noise of std ``noise``):
+
+- image ("CLIP"): the prototype of every entity in view (entities of active actions, plus
+  *distractor* entities that are in view without being acted on), and a weak trace
+  (``family_trace``) of the motion family of active actions, never of its member (a still frame
+  shows a pose, not its direction);
+- video ("I3D"): the phase prototype of every active motion at its current phase, *distractor*
+  motion fragments (one or two segments of a random phase, no action), and a weak trace
+  (``entity_trace``) of the entities being acted on (never of distractor entities, so entity-only
+  classes are separable from an object merely lying in view).
+
+Evidence of simultaneous actions adds up. Amplitudes vary per instance.
+
+Co-occurrence. Classes are grouped into *scripts*, one per entity (its classes), with the
+motion-only classes spread over them. A script occurrence places a long *parent* instance and
+each child with probability ``child_probability``: inside the parent at random (nested scripts)
+or one after the other, tiling the parent (sequence scripts). Occurrences follow a Poisson process
+in time; single instances of any class are added on top. Class frequency is Zipf-like: class
+weights ``1 / rank ** zipf`` in a random rank order drive both the scripts and the singles.
+
+Dirt, as in real files: a share of videos have no action, and a share of the instances that reach
+the end of the video end up to ``overrun_max`` seconds after it (the loader clips and reports).
+
+Presets: ``tiny`` (tests, notebooks: ~1 s), ``default`` (the main job: a CPU trains on it in
+minutes), ``charades-like`` and ``multithumos-like`` (the real sizes, label statistics within 15%
+of SPEC section 6, 1024-d streams, float16). Same preset and seed give the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from refdense.data.format import (
+    ANNOTATIONS_FILE,
+    FEATURES_FILE,
+    Annotations,
+    DatasetInfo,
+    StreamInfo,
+    VideoAnnotation,
+    write_annotations,
+    write_features,
+    write_info,
+)
+from refdense.data.labels import clean_instances, instance_span, segment_times
+
+PHASES = 3  # phase prototypes per motion family
+
+_COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black")
+_SHAPES = ("cube", "ball", "cone", "ring", "star", "disc", "box", "rod")
+_REVERSE_PAIRS = (
+    ("raise", "lower"), ("push", "pull"), ("open", "close"), ("fill", "empty"), ("stack", "unstack"),
+    ("wrap", "unwrap"), ("lift", "drop"), ("insert", "remove"), ("fold", "unfold"), ("tie", "untie"),
+    ("pack", "unpack"), ("load", "unload"), ("lock", "unlock"),
+)
+_TEMPO_PAIRS = (
+    ("shake", "wave"), ("tap", "press"), ("spin", "turn"), ("bounce", "roll"), ("flick", "swing"),
+    ("rub", "stroke"), ("twirl", "sway"), ("jiggle", "tilt"), ("pat", "squeeze"), ("drum", "nudge"),
+    ("flutter", "glide"), ("chop", "slice"),
+)
+_SINGLE_MOTION = "circle"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The knobs of the generator (module docstring). Rates are per second of video."""
+
+    name: str
+    training: int
+    testing: int
+    classes: int
+    entities: int
+    motions: int
+    entity_only: int
+    motion_only: int
+    video_dim: int
+    image_dim: int
+    fps: float = 24.0
+    segment_frames: int = 8
+    duration_median: float = 30.0
+    duration_sigma: float = 0.25
+    duration_min: float = 10.0
+    duration_max: float = 60.0
+    script_rate: float = 0.05
+    single_rate: float = 0.01
+    child_probability: float = 0.6
+    parent_median: float = 15.0
+    parent_sigma: float = 0.5
+    child_median: float = 6.0
+    child_sigma: float = 0.5
+    sequence_share: float = 0.5
+    paired_share: float = 0.5
+    zipf: float = 0.6
+    test_rate_scale: float = 1.0
+    empty_share: float = 0.02
+    overrun_share: float = 0.3
+    overrun_max: float = 1.5
+    noise: float = 1.0
+    background: float = 0.5
+    entity_trace: float = 0.3
+    family_trace: float = 0.3
+    distractor_rate: float = 0.03
+    fragment_rate: float = 0.1
+    slow_period: int = 3
+    dtype: str = "float16"
+
+    @property
+    def segments_per_second(self) -> float:
+        return self.fps / self.segment_frames
+
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("tiny", training=32, testing=8, classes=12, entities=4, motions=4, entity_only=1,
+               motion_only=1, video_dim=32, image_dim=32, duration_median=14.0, duration_sigma=0.25,
+               duration_min=8.0, duration_max=22.0, script_rate=0.08, single_rate=0.02,
+               parent_median=8.0, child_median=3.5, zipf=0.5),
+        Preset("default", training=240, testing=60, classes=32, entities=10, motions=10, entity_only=2,
+               motion_only=2, video_dim=64, image_dim=64, duration_median=43.0, duration_sigma=0.25,
+               duration_min=27.0, duration_max=60.0, script_rate=0.05, single_rate=0.02,
+               parent_median=14.0, child_median=5.0, zipf=0.6),
+        Preset("charades-like", training=7985, testing=1863, classes=157, entities=38, motions=33,
+               entity_only=8, motion_only=6, video_dim=1024, image_dim=1024, duration_median=30.5,
+               duration_sigma=0.3, duration_min=8.0, duration_max=60.0, script_rate=0.063,
+               single_rate=0.015, child_probability=0.55, parent_median=20.0, parent_sigma=0.5,
+               child_median=7.5, child_sigma=0.35, zipf=0.85, test_rate_scale=1.45, empty_share=0.023),
+        Preset("multithumos-like", training=200, testing=213, classes=65, entities=28, motions=50,
+               entity_only=4, motion_only=8, video_dim=1024, image_dim=1024, fps=30.0, paired_share=0.0,
+               duration_median=151.0, duration_sigma=0.8, duration_min=20.0, duration_max=1500.0,
+               script_rate=0.16, single_rate=0.08, child_probability=0.9, parent_median=3.5,
+               parent_sigma=1.0, child_median=1.3, child_sigma=0.8, zipf=1.2, test_rate_scale=1.07,
+               empty_share=0.0, overrun_share=0.05, overrun_max=30.0),
+    )
+}
+
+
+@dataclass(frozen=True)
+class _Script:
+    parent: int
+    children: tuple[int, ...]
+    sequence: bool
+
+
+@dataclass(frozen=True)
+class _World:
+    """The concept structure of a preset and seed: names, decomposition, scripts, weights."""
+
+    info: DatasetInfo
+    family_of_motion: tuple[int, ...]  # motion -> family
+    member_of_motion: tuple[int, ...]  # motion -> 0 | 1
+    tempo_family: tuple[bool, ...]  # family -> tempo (True) or reverse (False)
+    scripts: tuple[_Script, ...]
+    class_cumulative: np.ndarray  # (C,) cumulative class probabilities (last is 1)
+    script_cumulative: np.ndarray  # (S,) cumulative script probabilities (last is 1)
+
+
+def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
+    names, family, member, tempo = [], [], [], []
+    pairs = count // 2
+    if pairs > len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS):
+        raise ValueError(f"motions: at most {2 * (len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS)) + 1} supported, found {count}")
+    reverse_iter, tempo_iter = iter(_REVERSE_PAIRS), iter(_TEMPO_PAIRS)
+    for f in range(pairs):
+        # Alternate the kinds; fall back to the other list when one runs out.
+        use_tempo = f % 2 == 1
+        pair = next(tempo_iter, None) if use_tempo else next(reverse_iter, None)
+        if pair is None:
+            use_tempo = not use_tempo
+            pair = next(tempo_iter) if use_tempo else next(reverse_iter)
+        names.extend(pair)
+        family.extend((f, f))
+        member.extend((0, 1))
+        tempo.append(use_tempo)
+    if count % 2:
+        names.append(_SINGLE_MOTION)
+        family.append(pairs)
+        member.append(0)
+        tempo.append(False)
+    return names, family, member, tempo
+
+
+def _world(preset: Preset, seed: int) -> _World:
+    rng = np.random.default_rng([seed, 0])
+    if preset.entities > len(_COLOURS) * len(_SHAPES):
+        raise ValueError(f"entities: at most {len(_COLOURS) * len(_SHAPES)} supported, found {preset.entities}")
+    entities = [f"{_COLOURS[i % 8]} {_SHAPES[(i % 8 + i // 8) % 8]}" for i in range(preset.entities)]
+    motions, family, member, tempo = _motion_names(preset.motions)
+    composites = preset.classes - preset.entity_only - preset.motion_only
+    if composites < 0 or preset.entity_only > preset.entities or preset.motion_only > preset.motions:
+        raise ValueError(f"preset {preset.name!r}: inconsistent class counts")
+    # Composite (entity, motion) pairs: cover every entity and motion once; add the other member of
+    # the family for about paired_share of them; use every entity and motion at least twice where
+    # the class count allows; fill up with random unused pairs.
+    pairs: list[tuple[int, int]] = []
+    entity_cycle = rng.permutation(preset.entities)
+    motion_cycle = rng.permutation(preset.motions)
+    for k in range(max(preset.entities, preset.motions)):
+        pair = (int(entity_cycle[k % preset.entities]), int(motion_cycle[k % preset.motions]))
+        if pair not in pairs:
+            pairs.append(pair)
+    partner = {m: [o for o in range(preset.motions) if family[o] == family[m] and o != m] for m in range(preset.motions)}
+    paired = 0
+    for e, m in list(pairs):
+        if paired >= preset.paired_share * composites or len(pairs) >= composites:
+            break
+        for o in partner[m]:
+            if (e, o) not in pairs:
+                pairs.append((e, o))
+                paired += 2
+    for part, count in ((0, preset.entities), (1, preset.motions)):
+        for concept in rng.permutation(count):
+            while sum(p[part] == concept for p in pairs) < 2 and len(pairs) < composites:
+                other = int(rng.integers(preset.motions if part == 0 else preset.entities))
+                pair = (int(concept), other) if part == 0 else (other, int(concept))
+                if pair not in pairs:
+                    pairs.append(pair)
+    all_pairs = [(e, m) for e in range(preset.entities) for m in range(preset.motions) if (e, m) not in pairs]
+    extra = rng.permutation(len(all_pairs))[: max(0, composites - len(pairs))]
+    pairs.extend(all_pairs[i] for i in extra)
+    pairs = pairs[:composites]
+    if len(pairs) < composites:
+        raise ValueError(f"preset {preset.name!r}: {composites} composite classes but only {len(pairs)} pairs")
+    decomposition: list[tuple[int | None, int | None]] = [(e, m) for e, m in pairs]
+    # Single-part classes go to the least used concepts (ties broken at random).
+    for part, count, number in ((0, preset.entities, preset.entity_only), (1, preset.motions, preset.motion_only)):
+        uses = np.bincount([p[part] for p in pairs], minlength=count) + rng.random(count)
+        for concept in np.argsort(uses, kind="stable")[:number]:
+            decomposition.append((int(concept), None) if part == 0 else (None, int(concept)))
+    order = rng.permutation(len(decomposition))
+    decomposition = [decomposition[i] for i in order]
+    classes = [
+        f"{motions[m]} the {entities[e]}" if e is not None and m is not None
+        else f"look at the {entities[e]}" if e is not None else motions[m]
+        for e, m in decomposition
+    ]
+    info = DatasetInfo(
+        name=preset.name,
+        classes=tuple(classes),
+        entities=tuple(entities),
+        motions=tuple(motions),
+        decomposition=tuple(decomposition),
+        streams={"video": StreamInfo(preset.video_dim, "synthetic-motion"),
+                 "image": StreamInfo(preset.image_dim, "synthetic-entity")},
+        segment_frames=preset.segment_frames,
+        fps=preset.fps,
+        boundary="strict",
+        source=f"refdense synth --preset {preset.name} --seed {seed} (generative model: refdense/synth.py)",
+    )
+    # Scripts: one per entity with its classes (entity-only class as parent when there is one);
+    # motion-only classes are spread over the scripts as children.
+    scripts = []
+    motion_only = [c for c, (e, m) in enumerate(decomposition) if e is None]
+    for e in range(preset.entities):
+        members = [c for c, (ce, _) in enumerate(decomposition) if ce == e]
+        members.sort(key=lambda c: decomposition[c][1] is not None)  # entity-only first
+        if not members:
+            continue
+        scripts.append([members[0], members[1:]])
+    for k, c in enumerate(motion_only):
+        scripts[k % len(scripts)][1].append(c)
+    sequence = rng.random(len(scripts)) < preset.sequence_share
+    scripts = tuple(_Script(p, tuple(ch), bool(s)) for (p, ch), s in zip(scripts, sequence))
+    ranks = rng.permutation(len(classes)) + 1
+    class_weights = 1.0 / ranks.astype(np.float64) ** preset.zipf
+    class_weights /= class_weights.sum()
+    script_weights = np.array([class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts])
+    script_weights /= script_weights.sum()
+    return _World(info, tuple(family), tuple(member), tuple(tempo), scripts, np.cumsum(class_weights),
+                  np.cumsum(script_weights))
+
+
+def dataset_info(preset: str | Preset, seed: int = 0) -> DatasetInfo:
+    """The :class:`DatasetInfo` (names, decomposition, streams) of a preset and seed, without generating data."""
+    return _world(PRESETS[preset] if isinstance(preset, str) else preset, seed).info
+
+
+def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
+    return float(median * np.exp(sigma * rng.standard_normal()))
+
+
+def _draw(rng: np.random.Generator, cumulative: np.ndarray) -> int:
+    """An index drawn with the cumulative probabilities ``cumulative``; faster than ``rng.choice`` per call."""
+    return min(int(np.searchsorted(cumulative, rng.random(), side="right")), cumulative.size - 1)
+
+
+def _video_actions(rng: np.random.Generator, preset: Preset, world: _World, duration: float, scale: float) -> list:
+    """The ``(class, start, end)`` instances of one video (before the end-overrun dirt)."""
+    if rng.random() < preset.empty_share:
+        return []
+    actions = []
+    for _ in range(max(1, rng.poisson(preset.script_rate * scale * duration))):
+        script = world.scripts[_draw(rng, world.script_cumulative)]
+        length = min(_lognormal(rng, preset.parent_median, preset.parent_sigma), duration)
+        start = rng.uniform(0.0, duration - length)
+        actions.append((script.parent, start, start + length))
+        children = [c for c in script.children if rng.random() < preset.child_probability]
+        if not children:
+            continue
+        if script.sequence:
+            children = [children[i] for i in rng.permutation(len(children))]
+            cuts = start + length * np.cumsum(np.concatenate([[0.0], rng.dirichlet(np.full(len(children), 2.0))]))
+            actions.extend((c, cuts[i], cuts[i + 1]) for i, c in enumerate(children))
+        else:
+            for c in children:
+                piece = min(_lognormal(rng, preset.child_median, preset.child_sigma), length)
+                offset = start + rng.random() * (length - piece)
+                actions.append((c, offset, offset + piece))
+    for _ in range(rng.poisson(preset.single_rate * scale * duration)):
+        c = _draw(rng, world.class_cumulative)
+        length = min(_lognormal(rng, preset.child_median, preset.child_sigma), duration)
+        start = rng.uniform(0.0, duration - length)
+        actions.append((c, start, start + length))
+    actions.sort(key=lambda a: (a[1], a[0]))
+    dirty = []
+    for c, start, end in actions:
+        if end >= duration - 1e-6 and rng.random() < preset.overrun_share:
+            end = duration + rng.uniform(0.0, preset.overrun_max)
+        dirty.append((int(c), round(float(start), 2), round(float(end), 2)))
+    return dirty
+
+
+def num_segments(preset: Preset, duration: float) -> int:
+    """T of a video: one segment per ``segment_frames`` frames at ``fps``, at least one."""
+    return max(1, int(duration * preset.segments_per_second))
+
+
+def generate_annotations(preset: str | Preset, seed: int = 0) -> tuple[DatasetInfo, Annotations, dict[str, int]]:
+    """The info, annotations and ``{video_id: T}`` of a preset, without features (fast).
+
+    :func:`generate` writes exactly these, so statistics can be checked on them alone.
+    """
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    world = _world(preset, seed)
+    rng = np.random.default_rng([seed, 1])
+    annotations: Annotations = {}
+    lengths: dict[str, int] = {}
+    width = len(str(preset.training + preset.testing))
+    for i in range(preset.training + preset.testing):
+        subset = "training" if i < preset.training else "testing"
+        scale = 1.0 if subset == "training" else preset.test_rate_scale
+        duration = float(np.clip(_lognormal(rng, preset.duration_median, preset.duration_sigma),
+                                 preset.duration_min, preset.duration_max))
+        duration = round(duration, 2)
+        video_id = f"v{i:0{width}d}"
+        annotations[video_id] = VideoAnnotation(subset, duration, tuple(_video_actions(rng, preset, world, duration, scale)))
+        lengths[video_id] = num_segments(preset, duration)
+    return world.info, annotations, lengths
+
+
+def _phase_sequence(rng: np.random.Generator, preset: Preset, tempo: bool, member: int, n: int) -> np.ndarray:
+    """Phase index (n,) of each covered segment of one motion instance."""
+    steps = np.arange(n)
+    if tempo:
+        period = 1 if member == 0 else preset.slow_period
+        return (steps // period + rng.integers(PHASES)) % PHASES
+    forward = (steps * PHASES) // n
+    return forward if member == 0 else PHASES - 1 - forward
+
+
+def _features(
+    rng: np.random.Generator, preset: Preset, world: _World, prototypes: dict, entry: VideoAnnotation, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(video (T, Dv), image (T, Di)) float32 of one video, following the module docstring."""
+    info = world.info
+    times = segment_times(length, entry.duration)
+    families = len(world.tempo_family)
+    in_view = np.zeros((length, info.num_entities), np.float32)  # image: entities in view
+    handled = np.zeros((length, info.num_entities), np.float32)  # video: entities acted on
+    phase = np.zeros((length, families * PHASES), np.float32)  # video: motion phases
+    family = np.zeros((length, families), np.float32)  # image: motion family trace
+    kept, _ = clean_instances(entry.actions, entry.duration)
+    for label, start, end in kept:
+        span = instance_span(times, start, end, info.boundary)
+        segments = np.arange(span.start, span.stop)
+        if segments.size == 0:
+            continue
+        amplitude = rng.uniform(0.6, 1.2)
+        e, m = info.decomposition[label]
+        if e is not None:
+            in_view[segments, e] = np.maximum(in_view[segments, e], amplitude)
+            handled[segments, e] = np.maximum(handled[segments, e], amplitude)
+        if m is not None:
+            f = world.family_of_motion[m]
+            steps = _phase_sequence(rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size)
+            phase[segments, f * PHASES + steps] += amplitude
+            family[segments, f] = np.maximum(family[segments, f], amplitude)
+    for _ in range(rng.poisson(preset.distractor_rate * entry.duration)):
+        span = max(1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second))
+        start = rng.integers(length)
+        in_view[start:start + span, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
+    for _ in range(rng.poisson(preset.fragment_rate * entry.duration)):
+        start = rng.integers(length)
+        phase[start:start + rng.integers(1, 3), rng.integers(families * PHASES)] += rng.uniform(0.6, 1.2)
+    video = rng.standard_normal((length, info.video_dim), dtype=np.float32) * preset.noise
+    image = rng.standard_normal((length, info.image_dim), dtype=np.float32) * preset.noise
+    video += preset.background * rng.standard_normal(info.video_dim, dtype=np.float32)
+    image += preset.background * rng.standard_normal(info.image_dim, dtype=np.float32)
+    video += phase @ prototypes["phase"] + preset.entity_trace * (handled @ prototypes["handled"])
+    image += in_view @ prototypes["entity"] + preset.family_trace * (family @ prototypes["family"])
+    return video, image
+
+
+def _prototypes(preset: Preset, world: _World, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([seed, 2])
+    families = len(world.tempo_family)
+    return {
+        "phase": rng.standard_normal((families * PHASES, preset.video_dim), dtype=np.float32),
+        "handled": rng.standard_normal((preset.entities, preset.video_dim), dtype=np.float32),
+        "entity": rng.standard_normal((preset.entities, preset.image_dim), dtype=np.float32),
+        "family": rng.standard_normal((families, preset.image_dim), dtype=np.float32),
+    }
+
+
+def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write the dataset of ``preset`` and ``seed`` into the folder ``out``; returns ``out``.
+
+    The files are generated in a temporary sibling folder that is renamed to ``out`` at the end,
+    so an interrupted run leaves no dataset that loads. An existing non-empty ``out`` raises
+    ``FileExistsError`` unless ``overwrite``. Same preset and seed give the same bytes.
+    """
+    from tqdm.auto import tqdm
+
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    world = _world(preset, seed)
+    info, annotations, lengths = generate_annotations(preset, seed)
+    prototypes = _prototypes(preset, world, seed)
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        def items():
+            for index, (video_id, entry) in enumerate(
+                tqdm(annotations.items(), desc=f"synth {preset.name}", unit="video", disable=None)
+            ):
+                rng = np.random.default_rng([seed, 3, index])
+                video, image = _features(rng, preset, world, prototypes, entry, lengths[video_id])
+                yield video_id, video, image
+
+        write_features(tmp / FEATURES_FILE, items(), dtype=preset.dtype)
+        write_annotations(tmp / ANNOTATIONS_FILE, annotations)
+        write_info(tmp, info)
+        if out.exists():
+            old = out.with_name(f"{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+

@@ -1,0 +1,82 @@
+"""Shared fixtures for the whole test suite.
+
+- ``tiny_dataset`` (session): a folder holding the synthetic ``tiny`` preset (seed 0), generated
+  once per test session into a temporary folder: 40 videos (32 training, 8 testing), 12 classes,
+  4 entities, 4 motions, 32-d video and image streams, about 30-60 segments per video. Treat it
+  as read-only; copy it (``shutil.copytree``) before changing anything.
+- ``make_dataset``: a factory writing a small hand-made dataset folder (see its docstring), for
+  tests that need exact labels or broken files.
+
+Nothing in the tests may download: ``HF_HUB_OFFLINE`` is set here for every test.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Path of the synthetic ``tiny`` dataset (seed 0), generated once per session."""
+    from refdense import synth
+
+    return synth.generate("tiny", tmp_path_factory.mktemp("synthetic") / "tiny", seed=0)
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Factory ``make_dataset(annotations=None, lengths=None, **info_changes) -> Path``.
+
+    Writes a dataset with 3 classes (0: entity 0 + motion 0, 1: entity 0 + motion 1,
+    2: motion 1 only), 4-d video and 3-d image streams, into a fresh folder under ``tmp_path``.
+    ``annotations`` is the raw super-events dict (default: two training videos and one testing
+    video of 10 s with 10 segments each); ``lengths`` maps video ids to T (default 10); features
+    are seeded random float32 values.
+    """
+    from refdense.data import DatasetInfo, StreamInfo, parse_annotations, write_annotations, write_features, write_info
+
+    counter = iter(range(1000))
+
+    def make(annotations=None, lengths=None, **info_changes):
+        root = tmp_path / f"dataset{next(counter)}"
+        fields = dict(
+            name="handmade",
+            classes=("a", "b", "c"),
+            entities=("cup",),
+            motions=("lift", "drop"),
+            decomposition=((0, 0), (0, 1), (None, 1)),
+            streams={"video": StreamInfo(4, "test-video"), "image": StreamInfo(3, "test-image")},
+            segment_frames=8,
+            fps=8.0,
+            boundary="strict",
+            source="tests/conftest.py",
+        )
+        fields.update(info_changes)
+        info = DatasetInfo(**fields)
+        if annotations is None:
+            annotations = {
+                "train1": {"subset": "training", "duration": 10.0, "actions": [[0, 1.5, 4.5], [2, 3.0, 8.0]]},
+                "train2": {"subset": "training", "duration": 10.0, "actions": [[1, 0.0, 10.0]]},
+                "test1": {"subset": "testing", "duration": 10.0, "actions": [[0, 2.0, 5.0], [1, 4.0, 6.0]]},
+            }
+        lengths = lengths or {}
+        rng = np.random.default_rng(0)
+        write_info(root, info)
+        write_annotations(root / "annotations.json", parse_annotations(annotations))
+        write_features(
+            root / "features.h5",
+            (
+                (video_id, rng.standard_normal((lengths.get(video_id, 10), 4)), rng.standard_normal((lengths.get(video_id, 10), 3)))
+                for video_id in annotations
+            ),
+            dtype="float32",
+        )
+        return root
+
+    return make

@@ -1,0 +1,148 @@
+"""The synthetic generator: determinism, atomic writes, the designed ambiguity, real-data statistics."""
+
+import json
+
+import numpy as np
+import pytest
+
+from refdense import synth
+from refdense.cli import main
+from refdense.data import dataset_statistics, default_dataset, read_info, read_labels, split_statistics
+
+# SPEC section 6 (training split; testing where SPEC gives it).
+SPEC_STATISTICS = {
+    "charades-like": {
+        "training": {"videos": 7985, "duration_mean": 29.9, "duration_median": 30.5, "instances_per_video": 6.2,
+                     "instance_duration_median": 9.0, "label_density": 2.62, "multi_label_share": 0.70,
+                     "top10_share": 0.23},
+        "testing": {"videos": 1863, "instances_per_video": 9.0, "label_density": 3.72, "multi_label_share": 0.82},
+    },
+    "multithumos-like": {
+        "training": {"videos": 200, "duration_mean": 209, "duration_median": 151, "instances_per_video": 92,
+                     "instance_duration_median": 1.8, "label_density": 1.45, "multi_label_share": 0.43,
+                     "top10_share": 0.58},
+        "testing": {"videos": 213, "instances_per_video": 95, "label_density": 1.56, "multi_label_share": 0.47},
+    },
+}
+
+
+@pytest.mark.parametrize("preset", sorted(SPEC_STATISTICS))
+def test_real_like_presets_match_spec_statistics_within_15_percent(preset):
+    info, annotations, lengths = synth.generate_annotations(preset, seed=0)
+    assert info.video_dim == info.image_dim == 1024
+    stats = split_statistics(annotations, lengths, info)
+    for subset, expected in SPEC_STATISTICS[preset].items():
+        found = stats[subset].to_dict()
+        for key, value in expected.items():
+            assert found[key] == pytest.approx(value, rel=0.15), (subset, key, found[key], value)
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tiny_dataset, tmp_path):
+    again = synth.generate("tiny", tmp_path / "again", seed=0)
+    other = synth.generate("tiny", tmp_path / "other", seed=1)
+    for name in ("dataset.json", "annotations.json", "features.h5"):
+        assert (again / name).read_bytes() == (tiny_dataset / name).read_bytes(), name
+    assert (other / "features.h5").read_bytes() != (again / "features.h5").read_bytes()
+    assert read_info(other).source.endswith("(generative model: refdense/synth.py)")
+    assert "--seed 1" in read_info(other).source
+
+
+def test_annotations_alone_equal_the_written_ones(tiny_dataset):
+    info, annotations, lengths = synth.generate_annotations("tiny", seed=0)
+    data = read_labels(tiny_dataset)
+    assert data.info == info and data.lengths == lengths
+    assert data.annotations == annotations
+
+
+def test_interrupted_generation_leaves_nothing_that_loads(tmp_path, monkeypatch):
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "write_info", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate("tiny", tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        synth.generate("tiny", out)
+    assert (out / "keep.txt").read_text() == "mine"
+    synth.generate("tiny", out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "dataset.json", "features.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("preset", sorted(synth.PRESETS))
+def test_concepts_are_shared_so_one_stream_is_ambiguous(preset):
+    info = synth.dataset_info(preset)
+    entity, motion = info.entity_matrix(), info.motion_matrix()
+    assert entity.sum(1).max() <= 1 and motion.sum(1).max() <= 1
+    assert ((entity.sum(1) + motion.sum(1)) >= 1).all()
+    assert (entity.sum(1) == 0).any() and (motion.sum(1) == 0).any()  # single-part actions exist
+    assert (entity.sum(0) >= 2).all(), "an entity alone would identify its class"
+    if 2 * info.num_motions <= info.num_classes:
+        assert (motion.sum(0) >= 2).all(), "a motion alone would identify its class"
+    else:  # multithumos-like: 50 motions for 65 classes (as the paper's decomposition) can't all be shared
+        assert (motion.sum(0) >= 1).all() and (motion.sum(0) >= 2).sum() >= motion.sum() - info.num_motions
+
+
+@pytest.mark.parametrize("tempo", [False, True])
+def test_family_members_share_per_segment_distribution_but_not_order(tempo):
+    preset = synth.PRESETS["default"]
+    n = synth.PHASES * preset.slow_period * 4
+    rng = np.random.default_rng(0)
+    first = synth._phase_sequence(rng, preset, tempo, 0, n)
+    second = synth._phase_sequence(rng, preset, tempo, 1, n)
+    assert np.bincount(first).tolist() == np.bincount(second).tolist()
+    assert first.tolist() != second.tolist()
+    if not tempo:
+        assert second.tolist() == first[::-1].tolist()  # the time-reverse
+
+
+def test_image_stream_carries_entities_not_motion_direction(tiny_dataset):
+    # Mean image feature over segments where each motion is the only active motion: members of a
+    # family look alike in the image stream, entities differ strongly.
+    data = read_labels(tiny_dataset)
+    from refdense.data import DenseActionDataset
+
+    dataset = DenseActionDataset(tiny_dataset, "training", train=False, validation_fraction=0.0)
+    info = dataset.info
+    image = np.concatenate([v["image"].astype(np.float32) for v in dataset.videos])
+    entity_labels = np.concatenate([v["entity_labels"] for v in dataset.videos])
+    alone = entity_labels.sum(1) == 1
+    means = [image[alone & (entity_labels[:, e] == 1)].mean(0) for e in range(info.num_entities)]
+    none = image[entity_labels.sum(1) == 0].mean(0)
+    assert all(np.linalg.norm(m - none) > 2.0 for m in means)
+    assert data.report.instances > 0
+
+
+def test_cli_synth_and_inspect(tmp_path, capsys):
+    out = tmp_path / "tiny"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--seed", "2"]) == 0
+    assert main(["synth", "--preset", "tiny", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["synth", "--preset", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert main(["inspect", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    stats = dataset_statistics(out)
+    assert report["splits"]["training"]["videos"] == stats["training"].videos == 32
+    assert report["splits"]["testing"]["segments"] == stats["testing"].segments
+    assert set(report["splits"]["training"]["cleanup"]) >= {"clipped", "dropped", "merged_overlaps"}
+    assert main(["inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "share of segments with >= 2 active" in text and "annotation fixes:" in text
+    assert main(["inspect", str(tmp_path / "missing")]) == 2
+    assert "dataset.json: file not found" in capsys.readouterr().err
+
+
+def test_default_dataset_generates_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
+    folder = default_dataset("tiny")
+    assert folder == tmp_path / "synthetic" / "tiny"
+    stamp = (folder / "features.h5").stat().st_mtime_ns
+    assert default_dataset("tiny") == folder and (folder / "features.h5").stat().st_mtime_ns == stamp
+    assert read_info(folder).name == "tiny"
