@@ -353,3 +353,35 @@ def test_paper_table_rejects_bad_taus():
         paper_table(GOOD_S, GOOD_Y, taus=(0, -3))
     with pytest.raises(ValueError, match="distinct"):
         paper_table(GOOD_S, GOOD_Y, taus=(0, 0))
+
+
+# --------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------
+
+
+def test_plots_return_figures_with_the_data():
+    from matplotlib.figure import Figure
+
+    from refdense.viz.metrics import plot_class_ap, plot_conditional_matrix
+
+    rng = np.random.default_rng(4)
+    scores, labels = random_videos(rng, num_videos=3, num_classes=5, length=(10, 20))
+    for y in labels:
+        y[:, 4] = 0  # a class without positive is left out
+    fm = frame_map(scores, labels)
+    names = ["walk", "run", "sit", "jump", "none"]
+    fig = plot_class_ap(fm, names, top=3)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    widths = [bar.get_width() for bar in ax.patches]
+    assert widths == pytest.approx(sorted(100 * fm.per_class[:4], reverse=True)[:3])
+    assert "1 without positive" in ax.get_title()
+    ac = action_conditional(scores, labels, tau=0)
+    fig = plot_conditional_matrix(ac, names, which="ap")
+    shown = fig.axes[0].images[0].get_array()
+    assert shown.mask[~ac.kept].all() and np.allclose(shown[ac.kept], 100 * ac.ap[ac.kept])
+    with pytest.raises(ValueError, match="which"):
+        plot_conditional_matrix(ac, which="f1")
+    with pytest.raises(ValueError, match="class_names: expected 5 names"):
+        plot_class_ap(fm, names[:2])
