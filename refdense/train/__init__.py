@@ -1,0 +1,15 @@
+"""Training and evaluation: one typed config, one loop, run directories, checkpoints, resume, DDP.
+
+- :mod:`refdense.train.config`: :class:`TrainConfig`, :func:`load_config` (YAML + ``--set`` overrides).
+- :mod:`refdense.train.loop`: :func:`train` (the loop notebook 09 teaches), :class:`TrainResult`.
+- :mod:`refdense.train.evaluate`: :func:`evaluate` a checkpoint on a split.
+- :mod:`refdense.train.distributed`: ``torchrun`` support (DistributedDataParallel).
+- :mod:`refdense.train.demo` and :mod:`refdense.train.ablate`: the main job and the ablations.
+"""
+
+from refdense.train.config import ConfigError, TrainConfig, load_config
+from refdense.train.evaluate import Evaluation, evaluate
+from refdense.train.loop import NonFiniteLossError, TrainResult, train
+
+__all__ = ["ConfigError", "Evaluation", "NonFiniteLossError", "TrainConfig", "TrainResult", "evaluate",
+           "load_config", "train"]

@@ -1,0 +1,81 @@
+"""What a run is made of, built from its config: the dataset folder, the model, the criterion.
+
+Shared by training (:mod:`refdense.train.loop`) and evaluation (:mod:`refdense.train.evaluate`), so
+that a checkpoint is always loaded into exactly what it was trained as.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from refdense.data import DatasetInfo, default_dataset
+from refdense.losses import LossConfig, RefDenseCriterion
+from refdense.models import ModelConfig, build_model
+
+
+def open_dataset_dir(dataset: str) -> Path:
+    """The folder of ``data.dataset``: an existing folder, or a synthetic preset generated on first use."""
+    from refdense.synth import PRESETS
+
+    path = Path(dataset).expanduser()
+    if (path / "dataset.json").is_file():
+        return path
+    if dataset in PRESETS:
+        return default_dataset(dataset)
+    raise ValueError(
+        f"data.dataset: {dataset!r} is neither a dataset folder (no {path / 'dataset.json'}) nor a synthetic "
+        f"preset ({', '.join(PRESETS)})"
+    )
+
+
+def dataset_signature(info: DatasetInfo) -> dict:
+    """The shape of a dataset that a model depends on (stored in checkpoints, checked on load)."""
+    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "num_classes": info.num_classes,
+            "num_entities": info.num_entities, "num_motions": info.num_motions}
+
+
+def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
+    """Raise ValueError when a checkpoint's dataset shape ``found`` differs from ``info``'s."""
+    expected = dataset_signature(info)
+    wrong = [f"{key} {found.get(key)} in the checkpoint, {value} in dataset {info.name!r}"
+             for key, value in expected.items() if found.get(key) != value]
+    if wrong:
+        raise ValueError(f"{what} does not fit this dataset: {'; '.join(wrong)}")
+
+
+def action_feature_dim(model: ModelConfig) -> int:
+    """Width of ``DetectionOutput.action_features``: ``[F_ent ; F_mot]`` (2 D) for RefDense, else D."""
+    return 2 * model.dim if model.arch == "refdense" else model.dim
+
+
+def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
+    """The detection model for ``info``'s feature widths and class counts."""
+    return build_model(model_cfg, video_dim=info.video_dim, image_dim=info.image_dim,
+                       num_classes=info.num_classes, num_entities=info.num_entities,
+                       num_motions=info.num_motions)
+
+
+def build_criterion(
+    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str
+) -> RefDenseCriterion:
+    """The training objective of a model built from ``model_cfg``.
+
+    The text bank (prompt embeddings of the class, entity and motion names) is loaded only when a
+    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder.
+    """
+    text_bank = None
+    if loss_cfg.active_colv_sets():
+        from refdense.text import text_bank_for
+
+        text_bank = text_bank_for(dataset_dir, info, text_encoder)
+    dims = {"action": action_feature_dim(model_cfg), "entity": model_cfg.dim, "motion": model_cfg.dim}
+    return RefDenseCriterion(loss_cfg, dims, text_bank)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast when ``precision`` is ``"bf16"``, or ``"auto"`` on CUDA; otherwise a no-op context."""
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -1,0 +1,116 @@
+"""Evaluation: whole videos through the model, then the paper's metrics from ``refdense.metrics``.
+
+Every number this package reports (validation mAP during training, the test table of a run,
+``refdense evaluate``, the demo, the ablations) comes from :func:`predict_split` followed by
+``refdense.metrics``; RefDense and PAT are scored by the same code.
+
+A video is predicted in full, never as a window: ``refdense.models.predict_full_video`` cuts it
+into windows only where the ``pat`` position mode needs it, and never drops the tail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from refdense.data import DenseActionDataset
+from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
+from refdense.models import predict_full_video
+from refdense.train import distributed
+from refdense.train.checkpoint import load_checkpoint
+from refdense.train.components import autocast, build_detector, check_signature, open_dataset_dir
+from refdense.train.config import from_dict
+
+
+@torch.no_grad()
+def predict_split(
+    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32"
+) -> dict[str, np.ndarray] | None:
+    """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
+
+    In a distributed run each process predicts every ``world_size``-th video and rank 0 receives
+    all of them (other ranks get None). ``dataset`` must serve whole videos (``train=False``).
+    """
+    mine = {}
+    for index in range(context.rank, len(dataset), context.world_size):
+        item = dataset[index]
+        video = torch.from_numpy(item["video"]).to(context.device)
+        image = torch.from_numpy(item["image"]).to(context.device)
+        with autocast(context.device, precision):
+            probs = predict_full_video(model, video, image)
+        mine[item["video_id"]] = probs.numpy()
+    parts = distributed.gather_to_main(context, mine)
+    if parts is None:
+        return None
+    merged = {k: v for part in parts for k, v in part.items()}
+    return {video_id: merged[video_id] for video_id in dataset.video_ids}
+
+
+def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
+    """Dense action labels ``(T_v, C)`` of every video, in ``dataset.video_ids`` order."""
+    return [video["labels"] for video in dataset.videos]
+
+
+def validation_map(
+    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str
+) -> float | None:
+    """Per-frame mAP (%) on ``dataset`` (rank 0; None on other ranks): the model-selection metric."""
+    scores = predict_split(model, dataset, context, precision)
+    if scores is None:
+        return None
+    return 100.0 * frame_map(list(scores.values()), labels_of(dataset)).map_all
+
+
+def score_and_save(scores: dict[str, np.ndarray], dataset: DenseActionDataset, path: Path) -> PaperTable:
+    """Write ``scores`` and the labels as a predictions file (``refdense metrics`` reads it) and
+    return the paper's table computed from them."""
+    labels = labels_of(dataset)
+    write_predictions(path, list(scores.values()), labels, list(scores))
+    return paper_table(list(scores.values()), labels)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns."""
+
+    table: PaperTable
+    predictions: Path  # the npz written
+    checkpoint: Path
+    epoch: int  # the checkpoint's epoch (1-based)
+    split: str
+    dataset: Path
+
+
+def evaluate(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    dataset: str | None = None,
+    split: str = "testing",
+    device: str = "auto",
+    precision: str = "auto",
+) -> Evaluation:
+    """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``.
+
+    ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
+    preset). The dataset's feature widths and class counts must match the checkpoint's.
+    """
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    config = from_dict(state["config"], source=f"{checkpoint} (stored config)")
+    dataset_dir = open_dataset_dir(dataset or config.data.dataset)
+    data = DenseActionDataset(dataset_dir, split, window=config.data.window, train=False,
+                              validation_fraction=config.data.validation_fraction, seed=config.run.seed)
+    check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
+    model = build_detector(config.model, data.info)
+    model.load_state_dict(state["model"])
+    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device))
+    model.to(context.device)
+    scores = predict_split(model, data, context, precision)
+    out = Path(out)
+    table = score_and_save(scores, data, out)
+    return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)

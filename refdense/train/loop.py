@@ -1,0 +1,342 @@
+"""The training loop: ``train(config, run_dir)`` is the one entry point (CLI, notebook, demo, ablate).
+
+Read it top to bottom; it is the loop of notebook 09. One epoch is::
+
+    for batch in loader:                       # random windows of T segments, padded + mask
+        output = model(video, image, mask)     # DetectionOutput: logits (B, T, C), features
+        loss = criterion(output, batch)        # BCE on actions (+ entities, motions) + CoLV
+        loss.backward(); optimizer.step()
+
+and after each epoch the model predicts every validation video in full, the per-frame mAP picks
+the best epoch, and two checkpoints are written (``latest.pt`` to resume, ``best.pt`` to
+evaluate). At the end the best checkpoint is evaluated on the test split.
+
+Reproducibility (what makes resume exact): the random state of an epoch is derived from
+``(run.seed, epoch, rank)`` at the start of the epoch, and the shuffling from ``(run.seed, epoch)``;
+nothing random carries from one epoch to the next except the weights and the optimizer. So a run
+resumed from the checkpoint of epoch k continues exactly like the uninterrupted run (bit for bit
+on CPU), with nothing but the epoch number to restore besides the state dicts.
+
+Files of a run directory (only rank 0 writes)::
+
+    config.yaml              the resolved configuration
+    metrics.jsonl            one JSON record per epoch (training loss terms, validation mAP, lr, time)
+    checkpoints/latest.pt    everything needed to resume (weights, optimizer, scheduler, epoch)
+    checkpoints/best.pt      weights of the epoch with the best validation mAP
+    predictions-test.npz     test-split predictions of the best checkpoint (``refdense metrics`` reads it)
+    results.json, results.md the test table and which checkpoint produced it
+    plots/loss.png, plots/val_map.png
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from refdense.data import DenseActionDataset, collate
+from refdense.io import atomic_write
+from refdense.metrics import PaperTable
+from refdense.train import distributed
+from refdense.train.checkpoint import load_checkpoint, save_checkpoint
+from refdense.train.components import (
+    autocast,
+    build_criterion,
+    build_detector,
+    check_signature,
+    dataset_signature,
+    open_dataset_dir,
+)
+from refdense.train.config import ConfigError, TrainConfig, diff, load_config
+from refdense.train.evaluate import predict_split, score_and_save, validation_map
+from refdense.train.report import table_summary, write_run_files
+
+# Keys that may change when a run is resumed: they do not change what is computed.
+RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every"}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (everything is also in the run directory)."""
+
+    run_dir: Path
+    history: list[dict]  # one record per epoch, as in metrics.jsonl
+    checkpoint: Path  # the checkpoint evaluated on the test split
+    checkpoint_epoch: int  # ... and its epoch (1-based)
+    test: PaperTable | None  # None when the dataset has no test videos
+    predictions: Path | None  # predictions-test.npz
+
+
+class TrainingStep(nn.Module):
+    """The model and its criterion as one module, so that DDP synchronises the gradients of both
+    (the criterion owns parameters: the CoLV projections and the optional learnable temperature)."""
+
+    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+
+    def forward(self, batch):
+        output = self.model(batch.video, batch.image, batch.mask)
+        return self.criterion(output, batch)
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed derived from integers, e.g. ``(seed, epoch, rank)``."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+class SeededWindows(Dataset):
+    """A training dataset whose random window of video ``i`` in epoch ``e`` is drawn from a generator
+    seeded by ``(seed, e, i)``: the same window whatever the process, worker or resume point.
+
+    Indexed by ``(epoch, index)`` pairs, which :class:`EpochSampler` yields.
+    """
+
+    def __init__(self, dataset: DenseActionDataset, seed: int) -> None:
+        self.dataset, self.seed = dataset, seed
+        self.generator = dataset.generator = torch.Generator()
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        self.generator.manual_seed(derived_seed(self.seed, epoch, index))
+        return self.dataset[index]
+
+
+class EpochSampler(DistributedSampler):
+    """PyTorch's ``DistributedSampler`` (shuffled by ``(seed, epoch)``, this process's share of
+    it) yielding ``(epoch, index)`` pairs for :class:`SeededWindows`."""
+
+    def __iter__(self):
+        return ((self.epoch, index) for index in super().__iter__())
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed torch, numpy and ``random`` from ``(seed, epoch, rank)``: dropout masks of this epoch."""
+    value = derived_seed(seed, epoch, rank)
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Train a model as ``config`` says, writing the run into ``run_dir``; return the test results.
+
+    Args:
+        config: the run's :class:`TrainConfig`.
+        run_dir: the run directory (module docstring); it must not hold a run unless ``resume``.
+        resume: continue the run in ``run_dir`` from ``checkpoints/latest.pt``; ``config`` must
+            equal the run's ``config.yaml`` except for :data:`RESUMABLE_CHANGES` (``optim.epochs``
+            to train longer).
+        progress: progress bars and one line per epoch; None: bars only on a terminal; False: silent.
+        on_epoch: called on rank 0 with each epoch's record after its checkpoint is written.
+
+    Under ``torchrun`` every process calls ``train`` with the same arguments.
+    """
+    context = distributed.setup(config.run.device)
+    try:
+        return _train(config, Path(run_dir), context, resume, progress, on_epoch)
+    finally:
+        distributed.teardown(context)
+
+
+def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
+    quiet = progress is False or not context.is_main
+    say = (lambda text: None) if quiet else tqdm.write
+    checkpoints = run_dir / "checkpoints"
+    _check_run_dir(config, run_dir, resume)
+    if config.optim.batch_size % context.world_size:
+        raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
+                          f"of processes ({context.world_size}): it is the global batch")
+
+    # ---- data: random training windows; whole videos for validation and test
+    dataset_dir = open_dataset_dir(config.data.dataset)
+    split = dict(validation_fraction=config.data.validation_fraction, seed=config.run.seed)
+    train_set = SeededWindows(DenseActionDataset(dataset_dir, "training", window=config.data.window, train=True,
+                                                 drop_empty=config.data.drop_empty_videos, **split),
+                              seed=config.run.seed)
+    info = train_set.dataset.info
+    val_set = None
+    if config.data.validation_fraction > 0:
+        val_set = DenseActionDataset(dataset_dir, "validation", train=False, **split)
+    test_set = DenseActionDataset(dataset_dir, "testing", train=False, **split)
+    sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
+                           shuffle=True, seed=config.run.seed)
+    loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
+                        collate_fn=collate, num_workers=config.run.num_workers,
+                        pin_memory=context.device.type == "cuda", persistent_workers=config.run.num_workers > 0)
+
+    # ---- model and criterion (same seed on every process: same initial weights), optimizer
+    torch.manual_seed(config.run.seed)
+    model = build_detector(config.model, info)
+    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder)
+    step_module = TrainingStep(model, criterion).to(context.device)
+    optimizer = torch.optim.Adam(step_module.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
+    history: list[dict] = []
+    best = {"epoch": 0, "val_map": -math.inf}
+    if resume:
+        state = load_checkpoint(checkpoints / "latest.pt")
+        check_signature(state["dataset"], info, f"checkpoint {checkpoints / 'latest.pt'}")
+        model.load_state_dict(state["model"])
+        criterion.load_state_dict(state["criterion"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best = state["history"], state["best"]
+        say(f"resuming {run_dir} after epoch {state['epoch']}")
+
+    runner: nn.Module = step_module
+    if context.distributed:
+        # Ablations leave some heads out of the loss: their parameters get no gradient.
+        runner = DistributedDataParallel(runner, find_unused_parameters=True)
+    if config.run.compile:
+        runner = torch.compile(runner)
+    if context.is_main:
+        config.save(run_dir / "config.yaml")
+
+    # ---- epochs
+    for epoch in range(len(history), config.optim.epochs):
+        started = time.perf_counter()
+        seed_epoch(config.run.seed, epoch, context.rank)
+        sampler.set_epoch(epoch)
+        train_loss = train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints)
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train": train_loss}
+        scheduler.step()
+        last = epoch + 1 == config.optim.epochs
+        if val_set is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
+            val_map = validation_map(model, val_set, context, config.run.precision)
+            if context.is_main:
+                record["val"] = {"map": val_map}
+                if val_map > best["val_map"]:
+                    best = {"epoch": epoch + 1, "val_map": val_map}
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        history.append(record)
+        if context.is_main:
+            state = {"config": config.to_dict(), "dataset": dataset_signature(info), "epoch": epoch + 1,
+                     "model": model.state_dict(), "criterion": criterion.state_dict(), "history": history}
+            if best["epoch"] == epoch + 1 or (val_set is None and last):
+                save_checkpoint(checkpoints / "best.pt", state | {"best": best})
+            save_checkpoint(checkpoints / "latest.pt", state | {
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "best": best})
+            _write_history(run_dir, history)
+            say(epoch_summary(record, config.optim.epochs, best))
+            if on_epoch is not None:
+                on_epoch(record)
+
+    # ---- the test split, predicted by the selected checkpoint (rank 0 reads it, all ranks predict)
+    chosen = checkpoints / "best.pt"
+    state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
+    model.load_state_dict(state["model"])
+    scores = predict_split(model, test_set, context, config.run.precision)
+    result = TrainResult(run_dir, history, chosen, int(state["epoch"]), None, None)
+    if context.is_main:
+        result.predictions = run_dir / "predictions-test.npz"
+        result.test = score_and_save(scores, test_set, result.predictions)
+        write_run_files(result, config, validated=val_set is not None)
+        say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(result.test))
+    return result
+
+
+def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints) -> dict[str, float]:
+    """One pass over the training windows; returns the mean of each loss term over the epoch's steps.
+
+    Stops with :class:`NonFiniteLossError` (before any weight changes) when the loss is NaN or
+    infinite on any process.
+    """
+    runner.train()
+    sums: dict[str, float] = {}
+    steps = 0
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False, disable=True if quiet else None)
+    for step, batch in enumerate(bar):
+        batch = batch.to(context.device, non_blocking=True)
+        with autocast(context.device, config.run.precision):
+            result = runner(batch)
+        terms = {"loss": float(result.total.detach())} | {k: float(v) for k, v in result.terms.items()}
+        bad = distributed.all_sum(context, torch.tensor([0.0 if math.isfinite(terms["loss"]) else 1.0],
+                                                        dtype=torch.float64))
+        if bad.item() > 0:
+            raise NonFiniteLossError(
+                f"epoch {epoch + 1}, step {step + 1}: the loss is not finite ("
+                + ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
+                + f"); training stopped. The last good checkpoint is kept in {checkpoints}. "
+                "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
+        optimizer.zero_grad(set_to_none=True)
+        result.total.backward()
+        if config.optim.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
+        optimizer.step()
+        for key, value in terms.items():
+            sums[key] = sums.get(key, 0.0) + value
+        steps += 1
+        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+    keys = sorted(sums, key=lambda k: (k != "loss", k))
+    totals = distributed.all_sum(context, torch.tensor([sums[k] for k in keys] + [steps], dtype=torch.float64))
+    return {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
+
+
+def epoch_summary(record: dict, epochs: int, best: dict) -> str:
+    """``"epoch 3/25  loss 0.4120 (bce_action 0.2011, ...)  val mAP 21.70 (best 21.70 @ 3)  lr 1e-04  12.5 s"``."""
+    loss = record["train"]
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in loss.items() if k != "loss")
+    text = f"epoch {record['epoch']}/{epochs}  loss {loss['loss']:.4f} ({terms})"
+    if "val" in record:
+        text += f"  val mAP {record['val']['map']:.2f} (best {best['val_map']:.2f} @ {best['epoch']})"
+    return text + f"  lr {record['lr']:.0e}  {record['seconds']:.1f} s"
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
+    latest = run_dir / "checkpoints" / "latest.pt"
+    if not resume:
+        if latest.exists():
+            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
+                              "or choose another output directory")
+        return
+    if not latest.exists():
+        raise ConfigError(f"cannot resume: {latest} does not exist (was {run_dir} made by `refdense train`?)")
+    saved = load_config(run_dir / "config.yaml")
+    changed = [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
+    if changed:
+        details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed)
+        raise ConfigError(f"cannot resume {run_dir}: it was made with another config ({details}). "
+                          f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming.")
+
+
+def _lookup(config: TrainConfig, dotted: str):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    with atomic_write(run_dir / "metrics.jsonl") as handle:
+        for record in history:
+            handle.write(json.dumps(record) + "\n")

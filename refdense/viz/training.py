@@ -1,0 +1,61 @@
+"""Plots of a training run: loss curves and validation metrics per epoch.
+
+Both functions read the run's history: the list of per-epoch records that
+``refdense.train`` writes to ``metrics.jsonl`` (one JSON object per line), e.g.::
+
+    {"epoch": 3, "lr": 1e-4, "train": {"loss": 0.41, "bce_action": 0.22, ...},
+     "val": {"map": 21.7}, "seconds": 12.5}
+
+``val`` is missing on epochs without validation.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+
+def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = None) -> Figure:
+    """Mean training loss per epoch: the total (bold) and each term of the criterion."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = [record["epoch"] for record in history]
+    terms = list(history[0]["train"]) if history else []
+    for term in terms:
+        values = [record["train"].get(term, float("nan")) for record in history]
+        style = dict(linewidth=2.5, color="black", zorder=3) if term == "loss" else dict(linewidth=1.2)
+        ax.plot(epochs, values, marker="o", markersize=3, label="total" if term == "loss" else term, **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean training loss")
+    ax.set_title(title or "Training loss")
+    if terms:
+        ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3)
+    return ax.figure
+
+
+def plot_metric_per_epoch(
+    history: Sequence[Mapping], metric: str = "map", ax=None, label: str | None = None, best_epoch: int | None = None
+) -> Figure:
+    """A validation metric (per-frame mAP by default, in %) per epoch; ``best_epoch`` is marked.
+
+    Call it several times on one ``ax`` with a ``label`` to compare runs.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    points = [(r["epoch"], r["val"][metric]) for r in history if r.get("val") and metric in r["val"]]
+    if points:
+        epochs, values = zip(*points)
+        line = ax.plot(epochs, values, marker="o", markersize=3, label=label)[0]
+        if best_epoch is not None and best_epoch in epochs:
+            value = values[epochs.index(best_epoch)]
+            ax.scatter([best_epoch], [value], s=90, facecolors="none", edgecolors=line.get_color(), zorder=4)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {'mAP (%)' if metric == 'map' else metric}")
+    ax.set_title("Validation per epoch (circle: selected checkpoint)")
+    if label:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return ax.figure

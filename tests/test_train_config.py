@@ -1,0 +1,89 @@
+"""The training configuration: YAML round trip, overrides, strict checks, the shipped configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from refdense.train.config import ConfigError, TrainConfig, diff, load_config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_round_trip_through_yaml(tmp_path):
+    config = TrainConfig().with_overrides("optim.lr=3e-4", "model.strides=[2, 4]", "loss.colv_sets=[motion]")
+    config.save(tmp_path / "config.yaml")
+    loaded = load_config(tmp_path / "config.yaml")
+    assert loaded == config
+    assert diff(loaded, TrainConfig()) == ["loss.colv_sets", "model.strides", "optim.lr"]
+
+
+def test_overrides_parse_yaml_values_and_later_files_win(tmp_path):
+    (tmp_path / "a.yaml").write_text("optim:\n  lr: 1e-4\n  epochs: 5\nrun: {seed: 3}\n")
+    (tmp_path / "b.yaml").write_text("optim: {epochs: 7}\n")
+    config = load_config(tmp_path / "a.yaml", tmp_path / "b.yaml",
+                         overrides=["optim.grad_clip=1", "run.compile=true", "model.inputs=null", "data.dataset=x/y"])
+    assert config.optim.lr == pytest.approx(1e-4)  # "1e-4" is a string for PyYAML; accepted as a float
+    assert config.optim.epochs == 7 and config.run.seed == 3
+    assert config.optim.grad_clip == 1.0 and isinstance(config.optim.grad_clip, float)
+    assert config.run.compile is True and config.model.inputs is None and config.data.dataset == "x/y"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lrr=1", "unknown key optim.lrr; did you mean optim.lr?"),
+        ("optm.lr=1", "unknown key optm; did you mean optim?"),
+        ("model.dimm=8", "did you mean model.dim?"),
+        ("optim.epochs=2.5", "optim.epochs must be an integer, found 2.5"),
+        ("run.compile=yes please", "run.compile must be true or false"),
+        ("run.precision=fp16", "run.precision must be one of 'auto', 'bf16', 'fp32', found 'fp16'"),
+        ("optim.lr=-1", "optim.lr must be a number > 0"),
+        ("data.validation_fraction=1", "data.validation_fraction must be a number in [0, 1)"),
+        ("model.strides=[3]", "strides"),
+        ("data.window=512", "data.window (512) is longer than model.max_len (256)"),
+        ("optim", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=None) as caught:
+        TrainConfig().with_overrides(override)
+    assert message in str(caught.value)
+
+
+def test_unknown_key_in_a_file_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("loss:\n  colv_weigth: 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: unknown key loss\.colv_weigth; did you mean loss\.colv_weight\?"):
+        load_config(path)
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("name", ["charades", "multithumos", "synthetic"])
+def test_shipped_recipes_load(name):
+    config = load_config(CONFIGS / f"{name}.yaml")
+    assert config.optim.lr == pytest.approx(1e-4)
+    assert config.data.validation_fraction > 0  # model selection never looks at the test split
+
+
+def test_paper_recipes_match_section_4():
+    charades, multithumos = load_config(CONFIGS / "charades.yaml"), load_config(CONFIGS / "multithumos.yaml")
+    assert (charades.optim.batch_size, charades.optim.epochs, charades.optim.step_size) == (5, 25, 7)
+    assert (multithumos.optim.batch_size, multithumos.optim.epochs, multithumos.optim.step_size) == (3, 300, 130)
+    assert charades.optim.gamma == multithumos.optim.gamma == pytest.approx(0.1)
+    assert (charades.model.blocks, multithumos.model.blocks) == (3, 4)
+    assert (charades.model.fine_weight, multithumos.model.fine_weight) == (pytest.approx(0.1), pytest.approx(0.2))
+    assert charades.data.window == multithumos.data.window == 256
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "ablations").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_ablation_applies_on_every_recipe(path):
+    for recipe in ("charades", "multithumos", "synthetic"):
+        base = load_config(CONFIGS / f"{recipe}.yaml")
+        ablated = load_config(CONFIGS / f"{recipe}.yaml", path)
+        assert diff(base, ablated) or path.stem == "full", f"{path.name} changes nothing on {recipe}"
