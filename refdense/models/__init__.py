@@ -1,0 +1,35 @@
+"""Models: PAT, RefDense and the baselines of the paper's ablations (paper Eq. 2-3, 5-9).
+
+Channels-last tensors ``(B, T, D)``, ``mask (B, T)`` bool True on valid segments; every model's
+forward is ``model(video, image, mask) -> DetectionOutput`` (logits). Build models with
+``build_model(ModelConfig(...), ...)``.
+"""
+
+from refdense.models.attention import CrossAttention, PositionAwareSelfAttention, position_bias
+from refdense.models.blocks import Branch, LocalRelational, MaskedConv1d, MultiScaleTrunk, PositionAwareBlock
+from refdense.models.build import build_model
+from refdense.models.complexity import complexity
+from refdense.models.config import ModelConfig
+from refdense.models.inference import predict_full_video
+from refdense.models.output import DetectionOutput
+from refdense.models.pat import PAT
+from refdense.models.refdense import ActionEntityDetector, RefDense
+
+__all__ = [
+    "ActionEntityDetector",
+    "Branch",
+    "CrossAttention",
+    "DetectionOutput",
+    "LocalRelational",
+    "MaskedConv1d",
+    "ModelConfig",
+    "MultiScaleTrunk",
+    "PAT",
+    "PositionAwareBlock",
+    "PositionAwareSelfAttention",
+    "RefDense",
+    "build_model",
+    "complexity",
+    "position_bias",
+    "predict_full_video",
+]

@@ -1,0 +1,238 @@
+"""Building blocks of PAT and RefDense: masked temporal convolutions, the position-aware block,
+the branches of the multi-scale trunk and the linear up-sampling of the mixer.
+
+Padding never leaks into valid positions: every temporal convolution zeroes the padded positions of
+its input first (``MaskedConv1d``), attention masks padded keys, and the up-sampling reads only the
+valid coarse positions of each sequence. Hence a sequence gives the same valid outputs alone or
+padded inside a longer batch (tested). Masks must be "valid prefix, then padding".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from refdense.models.attention import CrossAttention, PositionAwareSelfAttention
+
+
+class MaskedConv1d(nn.Conv1d):
+    """``nn.Conv1d`` on channels-last input that zeroes padded positions before convolving.
+
+    ``forward(x (B, T, C_in), mask (B, T)) -> (B, T', C_out)`` with ``T' = ceil(T / stride)`` for
+    ``kernel_size = 3, padding = 1`` (or ``kernel_size = 2 p + 1, padding = p``). A padded input
+    position then looks exactly like the convolution's own zero padding at the end of a sequence.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """Mask of a stride-``stride`` branch: coarse position ``p`` is centred on input ``stride * p``.
+
+    ``(B, T)`` -> ``(B, ceil(T / stride))``; a valid prefix of length ``n`` becomes one of ``ceil(n / stride)``.
+    """
+    return mask[:, ::stride]
+
+
+def upsample_linear(x: torch.Tensor, stride: int, length: int, mask: torch.Tensor) -> torch.Tensor:
+    """Linear up-sampling by ``stride`` (``align_corners=False``) that reads valid positions only.
+
+    Output ``t`` reads the source coordinate ``(t + 0.5) / stride - 0.5``, clamped to
+    ``[0, n_b - 1]`` where ``n_b`` is the number of valid coarse positions of sequence ``b``. For a
+    fully valid input with ``length = stride * N`` this is exactly
+    ``F.interpolate(mode="linear", align_corners=False)`` (the PAT mixer); with padding it equals what
+    the same sequence alone would give.
+
+    Args:
+        x: ``(B, N, D)`` coarse features; stride: the up-sampling factor; length: output length T;
+        mask: ``(B, N)`` valid coarse positions (a valid prefix).
+
+    Returns:
+        ``(B, length, D)``.
+    """
+    last = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0).to(x.dtype)  # (B, 1)
+    t = torch.arange(length, device=x.device, dtype=x.dtype).unsqueeze(0)
+    source = ((t + 0.5) / stride - 0.5).clamp(min=0.0)
+    source = torch.minimum(source, last)  # (B, length)
+    low = source.floor()
+    weight = (source - low).unsqueeze(-1)
+    low = low.long()
+    high = torch.minimum(low + 1, last.long())
+    gather = lambda index: x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # noqa: E731
+    return gather(low) * (1 - weight) + gather(high) * weight
+
+
+class LocalRelational(nn.Module):
+    """PAT's local part: ``Linear(dim -> hidden) -> depthwise Conv1d(k3) -> GELU -> Linear(hidden -> dim)``.
+
+    ``forward(x (B, T, dim), mask (B, T)) -> (B, T, dim)``; padded positions are zeroed before the
+    depthwise convolution.
+    """
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.expand = nn.Linear(dim, hidden)
+        self.depthwise = MaskedConv1d(hidden, hidden, kernel_size=3, padding=1, groups=hidden)
+        self.act = nn.GELU()
+        self.project = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.project(self.act(self.depthwise(self.expand(x), mask)))
+
+
+class PositionAwareBlock(nn.Module):
+    """One PAT block, pre-norm with residuals, optionally with RefDense's cross-attention (Eq. 6-7)::
+
+        x = x + SelfAttn(LN(x))                       # position-aware, padded keys masked
+        x = x + CrossAttn(LN(x), context)             # only when cross_attention=True
+        x = x + Local(LN(x))
+
+    Args:
+        dim, heads, head_dim, max_len, position: as ``PositionAwareSelfAttention``.
+        local_hidden: width of the local part (4096 in PAT).
+        cross_attention: add the cross-attention step (Action-Motion of RefDense).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        head_dim: int,
+        max_len: int,
+        position: str,
+        local_hidden: int,
+        cross_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = PositionAwareSelfAttention(dim, heads, head_dim, max_len, position)
+        self.cross_norm = nn.LayerNorm(dim) if cross_attention else None
+        self.cross = CrossAttention(dim, heads, head_dim) if cross_attention else None
+        self.local_norm = nn.LayerNorm(dim)
+        self.local = LocalRelational(dim, local_hidden)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``x`` ``(B, N, dim)``, ``mask`` ``(B, N)``; ``context`` ``(B, T, dim)`` and ``context_mask``
+        ``(B, T)`` are required with cross-attention and ignored without. Returns ``(B, N, dim)``."""
+        x = x + self.attn(self.attn_norm(x), mask)
+        if self.cross is not None:
+            if context is None or context_mask is None:
+                raise ValueError("this block has cross-attention: pass context and context_mask")
+            x = x + self.cross(self.cross_norm(x), context, context_mask)
+        return x + self.local(self.local_norm(x), mask)
+
+
+class Branch(nn.Module):
+    """A branch of the trunk: token projection, position-aware blocks, final LayerNorm.
+
+    ``MaskedConv1d(in_dim -> dim, k3, stride, pad 1) -> LN -> blocks -> LN``. With ``stride = 1`` it is
+    PAT's fine branch (and RefDense's Action-Entity temporal block); with ``stride = s`` a coarse
+    branch, whose blocks see ``ceil(T / s)`` positions and whose position tables have
+    ``max_len // s`` rows.
+
+    ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None) -> (B, ceil(T/stride), dim)``.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        *,
+        stride: int,
+        blocks: int,
+        heads: int,
+        head_dim: int,
+        max_len: int,
+        position: str,
+        local_hidden: int,
+        cross_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.project = MaskedConv1d(in_dim, dim, kernel_size=3, stride=stride, padding=1)
+        self.project_norm = nn.LayerNorm(dim)
+        self.blocks = nn.ModuleList(
+            PositionAwareBlock(dim, heads, head_dim, max_len // stride, position, local_hidden, cross_attention)
+            for _ in range(blocks)
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x = self.project_norm(self.project(x, mask))
+        mask = downsample_mask(mask, self.stride)
+        for block in self.blocks:
+            x = block(x, mask, context, context_mask)
+        return self.norm(x)
+
+
+class MultiScaleTrunk(nn.Module):
+    """PAT's multi-scale trunk (paper Eq. 2-3, and Eq. 6-7 with ``cross_attention=True``).
+
+    A fine branch on the input, coarse branches (one per stride) each fed the fine output, and the
+    mixer: a ``MaskedConv1d(dim, dim, k3)`` per branch, coarse outputs linearly up-sampled to T and
+    summed with the fine one.
+
+    ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None)`` returns
+    ``(fine, mixed)``, both ``(B, T, dim)``: the fine branch after its mixer convolution, and the
+    sum of all mixed branches.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        dim: int,
+        *,
+        blocks: int,
+        strides: tuple[int, ...],
+        heads: int,
+        head_dim: int,
+        max_len: int,
+        position: str,
+        local_hidden: int,
+        cross_attention: bool = False,
+    ) -> None:
+        super().__init__()
+        common = dict(
+            blocks=blocks,
+            heads=heads,
+            head_dim=head_dim,
+            max_len=max_len,
+            position=position,
+            local_hidden=local_hidden,
+            cross_attention=cross_attention,
+        )
+        self.fine = Branch(in_dim, dim, stride=1, **common)
+        self.coarse = nn.ModuleList(Branch(dim, dim, stride=s, **common) for s in strides)
+        self.mix_fine = MaskedConv1d(dim, dim, kernel_size=3, padding=1)
+        self.mix_coarse = nn.ModuleList(MaskedConv1d(dim, dim, kernel_size=3, padding=1) for _ in strides)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        context: torch.Tensor | None = None,
+        context_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        length = x.shape[1]
+        fine_out = self.fine(x, mask, context, context_mask)
+        fine = self.mix_fine(fine_out, mask)
+        mixed = fine
+        for branch, mix in zip(self.coarse, self.mix_coarse):
+            coarse_mask = downsample_mask(mask, branch.stride)
+            coarse = mix(branch(fine_out, mask, context, context_mask), coarse_mask)
+            mixed = mixed + upsample_linear(coarse, branch.stride, length, coarse_mask)
+        return fine, mixed

@@ -1,0 +1,117 @@
+"""RefDense (paper section 3.2): Action-Entity and Action-Motion sub-networks fused for actions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from refdense.models.blocks import Branch, MaskedConv1d, MultiScaleTrunk
+from refdense.models.config import ModelConfig
+from refdense.models.inputs import check_batch, select_stream, stream_dims
+from refdense.models.output import DetectionOutput
+
+
+def action_entity(cfg: ModelConfig, in_dim: int) -> Branch:
+    """The Action-Entity temporal block (Eq. 5): token projection (Conv1d k3 + LN), ``cfg.entity_blocks``
+    position-aware blocks, LN. ``(B, T, in_dim), mask -> F_ent (B, T, dim)``."""
+    return Branch(in_dim, cfg.dim, stride=1, blocks=cfg.entity_blocks, **cfg.block_options())
+
+
+def action_head(cfg: ModelConfig, in_dim: int, num_classes: int) -> MaskedConv1d:
+    """The action head of Eq. 8: ``Conv1d(in_dim -> C, fusion_kernel)``, channels-last and masked."""
+    return MaskedConv1d(in_dim, num_classes, kernel_size=cfg.fusion_kernel, padding=cfg.fusion_kernel // 2)
+
+
+class RefDense(nn.Module):
+    """RefDense: Action-Entity on image features, Action-Motion on video features, fused (Eq. 5-9).
+
+    - Action-Entity: ``F_ent = action_entity(Dropout(image))`` ``(B, T, dim)`` (Eq. 5).
+    - Action-Motion: PAT's multi-scale trunk on ``Dropout(video)`` whose blocks, fine and coarse,
+      cross-attend to ``F_ent`` after their self-attention (Eq. 6-7; off with
+      ``cross_attention=False``, Table 7); the mixer's sum is ``F_mot`` ``(B, T, dim)``.
+    - Fusion (Eq. 8): ``action_logits = Conv1d_k([F_ent ; F_mot])`` after ``Dropout(head_dropout)``.
+    - Auxiliary heads (Eq. 9): ``Linear(F_ent) -> C_ent``, ``Linear(F_mot) -> C_mot`` logits (no
+      dropout); each can be switched off (``entity_head``, ``motion_head``).
+
+    Dropout choices (the paper does not give them): ``input_dropout`` on both input streams as PAT
+    does on its input, ``head_dropout`` on the concatenation read by the action head. The returned
+    features are taken before any dropout.
+
+    ``forward(video (B, T, Dv), image (B, T, Di), mask (B, T) bool | None) -> DetectionOutput`` with
+    all fields set (``entity_logits`` / ``motion_logits`` None when their head is off);
+    ``action_features`` is the concatenation ``(B, T, 2 dim)``.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        *,
+        video_dim: int,
+        image_dim: int,
+        num_classes: int,
+        num_entities: int,
+        num_motions: int,
+    ) -> None:
+        super().__init__()
+        self.video_dim, self.image_dim = video_dim, image_dim
+        self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.entity = action_entity(cfg, image_dim)
+        self.motion = MultiScaleTrunk(
+            video_dim,
+            cfg.dim,
+            blocks=cfg.blocks,
+            strides=tuple(cfg.strides),
+            cross_attention=cfg.cross_attention,
+            **cfg.block_options(),
+        )
+        self.entity_head = nn.Linear(cfg.dim, num_entities) if cfg.entity_head else None
+        self.motion_head = nn.Linear(cfg.dim, num_motions) if cfg.motion_head else None
+        self.head_dropout = nn.Dropout(cfg.head_dropout)
+        self.action_head = action_head(cfg, 2 * cfg.dim, num_classes)
+
+    def forward(
+        self, video: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> DetectionOutput:
+        mask = check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim)
+        entity = self.entity(self.input_dropout(image), mask)
+        _, motion = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
+        both = torch.cat([entity, motion], dim=-1)
+        return DetectionOutput(
+            action_logits=self.action_head(self.head_dropout(both), mask),
+            entity_logits=self.entity_head(entity) if self.entity_head is not None else None,
+            motion_logits=self.motion_head(motion) if self.motion_head is not None else None,
+            entity_features=entity,
+            motion_features=motion,
+            action_features=both,
+        )
+
+
+class ActionEntityDetector(nn.Module):
+    """The Action-Entity sub-network alone as an action detector (``arch="entity_only"``, Table 3).
+
+    ``features = cfg.stream`` (concatenated I3D + CLIP by default) ``-> Dropout(input_dropout) ->
+    action_entity -> Dropout(head_dropout) -> Conv1d_k -> C`` action logits.
+
+    ``forward(video, image, mask) -> DetectionOutput`` with ``action_logits (B, T, C)`` and
+    ``action_features`` (the Action-Entity features, ``(B, T, dim)``).
+    """
+
+    def __init__(self, cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.stream = cfg.stream
+        self.video_dim, self.image_dim, in_dim = stream_dims(self.stream, video_dim, image_dim)
+        self.input_dropout = nn.Dropout(cfg.input_dropout)
+        self.entity = action_entity(cfg, in_dim)
+        self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
+        self.head_dropout = nn.Dropout(cfg.head_dropout)
+        self.action_head = action_head(cfg, cfg.dim, num_classes)
+
+    def forward(
+        self, video: torch.Tensor | None, image: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> DetectionOutput:
+        mask = check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim)
+        features = self.entity(self.input_dropout(select_stream(video, image, self.stream)), mask)
+        return DetectionOutput(
+            action_logits=self.action_head(self.head_dropout(features), mask), action_features=features
+        )

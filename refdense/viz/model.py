@@ -1,0 +1,48 @@
+"""Plots of what a position-aware attention computes: its position bias and its attention map."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+
+def _as_matrix(name: str, matrix) -> np.ndarray:
+    if hasattr(matrix, "detach"):  # a torch tensor
+        matrix = matrix.detach().float().cpu().numpy()
+    matrix = np.asarray(matrix, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (queries, keys) matrix, found shape {matrix.shape}")
+    return matrix
+
+
+def _draw(matrix: np.ndarray, ax: Axes | None, title: str, cmap: str, label: str, **imshow) -> Figure:
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 3.6))
+    image = ax.imshow(matrix, cmap=cmap, interpolation="nearest", **imshow)
+    ax.set_xlabel("key j")
+    ax.set_ylabel("query i")
+    ax.set_title(title)
+    ax.figure.colorbar(image, ax=ax, label=label)
+    return ax.figure
+
+
+def plot_position_bias(bias, ax: Axes | None = None, title: str = "position bias S[i, j]") -> Figure:
+    """Draw a relative-position bias matrix ``S`` ``(N, N)`` (e.g. one head of
+    ``refdense.models.position_bias``), with a diverging colour map centred on zero.
+
+    In ``pat`` mode the diagonal just above the main one (``j = i + 1``) is zero and the upper
+    triangle reuses the next query's row; in ``relative`` mode each diagonal is one table row.
+    Returns the Figure.
+    """
+    matrix = _as_matrix("bias", bias)
+    limit = float(np.abs(matrix).max()) or 1.0
+    return _draw(matrix, ax, title, "RdBu_r", "bias", vmin=-limit, vmax=limit)
+
+
+def plot_attention(weights, ax: Axes | None = None, title: str = "attention weights") -> Figure:
+    """Draw attention weights ``(N, N)`` (rows are queries and sum to 1; padded keys are 0).
+    Returns the Figure."""
+    matrix = _as_matrix("weights", weights)
+    return _draw(matrix, ax, title, "viridis", "weight", vmin=0.0)
