@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -418,38 +418,48 @@ def _rows_per_column(matrix: np.ndarray) -> list[np.ndarray]:
     return np.split(rows[order], ends[:-1])
 
 
-def _action_conditional(pooled: _Pooled, tau: int, threshold: float) -> ActionConditional:
+def _conditional_column(pooled: _Pooled, j: int, frames_j: np.ndarray, threshold_keys, precision, recall, ap) -> None:
+    """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``)."""
     keys = pooled.keys
     num_classes = keys.shape[1]
-    conditioning_frames = _rows_per_column(_conditioning_mask(pooled.labels, pooled.starts, tau))
     label_ptr, label_classes = pooled.classes_on  # the classes on in each frame
+    # Every positive (t, c_i) with t in F_j, i != j.
+    counts = label_ptr[frames_j + 1] - label_ptr[frames_j]
+    first = np.repeat(label_ptr[frames_j] - np.cumsum(counts) + counts, counts)
+    pos_frames = np.repeat(frames_j, counts)
+    pos_classes = label_classes[first + np.arange(first.size)]
+    other = pos_classes != j
+    pos_frames, pos_classes = pos_frames[other], pos_classes[other]
+    if pos_classes.size == 0:
+        return
+    rows = np.flatnonzero(np.bincount(pos_classes, minlength=num_classes))  # the kept c_i
+    row_of_class = np.zeros(num_classes, dtype=np.int64)
+    row_of_class[rows] = np.arange(rows.size)
+    block = np.ascontiguousarray(keys.take(frames_j, axis=0).take(rows, axis=1).T)  # (R, |F_j|)
+    block.sort(axis=1)
+    ap_j, positives, true_pos, predicted = _sorted_row_stats(
+        block, row_of_class[pos_classes], keys[pos_frames, pos_classes], threshold_keys[rows]
+    )
+    ap[rows, j] = ap_j
+    recall[rows, j] = true_pos / positives
+    precision[rows, j] = np.divide(true_pos, predicted, out=np.zeros(rows.size), where=predicted > 0)
+
+
+def _action_conditional(pooled: _Pooled, tau: int, threshold: float, executor: Executor) -> ActionConditional:
+    """The columns (conditioning classes) are independent: they run as jobs on ``executor``."""
+    num_classes = pooled.keys.shape[1]
+    conditioning_frames = _rows_per_column(_conditioning_mask(pooled.labels, pooled.starts, tau))
     threshold_keys = pooled.threshold_keys(threshold)
     shape = (num_classes, num_classes)
     precision, recall, ap = (np.full(shape, np.nan) for _ in range(3))
-    for j in range(num_classes):
-        frames_j = conditioning_frames[j]
-        if frames_j.size == 0:
-            continue  # no conditioning frame: no pair (the reference crashes here)
-        # Every positive (t, c_i) with t in F_j, i != j.
-        counts = label_ptr[frames_j + 1] - label_ptr[frames_j]
-        first = np.repeat(label_ptr[frames_j] - np.cumsum(counts) + counts, counts)
-        entry = first + np.arange(first.size)
-        pos_frames, pos_classes = np.repeat(frames_j, counts), label_classes[entry]
-        other = pos_classes != j
-        pos_frames, pos_classes = pos_frames[other], pos_classes[other]
-        if pos_classes.size == 0:
-            continue
-        rows = np.flatnonzero(np.bincount(pos_classes, minlength=num_classes))  # the kept c_i
-        row_of_class = np.zeros(num_classes, dtype=np.int64)
-        row_of_class[rows] = np.arange(rows.size)
-        block = np.ascontiguousarray(keys.take(frames_j, axis=0).take(rows, axis=1).T)  # (R, |F_j|)
-        block.sort(axis=1)
-        ap_j, positives, true_pos, predicted = _sorted_row_stats(
-            block, row_of_class[pos_classes], keys[pos_frames, pos_classes], threshold_keys[rows]
-        )
-        ap[rows, j] = ap_j
-        recall[rows, j] = true_pos / positives
-        precision[rows, j] = np.divide(true_pos, predicted, out=np.zeros(rows.size), where=predicted > 0)
+    pooled.classes_on  # computed once, before the jobs share it
+    jobs = [
+        executor.submit(_conditional_column, pooled, j, frames_j, threshold_keys, precision, recall, ap)
+        for j, frames_j in enumerate(conditioning_frames)
+        if frames_j.size  # no conditioning frame: no pair (the reference crashes here)
+    ]
+    for job in jobs:
+        job.result()
     kept = ~np.isnan(ap)
     pairs = int(kept.sum())
     if pairs:
@@ -464,6 +474,11 @@ def _action_conditional(pooled: _Pooled, tau: int, threshold: float) -> ActionCo
     )
 
 
+def _executor() -> ThreadPoolExecutor:
+    """Threads for the independent parts (numpy releases the GIL in its loops); at most 4."""
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+
+
 def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
     """Action-conditional precision, recall, F1 and mAP (MLAD; SPEC section 7).
 
@@ -474,7 +489,9 @@ def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: fl
     The exact semantics (mask, kept pairs, undefined values, ties) are in the module docstring.
     """
     _check_tau_threshold(tau, threshold)
-    return _action_conditional(_pool(scores, labels, lengths), tau, threshold)
+    pooled = _pool(scores, labels, lengths)
+    with _executor() as executor:
+        return _action_conditional(pooled, tau, threshold, executor)
 
 
 # --------------------------------------------------------------------------------------------
@@ -561,15 +578,10 @@ def paper_table(scores, labels, lengths=None, taus: Sequence[int] = (0, 20), thr
     if len(set(taus)) != len(taus):
         raise ValueError(f"taus: expected distinct values, found {taus}")
     pooled = _pool(scores, labels, lengths)
-    pooled.classes_on  # computed once, before the threads share it
-    # The parts are independent and numpy releases the GIL in its loops: run them side by side.
-    workers = max(1, min(1 + len(taus), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        frame = pool.submit(_frame_map, pooled)
-        conditional = {int(tau): pool.submit(_action_conditional, pooled, int(tau), threshold) for tau in taus}
-        return PaperTable(
-            frame_map=frame.result(), conditional={tau: job.result() for tau, job in conditional.items()}
-        )
+    with _executor() as executor:
+        frame = executor.submit(_frame_map, pooled)  # runs beside the conditional metrics' jobs
+        conditional = {int(tau): _action_conditional(pooled, int(tau), threshold, executor) for tau in taus}
+        return PaperTable(frame_map=frame.result(), conditional=conditional)
 
 
 # --------------------------------------------------------------------------------------------
