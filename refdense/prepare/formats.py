@@ -33,8 +33,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refdense.data.format import SUBSETS
+
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
-SUBSETS = ("training", "testing")
 TSU_FPS = 20.0
 
 # MultiTHUMOS class names in the official id order (id = position + 1), SPEC section 5.
@@ -80,10 +81,6 @@ class RawAnnotations:
         """Count one problem of ``kind``; keep the first ``message`` as its example."""
         self.problems[kind] = self.problems.get(kind, 0) + 1
         self.examples.setdefault(kind, message)
-
-    def to_json(self) -> dict:
-        """The videos in the on-disk super-events form (``annotations.json``)."""
-        return self.videos
 
 
 def read_class_list(path: str | Path) -> list[tuple[str, str]]:

@@ -26,8 +26,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from refdense.data.format import (
     ANNOTATIONS_FILE,
     FEATURES_FILE,
