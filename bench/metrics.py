@@ -22,8 +22,8 @@ from refdense.metrics import paper_table
 
 # videos, mean segments per video, classes, instances per video, median instance length (segments)
 SIZES = {
-    "charades": dict(videos=1863, segments=112, classes=157, instances=9, duration=50),
-    "multithumos": dict(videos=213, segments=1000, classes=65, instances=95, duration=12),
+    "charades": dict(videos=1863, segments=112, classes=157, instances=9, duration=70),
+    "multithumos": dict(videos=213, segments=1000, classes=65, instances=95, duration=13),
 }
 
 
