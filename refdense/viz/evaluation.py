@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from refdense.metrics import action_conditional
+from refdense.viz.metrics import plot_conditional_matrix
 
 MATRICES = ("ap", "precision", "recall")
 """The pairwise matrices of :class:`refdense.metrics.ActionConditional` that the explorer can show."""
@@ -38,7 +39,7 @@ def evaluation_curves(
         tau: the window in segments (0: co-occurrence in the same segment).
         threshold: a frame is predicted positive iff score >= threshold.
         matrix: which pairwise (C, C) matrix to return: ``"ap"``, ``"precision"`` or ``"recall"``.
-        thresholds: the sweep (default: 0.05, 0.10, ..., 0.95).
+        thresholds: the sweep (default: 0.1, 0.2, ..., 0.9).
 
     Returns:
         ``{"conditional"``: the :class:`~refdense.metrics.ActionConditional` at (tau, threshold),
@@ -48,7 +49,7 @@ def evaluation_curves(
     """
     if matrix not in MATRICES:
         raise ValueError(f"evaluation_curves: matrix: expected one of {MATRICES}, found {matrix!r}")
-    sweep = np.round(np.arange(0.05, 0.951, 0.05), 2) if thresholds is None else np.asarray(thresholds, dtype=float)
+    sweep = np.round(np.arange(0.1, 0.91, 0.1), 2) if thresholds is None else np.asarray(thresholds, dtype=float)
     if sweep.ndim != 1 or sweep.size == 0:
         raise ValueError(f"evaluation_curves: thresholds: expected a non-empty 1-d sequence, found {thresholds!r}")
     current = action_conditional(scores, labels, lengths, tau=tau, threshold=threshold)
@@ -75,7 +76,8 @@ def plot_evaluation(
     """Three panels: the four metrics at (tau, threshold), P/R/F1 vs threshold, the pairwise matrix.
 
     ``curves`` is what :func:`evaluation_curves` returns. Values are shown in percent; pairs that are
-    not kept are left blank in the matrix. Class names label the matrix when given and C <= 20.
+    not kept are left blank in the matrix (:func:`refdense.viz.metrics.plot_conditional_matrix`), whose
+    axes carry ``class_names`` (C names; default: the class indices).
     """
     if fig is None:
         fig = plt.figure(figsize=(13, 3.8), layout="constrained")
@@ -99,16 +101,7 @@ def plot_evaluation(
     sweep_ax.set(xlabel="threshold", ylabel="percent", ylim=(0, 105), title="vs threshold (mAP_ac does not depend on it)")
     sweep_ax.legend(fontsize=8, loc="best")
 
-    matrix = 100 * np.asarray(curves["matrix"], dtype=float)
-    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
-    image = matrix_ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, vmax=100, aspect="auto")
-    fig.colorbar(image, ax=matrix_ax, label=f"{curves['matrix_name']} (%)")
-    matrix_ax.set(xlabel="conditioning class c_j", ylabel="class c_i", title=f"{curves['matrix_name']}[i, j] (blank: not kept)")
-    num_classes = matrix.shape[0]
-    if class_names is not None and len(class_names) == num_classes and num_classes <= 20:
-        ticks = np.arange(num_classes)
-        matrix_ax.set_xticks(ticks, class_names, rotation=90, fontsize=7)
-        matrix_ax.set_yticks(ticks, class_names, fontsize=7)
+    plot_conditional_matrix(conditional, class_names, which=curves["matrix_name"], ax=matrix_ax)
     if title:
         fig.suptitle(title)
     return fig
