@@ -39,15 +39,15 @@ exact per-class ranks for other scores) and packed with the label into one ``uin
 ``code << 1 | label``. For each conditioning class ``c_j`` the keys of the frames ``F_j`` are
 sorted per class; AP, true positives and predicted positives then follow from binary searches
 in the sorted keys. The work is about ``C * sum_j |F_j|`` sorted keys per ``tau``, instead of
-``C^2`` passes over all frames.
+``C^2`` passes over all frames. The conditioning classes are independent jobs on a thread pool
+(numpy releases the GIL while it sorts and searches), beside the per-frame mAP.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from concurrent.futures import Executor, ThreadPoolExecutor
 import os
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -196,29 +196,18 @@ class _Pooled:
 
     keys (N, C) uint32: ``code << 1 | label``, the codes order-preserving per class;
     labels (N, C) bool; starts (V + 1,) offsets of the videos along the frame axis;
-    scores (N, C) float32 or float64, the exact input values.
+    scores (N, C) float32 or float64, the exact input values;
+    positive_frames, positive_classes (P,): ``np.nonzero(labels)``, by frame then class;
+    frame_ptr (N + 1,): frame t's positive classes are ``positive_classes[frame_ptr[t]:frame_ptr[t + 1]]``.
     """
 
     keys: np.ndarray
     labels: np.ndarray
     starts: np.ndarray
     scores: np.ndarray
-
-    @functools.cached_property
-    def positive_labels(self) -> tuple[np.ndarray, np.ndarray]:
-        """``np.nonzero(labels)``: frames (P,) and classes (P,), by frame then class."""
-        return np.nonzero(self.labels)
-
-    @functools.cached_property
-    def classes_on(self) -> tuple[np.ndarray, np.ndarray]:
-        """The positive labels, frame by frame: frame t has classes[ptr[t]:ptr[t + 1]].
-
-        ptr (N + 1,) int64, classes (P,) int64.
-        """
-        frames, classes = self.positive_labels
-        ptr = np.zeros(self.labels.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(frames, minlength=self.labels.shape[0]), out=ptr[1:])
-        return ptr, classes
+    positive_frames: np.ndarray
+    positive_classes: np.ndarray
+    frame_ptr: np.ndarray
 
     def threshold_keys(self, threshold: float) -> np.ndarray:
         """(C,) int64: a frame of class c is predicted positive iff its key >= result[c]."""
@@ -272,12 +261,21 @@ def _pool(scores, labels, lengths=None) -> _Pooled:
     pooled_labels = pooled_labels.astype(bool, copy=False)
     keys = np.left_shift(_codes(pooled_scores), 1)  # the shift drops the sign bit of -0.0
     np.bitwise_or(keys, pooled_labels.view(np.uint8), out=keys)
-    return _Pooled(keys=keys, labels=pooled_labels, starts=starts, scores=pooled_scores)
+    positive_frames, positive_classes = np.nonzero(pooled_labels)
+    frame_ptr = np.zeros(pooled_labels.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(positive_frames, minlength=pooled_labels.shape[0]), out=frame_ptr[1:])
+    return _Pooled(
+        keys=keys, labels=pooled_labels, starts=starts, scores=pooled_scores,
+        positive_frames=positive_frames, positive_classes=positive_classes, frame_ptr=frame_ptr,
+    )
 
 
-def _transposed_rows(matrix: np.ndarray, rows: np.ndarray | None = None, block: int = 256) -> np.ndarray:
-    """A C-contiguous copy of ``matrix[rows].T`` ((n, C) -> (C, len(rows))), gathered and
-    transposed in cache-sized blocks (several times faster than ``matrix[rows].T.copy()``)."""
+def _transposed(matrix: np.ndarray, rows: np.ndarray | None = None, block: int = 256) -> np.ndarray:
+    """A C-contiguous copy of ``matrix[rows].T``, gathered and transposed in cache-sized blocks
+    (several times faster than numpy's copy of a transposed view).
+
+    matrix (N, C); rows (n,) or None for all rows. Returns (C, n).
+    """
     count = matrix.shape[0] if rows is None else rows.size
     result = np.empty((matrix.shape[1], count), dtype=matrix.dtype)
     for start in range(0, count, block):
@@ -363,9 +361,9 @@ class FrameMAP:
 
 
 def _frame_map(pooled: _Pooled) -> FrameMAP:
-    sorted_keys = _transposed_rows(pooled.keys)  # (C, N), sorted in place
+    sorted_keys = _transposed(pooled.keys)  # (C, N), sorted in place
     sorted_keys.sort(axis=1)
-    frames, classes = pooled.positive_labels
+    frames, classes = pooled.positive_frames, pooled.positive_classes
     ap, positives = _sorted_row_stats(sorted_keys, classes, pooled.keys[frames, classes])
     present = positives > 0
     return FrameMAP(
@@ -440,7 +438,7 @@ def _conditioning_frames(pooled: _Pooled, tau: int) -> list[np.ndarray]:
     """
     labels, starts = pooled.labels, pooled.starts
     if tau == 0:
-        frames, classes = pooled.positive_labels
+        frames, classes = pooled.positive_frames, pooled.positive_classes
     else:
         position = np.arange(labels.shape[0]) - np.repeat(starts[:-1], np.diff(starts))  # in its video
         window_any = labels.copy()  # width 1
@@ -458,11 +456,11 @@ def _conditioning_frames(pooled: _Pooled, tau: int) -> list[np.ndarray]:
     return np.split(frames[order], ends[:-1])
 
 
-def _conditional_column(pooled: _Pooled, j: int, frames_j: np.ndarray, threshold_keys, precision, recall, ap) -> None:
-    """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``)."""
+def _conditional_column(pooled: _Pooled, j: int, frames_j, threshold_keys, precision, recall, ap) -> None:
+    """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``, (n,))."""
     keys = pooled.keys
     num_classes = keys.shape[1]
-    label_ptr, label_classes = pooled.classes_on  # the classes on in each frame
+    label_ptr, label_classes = pooled.frame_ptr, pooled.positive_classes  # the classes on in each frame
     # Every positive (t, c_i) with t in F_j, i != j.
     counts = label_ptr[frames_j + 1] - label_ptr[frames_j]
     first = np.repeat(label_ptr[frames_j] - np.cumsum(counts) + counts, counts)
@@ -475,7 +473,7 @@ def _conditional_column(pooled: _Pooled, j: int, frames_j: np.ndarray, threshold
     rows = np.flatnonzero(np.bincount(pos_classes, minlength=num_classes))  # the kept c_i
     row_of_class = np.zeros(num_classes, dtype=np.int64)
     row_of_class[rows] = np.arange(rows.size)
-    block = _transposed_rows(keys, frames_j)[rows]  # (R, |F_j|)
+    block = _transposed(keys, frames_j)[rows]  # (R, |F_j|)
     block.sort(axis=1)
     ap_j, positives, true_pos, predicted = _sorted_row_stats(
         block, row_of_class[pos_classes], keys[pos_frames, pos_classes], threshold_keys[rows]
@@ -492,7 +490,6 @@ def _action_conditional(pooled: _Pooled, tau: int, threshold: float, executor: E
     threshold_keys = pooled.threshold_keys(threshold)
     shape = (num_classes, num_classes)
     precision, recall, ap = (np.full(shape, np.nan) for _ in range(3))
-    pooled.classes_on  # computed once, before the jobs share it
     jobs = [
         executor.submit(_conditional_column, pooled, j, frames_j, threshold_keys, precision, recall, ap)
         for j, frames_j in enumerate(conditioning_frames)
