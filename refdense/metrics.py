@@ -588,7 +588,7 @@ def compare_markdown(tables: Mapping[str, PaperTable]) -> str:
                 f"compare_markdown: table {name!r} has taus {list(table.conditional)}, expected {taus}"
             )
     header = ["Method", "mAP", "mAP (present)"]
-    header += [f"{column} τ={tau}" for tau in taus for column in _AC_COLUMNS]
+    header += [f"{column} (tau={tau})" for tau in taus for column in _AC_COLUMNS]
     rows = []
     for name, table in tables.items():
         row = [name or "(this run)", _fmt(table.frame_map.map_all), _fmt(table.frame_map.map_present)]

@@ -54,7 +54,7 @@ def test_dense_form_and_text_table(tmp_path, capsys):
     table = paper_table(scores, labels)
     assert f"{100 * table.frame_map.map_all:.2f}" in out
     assert f"{100 * table.conditional[20].F1_ac:.2f}" in out
-    assert "mAP_ac τ=20" in out and f"{int(lengths.sum())} segments" in out
+    assert "mAP_ac (tau=20)" in out and f"{int(lengths.sum())} segments" in out
 
 
 def test_user_errors_are_reported_without_traceback(tmp_path, capsys):
