@@ -39,21 +39,24 @@ def count(model: torch.nn.Module) -> int:
 
 @functools.cache
 def charades(arch: str) -> torch.nn.Module:
-    """Charades-sized model (built once per test session: a 70 M-parameter build is slow)."""
-    cfg = ModelConfig(arch=arch)
-    return build_model(cfg, video_dim=1024, image_dim=1024, num_classes=157, num_entities=38, num_motions=38)
+    """Charades-sized model on the meta device (shapes only: counting needs no weights), built once."""
+    with torch.device("meta"):
+        return build_model(
+            ModelConfig(arch=arch), video_dim=1024, image_dim=1024, num_classes=157, num_entities=38, num_motions=38
+        )
 
 
 def test_pat_parameter_counts_match_the_paper_configurations():
     assert count(charades("pat")) == 70_821_690  # SPEC section 2, Charades
-    multithumos = build_model(
-        ModelConfig(arch="pat", blocks=4, fine_weight=0.2),
-        video_dim=1024,
-        image_dim=1024,
-        num_classes=65,
-        num_entities=28,
-        num_motions=50,
-    )
+    with torch.device("meta"):
+        multithumos = build_model(
+            ModelConfig(arch="pat", blocks=4, fine_weight=0.2),
+            video_dim=1024,
+            image_dim=1024,
+            num_classes=65,
+            num_entities=28,
+            num_motions=50,
+        )
     assert count(multithumos) == 91_829_890  # "91.8 M"
 
 
@@ -120,6 +123,13 @@ def test_upsampling_is_torch_linear_interpolation_on_full_sequences():
     full = torch.ones(2, 4, dtype=torch.bool)
     expected = F.interpolate(x.transpose(1, 2), size=16, mode="linear", align_corners=False).transpose(1, 2)
     torch.testing.assert_close(upsample_linear(x, 4, 16, full), expected)
+
+
+def test_upsampling_coordinates_stay_exact_in_bf16():
+    x = torch.randn(1, 32, 4)
+    full = torch.ones(1, 32, dtype=torch.bool)
+    expected = upsample_linear(x, 8, 256, full)
+    torch.testing.assert_close(upsample_linear(x.bfloat16(), 8, 256, full).float(), expected, atol=0.03, rtol=0.02)
 
 
 def _outputs_equal(a: DetectionOutput, b: DetectionOutput, skip=()) -> None:
@@ -251,6 +261,21 @@ def test_predict_full_video_covers_every_segment_window_by_window(position):
     torch.testing.assert_close(probs, expected, atol=1e-5, rtol=1e-4)
 
 
+def test_predict_full_video_rejects_bad_videos():
+    model = make(tiny())
+    video, image = inputs(batch=1, length=20)
+    with pytest.raises(ValueError, match=r"same length T, found 20 and 19"):
+        predict_full_video(model, video[0], image[0, :19])
+    with pytest.raises(ValueError, match=r"video must have shape \(T, 12\) for one video, found \(1, 20, 12\)"):
+        predict_full_video(model, video, image[0])
+    with pytest.raises(ValueError, match="at least one segment, found T=0"):
+        predict_full_video(model, video[0, :0], image[0, :0])
+    with pytest.raises(ValueError, match=r"image must have shape \(T, 10\) for one video, found \(20, 12\)"):
+        predict_full_video(model, video[0], video[0])  # image features of the wrong width
+    with pytest.raises(ValueError, match=r"reads image features of shape \(T, 10\), found None"):
+        predict_full_video(model, video[0], None)
+
+
 def test_forward_and_backward_under_bf16_autocast():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = make(tiny()).train().to(device)
@@ -271,7 +296,8 @@ def test_forward_and_backward_under_bf16_autocast():
     [
         (lambda v, i, m: (v[..., :-1], i, m), r"video must have shape \(B, T, 12\), found \(2, 16, 11\)"),
         (lambda v, i, m: (v, i[:, :-1], m), r"image must have shape \(2, 16, 10\), found \(2, 15, 10\)"),
-        (lambda v, i, m: (v.long(), i, m), "video must be a floating-point tensor, found dtype torch.int64"),
+        (lambda v, i, m: (v.long(), i, m), "video must have the model's dtype torch.float32, found torch.int64"),
+        (lambda v, i, m: (v, i.half(), m), "image must have the model's dtype torch.float32, found torch.float16"),
         (lambda v, i, m: (v, i, m.float()), "mask must be a bool tensor of shape \\(2, 16\\), found torch.float32"),
         (lambda v, i, m: (v, i, m[:, :-1]), r"mask must have shape \(2, 16\), found \(2, 15\)"),
         (lambda v, i, m: (v, i, m & torch.tensor([[True], [False]])), r"found none in batch element\(s\) \[1\]"),

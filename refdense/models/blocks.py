@@ -52,16 +52,18 @@ def upsample_linear(x: torch.Tensor, stride: int, length: int, mask: torch.Tenso
     Returns:
         ``(B, length, D)``.
     """
-    last = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0).to(x.dtype)  # (B, 1)
-    t = torch.arange(length, device=x.device, dtype=x.dtype).unsqueeze(0)
-    source = ((t + 0.5) / stride - 0.5).clamp(min=0.0)
-    source = torch.minimum(source, last)  # (B, length)
+    # coordinates in float32 whatever x's dtype: bf16 cannot even represent every index up to 256
+    last = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)  # (B, 1) last valid coarse position
+    t = torch.arange(length, device=x.device, dtype=torch.float32).unsqueeze(0)
+    source = torch.minimum(((t + 0.5) / stride - 0.5).clamp(min=0.0), last.float())  # (B, length)
     low = source.floor()
-    weight = (source - low).unsqueeze(-1)
+    weight = (source - low).unsqueeze(-1).to(x.dtype)
     low = low.long()
-    high = torch.minimum(low + 1, last.long())
-    gather = lambda index: x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # noqa: E731
-    return gather(low) * (1 - weight) + gather(high) * weight
+    high = torch.minimum(low + 1, last)
+    def rows(index: torch.Tensor) -> torch.Tensor:  # (B, length) -> (B, length, D)
+        return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+    return rows(low) * (1 - weight) + rows(high) * weight
 
 
 class LocalRelational(nn.Module):

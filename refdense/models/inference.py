@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
+
 import torch
 from torch import nn
 
 
-def _as_features(name: str, x: torch.Tensor | np.ndarray | None, device: torch.device) -> torch.Tensor | None:
-    if x is None:
+def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torch.Tensor | None:
+    if dim is None:  # a stream the model does not read
         return None
+    if x is None:
+        raise ValueError(f"this model reads {name} features of shape (T, {dim}), found None")
     x = torch.as_tensor(x)
-    if x.dim() != 2:
-        raise ValueError(f"{name} must have shape (T, D) for one video, found {tuple(x.shape)}")
-    return x.to(device=device, dtype=torch.float32)
+    if x.dim() != 2 or x.shape[1] != dim:
+        raise ValueError(f"{name} must have shape (T, {dim}) for one video, found {tuple(x.shape)}")
+    return x.to(device=like.device, dtype=like.dtype)
 
 
 @torch.no_grad()
-def predict_full_video(
-    model: nn.Module, video: torch.Tensor | np.ndarray | None, image: torch.Tensor | np.ndarray | None = None
-) -> torch.Tensor:
+def predict_full_video(model: nn.Module, video: Any, image: Any = None) -> torch.Tensor:
     """Action probabilities of one whole video of any length.
 
     A model in the ``pat`` position mode accepts at most ``model.max_window`` segments at once: the
@@ -32,18 +33,20 @@ def predict_full_video(
 
     Args:
         model: a model from ``build_model``.
-        video: ``(T, Dv)`` features (tensor or array), or None if the model does not read them.
-        image: ``(T, Di)`` features, or None if the model does not read them.
+        video: ``(T, Dv)`` features (tensor or numpy array); ignored (may be None) if the model
+            does not read them.
+        image: ``(T, Di)`` features; ignored (may be None) if the model does not read them.
 
     Returns:
         ``(T, C)`` float32 probabilities on the CPU.
     """
-    device = next(model.parameters()).device
-    video, image = _as_features("video", video, device), _as_features("image", image, device)
-    present = [x for x in (video, image) if x is not None]
-    if not present:
-        raise ValueError("predict_full_video needs video or image features, found neither")
-    length = present[0].shape[0]
+    parameter = next(model.parameters())  # inputs go to the model's device and dtype
+    video = _as_features("video", video, model.video_dim, parameter)
+    image = _as_features("image", image, model.image_dim, parameter)
+    device = parameter.device
+    length = (video if video is not None else image).shape[0]
+    if length == 0:
+        raise ValueError("predict_full_video needs at least one segment, found T=0")
     if video is not None and image is not None and image.shape[0] != length:
         raise ValueError(f"video and image must have the same length T, found {length} and {image.shape[0]}")
     window = model.max_window or length

@@ -7,11 +7,11 @@ import torch
 STREAMS = ("video", "image", "concat")
 
 
-def _check_features(name: str, x: object, dim: int, batch_time: tuple[int, int] | None) -> None:
+def _check_features(name: str, x: object, dim: int, dtype: torch.dtype, batch_time: tuple[int, int] | None) -> None:
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (B, T, {dim}), found {type(x).__name__}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, found dtype {x.dtype}")
+    if x.dtype != dtype:
+        raise ValueError(f"{name} must have the model's dtype {dtype}, found {x.dtype}")
     expected = f"({batch_time[0]}, {batch_time[1]}, {dim})" if batch_time else f"(B, T, {dim})"
     if x.dim() != 3 or x.shape[2] != dim or (batch_time is not None and tuple(x.shape[:2]) != batch_time):
         raise ValueError(f"{name} must have shape {expected}, found {tuple(x.shape)}")
@@ -26,15 +26,17 @@ def check_batch(
     *,
     video_dim: int | None,
     image_dim: int | None,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
     """Validate a batch and return its mask.
 
     Args:
-        video: ``(B, T, video_dim)`` floating; checked when ``video_dim`` is not None.
-        image: ``(B, T, image_dim)`` floating; checked when ``image_dim`` is not None.
+        video: ``(B, T, video_dim)`` of ``dtype``; checked when ``video_dim`` is not None.
+        image: ``(B, T, image_dim)`` of ``dtype``; checked when ``image_dim`` is not None.
         mask: ``(B, T)`` bool, True on valid segments, a valid prefix then padding, at least one
             valid segment per sequence; None means all valid.
         video_dim, image_dim: expected widths, None for a stream the model does not read.
+        dtype: the model's parameter dtype (float32 also under autocast, which casts inside).
 
     Returns:
         The ``(B, T)`` bool mask (all True when ``mask`` is None).
@@ -45,7 +47,7 @@ def check_batch(
     batch_time = None
     for name, x, dim in (("video", video, video_dim), ("image", image, image_dim)):
         if dim is not None:
-            _check_features(name, x, dim, batch_time)
+            _check_features(name, x, dim, dtype, batch_time)
             batch_time = tuple(x.shape[:2])
     if batch_time is None:
         raise ValueError("the model reads no stream: give video_dim or image_dim")

@@ -43,7 +43,9 @@ class PAT(nn.Module):
     def forward(
         self, video: torch.Tensor | None, image: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> DetectionOutput:
-        mask = check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim)
+        mask = check_batch(
+            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.fine_head.weight.dtype
+        )
         x = self.input_dropout(select_stream(video, image, self.stream))
         fine, mixed = self.trunk(x, mask)
         logits = self.fine_weight * self.fine_head(fine) + (1 - self.fine_weight) * self.coarse_head(mixed)

@@ -73,7 +73,9 @@ class RefDense(nn.Module):
     def forward(
         self, video: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None = None
     ) -> DetectionOutput:
-        mask = check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim)
+        mask = check_batch(
+            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.action_head.weight.dtype
+        )
         entity = self.entity(self.input_dropout(image), mask)
         _, motion = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
         both = torch.cat([entity, motion], dim=-1)
@@ -110,7 +112,9 @@ class ActionEntityDetector(nn.Module):
     def forward(
         self, video: torch.Tensor | None, image: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> DetectionOutput:
-        mask = check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim)
+        mask = check_batch(
+            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.action_head.weight.dtype
+        )
         features = self.entity(self.input_dropout(select_stream(video, image, self.stream)), mask)
         return DetectionOutput(
             action_logits=self.action_head(self.head_dropout(features), mask), action_features=features
