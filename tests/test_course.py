@@ -230,6 +230,7 @@ def _solution_cases():
     import torch.nn.functional as F
 
     from refdense.course import solutions
+    from refdense.data import DatasetInfo, StreamInfo, dense_labels
     from refdense.models import CrossAttention, ModelConfig, PositionAwareBlock, build_model, position_bias
     from refdense.models.attention import attention_weights
 
@@ -255,8 +256,55 @@ def _solution_cases():
         zeros = torch.zeros(*features.shape[:2], weight.shape[1] - channels)
         return F.conv1d(torch.cat([features, zeros], -1).transpose(1, 2), weight).transpose(1, 2)
 
+    def matrices_reference(pairs, num_entities, num_motions):
+        info = DatasetInfo(
+            name="x", classes=tuple(f"class {c}" for c in range(len(pairs))),
+            entities=tuple(f"entity {k}" for k in range(num_entities)),
+            motions=tuple(f"motion {k}" for k in range(num_motions)), decomposition=tuple(pairs),
+            streams={"video": StreamInfo(4, "v"), "image": StreamInfo(4, "i")},
+        )
+        return info.entity_matrix(), info.motion_matrix()
+
+    def ambiguous_reference(pairs):
+        width = 1 + max([v for p in pairs for v in p if v is not None], default=0)
+        a_e, a_m = np.zeros((len(pairs), width)), np.zeros((len(pairs), width))
+        for c, (e, m) in enumerate(pairs):
+            if e is not None:
+                a_e[c, e] = 1
+            if m is not None:
+                a_m[c, m] = 1
+        both = (a_e @ a_e.T + a_m @ a_m.T) > 0
+        return [(c, c2) for c, c2 in zip(*np.nonzero(np.triu(both, k=1)))]
+
+    def strict_labels(actions, duration, segments, classes):
+        return dense_labels(actions, duration, segments, classes, boundary="strict")[0]
+
+    def shares_none_too(pairs):
+        return [(c, c2) for c in range(len(pairs)) for c2 in range(c + 1, len(pairs))
+                if pairs[c][0] == pairs[c2][0] or pairs[c][1] == pairs[c2][1]]
+
+    decomposition = [(0, 3), (2, 2), (None, 2), (2, 3), (2, None), (1, 1), (1, 2), (None, None), (1, 0)]
     mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     return {
+        "inclusive_labels": (
+            solutions.inclusive_labels,
+            lambda actions, duration, segments, classes: dense_labels(actions, duration, segments, classes,
+                                                                        boundary="inclusive")[0],
+            strict_labels,
+            [([(0, 1.0, 2.0)], 4.0, 8, 2), ([(1, 0.0, 3.0), (1, 2.5, 5.0), (0, 4.0, 9.0)], 6.0, 12, 3)],
+        ),
+        "decomposition_matrices": (
+            solutions.decomposition_matrices,
+            matrices_reference,
+            lambda pairs, ne, nm: tuple(a.T for a in matrices_reference(pairs, nm, ne)),  # transposed
+            [(decomposition, 3, 4), ([(0, None), (None, 1), (1, 1)], 2, 3)],
+        ),
+        "ambiguous_pairs": (
+            solutions.ambiguous_pairs,
+            ambiguous_reference,
+            shares_none_too,
+            [decomposition, [(0, None), (None, 0), (None, None), (0, 0)]],
+        ),
         "relative_position_bias": (
             solutions.relative_position_bias,
             lambda q, t: position_bias(q[None, None], t, "relative")[0, 0],
@@ -309,7 +357,7 @@ def _solution_cases():
 
 
 SOLUTION_NAMES = [
-    "relative_position_bias", "block_parameters", "token_projection", "layer_norm_by_hand",
+    "inclusive_labels", "decomposition_matrices", "ambiguous_pairs", "relative_position_bias", "block_parameters", "token_projection", "layer_norm_by_hand",
     "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 
@@ -323,8 +371,16 @@ def test_each_solution_passes_its_checker_and_a_wrong_answer_does_not(name, caps
 
 
 def test_every_solution_is_tested():
+    """Each solution is checked here (SOLUTION_NAMES) or by a ``check_exercise(solutions.NAME, ...)`` in another test."""
+    import re
+    from pathlib import Path
+
     from refdense.course import solutions
 
     public = {name for name, value in vars(solutions).items() if callable(value) and not name.startswith("_")
               and getattr(value, "__module__", "") == solutions.__name__}
-    assert public == set(SOLUTION_NAMES)
+    tested = set(SOLUTION_NAMES)
+    for path in Path(__file__).parent.glob("test_*.py"):
+        tested.update(re.findall(r"check_exercise\(\s*solutions\.(\w+)", path.read_text(encoding="utf-8")))
+    assert public <= tested, f"solutions without a test: {sorted(public - tested)}"
+    assert set(SOLUTION_NAMES) <= public

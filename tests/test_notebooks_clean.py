@@ -92,10 +92,9 @@ def test_follows_the_course_template(path: Path):
     assert re.match(r"#\s+\S", intro), f"{path.name}: the first cell must be the title (# ...)"
     for heading in ("Learning goals", "Recap", "Estimated time"):
         assert heading.lower() in intro.lower(), f"{path.name}: no '{heading}' before the first code cell"
-    goals = re.search(r"learning goals\W*\n((?:\s*[-*] .+\n?)+)", intro, flags=re.IGNORECASE)
-    assert goals and 3 <= len(re.findall(r"^\s*[-*] ", goals.group(1), flags=re.M)) <= 5, (
-        f"{path.name}: the learning goals must be a list of 3 to 5 bullets"
-    )
+    goals = re.search(r"learning goals[^\n]*\n(.*?)(?=\n#|\Z)", intro, flags=re.IGNORECASE | re.S)
+    bullets = len(re.findall(r"^[-*] ", goals.group(1), flags=re.M)) if goals else 0
+    assert 3 <= bullets <= 5, f"{path.name}: the learning goals must be a list of 3 to 5 bullets, found {bullets}"
     assert "setup(" in code_cells(nb)[0].source, f"{path.name}: the first code cell must call setup()"
     texts = markdown(nb)
     assert any(re.search(r"^#+\s*Summary", text, flags=re.M | re.I) for text in texts), f"{path.name}: no Summary heading"
