@@ -85,3 +85,46 @@ def fusion_k3(features, weight, bias):
     padded = F.pad(features, (0, 0, 1, 1))
     length = features.shape[0]
     return sum(padded[k : k + length] @ weight[:, :, k].T for k in range(3)) + bias
+
+
+# --- 00_problem_and_data --------------------------------------------------------------------------
+
+
+def inclusive_labels(actions, duration, num_segments, num_classes):
+    """Exercise 00.1: dense labels under the inclusive rule ``s <= t / fps_feat <= e``, clipped to the video."""
+    import numpy as np
+
+    labels = np.zeros((num_segments, num_classes), dtype=np.uint8)
+    times = np.arange(num_segments) * (duration / num_segments)
+    for c, start, end in actions:
+        start, end = max(start, 0.0), min(end, duration)
+        if end > start:
+            labels[(times >= start) & (times <= end), c] = 1
+    return labels
+
+
+# --- 02_label_decomposition -----------------------------------------------------------------------
+
+
+def decomposition_matrices(pairs, num_entities, num_motions):
+    """Exercise 02.1: ``(A_ent (C, C_ent), A_mot (C, C_mot))`` float32 from ``(entity | None, motion | None)`` pairs."""
+    import numpy as np
+
+    entity = np.zeros((len(pairs), num_entities), dtype=np.float32)
+    motion = np.zeros((len(pairs), num_motions), dtype=np.float32)
+    for c, (e, m) in enumerate(pairs):
+        if e is not None:
+            entity[c, e] = 1.0
+        if m is not None:
+            motion[c, m] = 1.0
+    return entity, motion
+
+
+def ambiguous_pairs(pairs):
+    """Exercise 02.2: sorted ``(c, c2)``, ``c < c2``, of classes sharing an entity or a motion (None never shared)."""
+    found = []
+    for c in range(len(pairs)):
+        for c2 in range(c + 1, len(pairs)):
+            if any(pairs[c][i] is not None and pairs[c][i] == pairs[c2][i] for i in (0, 1)):
+                found.append((c, c2))
+    return found
