@@ -20,7 +20,8 @@ on CPU), with nothing but the epoch number to restore besides the state dicts.
 Files of a run directory (only rank 0 writes)::
 
     config.yaml              the resolved configuration
-    metrics.jsonl            one JSON record per epoch (training loss terms, validation mAP, lr, time)
+    metrics.jsonl            one JSON record per epoch: epoch, lr, train (mean loss terms), steps,
+                             train_seconds, val (validation mAP, when validated), seconds (in all)
     checkpoints/latest.pt    everything needed to resume (weights, optimizer, scheduler, epoch)
     checkpoints/best.pt      weights of the epoch with the best validation mAP
     predictions-test.npz     test-split predictions of the best checkpoint (``refdense metrics`` reads it)
@@ -225,7 +226,8 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
         seed_epoch(config.run.seed, epoch, context.rank)
         sampler.set_epoch(epoch)
         train_loss = train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints)
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train": train_loss}
+        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train": train_loss,
+                  "steps": len(loader), "train_seconds": round(time.perf_counter() - started, 2)}
         scheduler.step()
         last = epoch + 1 == config.optim.epochs
         if val_set is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
@@ -300,13 +302,13 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
 
 
 def epoch_summary(record: dict, epochs: int, best: dict) -> str:
-    """``"epoch 3/25  loss 0.4120 (bce_action 0.2011, ...)  val mAP 21.70 (best 21.70 @ 3)  lr 1e-04  12.5 s"``."""
+    """``"epoch 3/25  loss 0.4120 (bce_action 0.2011, ...)  val mAP 21.70 (best 21.70 @ 3)  lr 1e-04  9.1 steps/s  12.5 s"``."""
     loss = record["train"]
     terms = ", ".join(f"{k} {v:.4f}" for k, v in loss.items() if k != "loss")
     text = f"epoch {record['epoch']}/{epochs}  loss {loss['loss']:.4f} ({terms})"
     if "val" in record:
         text += f"  val mAP {record['val']['map']:.2f} (best {best['val_map']:.2f} @ {best['epoch']})"
-    return text + f"  lr {record['lr']:.0e}  {record['seconds']:.1f} s"
+    return text + f"  lr {record['lr']:.0e}  {record['steps'] / record['train_seconds']:.1f} steps/s  {record['seconds']:.1f} s"
 
 
 # --------------------------------------------------------------------------- run directory

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 
 def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = None) -> Figure:
     """Mean training loss per epoch: the total (bold) and each term of the criterion."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+        ax = Figure(figsize=(6, 3.5), layout="constrained").add_subplot()
     epochs = [record["epoch"] for record in history]
     terms = list(history[0]["train"]) if history else []
     for term in terms:
@@ -44,7 +43,7 @@ def plot_metric_per_epoch(
     Call it several times on one ``ax`` with a ``label`` to compare runs.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+        ax = Figure(figsize=(6, 3.5), layout="constrained").add_subplot()
     points = [(r["epoch"], r["val"][metric]) for r in history if r.get("val") and metric in r["val"]]
     if points:
         epochs, values = zip(*points)

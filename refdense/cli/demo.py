@@ -1,0 +1,33 @@
+"""``refdense demo``: the main job: RefDense vs PAT on the synthetic data, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="train RefDense and PAT on synthetic data and write runs/demo/REPORT.md",
+        description="The main job. Builds the synthetic `default` dataset if it is missing, trains RefDense "
+        "(configs/synthetic.yaml) and the PAT baseline on I3D+CLIP features concatenated with the same budget, "
+        "evaluates both on the test split with their best validation checkpoint, and writes a report with "
+        "the paper-style table side by side, per-class AP, timelines of test videos and the loss curves. "
+        "About 10 minutes on 2 CPU cores.",
+    )
+    parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config key for both models, e.g. --set optim.epochs=5")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from refdense.cli import CommandError
+    from refdense.train.demo import demo
+
+    try:
+        report = demo(args.out, overrides=tuple(args.overrides))
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    print(f"report written to {report}")
+    return 0
