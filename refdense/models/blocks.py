@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention
+from refdense.models.config import ModelConfig
 
 
 class MaskedConv1d(nn.Conv1d):
@@ -133,7 +134,9 @@ class PositionAwareBlock(nn.Module):
 
 
 class Branch(nn.Module):
-    """A branch of the trunk: token projection, position-aware blocks, final LayerNorm.
+    """A branch of the trunk: token projection, ``blocks`` position-aware blocks, final LayerNorm.
+
+    Widths, heads, ``max_len``, position mode and local width come from ``cfg``.
 
     ``MaskedConv1d(in_dim -> dim, k3, stride, pad 1) -> LN -> blocks -> LN``. With ``stride = 1`` it is
     PAT's fine branch (and RefDense's Action-Entity temporal block); with ``stride = s`` a coarse
@@ -143,29 +146,18 @@ class Branch(nn.Module):
     ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None) -> (B, ceil(T/stride), dim)``.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        dim: int,
-        *,
-        stride: int,
-        blocks: int,
-        heads: int,
-        head_dim: int,
-        max_len: int,
-        position: str,
-        local_hidden: int,
-        cross_attention: bool = False,
-    ) -> None:
+    def __init__(self, in_dim: int, cfg: ModelConfig, *, stride: int, blocks: int, cross_attention: bool = False) -> None:
         super().__init__()
         self.stride = stride
-        self.project = MaskedConv1d(in_dim, dim, kernel_size=3, stride=stride, padding=1)
-        self.project_norm = nn.LayerNorm(dim)
+        self.project = MaskedConv1d(in_dim, cfg.dim, kernel_size=3, stride=stride, padding=1)
+        self.project_norm = nn.LayerNorm(cfg.dim)
         self.blocks = nn.ModuleList(
-            PositionAwareBlock(dim, heads, head_dim, max_len // stride, position, local_hidden, cross_attention)
+            PositionAwareBlock(
+                cfg.dim, cfg.heads, cfg.head_dim, cfg.max_len // stride, cfg.position, cfg.local_hidden, cross_attention
+            )
             for _ in range(blocks)
         )
-        self.norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(cfg.dim)
 
     def forward(
         self,
@@ -184,43 +176,23 @@ class Branch(nn.Module):
 class MultiScaleTrunk(nn.Module):
     """PAT's multi-scale trunk (paper Eq. 2-3, and Eq. 6-7 with ``cross_attention=True``).
 
-    A fine branch on the input, coarse branches (one per stride) each fed the fine output, and the
-    mixer: a ``MaskedConv1d(dim, dim, k3)`` per branch, coarse outputs linearly up-sampled to T and
-    summed with the fine one.
+    A fine branch on the input, coarse branches (one per stride of ``cfg.strides``) each fed the
+    fine output, all with ``cfg.blocks`` blocks, and the mixer: a ``MaskedConv1d(dim, dim, k3)`` per
+    branch, coarse outputs linearly up-sampled to T and summed with the fine one.
 
     ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None)`` returns
     ``(fine, mixed)``, both ``(B, T, dim)``: the fine branch after its mixer convolution, and the
     sum of all mixed branches.
     """
 
-    def __init__(
-        self,
-        in_dim: int,
-        dim: int,
-        *,
-        blocks: int,
-        strides: tuple[int, ...],
-        heads: int,
-        head_dim: int,
-        max_len: int,
-        position: str,
-        local_hidden: int,
-        cross_attention: bool = False,
-    ) -> None:
+    def __init__(self, in_dim: int, cfg: ModelConfig, *, cross_attention: bool = False) -> None:
         super().__init__()
-        common = dict(
-            blocks=blocks,
-            heads=heads,
-            head_dim=head_dim,
-            max_len=max_len,
-            position=position,
-            local_hidden=local_hidden,
-            cross_attention=cross_attention,
+        self.fine = Branch(in_dim, cfg, stride=1, blocks=cfg.blocks, cross_attention=cross_attention)
+        self.coarse = nn.ModuleList(
+            Branch(cfg.dim, cfg, stride=s, blocks=cfg.blocks, cross_attention=cross_attention) for s in cfg.strides
         )
-        self.fine = Branch(in_dim, dim, stride=1, **common)
-        self.coarse = nn.ModuleList(Branch(dim, dim, stride=s, **common) for s in strides)
-        self.mix_fine = MaskedConv1d(dim, dim, kernel_size=3, padding=1)
-        self.mix_coarse = nn.ModuleList(MaskedConv1d(dim, dim, kernel_size=3, padding=1) for _ in strides)
+        self.mix_fine = MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1)
+        self.mix_coarse = nn.ModuleList(MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1) for _ in cfg.strides)
 
     def forward(
         self,

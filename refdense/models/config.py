@@ -119,13 +119,3 @@ class ModelConfig:
     def to_dict(self) -> dict:
         """Plain dict of the fields (lists, strings, numbers, bools), ready for YAML."""
         return dataclasses.asdict(self)
-
-    def block_options(self) -> dict:
-        """Keyword arguments shared by every branch: heads, head_dim, max_len, position, local_hidden."""
-        return dict(
-            heads=self.heads,
-            head_dim=self.head_dim,
-            max_len=self.max_len,
-            position=self.position,
-            local_hidden=self.local_hidden,
-        )

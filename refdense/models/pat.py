@@ -34,7 +34,7 @@ class PAT(nn.Module):
         self.fine_weight = cfg.fine_weight
         self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
         self.input_dropout = nn.Dropout(cfg.input_dropout)
-        self.trunk = MultiScaleTrunk(in_dim, cfg.dim, blocks=cfg.blocks, strides=tuple(cfg.strides), **cfg.block_options())
+        self.trunk = MultiScaleTrunk(in_dim, cfg)
         self.fine_head = nn.Linear(cfg.dim, num_classes)
         self.coarse_head = nn.Sequential(
             nn.Linear(cfg.dim, cfg.dim), nn.Dropout(cfg.head_dropout), nn.Linear(cfg.dim, num_classes)

@@ -14,7 +14,7 @@ from refdense.models.output import DetectionOutput
 def action_entity(cfg: ModelConfig, in_dim: int) -> Branch:
     """The Action-Entity temporal block (Eq. 5): token projection (Conv1d k3 + LN), ``cfg.entity_blocks``
     position-aware blocks, LN. ``(B, T, in_dim), mask -> F_ent (B, T, dim)``."""
-    return Branch(in_dim, cfg.dim, stride=1, blocks=cfg.entity_blocks, **cfg.block_options())
+    return Branch(in_dim, cfg, stride=1, blocks=cfg.entity_blocks)
 
 
 def action_head(cfg: ModelConfig, in_dim: int, num_classes: int) -> MaskedConv1d:
@@ -57,14 +57,7 @@ class RefDense(nn.Module):
         self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.entity = action_entity(cfg, image_dim)
-        self.motion = MultiScaleTrunk(
-            video_dim,
-            cfg.dim,
-            blocks=cfg.blocks,
-            strides=tuple(cfg.strides),
-            cross_attention=cfg.cross_attention,
-            **cfg.block_options(),
-        )
+        self.motion = MultiScaleTrunk(video_dim, cfg, cross_attention=cfg.cross_attention)
         self.entity_head = nn.Linear(cfg.dim, num_entities) if cfg.entity_head else None
         self.motion_head = nn.Linear(cfg.dim, num_motions) if cfg.motion_head else None
         self.head_dropout = nn.Dropout(cfg.head_dropout)
