@@ -196,7 +196,8 @@ class _Pooled:
 
     keys (N, C) uint32: ``code << 1 | label``, the codes order-preserving per class;
     labels (N, C) bool; starts (V + 1,) offsets of the videos along the frame axis;
-    scores (N, C) float32 or float64, the exact input values;
+    ranked_scores (N, C) float64: the exact scores when the codes are ranks (scores that are not
+    float32 values), else None (the codes are the float32 bits);
     positive_frames, positive_classes (P,): ``np.nonzero(labels)``, by frame then class;
     frame_ptr (N + 1,): frame t's positive classes are ``positive_classes[frame_ptr[t]:frame_ptr[t + 1]]``.
     """
@@ -204,7 +205,7 @@ class _Pooled:
     keys: np.ndarray
     labels: np.ndarray
     starts: np.ndarray
-    scores: np.ndarray
+    ranked_scores: np.ndarray | None
     positive_frames: np.ndarray
     positive_classes: np.ndarray
     frame_ptr: np.ndarray
@@ -212,28 +213,24 @@ class _Pooled:
     def threshold_keys(self, threshold: float) -> np.ndarray:
         """(C,) int64: a frame of class c is predicted positive iff its key >= result[c]."""
         num_classes = self.keys.shape[1]
-        if self.scores.dtype == np.float32:
+        if self.ranked_scores is None:
             # Codes are the float32 bits: the smallest float32 >= threshold (an exact comparison).
             t32 = np.float32(threshold)
             if float(t32) < threshold:
                 t32 = np.nextafter(t32, np.float32(np.inf))
             return np.full(num_classes, int(t32.view(np.uint32)) << 1, dtype=np.int64)
         # Codes are dense ranks: the number of distinct values below the threshold, per class.
-        below = self.scores < threshold
+        below = self.ranked_scores < threshold
         distinct_below = np.where(below, (self.keys >> 1).astype(np.int64) + 1, 0).max(axis=0)
         return distinct_below << 1
 
 
-def _codes(scores: np.ndarray) -> np.ndarray:
-    """Order-preserving uint32 codes below 2**31 of an (N, C) score array in [0, 1], per class.
+def _dense_ranks(scores: np.ndarray) -> np.ndarray:
+    """(N, C) uint32: per class, the rank of each score among the class's distinct scores.
 
-    float32 scores: their bit patterns (monotone for non-negative floats, below 2**30; the caller
-    drops the sign bit of -0.0 when it shifts the codes). Other scores (float64 values that are
-    not float32 values): exact dense ranks per class, which costs an argsort of every class
-    (several times slower than the float32 path on large inputs).
+    Order-preserving codes for scores that are not float32 values; costs an argsort of every
+    class (several times slower than the float32 path, whose codes are the float bits).
     """
-    if scores.dtype == np.float32:
-        return scores.view(np.uint32)
     by_class = _transposed(scores)  # (C, N)
     order = np.argsort(by_class, axis=1)
     ordered = np.sort(by_class, axis=1)  # faster than gathering by ``order``
@@ -248,23 +245,32 @@ def _pool(scores, labels, lengths=None) -> _Pooled:
     score_list, label_list = _check_videos(scores, labels, lengths, values=False)
     starts = np.zeros(len(score_list) + 1, dtype=np.int64)
     np.cumsum([s.shape[0] for s in score_list], out=starts[1:])
-    pooled_scores = np.concatenate(score_list, axis=0)
+    pooled_scores = np.concatenate(score_list, axis=0)  # a new array: free to reuse below
     pooled_labels = np.concatenate(label_list, axis=0)
     if not _values_valid(pooled_scores, pooled_labels):
         _check_values(score_list, label_list)  # names the video
+    ranked_scores = None
     if pooled_scores.dtype != np.float32:
         as32 = pooled_scores.astype(np.float32)
         # Every score a float32 value (float16, 0/1 integers, float64 copies of float32): exact.
-        exact = np.can_cast(pooled_scores.dtype, np.float32, "safe") or np.array_equal(as32, pooled_scores)
-        pooled_scores = as32 if exact else pooled_scores.astype(np.float64)
+        if np.can_cast(pooled_scores.dtype, np.float32, "safe") or np.array_equal(as32, pooled_scores):
+            pooled_scores = as32
+        else:
+            ranked_scores = pooled_scores.astype(np.float64, copy=False)
+    if ranked_scores is None:
+        # Keys from the float bits, in place: scores in [0, 1] have bits below 2**30, and the
+        # shift drops the sign bit of -0.0 (so -0.0 and 0.0 get the same key).
+        keys = pooled_scores.view(np.uint32)
+        np.left_shift(keys, 1, out=keys)
+    else:
+        keys = np.left_shift(_dense_ranks(ranked_scores), 1)
     pooled_labels = pooled_labels.astype(bool, copy=False)
-    keys = np.left_shift(_codes(pooled_scores), 1)  # the shift drops the sign bit of -0.0
     np.bitwise_or(keys, pooled_labels.view(np.uint8), out=keys)
     positive_frames, positive_classes = np.nonzero(pooled_labels)
     frame_ptr = np.zeros(pooled_labels.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(positive_frames, minlength=pooled_labels.shape[0]), out=frame_ptr[1:])
     return _Pooled(
-        keys=keys, labels=pooled_labels, starts=starts, scores=pooled_scores,
+        keys=keys, labels=pooled_labels, starts=starts, ranked_scores=ranked_scores,
         positive_frames=positive_frames, positive_classes=positive_classes, frame_ptr=frame_ptr,
     )
 

@@ -229,9 +229,13 @@ def test_padded_input_equals_list_input():
         padded_s[v, : lengths[v]] = scores[v]
         padded_y[v, : lengths[v]] = labels[v]
         padded_y[v, lengths[v] :] = 1  # padding must be ignored
+    copies = [s.copy() for s in scores], padded_s.copy()
     a = paper_table(scores, labels, taus=(0, 2)).to_dict()
     b = paper_table(padded_s, padded_y, lengths=lengths, taus=(0, 2)).to_dict()
     assert a == b
+    assert all(np.array_equal(s, c) for s, c in zip(scores, copies[0])) and np.array_equal(padded_s, copies[1])
+    single = paper_table(scores[:1], labels[:1], taus=(0,))  # one video: its array is not modified either
+    assert np.array_equal(scores[0], copies[0][0]) and single.frame_map.per_class.shape == (4,)
 
 
 def test_pair_matrices_and_kept_pairs():
