@@ -698,7 +698,9 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     lengths = content.get("lengths")
     for name, array in (("scores", scores), ("labels", labels)):
         if array.dtype == object and array.ndim != 1:
-            raise ValueError(f"{where}{name}: expected a 1-d object array (one entry per video), found shape {array.shape}")
+            raise ValueError(
+                f"{where}{name}: expected a 1-d object array (one entry per video), found shape {array.shape}"
+            )
     if (scores.dtype == object) != (labels.dtype == object):
         raise ValueError(f"{where}expected 'scores' and 'labels' in the same form (both per-video or both dense)")
     if scores.dtype == object and lengths is not None:

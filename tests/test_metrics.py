@@ -330,7 +330,7 @@ GOOD_Y = [np.zeros((3, 2))]
 @pytest.mark.parametrize(
     "scores, labels, kwargs, message",
     [
-        ([np.full((3, 2), 0.5)], [np.zeros((3, 3))], {}, r"video #0: expected labels of the scores' shape \(3, 2\), found \(3, 3\)"),
+        (GOOD_S, [np.zeros((3, 3))], {}, r"video #0: expected labels of the scores' shape \(3, 2\), found \(3, 3\)"),
         (GOOD_S + [np.full((2, 3), 0.5)], GOOD_Y + [np.zeros((2, 3))], {}, r"video #1: expected 2 classes"),
         (GOOD_S, [np.full((3, 2), 2.0)], {}, r"video #0: expected labels in \{0, 1\}, found 2.0"),
         ([np.array([[0.5, np.nan]] * 3)], GOOD_Y, {}, r"video #0: expected finite scores, found 3 NaN"),
