@@ -52,7 +52,7 @@ def weights(path):
             **{f"criterion.{k}": v for k, v in state["criterion"].items()}}
 
 
-def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path):
+def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path, capsys):
     config = tiny_config(dataset)
     result = train(config, tmp_path / "run", progress=False)
     losses = [record["train"]["loss"] for record in result.history]
@@ -75,6 +75,11 @@ def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path):
     again = paper_table(saved.scores, saved.labels)
     assert again.to_dict() == result.test.to_dict()
     assert json.loads((run / "results.json").read_text())["test"] == result.test.to_dict()
+    # ... and `refdense metrics` prints them
+    from refdense.cli import main
+
+    assert main(["metrics", str(run / "predictions-test.npz"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result.test.to_dict()))
     # evaluating the checkpoint on its own gives the same predictions and numbers
     evaluation = evaluate(run / "checkpoints/best.pt", tmp_path / "eval.npz", device="cpu")
     assert evaluation.epoch == best and evaluation.table.to_dict() == result.test.to_dict()

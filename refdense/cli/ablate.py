@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "ablate",
         help="run the paper's ablations (Tables 3-7) over several seeds",
-        description="Train every ablation in configs/ablations (sub-networks alone, without sub-labels, "
+        description=textwrap.fill(
+            "Train every ablation in configs/ablations (sub-networks alone, without sub-labels, "
         "without CoLV, PAT and PAT + CoLV, without cross-attention, and the full RefDense) on a dataset, "
         "once per seed, and write OUT/ABLATIONS.md with the mean and standard deviation of mAP, mAP_ac "
         "and F1_ac (tau = 0) per variant. Finished runs are reused and interrupted ones resumed, so the "
-        "command can be stopped and started again.",
+        "command can be stopped and started again.", width=88),
         epilog="examples:\n"
         "  refdense ablate --dataset default --seeds 0 1 2 --out runs/ablations\n"
-        "  refdense ablate --dataset tiny --seeds 0 --epochs 2 --only full no_colv --out runs/quick "
-        "--set data.window=32 --set model.max_len=32",
+        "  refdense ablate --dataset tiny --seeds 0 --epochs 2 --only full no_colv --out runs/quick",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", default="default",

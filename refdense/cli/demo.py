@@ -18,6 +18,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a config key for both models, e.g. --set optim.epochs=5")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default: %(default)s; small models gain little from more, and "
+                        "on a busy machine more threads fight over the cores)")
     parser.set_defaults(func=run)
 
 
@@ -26,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from refdense.train.demo import demo
 
     try:
-        report = demo(args.out, overrides=tuple(args.overrides))
+        report = demo(args.out, overrides=tuple(args.overrides), threads=args.threads)
     except ValueError as error:
         raise CommandError(str(error)) from None
     print(f"report written to {report}")

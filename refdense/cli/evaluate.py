@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate a checkpoint on a dataset split (paper table + predictions npz)",
-        description="Run a trained checkpoint over every video of a dataset split (whole videos), print "
+        description=textwrap.fill(
+            "Run a trained checkpoint over every video of a dataset split (whole videos), print "
         "the paper's metrics (per-frame mAP; action-conditional mAP_ac, F1_ac, P_ac, R_ac at tau 0 and "
-        "20) and write the predictions as an npz that `refdense metrics` reads.",
+        "20) and write the predictions as an npz that `refdense metrics` reads.", width=88),
         epilog="example:\n  refdense evaluate runs/synthetic/checkpoints/best.pt --split testing "
         "--out runs/synthetic/test.npz",
         formatter_class=argparse.RawDescriptionHelpFormatter,

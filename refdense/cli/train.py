@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 EXAMPLES = """examples:
   refdense train --config configs/synthetic.yaml
@@ -18,11 +19,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model from config files (or resume a run)",
-        description="Train a dense action detector as the config files say, writing a run directory: "
+        description=textwrap.fill(
+            "Train a dense action detector as the config files say, writing a run directory: "
         "config.yaml (the resolved config), metrics.jsonl (one line per epoch), checkpoints/latest.pt "
         "and best.pt, predictions-test.npz, results.md and plots. The best epoch is chosen on a "
         "validation split carved from the training videos; the test split is evaluated once, at the "
-        "end, with that checkpoint. Several GPUs or machines: start it with torchrun.",
+        "end, with that checkpoint. Several GPUs or machines: start it with torchrun.", width=88),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -7,9 +7,11 @@
 - :mod:`refdense.train.demo` and :mod:`refdense.train.ablate`: the main job and the ablations.
 """
 
+from refdense.train.ablate import ablate
 from refdense.train.config import ConfigError, TrainConfig, load_config
+from refdense.train.demo import demo
 from refdense.train.evaluate import Evaluation, evaluate
 from refdense.train.loop import NonFiniteLossError, TrainResult, train
 
-__all__ = ["ConfigError", "Evaluation", "NonFiniteLossError", "TrainConfig", "TrainResult", "evaluate",
-           "load_config", "train"]
+__all__ = ["ConfigError", "Evaluation", "NonFiniteLossError", "TrainConfig", "TrainResult", "ablate", "demo",
+           "evaluate", "load_config", "train"]

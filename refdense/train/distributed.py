@@ -102,8 +102,3 @@ def broadcast_from_main(context: Context, item: Any) -> Any:
     box = [item]
     dist.broadcast_object_list(box, src=0)
     return box[0]
-
-
-def barrier(context: Context) -> None:
-    if context.distributed:
-        dist.barrier()

@@ -213,7 +213,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
 
     runner: nn.Module = step_module
     if context.distributed:
-        # Ablations leave some heads out of the loss: their parameters get no gradient.
+        # Ablations can leave a head out of the loss: its parameters then get no gradient.
         runner = DistributedDataParallel(runner, find_unused_parameters=True)
     if config.run.compile:
         runner = torch.compile(runner)
@@ -238,6 +238,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
                     best = {"epoch": epoch + 1, "val_map": val_map}
         record["seconds"] = round(time.perf_counter() - started, 2)
         history.append(record)
+        _check_finite_weights(step_module, epoch, checkpoints)
         if context.is_main:
             state = {"config": config.to_dict(), "dataset": dataset_signature(info), "epoch": epoch + 1,
                      "model": model.state_dict(), "criterion": criterion.state_dict(), "history": history}
@@ -299,6 +300,15 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
     keys = sorted(sums, key=lambda k: (k != "loss", k))
     totals = distributed.all_sum(context, torch.tensor([sums[k] for k in keys] + [steps], dtype=torch.float64))
     return {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
+
+
+def _check_finite_weights(module: nn.Module, epoch: int, checkpoints: Path) -> None:
+    """A last step can turn weights non-finite with a finite loss; never checkpoint such weights."""
+    bad = [name for name, p in module.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise NonFiniteLossError(f"epoch {epoch + 1}: weights became NaN or infinite ({', '.join(bad[:3])}"
+                                 f"{', ...' if len(bad) > 3 else ''}); training stopped. The last good checkpoint "
+                                 f"is kept in {checkpoints}.")
 
 
 def epoch_summary(record: dict, epochs: int, best: dict) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = None) -> Figure:
@@ -27,6 +28,7 @@ def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = No
         style = dict(linewidth=2.5, color="black", zorder=3) if term == "loss" else dict(linewidth=1.2)
         ax.plot(epochs, values, marker="o", markersize=3, label="total" if term == "loss" else term, **style)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mean training loss")
     ax.set_title(title or "Training loss")
     if terms:
@@ -52,6 +54,7 @@ def plot_metric_per_epoch(
             value = values[epochs.index(best_epoch)]
             ax.scatter([best_epoch], [value], s=90, facecolors="none", edgecolors=line.get_color(), zorder=4)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"validation {'mAP (%)' if metric == 'map' else metric}")
     ax.set_title("Validation per epoch (circle: selected checkpoint)")
     if label:
