@@ -128,3 +128,128 @@ def ambiguous_pairs(pairs):
             if any(pairs[c][i] is not None and pairs[c][i] == pairs[c2][i] for i in (0, 1)):
                 found.append((c, c2))
     return found
+
+
+# --- 06_bce_loss ----------------------------------------------------------------------------------
+
+
+def bce_logit_gradient(logits, labels, mask):
+    """Exercise 06.1: d masked_bce / d logits in closed form, ``(sigmoid(z) - y) / N`` on valid segments, 0 on padding.
+
+    ``logits``, ``labels`` (B, T, C); ``mask`` (B, T) bool; N = number of valid segments.
+    """
+    import torch
+
+    valid = mask[..., None]
+    padded_free = torch.where(valid, logits, torch.zeros_like(logits))  # padding may hold anything
+    return torch.where(valid, torch.sigmoid(padded_free) - labels, torch.zeros_like(logits)) / mask.sum()
+
+
+def balanced_pos_weight(labels, mask):
+    """Exercise 06.2: per-class ``negatives / positives`` over the valid segments, 1 where a class has no positive; (C,)."""
+    import torch
+
+    valid = labels[mask].float()  # (N, C)
+    positives = valid.sum(0)
+    negatives = valid.shape[0] - positives
+    return torch.where(positives > 0, negatives / positives.clamp(min=1), torch.ones_like(positives))
+
+
+# --- 07_colv_loss ---------------------------------------------------------------------------------
+
+
+def colv_segment(similarities, positives, tau, variant):
+    """Exercise 07.1: the CoLV loss ``l`` of one segment from its (C,) similarities and (C,) 0/1 positives."""
+    import torch
+
+    beta = positives.bool()
+    if not beta.any() or beta.all():
+        return torch.zeros((), dtype=similarities.dtype)
+    logits = similarities / tau
+    log_negatives = torch.logsumexp(logits[~beta], dim=0)
+    if variant == "refdense":
+        log_denominator = log_negatives.expand_as(logits[beta])
+    elif variant == "infonce":
+        log_denominator = torch.logaddexp(logits[beta], log_negatives)
+    else:
+        raise ValueError(f"colv_segment: variant: expected 'refdense' or 'infonce', found {variant!r}")
+    return (log_denominator - logits[beta]).mean()
+
+
+def colv_similarity_gradient(similarities, positives, tau):
+    """Exercise 07.2: d l / d s of the paper's variant for one segment: ``-1/(|beta| tau)`` on positives,
+    ``softmax over negatives / tau`` on negatives; (C,)."""
+    import torch
+
+    beta = positives.bool()
+    negative_softmax = torch.softmax((similarities / tau).masked_fill(beta, float("-inf")), dim=0)
+    return torch.where(beta, torch.full_like(similarities, -1.0 / (int(beta.sum()) * tau)), negative_softmax / tau)
+
+
+# --- 08_evaluation --------------------------------------------------------------------------------
+
+
+def conditioning_mask(video_labels, tau):
+    """Exercise 08.1: the (T, C) conditioning mask of one video: ``Y`` for tau = 0, else
+    "off now, on within [t - tau + 1, t]" (window clipped at the video start)."""
+    import numpy as np
+
+    y = np.asarray(video_labels) != 0
+    if tau == 0:
+        return y
+    cumulative = np.concatenate([np.zeros((1, y.shape[1]), dtype=np.int64), np.cumsum(y, axis=0)])
+    length = y.shape[0]
+    window_start = np.maximum(np.arange(length) - tau + 1, 0)
+    on_in_window = cumulative[1:] > cumulative[window_start]
+    return on_in_window & ~y
+
+
+def average_precision_with_ties(scores, labels):
+    """Exercise 08.2: AP of one class where each positive counts every frame scoring at least as high
+    (tied frames share a precision, scikit-learn's rule); NaN without positives."""
+    import numpy as np
+
+    scores, labels = np.asarray(scores), np.asarray(labels) != 0
+    if not labels.any():
+        return float("nan")
+    positive_scores = scores[labels]
+    at_least = scores[None, :] >= positive_scores[:, None]  # (P, N)
+    precision = (at_least & labels[None, :]).sum(1) / at_least.sum(1)
+    return float(precision.mean())
+
+
+# --- 09_full_training -----------------------------------------------------------------------------
+
+
+def selected_epoch(history):
+    """Exercise 09.1: the epoch ``train`` evaluates: best validation mAP (earliest on a tie), else the last epoch."""
+    validated = [record for record in history if "val" in record]
+    if not validated:
+        return history[-1]["epoch"]
+    return max(validated, key=lambda record: record["val"]["map"])["epoch"]
+
+
+def table_gains(ours, baseline):
+    """Exercise 09.2: ``{"mAP": ..., "mAP_ac tau=0": ..., ...}``, ours minus baseline in percentage points."""
+    gains = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
+    for tau, conditional in ours.conditional.items():
+        for key in ("mAP_ac", "F1_ac", "P_ac", "R_ac"):
+            gains[f"{key} tau={tau}"] = 100 * (getattr(conditional, key) - getattr(baseline.conditional[tau], key))
+    return gains
+
+
+# --- 10_ablations ---------------------------------------------------------------------------------
+
+
+def variant_config(name, overrides):
+    """Exercise 10.1: the TrainConfig ``ablate`` trains for variant ``name``: base recipe, variant file, overrides."""
+    from refdense.train.ablate import ABLATIONS, BASE
+    from refdense.train.config import load_config
+
+    return load_config(BASE, ABLATIONS / f"{name}.yaml", overrides=list(overrides))
+
+
+def loss_terms(name):
+    """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, ``colv_<set>``)."""
+    loss = variant_config(name, []).loss
+    return sorted([f"bce_{s}" for s in loss.classification_sets()] + [f"colv_{s}" for s in loss.active_colv_sets()])
