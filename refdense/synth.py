@@ -60,7 +60,6 @@ unchanged); the model and its statistics are the same.
 from __future__ import annotations
 
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +79,7 @@ from refdense.data.format import (
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
+from refdense.io import atomic_directory
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -549,24 +549,12 @@ def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwr
         raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
     world = _world(preset, seed)
     info, annotations, lengths = generate_annotations(preset, seed)
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_directory(out, overwrite=True) as tmp:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
             write_features(tmp / FEATURES_FILE, tqdm(items, desc=f"synth {preset.name}", total=len(annotations),
                                                      unit="video", disable=None), dtype=preset.dtype)
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
-        if out.exists():
-            old = out.with_name(f"{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 

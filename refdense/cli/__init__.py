@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 # Order in which the subcommands are listed by ``refdense --help``.
@@ -38,17 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"refdense.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"refdense.cli.{name}":
-                raise
-            continue  # subcommand not written yet
-        module.add_parser(subparsers)
+        importlib.import_module(f"refdense.cli.{name}").add_parser(subparsers)
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    # Turn SIGTERM (timeout, kill, a cluster scheduler) into SystemExit so that ``finally`` blocks
+    # run and temporary files of interrupted writes are removed.
+    sys.exit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -1,0 +1,66 @@
+import subprocess
+import sys
+
+import pytest
+
+from refdense.io import atomic_directory, atomic_path, atomic_write
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_atomic_write_leaves_no_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_write(target) as handle:
+            handle.write("half")
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_an_existing_file_only_when_complete(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with atomic_write(target) as handle:
+        handle.write("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new"
+
+
+def test_temporaries_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    target = tmp_path / "features.h5"
+    stale_file = tmp_path / f"features.h5.tmp-{dead_pid()}"
+    stale_file.write_text("left by a killed process")
+    live = tmp_path / "features.h5.tmp-1"  # pid 1 always runs
+    live.write_text("another process is writing")
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"done")
+    assert target.read_bytes() == b"done"
+    assert not stale_file.exists()
+    assert live.exists()
+
+
+def test_atomic_directory_appears_complete_or_not_at_all(tmp_path):
+    out = tmp_path / "dataset"
+    stale_dir = tmp_path / f"dataset.tmp-{dead_pid()}"
+    stale_dir.mkdir()
+    (stale_dir / "half.h5").write_text("x")
+    with pytest.raises(RuntimeError):
+        with atomic_directory(out) as tmp:
+            (tmp / "a.json").write_text("{}")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with atomic_directory(out) as tmp:
+        (tmp / "a.json").write_text("{}")
+    assert (out / "a.json").exists()
+    with pytest.raises(FileExistsError, match="overwrite"):
+        with atomic_directory(out):
+            pass
+    with atomic_directory(out, overwrite=True) as tmp:
+        (tmp / "b.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
