@@ -4,10 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Nothing downloads at test time; notebooks learn from REFDENSE_PROFILE that they run small.
-TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0
+# Nothing downloads at test time; notebooks run their default (smoke) profile. Tests run on two
+# pytest workers, one thread each (two threads per worker oversubscribe a 2-core machine).
+# nbval keeps each notebook on one worker (--dist loadfile): its cells depend on each other.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: setup demo test unit notebooks lab bench clean
+.PHONY: setup demo test unit notebooks lab clean
 
 setup: $(STAMP)
 
@@ -22,7 +24,7 @@ demo: setup
 
 test: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests
-	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --nbval-lax --nbval-current-env \
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 		--sanitize-with notebooks/sanitize.cfg --durations=0 notebooks
 
 unit: setup

@@ -147,6 +147,10 @@ class Preset:
         return self.fps / self.segment_frames
 
 
+# Bumped whenever a change of this module changes the bytes a preset and seed give; recorded in
+# dataset.json's "source" so that ``refdense.data.default_dataset`` regenerates stale copies.
+GENERATOR_VERSION = 2
+
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
@@ -283,7 +287,8 @@ def _world(preset: Preset, seed: int) -> _World:
         segment_frames=preset.segment_frames,
         fps=preset.fps,
         boundary="strict",
-        source=f"refdense synth --preset {preset.name} --seed {seed} (generative model: refdense/synth.py)",
+        source=(f"refdense synth --preset {preset.name} --seed {seed} "
+                f"(generative model: refdense/synth.py, generator version {GENERATOR_VERSION})"),
     )
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children.

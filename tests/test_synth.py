@@ -185,3 +185,14 @@ def test_default_dataset_generates_once(tmp_path, monkeypatch):
     stamp = (folder / "features.h5").stat().st_mtime_ns
     assert default_dataset("tiny") == folder and (folder / "features.h5").stat().st_mtime_ns == stamp
     assert read_info(folder).name == "tiny"
+
+
+def test_default_dataset_regenerates_a_copy_made_by_another_generator_version(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
+    folder = default_dataset("tiny")
+    info = read_info(folder)
+    text = (folder / "dataset.json").read_text()
+    (folder / "dataset.json").write_text(text.replace(info.source, "refdense synth (generator version 1)"))
+    assert default_dataset("tiny") == folder
+    assert "regenerating" in capsys.readouterr().out
+    assert read_info(folder).source == info.source

@@ -80,7 +80,7 @@ def execute_notebook(path: str | os.PathLike, *, timeout: int = 600, profile: st
         timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.resolve().parent)}},
-        store_widget_state=False,
+        store_widget_state=True,  # False breaks nbclient's Output-widget hook; clean() strips the state
         record_timing=False,
     )
     start = time.perf_counter()

@@ -61,7 +61,8 @@ def default_dataset(preset: str = "default", seed: int = 0) -> Path:
 
     Generation is deterministic (same preset and seed, same bytes) and atomic (a temporary folder
     renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other than 0
-    goes to ``<preset>-seed<seed>``.
+    goes to ``<preset>-seed<seed>``. A copy made by another version of the generator (its
+    ``dataset.json`` "source" differs) is regenerated, and the replacement is announced.
     """
     from refdense import synth
     from refdense.paths import data_root
@@ -70,6 +71,12 @@ def default_dataset(preset: str = "default", seed: int = 0) -> Path:
     folder = data_root() / "synthetic" / name
     if not (folder / INFO_FILE).is_file():
         synth.generate(preset, folder, seed=seed)
+    else:
+        expected = synth.dataset_info(preset, seed).source
+        found = read_info(folder).source
+        if found != expected:
+            print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
+            synth.generate(preset, folder, seed=seed, overwrite=True)
     return folder
 
 
