@@ -44,7 +44,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_dataset, tmp_path):
     for name in ("dataset.json", "annotations.json", "features.h5"):
         assert (again / name).read_bytes() == (tiny_dataset / name).read_bytes(), name
     assert (other / "features.h5").read_bytes() != (again / "features.h5").read_bytes()
-    assert read_info(other).source.endswith("(generative model: refdense/synth.py)")
+    assert read_info(other).source.startswith("refdense synth --preset tiny --seed 1 ")
     assert "--seed 1" in read_info(other).source
 
 
