@@ -4,6 +4,10 @@
   once per test session into a temporary folder: 40 videos (32 training, 8 testing), 12 classes,
   4 entities, 4 motions, 32-d video and image streams, about 30-60 segments per video. Treat it
   as read-only; copy it (``shutil.copytree``) before changing anything.
+- ``writable_tiny_dataset`` (module): a private copy of ``tiny`` for tests that write into the
+  dataset folder (training caches its text bank there).
+- ``one_torch_thread``: torch on one thread for the test (two pytest workers share two cores);
+  modules use it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
 - ``make_dataset``: a factory writing a small hand-made dataset folder (see its docstring), for
   tests that need exact labels or broken files.
 
@@ -27,6 +31,25 @@ def tiny_dataset(tmp_path_factory):
     from refdense import synth
 
     return synth.generate("tiny", tmp_path_factory.mktemp("synthetic") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def writable_tiny_dataset(tiny_dataset, tmp_path_factory):
+    """A private copy of the ``tiny`` preset that a test module may write into."""
+    import shutil
+
+    return shutil.copytree(tiny_dataset, tmp_path_factory.mktemp("writable") / "tiny")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test with one torch thread, then restore the previous number."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

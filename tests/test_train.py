@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -17,19 +16,12 @@ from refdense.train.checkpoint import CheckpointError, load_checkpoint, save_che
 from refdense.train.config import from_dict
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two test workers share two cores: one thread each avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tiny_dataset, tmp_path_factory):
-    """A private copy of the tiny preset (training caches its text bank in the dataset folder)."""
-    return shutil.copytree(tiny_dataset, tmp_path_factory.mktemp("train") / "tiny")
+def dataset(writable_tiny_dataset):
+    return writable_tiny_dataset
 
 
 def tiny_config(dataset, **sections) -> TrainConfig:

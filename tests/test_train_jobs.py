@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -19,17 +18,12 @@ SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=
          "optim.batch_size=4", "optim.lr=3e-3", "run.device=cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def dataset(tiny_dataset, tmp_path_factory):
-    return shutil.copytree(tiny_dataset, tmp_path_factory.mktemp("jobs") / "tiny")
+def dataset(writable_tiny_dataset):
+    return writable_tiny_dataset
 
 
 def test_demo_writes_a_report_comparing_both_models_from_their_predictions(dataset, tmp_path):
