@@ -94,6 +94,7 @@ def test_forward_returns_detection_output_with_the_documented_shapes(arch):
     else:
         assert out.entity_logits is None and out.motion_logits is None and out.motion_features is None
         assert out.action_features.shape == (2, 11, 16)
+    assert out.action_features.shape[-1] == tiny(arch=arch).action_feature_dim
 
 
 @pytest.mark.parametrize("position", ["pat", "relative"])

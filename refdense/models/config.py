@@ -107,6 +107,11 @@ class ModelConfig:
         """The stream a single-network architecture reads (None for ``refdense``)."""
         return None if self.arch == "refdense" else self.inputs or DEFAULT_STREAM[self.arch]
 
+    @property
+    def action_feature_dim(self) -> int:
+        """Width of ``DetectionOutput.action_features``: ``[F_ent ; F_mot]`` (2 dim) for RefDense, else dim."""
+        return 2 * self.dim if self.arch == "refdense" else self.dim
+
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         """Build from a mapping (e.g. a YAML section); unknown keys are an error naming them."""

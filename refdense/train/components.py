@@ -46,11 +46,6 @@ def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
         raise ValueError(f"{what} does not fit this dataset: {'; '.join(wrong)}")
 
 
-def action_feature_dim(model: ModelConfig) -> int:
-    """Width of ``DetectionOutput.action_features``: ``[F_ent ; F_mot]`` (2 D) for RefDense, else D."""
-    return 2 * model.dim if model.arch == "refdense" else model.dim
-
-
 def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
     """The detection model for ``info``'s feature widths and class counts."""
     return build_model(model_cfg, video_dim=info.video_dim, image_dim=info.image_dim,
@@ -71,7 +66,7 @@ def build_criterion(
         from refdense.text import text_bank_for
 
         text_bank = text_bank_for(dataset_dir, info, text_encoder)
-    dims = {"action": action_feature_dim(model_cfg), "entity": model_cfg.dim, "motion": model_cfg.dim}
+    dims = {"action": model_cfg.action_feature_dim, "entity": model_cfg.dim, "motion": model_cfg.dim}
     return RefDenseCriterion(loss_cfg, dims, text_bank)
 
 
