@@ -83,3 +83,46 @@ def test_restore_puts_committed_notebooks_back_and_keeps_the_learners_copy(tmp_p
 def test_restore_outside_a_git_clone_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="restoring needs a git clone"):
         storage.changed_notebooks(tmp_path)
+
+
+def test_make_lab_saves_through_the_hook(tmp_path):
+    """The server option that `make lab` passes, on a real Jupyter server (loopback only)."""
+    import json
+    import re
+    import socket
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text()
+    option = re.search(r"--ContentsManager\.pre_save_hook=\S+", makefile)
+    assert option, "make lab no longer installs the pre-save hook"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser", "--ServerApp.ip=127.0.0.1",
+         f"--port={port}", "--IdentityProvider.token=t", f"--ServerApp.root_dir={tmp_path}", option.group(0)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/contents/saved.ipynb?token=t", method="PUT",
+            data=json.dumps({"type": "notebook", "format": "json", "content": _saved_notebook()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                assert urllib.request.urlopen(request, timeout=10).status == 201
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Jupyter server did not start within 120 s"
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    saved = json.loads((tmp_path / "saved.ipynb").read_text())
+    assert "widgets" not in saved["metadata"]
+    assert all(WIDGET_VIEW_MIME not in o.get("data", {}) for o in saved["cells"][0]["outputs"])
