@@ -30,13 +30,24 @@ training. A sequence longer than ``max_len`` is an error, as in the reference.
 signed distance: ``S[i, j] = q_i . R[clip(i - j, -(M - 1), M - 1) + M - 1]``. It depends on ``i - j``
 only, so attention is translation-equivariant and any length works; distances beyond ``M - 1`` share
 the last row of their side (clamping).
+
+Both biases are built by the skew itself (one zero pad and a strided view of ``q E^T``), never by
+gathering ``(B, H, N, N)`` entries: a gather's backward is a scatter, slow on every device.
+``position_bias_index`` spells out which query and which row each entry reads (the definition the
+tests check the skew against).
+
+The attention itself runs through ``torch.nn.functional.scaled_dot_product_attention`` with one float
+mask ``(B, H, N, M)`` (or ``(B, 1, 1, M)`` without a bias): the position bias, already divided by
+``sqrt(head_dim)``, with ``-inf`` on padded keys. PyTorch then picks its fused kernel where one
+applies: the flash kernel on the CPU without gradients (inference) or when the mask needs none
+(cross-attention), the memory-efficient kernel on CUDA also with a learnable bias; its exact
+reference ("math") implementation otherwise (training with a bias on the CPU).
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 POSITION_MODES = ("pat", "relative")
@@ -54,13 +65,23 @@ def position_table_rows(position: str, max_len: int) -> int:
     return max_len if position == "pat" else 2 * max_len - 1
 
 
+def _check_length(length: int, max_len: int, position: str) -> None:
+    check_position_mode(position)
+    if position == "pat" and length > max_len:
+        raise ValueError(
+            f"position='pat' supports sequences of at most max_len={max_len} positions, found {length}; "
+            "use position='relative' or predict_full_video, which cuts a video into windows"
+        )
+
+
 def position_bias_index(
     length: int, max_len: int, position: str, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Where each bias entry ``S[i, j]`` is read from, for a sequence of ``length`` positions.
 
     With ``QE[i, r] = q_i . E[r]`` (query rows against table rows), the bias is
-    ``S[i, j] = QE[query[i, j], row[i, j]] * keep[i, j]``.
+    ``S[i, j] = QE[query[i, j], row[i, j]] * keep[i, j]``. ``position_bias`` computes exactly this
+    without gathering; this function is its definition, for reading and testing.
 
     Returns:
         query: ``(length, length)`` long, which query's projection is used (``i``, or ``i + 1`` in
@@ -68,12 +89,7 @@ def position_bias_index(
         row: ``(length, length)`` long, which table row is used.
         keep: ``(length, length)`` bool, False where the bias is zero (``j == i + 1`` in ``pat`` mode).
     """
-    check_position_mode(position)
-    if position == "pat" and length > max_len:
-        raise ValueError(
-            f"position='pat' supports sequences of at most max_len={max_len} positions, found {length}; "
-            "use position='relative' or predict_full_video, which cuts a video into windows"
-        )
+    _check_length(length, max_len, position)
     i = torch.arange(length, device=device).unsqueeze(1)
     j = torch.arange(length, device=device).unsqueeze(0)
     if position == "relative":
@@ -86,24 +102,49 @@ def position_bias_index(
     return query, row, keep
 
 
+def _skew(padded: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """``S[..., i, j] = flat[start + i * (W - 1) + j]`` for ``i, j < length``, where ``flat`` is
+    ``padded`` ``(..., rows, W)`` flattened over its last two dimensions (a view, no copy)."""
+    width = padded.shape[-1] - 1
+    flat = padded.flatten(-2)[..., start : start + length * width]
+    return flat.unflatten(-1, (length, width))[..., :length]
+
+
+def _distance_rows(table: torch.Tensor, length: int) -> torch.Tensor:
+    """Rows of a ``relative`` table ``(2 M - 1, d)`` for the distances ``length - 1, ..., -(length - 1)``
+    (clamped to ``+-(M - 1)``): ``(2 length - 1, d)``."""
+    max_len = (table.shape[0] + 1) // 2
+    extra = max(length - max_len, 0)  # distances beyond M - 1 repeat the last row of their side
+    flipped = table.flip(0)  # row f holds distance M - 1 - f
+    rows = torch.cat([flipped[:1].expand(extra, -1), flipped, flipped[-1:].expand(extra, -1)])
+    start = max_len - length + extra
+    return rows[start : start + 2 * length - 1]
+
+
 def position_bias(q: torch.Tensor, table: torch.Tensor, position: str) -> torch.Tensor:
-    """The relative-position bias ``S`` for queries ``q``.
+    """The relative-position bias ``S`` for queries ``q`` (see the module docstring).
+
+    ``pat``: ``QE = q E^T`` ``(N, M)`` with a zero column on its left and a zero row below, read with
+    a row stride of ``M``: ``S[i, j] = QE_padded[(i + 1) M + j]`` gives the three cases at once.
+    ``relative``: ``QR = q R_w^T`` against the rows ``R_w`` of the distances ``N - 1`` down to
+    ``-(N - 1)``, with a zero column on its right, read with a row stride of ``2 N - 1``.
 
     Args:
         q: ``(B, H, N, d)`` queries of each head.
         table: ``(rows, d)`` bias table ``E`` (``rows = position_table_rows(position, max_len)``).
-        position: ``"pat"`` or ``"relative"`` (see the module docstring).
+        position: ``"pat"`` or ``"relative"``.
 
     Returns:
         ``(B, H, N, N)`` bias, to add to ``q k^T`` before the ``1 / sqrt(d)`` scaling.
     """
-    rows = table.shape[0]
-    max_len = rows if position == "pat" else (rows + 1) // 2
-    n = q.shape[-2]
-    query, row, keep = position_bias_index(n, max_len, position, device=q.device)
-    qe = q @ table.transpose(0, 1).to(q.dtype)  # (B, H, N, rows): every query against every row
-    bias = qe[:, :, query, row]  # (B, H, N, N)
-    return bias.masked_fill(~keep, 0.0)
+    rows, n = table.shape[0], q.shape[-2]
+    if position == "pat":
+        _check_length(n, rows, position)
+        qe = q @ table.transpose(0, 1).to(q.dtype)  # (B, H, N, M): every query against every row
+        return _skew(F.pad(qe, (1, 0, 0, 1)), start=rows, length=n)
+    check_position_mode(position)
+    qr = q @ _distance_rows(table, n).transpose(0, 1).to(q.dtype)  # (B, H, N, 2N - 1), distance N - 1 - column
+    return _skew(F.pad(qr, (0, 1)), start=n - 1, length=n)
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -112,10 +153,33 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(b, n, heads, -1).transpose(1, 2)
 
 
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(B, heads, N, d)`` -> ``(B, N, heads * d)``."""
+    return x.transpose(1, 2).flatten(2)
+
+
+def float_mask(key_mask: torch.Tensor, dtype: torch.dtype, scaled_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """The float mask added to ``q k^T / sqrt(d)``: ``scaled_bias`` (``bias / sqrt(d)``, or 0) with
+    ``-inf`` on padded keys.
+
+    Args:
+        key_mask: ``(B, M)`` bool, True on valid keys; dtype: the mask's dtype (the queries');
+        scaled_bias: ``(B, H, N, M)`` or None.
+
+    Returns:
+        ``(B, H, N, M)``, or ``(B, 1, 1, M)`` without a bias.
+    """
+    padded = ~key_mask[:, None, None, :]
+    if scaled_bias is None:
+        return torch.zeros(padded.shape, dtype=dtype, device=key_mask.device).masked_fill(padded, float("-inf"))
+    return scaled_bias.to(dtype).masked_fill(padded, float("-inf"))
+
+
 def attention_weights(
     q: torch.Tensor, k: torch.Tensor, key_mask: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """``softmax((q k^T + bias) / sqrt(d))`` with padded keys masked.
+    """``softmax((q k^T + bias) / sqrt(d))`` with padded keys masked, as explicit weights (to look at;
+    the models' forward runs ``scaled_dot_product_attention``, which never forms them).
 
     Args:
         q: ``(B, H, N, d)``; k: ``(B, H, M, d)``; key_mask: ``(B, M)`` bool, True on valid keys (at
@@ -124,11 +188,9 @@ def attention_weights(
     Returns:
         ``(B, H, N, M)`` weights; each row sums to 1 and is zero on padded keys.
     """
-    scores = q @ k.transpose(-1, -2)
-    if bias is not None:
-        scores = scores + bias
-    scores = (scores / math.sqrt(q.shape[-1])).masked_fill(~key_mask[:, None, None, :], float("-inf"))
-    return scores.softmax(dim=-1)
+    scale = q.shape[-1] ** -0.5
+    scaled_bias = None if bias is None else bias * scale
+    return (q @ k.transpose(-1, -2) * scale + float_mask(key_mask, q.dtype, scaled_bias)).softmax(dim=-1)
 
 
 class PositionAwareSelfAttention(nn.Module):
@@ -157,16 +219,23 @@ class PositionAwareSelfAttention(nn.Module):
         self.to_out = nn.Linear(inner, dim)
         self.position_table = nn.Parameter(torch.randn(position_table_rows(position, max_len), head_dim))
 
-    def attention(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention weights ``(B, H, N, N)`` and values ``(B, H, N, d)`` for ``x`` ``(B, N, dim)``, ``mask`` ``(B, N)``."""
+    def _queries_keys_values_mask(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``q, k, v`` ``(B, H, N, d)`` and the float mask ``(B, H, N, N)`` of ``float_mask``."""
         q = split_heads(self.to_q(x), self.heads)
         k, v = (split_heads(t, self.heads) for t in self.to_kv(x).chunk(2, dim=-1))
-        return attention_weights(q, k, mask, position_bias(q, self.position_table, self.position)), v
+        # S / sqrt(d) = q (E / sqrt(d))^T, skewed: scaling the table costs nothing, the bias a pass
+        scaled_bias = position_bias(q, self.position_table * q.shape[-1] ** -0.5, self.position)
+        return q, k, v, float_mask(mask, q.dtype, scaled_bias)
+
+    def attention(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention weights ``(B, H, N, N)`` and values ``(B, H, N, d)`` for ``x`` ``(B, N, dim)``, ``mask`` ``(B, N)``."""
+        q, k, v, scores_mask = self._queries_keys_values_mask(x, mask)
+        return (q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5 + scores_mask).softmax(dim=-1), v
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, N, dim)``, ``mask`` ``(B, N)`` bool -> ``(B, N, dim)``."""
-        weights, v = self.attention(x, mask)
-        return self.to_out((weights @ v).transpose(1, 2).flatten(2))
+        q, k, v, scores_mask = self._queries_keys_values_mask(x, mask)
+        return self.to_out(merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=scores_mask)))
 
 
 class CrossAttention(nn.Module):
@@ -189,5 +258,5 @@ class CrossAttention(nn.Module):
         """``x`` ``(B, N, dim)``, ``context`` ``(B, T, dim)``, ``context_mask`` ``(B, T)`` -> ``(B, N, dim)``."""
         q = split_heads(self.to_q(x), self.heads)
         k, v = (split_heads(t, self.heads) for t in self.to_kv(context).chunk(2, dim=-1))
-        weights = attention_weights(q, k, context_mask)
-        return self.to_out((weights @ v).transpose(1, 2).flatten(2))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=float_mask(context_mask, q.dtype))
+        return self.to_out(merge_heads(out))
