@@ -10,6 +10,7 @@ padded inside a longer batch (tested). Masks must be "valid prefix, then padding
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention
@@ -22,11 +23,26 @@ class MaskedConv1d(nn.Conv1d):
     ``forward(x (B, T, C_in), mask (B, T)) -> (B, T', C_out)`` with ``T' = ceil(T / stride)`` for
     ``kernel_size = 3, padding = 1`` (or ``kernel_size = 2 p + 1, padding = p``). A padded input
     position then looks exactly like the convolution's own zero padding at the end of a sequence.
+
+    The parameters are those of ``nn.Conv1d`` (zero padding); the convolution runs as a 2-D one on
+    ``x`` seen as a channels-last ``(B, C_in, 1, T)`` image, which oneDNN and cuDNN read and write in
+    that layout: no transposed copy of the input or the output, forward or backward (a depthwise
+    convolution over 4096 channels runs several times faster than through ``(B, C, T)`` copies).
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        image = x.transpose(1, 2).unsqueeze(2)  # (B, C_in, 1, T) with channels-last strides: a view
+        out = F.conv2d(
+            image,
+            self.weight.unsqueeze(2),
+            self.bias,
+            stride=(1, self.stride[0]),
+            padding=(0, self.padding[0]),
+            dilation=(1, self.dilation[0]),
+            groups=self.groups,
+        )
+        return out.squeeze(2).transpose(1, 2)
 
 
 def downsample_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
