@@ -4,6 +4,12 @@ Every loss takes a boolean ``mask`` (B, T), True on valid segments, and the padd
 count: their logits or features are replaced by zeros before anything is computed, so that even a
 NaN in a padded position changes neither the value nor the gradient of a valid one.
 
+Every public loss takes ``validate=True``: the checks of the inputs' *values* (labels in {0, 1}, a
+valid segment in the mask, a positive temperature) read them back from the device, a host
+synchronisation; ``validate=False`` skips them (types and shapes are always checked, that costs
+nothing). :class:`RefDenseCriterion` validates its batch once per call, not once per term, and the
+training loop, whose batches are valid by construction, not at all.
+
 - :func:`masked_bce` -- Eq. 4: ``BCE(Y, P) = -1/T sum_t sum_c [y log p + (1 - y) log(1 - p)]``,
   computed from logits. The reduction is the *sum over classes* and the *mean over the valid
   segments of the whole batch* (Eq. 4 for one video; a batch pools its valid segments).
@@ -45,13 +51,14 @@ ASL_CLIP = 0.05
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_mask(mask: Tensor, batch_shape: tuple[int, int], where: str) -> None:
+def _check_mask(mask: Tensor, batch_shape: tuple[int, int] | None, where: str, values: bool) -> None:
+    """Type, shape (unless ``batch_shape`` is None) and, with ``values``, at least one valid segment."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         found = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"{where}: mask must be a torch.bool tensor, found {found}")
-    if tuple(mask.shape) != tuple(batch_shape):
+    if batch_shape is not None and tuple(mask.shape) != tuple(batch_shape):
         raise ValueError(f"{where}: mask shape: expected (B, T) = {tuple(batch_shape)}, found {tuple(mask.shape)}")
-    if not bool(mask.any()):
+    if values and not bool(mask.any()):
         raise ValueError(
             f"{where}: the mask is all False: expected at least one valid segment in the batch, found 0 "
             f"of {mask.numel()}"
@@ -69,7 +76,7 @@ def _check_binary(labels: Tensor, name: str, where: str) -> None:
         )
 
 
-def _check_logits_and_targets(logits: Tensor, targets: Tensor, mask: Tensor, where: str) -> None:
+def _check_logits_and_targets(logits: Tensor, targets: Tensor, mask: Tensor, where: str, values: bool) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         found = logits.dtype if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"{where}: logits must be a floating-point tensor, found {found}")
@@ -78,8 +85,9 @@ def _check_logits_and_targets(logits: Tensor, targets: Tensor, mask: Tensor, whe
     if not isinstance(targets, Tensor) or tuple(targets.shape) != tuple(logits.shape):
         found = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
         raise ValueError(f"{where}: targets shape: expected {tuple(logits.shape)} (as logits), found {found}")
-    _check_binary(targets, "targets", where)
-    _check_mask(mask, tuple(logits.shape[:2]), where)
+    if values:
+        _check_binary(targets, "targets", where)
+    _check_mask(mask, tuple(logits.shape[:2]), where, values)
 
 
 def _reduce(per_entry: Tensor, mask: Tensor, reduction: str, where: str) -> Tensor:
@@ -112,6 +120,7 @@ def masked_bce(
     *,
     pos_weight: float | Tensor | None = None,
     reduction: str = "mean",
+    validate: bool = True,
 ) -> Tensor:
     """Binary cross-entropy of Eq. 4 from logits, over the valid segments only.
 
@@ -124,12 +133,13 @@ def masked_bce(
         reduction: ``"mean"`` (default, Eq. 4): sum over classes, mean over the valid segments
             of the batch; ``"sum"``: sum over valid segments and classes; ``"none"``: the (B, T, C)
             per-entry losses, zero on padded segments.
+        validate: check the values of ``targets`` and ``mask`` (module docstring).
 
     Returns:
         A scalar tensor, or (B, T, C) for ``reduction="none"``.
     """
     where = "masked_bce"
-    _check_logits_and_targets(logits, targets, mask, where)
+    _check_logits_and_targets(logits, targets, mask, where, validate)
     dtype = torch.promote_types(logits.dtype, torch.float32)
     logits = _zero_padded(logits.to(dtype), mask)
     targets = targets.to(dtype)
@@ -148,6 +158,7 @@ def asymmetric_loss(
     gamma_pos: float = ASL_GAMMA_POS,
     clip: float = ASL_CLIP,
     reduction: str = "mean",
+    validate: bool = True,
 ) -> Tensor:
     """Asymmetric loss (Ridnik et al., ICCV 2021), as the PAT reference trains, over valid segments.
 
@@ -161,7 +172,7 @@ def asymmetric_loss(
     Args and returns as :func:`masked_bce` (same masking and reductions).
     """
     where = "asymmetric_loss"
-    _check_logits_and_targets(logits, targets, mask, where)
+    _check_logits_and_targets(logits, targets, mask, where, validate)
     if gamma_neg < 0 or gamma_pos < 0 or not 0 <= clip < 1:
         raise ValueError(
             f"{where}: expected gamma_neg >= 0, gamma_pos >= 0 and 0 <= clip < 1, "
@@ -190,10 +201,12 @@ def asymmetric_loss(
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_temperature(temperature: float | Tensor, where: str) -> None:
+def _check_temperature(temperature: float | Tensor, where: str, values: bool) -> None:
     if isinstance(temperature, Tensor):
         if temperature.numel() != 1:
             raise ValueError(f"{where}: temperature: expected one value, found shape {tuple(temperature.shape)}")
+        if not values:
+            return
         value = float(temperature.detach())
     else:
         value = float(temperature)
@@ -209,6 +222,7 @@ def colv_loss_from_similarities(
     *,
     variant: str = "refdense",
     reduction: str = "mean",
+    validate: bool = True,
 ) -> Tensor:
     """CoLV (Eq. 11) from cosine similarities ``s[b, t, c] = f[b, t] . u[c]`` of unit vectors.
 
@@ -233,6 +247,7 @@ def colv_loss_from_similarities(
         variant: ``"refdense"`` or ``"infonce"``.
         reduction: ``"mean"``: sum of ``l`` over valid segments / number of valid segments (segments
             with ``l = 0`` count); ``"sum"``; ``"none"``: the (B, T) per-segment losses ``l``.
+        validate: check the values of ``labels``, ``mask`` and a tensor ``temperature`` (module docstring).
 
     Returns:
         A scalar tensor, or (B, T) for ``reduction="none"``.
@@ -247,9 +262,10 @@ def colv_loss_from_similarities(
     if not isinstance(labels, Tensor) or tuple(labels.shape) != tuple(similarities.shape):
         found = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{where}: labels shape: expected (B, T, C) = {tuple(similarities.shape)}, found {found}")
-    _check_binary(labels, "labels", where)
-    _check_mask(mask, tuple(similarities.shape[:2]), where)
-    _check_temperature(temperature, where)
+    if validate:
+        _check_binary(labels, "labels", where)
+    _check_mask(mask, tuple(similarities.shape[:2]), where, validate)
+    _check_temperature(temperature, where, validate)
 
     dtype = torch.promote_types(similarities.dtype, torch.float32)
     with torch.autocast(device_type=similarities.device.type, enabled=False):
@@ -290,6 +306,7 @@ def colv_loss(
     *,
     variant: str = "refdense",
     reduction: str = "mean",
+    validate: bool = True,
 ) -> Tensor:
     """Contrastive co-occurrence language-video loss of one concept set (Eq. 11-12, SPEC section 4).
 
@@ -306,6 +323,7 @@ def colv_loss(
         temperature: tau > 0 (default 0.07), a float or a one-element tensor.
         variant: ``"refdense"`` (default, negatives-only denominator) or ``"infonce"``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` ((B, T) per-segment losses).
+        validate: check the values of ``labels``, ``mask`` and a tensor ``temperature`` (module docstring).
     """
     where = "colv_loss"
     if not isinstance(video_feats, Tensor) or not video_feats.is_floating_point() or video_feats.dim() != 3:
@@ -323,7 +341,7 @@ def colv_loss(
     if not isinstance(labels, Tensor) or tuple(labels.shape) != expected:
         found = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
         raise ValueError(f"{where}: labels shape: expected (B, T, C) = {expected}, found {found}")
-    _check_mask(mask, tuple(video_feats.shape[:2]), where)
+    _check_mask(mask, tuple(video_feats.shape[:2]), where, validate)
 
     dtype = torch.promote_types(torch.promote_types(video_feats.dtype, text_feats.dtype), torch.float32)
     with torch.autocast(device_type=video_feats.device.type, enabled=False):
@@ -331,7 +349,7 @@ def colv_loss(
         texts = F.normalize(text_feats.to(dtype), dim=-1)
         similarities = frames @ texts.T  # (B, T, C)
     return colv_loss_from_similarities(
-        similarities, labels, mask, temperature, variant=variant, reduction=reduction
+        similarities, labels, mask, temperature, variant=variant, reduction=reduction, validate=validate
     )
 
 
@@ -540,9 +558,21 @@ class RefDenseCriterion(nn.Module):
             )
         return value
 
-    def forward(self, output: Any, batch: Any) -> LossResult:
+    def _check_batch_values(self, batch: Any, mask: Tensor) -> None:
+        """The value checks of the batch (mask, labels of every set in use), once for all the terms."""
+        where = "RefDenseCriterion"
+        _check_mask(mask, None, where, values=True)
+        for name in self.cfg.classification_sets():
+            labels = self._get(batch, _LABELS[name], f"bce_{name}", "batch")
+            if isinstance(labels, Tensor):
+                _check_binary(labels, f"batch.{_LABELS[name]}", where)
+
+    def forward(self, output: Any, batch: Any, *, validate: bool = True) -> LossResult:
+        """The loss of ``output`` on ``batch``; ``validate`` checks the batch's values first (once)."""
         cfg = self.cfg
         mask = self._get(batch, "mask", "every term", "batch")
+        if validate:
+            self._check_batch_values(batch, mask)
         weights = {"action": cfg.action_weight, "entity": cfg.entity_weight, "motion": cfg.motion_weight}
         terms: dict[str, Tensor] = {}
         total = None
@@ -551,10 +581,11 @@ class RefDenseCriterion(nn.Module):
             logits = self._get(output, _LOGITS[name], term, "output")
             labels = self._get(batch, _LABELS[name], term, "batch")
             if cfg.classification == "bce":
-                value = masked_bce(logits, labels, mask)
+                value = masked_bce(logits, labels, mask, validate=False)
             else:
                 value = asymmetric_loss(
-                    logits, labels, mask, gamma_neg=cfg.asl_gamma_neg, gamma_pos=cfg.asl_gamma_pos, clip=cfg.asl_clip
+                    logits, labels, mask, gamma_neg=cfg.asl_gamma_neg, gamma_pos=cfg.asl_gamma_pos, clip=cfg.asl_clip,
+                    validate=False,
                 )
             terms[term] = value
             total = weights[name] * value if total is None else total + weights[name] * value
@@ -570,7 +601,7 @@ class RefDenseCriterion(nn.Module):
                 )
             value = colv_loss(
                 projection(features), getattr(self, f"text_{name}"), labels, mask, self.temperature,
-                variant=cfg.colv_variant,
+                variant=cfg.colv_variant, validate=False,
             )
             terms[term] = value
             total = total + cfg.colv_weight * value

@@ -27,6 +27,7 @@ def check_batch(
     video_dim: int | None,
     image_dim: int | None,
     dtype: torch.dtype,
+    validate: bool = True,
 ) -> torch.Tensor:
     """Validate a batch and return its mask.
 
@@ -37,6 +38,9 @@ def check_batch(
             valid segment per sequence; None means all valid.
         video_dim, image_dim: expected widths, None for a stream the model does not read.
         dtype: the model's parameter dtype (float32 also under autocast, which casts inside).
+        validate: also check the mask's values (a valid segment per sequence, a valid prefix), which
+            reads them back from the device; False skips that for batches valid by construction
+            (the training loop's). Types and shapes are always checked (that costs nothing).
 
     Returns:
         The ``(B, T)`` bool mask (all True when ``mask`` is None).
@@ -59,6 +63,8 @@ def check_batch(
         raise ValueError(f"mask must be a bool tensor of shape {batch_time}, found {found}")
     if tuple(mask.shape) != batch_time:
         raise ValueError(f"mask must have shape {batch_time}, found {tuple(mask.shape)}")
+    if not validate:
+        return mask
     empty = (~mask.any(dim=1)).nonzero().flatten()
     if len(empty):
         raise ValueError(

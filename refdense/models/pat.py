@@ -41,10 +41,21 @@ class PAT(nn.Module):
         )
 
     def forward(
-        self, video: torch.Tensor | None, image: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        video: torch.Tensor | None,
+        image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        *,
+        validate: bool = True,
     ) -> DetectionOutput:
         mask = check_batch(
-            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.fine_head.weight.dtype
+            video,
+            image,
+            mask,
+            video_dim=self.video_dim,
+            image_dim=self.image_dim,
+            dtype=self.fine_head.weight.dtype,
+            validate=validate,
         )
         x = self.input_dropout(select_stream(video, image, self.stream))
         fine, mixed = self.trunk(x, mask)

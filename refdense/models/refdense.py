@@ -64,10 +64,21 @@ class RefDense(nn.Module):
         self.action_head = action_head(cfg, 2 * cfg.dim, num_classes)
 
     def forward(
-        self, video: torch.Tensor, image: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        video: torch.Tensor,
+        image: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        *,
+        validate: bool = True,
     ) -> DetectionOutput:
         mask = check_batch(
-            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.action_head.weight.dtype
+            video,
+            image,
+            mask,
+            video_dim=self.video_dim,
+            image_dim=self.image_dim,
+            dtype=self.action_head.weight.dtype,
+            validate=validate,
         )
         entity = self.entity(self.input_dropout(image), mask)
         _, motion = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
@@ -103,10 +114,21 @@ class ActionEntityDetector(nn.Module):
         self.action_head = action_head(cfg, cfg.dim, num_classes)
 
     def forward(
-        self, video: torch.Tensor | None, image: torch.Tensor | None = None, mask: torch.Tensor | None = None
+        self,
+        video: torch.Tensor | None,
+        image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        *,
+        validate: bool = True,
     ) -> DetectionOutput:
         mask = check_batch(
-            video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=self.action_head.weight.dtype
+            video,
+            image,
+            mask,
+            video_dim=self.video_dim,
+            image_dim=self.image_dim,
+            dtype=self.action_head.weight.dtype,
+            validate=validate,
         )
         features = self.entity(self.input_dropout(select_stream(video, image, self.stream)), mask)
         return DetectionOutput(
