@@ -70,7 +70,28 @@ def build_criterion(
     return RefDenseCriterion(loss_cfg, dims, text_bank)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively: AMX tiles or AVX512-BF16 (as torch detects them)."""
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"bf16"`` or ``"fp32"``: ``precision`` itself unless it is ``"auto"``, which picks bf16 autocast
+    on CUDA and on CPUs with native bf16 (``cpu_has_native_bf16``), float32 elsewhere (an AVX2-only
+    CPU emulates bf16 and runs slower in it than in float32)."""
+    if precision != "auto":
+        return precision
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return "bf16" if native else "fp32"
+
+
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast when ``precision`` is ``"bf16"``, or ``"auto"`` on CUDA; otherwise a no-op context."""
-    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    """bf16 autocast when ``resolve_precision(precision, device)`` is ``"bf16"``; otherwise a no-op context."""
+    enabled = resolve_precision(precision, device) == "bf16"
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def build_optimizer(parameters, optim_cfg) -> torch.optim.Adam:
+    """The run's Adam (``optim.lr``, ``optim.weight_decay``), fused: one kernel updates every parameter
+    on the CPU as on CUDA (the same update as the default implementation, to float rounding)."""
+    return torch.optim.Adam(parameters, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, fused=True)

@@ -88,14 +88,18 @@ class RunConfig:
 
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    # auto: bf16 autocast on CUDA and on CPUs with native bf16 (AMX, AVX512-BF16), else fp32; a run's
+    # config.yaml records the precision that was used
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
     compile: bool = False  # torch.compile the model
     num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
     eval_every: int = 1  # validate every N epochs (and always after the last one)
+    log_every: int = 50  # read the loss back from the device (progress, non-finite check) every N steps
 
     def __post_init__(self) -> None:
         _require(self.num_workers >= 0, "run.num_workers", "an integer >= 0", self.num_workers)
         _require(self.eval_every >= 1, "run.eval_every", "an integer >= 1", self.eval_every)
+        _require(self.log_every >= 1, "run.log_every", "an integer >= 1", self.log_every)
 
 
 @dataclass

@@ -31,6 +31,7 @@ Files of a run directory (only rank 0 writes)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -55,16 +56,18 @@ from refdense.train.components import (
     autocast,
     build_criterion,
     build_detector,
+    build_optimizer,
     check_signature,
     dataset_signature,
     open_dataset_dir,
+    resolve_precision,
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, load_config
 from refdense.train.evaluate import predict_split, score_and_save, validation_map
 from refdense.train.report import table_summary, write_run_files
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every"}
+RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every", "run.log_every"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -85,16 +88,20 @@ class TrainResult:
 
 class TrainingStep(nn.Module):
     """The model and its criterion as one module, so that DDP synchronises the gradients of both
-    (the criterion owns parameters: the CoLV projections and the optional learnable temperature)."""
+    (the criterion owns parameters: the CoLV projections and the optional learnable temperature).
+
+    ``forward(batch, validate=True)``: ``validate=False`` skips the checks of the batch's values (mask
+    and labels), which read them back to the host; the training loop's batches are made by
+    ``collate`` and are valid by construction."""
 
     def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
         super().__init__()
         self.model = model
         self.criterion = criterion
 
-    def forward(self, batch):
-        output = self.model(batch.video, batch.image, batch.mask)
-        return self.criterion(output, batch)
+    def forward(self, batch, validate: bool = True):
+        output = self.model(batch.video, batch.image, batch.mask, validate=validate)
+        return self.criterion(output, batch, validate=validate)
 
 
 def derived_seed(*parts: int) -> int:
@@ -161,6 +168,9 @@ def train(
     """
     context = distributed.setup(config.run.device)
     try:
+        # the run's config.yaml records the precision actually used ("auto" resolved on this machine)
+        precision = resolve_precision(config.run.precision, context.device)
+        config = dataclasses.replace(config, run=dataclasses.replace(config.run, precision=precision))
         return _train(config, Path(run_dir), context, resume, progress, on_epoch)
     finally:
         distributed.teardown(context)
@@ -197,7 +207,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     model = build_detector(config.model, info)
     criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder)
     step_module = TrainingStep(model, criterion).to(context.device)
-    optimizer = torch.optim.Adam(step_module.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    optimizer = build_optimizer(step_module.parameters(), config.optim)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
     history: list[dict] = []
     best = {"epoch": 0, "val_map": -math.inf}
@@ -268,38 +278,70 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
 def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints) -> dict[str, float]:
     """One pass over the training windows; returns the mean of each loss term over the epoch's steps.
 
-    Stops with :class:`NonFiniteLossError` (before any weight changes) when the loss is NaN or
-    infinite on any process.
+    The steps never wait for the device: the loss terms stay tensors, summed on the device, and are
+    read back (and, in a distributed run, all-reduced) once per logging interval of
+    ``run.log_every`` steps and at the end of the epoch. A non-finite loss is caught without reading
+    it back: from that step on, the fused Adam skips every update (its ``found_inf`` flag), and the end
+    of the interval stops with :class:`NonFiniteLossError`, naming the step and its loss terms; no
+    weights computed from a non-finite loss are ever kept.
     """
     runner.train()
-    sums: dict[str, float] = {}
-    steps = 0
+    device = context.device
+    keys: list[str] = []
+    totals = None  # float64 on the host: each term, then the number of steps, summed over the logged intervals
+    interval = None  # the same for the current interval, summed on the device
+    first_bad = None  # the step index and the values of the first non-finite loss (NaN while there is none)
+    stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
+    step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
+    optimizer.found_inf = stopped  # read by the fused Adam: it skips the update while this is nonzero
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False, disable=True if quiet else None)
-    for step, batch in enumerate(bar):
-        batch = batch.to(context.device, non_blocking=True)
-        with autocast(context.device, config.run.precision):
-            result = runner(batch)
-        terms = {"loss": float(result.total.detach())} | {k: float(v) for k, v in result.terms.items()}
-        bad = distributed.all_sum(context, torch.tensor([0.0 if math.isfinite(terms["loss"]) else 1.0],
-                                                        dtype=torch.float64))
-        if bad.item() > 0:
-            raise NonFiniteLossError(
-                f"epoch {epoch + 1}, step {step + 1}: the loss is not finite ("
-                + ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
-                + f"); training stopped. The last good checkpoint is kept in {checkpoints}. "
-                "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
-        optimizer.zero_grad(set_to_none=True)
-        result.total.backward()
-        if config.optim.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
-        optimizer.step()
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + value
-        steps += 1
-        bar.set_postfix(loss=f"{terms['loss']:.4f}")
-    keys = sorted(sums, key=lambda k: (k != "loss", k))
-    totals = distributed.all_sum(context, torch.tensor([sums[k] for k in keys] + [steps], dtype=torch.float64))
-    return {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
+    try:
+        for step, batch in enumerate(bar):
+            batch = batch.to(device, non_blocking=True)
+            with autocast(device, config.run.precision):
+                result = runner(batch, validate=False)
+            one = result.total.new_ones(())
+            values = torch.stack([result.total.detach(), *result.terms.values(), one]).double()  # (terms + 1,)
+            if interval is None:
+                keys = ["loss", *result.terms]
+                interval = torch.zeros_like(values)
+                first_bad = torch.full((len(values) + 1,), math.nan, dtype=torch.float64, device=device)
+            newly_bad = ~torch.isfinite(values[0]) & (stopped == 0)
+            first_bad = torch.where(newly_bad, torch.cat([step_index, values]), first_bad)
+            stopped.copy_(torch.maximum(stopped, newly_bad.float()))
+            interval += values
+            step_index += 1
+            optimizer.zero_grad(set_to_none=True)
+            result.total.backward()
+            if config.optim.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
+            optimizer.step()
+            if (step + 1) % config.run.log_every == 0 or step + 1 == len(loader):
+                logged = _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints)
+                totals = logged if totals is None else totals + logged
+                interval.zero_()
+                bar.set_postfix(loss=f"{totals[0] / totals[-1]:.4f}")
+    finally:
+        del optimizer.found_inf
+    means = {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
+    return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}
+
+
+def _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints) -> torch.Tensor:
+    """The one host synchronisation of a logging interval: ``interval`` (terms, steps) summed over
+    the processes, on the host; raises :class:`NonFiniteLossError` when any process met a non-finite loss."""
+    reduced = distributed.all_sum(context, torch.cat([interval, stopped.double().reshape(1)]))
+    if reduced[-1] > 0:
+        bad = first_bad.cpu()
+        if math.isnan(bad[0]):
+            where = f"epoch {epoch + 1}: the loss is not finite on another process"
+        else:
+            terms = ", ".join(f"{k} {v:.4g}" for k, v in zip(keys, bad[1:].tolist()))
+            where = f"epoch {epoch + 1}, step {int(bad[0]) + 1}: the loss is not finite ({terms})"
+        raise NonFiniteLossError(
+            f"{where}; training stopped. The last good checkpoint is kept in {checkpoints}. "
+            "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
+    return reduced[:-1]
 
 
 def _check_finite_weights(module: nn.Module, epoch: int, checkpoints: Path) -> None:
