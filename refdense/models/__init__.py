@@ -1,8 +1,9 @@
 """Models: PAT, RefDense and the baselines of the paper's ablations (paper Eq. 2-3, 5-9).
 
 Channels-last tensors ``(B, T, D)``, ``mask (B, T)`` bool True on valid segments; every model's
-forward is ``model(video, image, mask) -> DetectionOutput`` (logits). Build models with
-``build_model(ModelConfig(...), ...)``.
+forward is ``model(video, image, mask, *, validate=True) -> DetectionOutput`` (logits), where
+``validate=False`` skips the checks of the mask's values, which wait for the device (the training
+loop's batches are valid by construction). Build models with ``build_model(ModelConfig(...), ...)``.
 """
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention, position_bias
@@ -10,7 +11,7 @@ from refdense.models.blocks import Branch, LocalRelational, MaskedConv1d, MultiS
 from refdense.models.build import build_model
 from refdense.models.complexity import complexity
 from refdense.models.config import ModelConfig
-from refdense.models.inference import predict_full_video
+from refdense.models.inference import predict_full_video, predict_full_videos
 from refdense.models.output import DetectionOutput
 from refdense.models.pat import PAT
 from refdense.models.refdense import ActionEntityDetector, RefDense
@@ -32,4 +33,5 @@ __all__ = [
     "complexity",
     "position_bias",
     "predict_full_video",
+    "predict_full_videos",
 ]

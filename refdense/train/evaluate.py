@@ -4,8 +4,9 @@ Every number this package reports (validation mAP during training, the test tabl
 ``refdense evaluate``, the demo, the ablations) comes from :func:`predict_split` followed by
 ``refdense.metrics``; RefDense and PAT are scored by the same code.
 
-A video is predicted in full, never as a window: ``refdense.models.predict_full_video`` cuts it
-into windows only where the ``pat`` position mode needs it, and never drops the tail.
+A video is predicted in full, never as a window: ``refdense.models.predict_full_videos`` cuts it
+into windows only where the ``pat`` position mode needs it, never drops the tail, and batches the
+windows of many videos together (each video gets the probabilities it would get alone).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from torch import nn
 
 from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
-from refdense.models import predict_full_video
+from refdense.models import predict_full_videos
+from refdense.models.inference import MAX_BATCH_SEGMENTS
 from refdense.train import distributed
 from refdense.train.checkpoint import load_checkpoint
 from refdense.train.components import autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import from_dict
+
+
+#: Videos are loaded and predicted in chunks of about this many segments (bounded memory).
+VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 
 
 @torch.no_grad()
@@ -34,15 +40,21 @@ def predict_split(
 
     In a distributed run each process predicts every ``world_size``-th video and rank 0 receives
     all of them (other ranks get None). ``dataset`` must serve whole videos (``train=False``).
+    Videos are read in chunks of about ``VIDEOS_SEGMENTS`` segments, each predicted by
+    ``predict_full_videos`` in batches across its videos.
     """
     mine = {}
-    for index in range(context.rank, len(dataset), context.world_size):
+    indices = range(context.rank, len(dataset), context.world_size)
+    chunk, segments = [], 0
+    for position, index in enumerate(indices):
         item = dataset[index]
-        video = torch.from_numpy(item["video"]).to(context.device)
-        image = torch.from_numpy(item["image"]).to(context.device)
-        with autocast(context.device, precision):
-            probs = predict_full_video(model, video, image)
-        mine[item["video_id"]] = probs.numpy()
+        chunk.append(item)
+        segments += len(item["video"])
+        if segments >= VIDEOS_SEGMENTS or position + 1 == len(indices):
+            with autocast(context.device, precision):
+                probs = predict_full_videos(model, [(item["video"], item["image"]) for item in chunk])
+            mine.update((item["video_id"], p.numpy()) for item, p in zip(chunk, probs))
+            chunk, segments = [], 0
     parts = distributed.gather_to_main(context, mine)
     if parts is None:
         return None
