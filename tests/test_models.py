@@ -8,7 +8,17 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from refdense.models import PAT, DetectionOutput, ModelConfig, RefDense, build_model, complexity, predict_full_video
+from refdense.models import (
+    PAT,
+    DetectionOutput,
+    MaskedConv1d,
+    ModelConfig,
+    RefDense,
+    build_model,
+    complexity,
+    predict_full_video,
+    predict_full_videos,
+)
 from refdense.models.blocks import upsample_linear
 
 VIDEO, IMAGE, CLASSES, ENTITIES, MOTIONS = 12, 10, 5, 3, 4
@@ -117,6 +127,27 @@ def test_padding_changes_no_valid_output(arch, position):
         torch.testing.assert_close(p[:1, :n], a, atol=1e-5, rtol=1e-4, msg=name)
         torch.testing.assert_close(j[:1, :n], p[:1, :n], atol=1e-5, rtol=1e-4, msg=name)
         assert torch.isfinite(p).all()
+
+
+@pytest.mark.parametrize(
+    "shape", [dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=1, stride=4),
+              dict(kernel_size=3, padding=1, groups=6), dict(kernel_size=5, padding=4, dilation=2)]
+)
+def test_masked_conv_is_conv1d_on_the_transposed_input_without_copies(shape):
+    torch.manual_seed(0)
+    conv = MaskedConv1d(6, 12, **shape).double()
+    x = torch.randn(2, 13, 6, dtype=torch.float64, requires_grad=True)
+    mask = torch.arange(13) < torch.tensor([[13], [9]])
+    out = conv(x, mask)
+    zeroed = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+    expected = torch.nn.Conv1d.forward(conv, zeroed.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(out, expected)
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    for a, b in zip(grads, expected_grads):
+        torch.testing.assert_close(a, b)
+    # in float32 the output comes back in the (B, T, C) layout, not as a transposed view
+    assert conv.float()(x.detach().float(), mask).is_contiguous()
 
 
 def test_upsampling_is_torch_linear_interpolation_on_full_sequences():
@@ -260,6 +291,22 @@ def test_predict_full_video_covers_every_segment_window_by_window(position):
     else:
         expected = model(video, image).action_logits[0].sigmoid()
     torch.testing.assert_close(probs, expected, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("position", ["pat", "relative"])
+@pytest.mark.parametrize("arch", ["refdense", "pat"])
+def test_videos_predicted_together_get_what_each_gets_alone(arch, position):
+    model = make(tiny(arch=arch, position=position))
+    g = torch.Generator().manual_seed(3)
+    # shorter than a window, exactly one, several with a short tail; small batches force several
+    lengths = [5, 16, 37, 1, 16, 23, 9]
+    videos = [(torch.randn(n, VIDEO, generator=g), torch.randn(n, IMAGE, generator=g).numpy()) for n in lengths]
+    alone = [predict_full_video(model, video, image) for video, image in videos]
+    for budget in (4096, 40):
+        together = predict_full_videos(model, videos, max_batch_segments=budget)
+        assert [p.shape for p in together] == [(n, CLASSES) for n in lengths]
+        for a, b in zip(alone, together):
+            torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
 
 
 def test_predict_full_video_rejects_bad_videos():

@@ -121,3 +121,60 @@ def test_attention_is_translation_equivariant(position):
     torch.testing.assert_close(moved, alone, atol=1e-5, rtol=1e-5)
     # without the mask the junk is attended to, and the outputs move
     assert not torch.allclose(attn(shifted, torch.ones_like(mask_shifted))[:, shift:], alone, atol=1e-3)
+
+
+@pytest.mark.parametrize("position, max_len, lengths", [("pat", 8, range(1, 9)), ("relative", 5, range(1, 13))])
+def test_skewed_bias_is_the_indexed_definition(position, max_len, lengths):
+    # position_bias reads the entries by a pad and a strided view; position_bias_index says where
+    # each entry comes from. Relative lengths past max_len exercise the clamped distances.
+    torch.manual_seed(3)
+    table = torch.randn(max_len if position == "pat" else 2 * max_len - 1, 4, dtype=torch.float64)
+    for n in lengths:
+        q = torch.randn(2, 3, n, 4, dtype=torch.float64)
+        query, row, keep = position_bias_index(n, max_len, position)
+        qe = q @ table.T
+        expected = qe[:, :, query, row] * keep
+        torch.testing.assert_close(position_bias(q, table, position), expected, rtol=1e-12, atol=1e-12)
+
+
+def _graph_nodes(tensor: torch.Tensor) -> set[str]:
+    seen, stack, names = set(), [tensor.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("position", ["pat", "relative"])
+def test_bias_backward_has_no_scatter(position):
+    q = torch.randn(1, 2, 6, 4, requires_grad=True)
+    table = torch.randn(6 if position == "pat" else 11, 4, requires_grad=True)
+    names = _graph_nodes(position_bias(q, table, position))
+    assert not [n for n in names if "Index" in n or "Gather" in n or "Scatter" in n], names
+    assert "ConstantPadNdBackward0" in names  # the skew's pad, whose backward is a slice
+
+
+@pytest.mark.parametrize("position", ["pat", "relative"])
+def test_attention_forward_is_the_explicit_formula_values_and_gradients(position):
+    attn = _attention(position).double()
+    x = torch.randn(2, 7, 8, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    out = attn(x, mask)
+    weights, v = attn.attention(x, mask)
+    expected = attn.to_out((weights @ v).transpose(1, 2).flatten(2))
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=1e-12)
+    parameters = [x, *attn.parameters()]
+    for a, b in zip(torch.autograd.grad(out.sum(), parameters), torch.autograd.grad(expected.sum(), parameters)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+def test_inference_runs_the_fused_cpu_kernel():
+    attn = _attention("pat").eval()
+    x, mask = torch.randn(2, 16, 8), torch.ones(2, 16, dtype=torch.bool)
+    with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        attn(x, mask)
+    assert any("flash_attention" in event.key for event in profile.key_averages())

@@ -24,24 +24,25 @@ class MaskedConv1d(nn.Conv1d):
     ``kernel_size = 3, padding = 1`` (or ``kernel_size = 2 p + 1, padding = p``). A padded input
     position then looks exactly like the convolution's own zero padding at the end of a sequence.
 
-    The parameters are those of ``nn.Conv1d`` (zero padding); the convolution runs as a 2-D one on
-    ``x`` seen as a channels-last ``(B, C_in, 1, T)`` image, which oneDNN and cuDNN read and write in
-    that layout: no transposed copy of the input or the output, forward or backward (a depthwise
-    convolution over 4096 channels runs several times faster than through ``(B, C, T)`` copies).
+    The parameters are those of ``nn.Conv1d`` (zero padding); the computation stays in the
+    ``(B, T, C)`` layout, with no transposed copies:
+
+    - a dense convolution (``groups=1``) is one matrix product of the windows of ``x``
+      (``(B, T', C_in * kernel)``, made by ``unfold``) with the weight, whose backward is two matrix
+      products: about twice as fast on a CPU as oneDNN's convolution backward;
+    - a grouped (depthwise) one runs as a 2-D convolution of ``x`` seen as a channels-last
+      ``(B, C_in, 1, T)`` image, which oneDNN and cuDNN read and write in that layout.
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        (kernel,), (stride,), (padding,), (dilation,) = self.kernel_size, self.stride, self.padding, self.dilation
+        if self.groups == 1:
+            span = dilation * (kernel - 1) + 1
+            windows = F.pad(x, (0, 0, padding, padding)).unfold(1, span, stride)[..., ::dilation]  # (B, T', C_in, k)
+            return F.linear(windows.flatten(2), self.weight.flatten(1), self.bias)
         image = x.transpose(1, 2).unsqueeze(2)  # (B, C_in, 1, T) with channels-last strides: a view
-        out = F.conv2d(
-            image,
-            self.weight.unsqueeze(2),
-            self.bias,
-            stride=(1, self.stride[0]),
-            padding=(0, self.padding[0]),
-            dilation=(1, self.dilation[0]),
-            groups=self.groups,
-        )
+        out = F.conv2d(image, self.weight.unsqueeze(2), self.bias, (1, stride), (0, padding), (1, dilation), self.groups)
         return out.squeeze(2).transpose(1, 2)
 
 

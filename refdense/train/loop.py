@@ -288,7 +288,7 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
     runner.train()
     device = context.device
     keys: list[str] = []
-    totals = None  # float64 on the host: each term, then the number of steps, summed over the logged intervals
+    totals: list[float] = []  # each term, then the number of steps, summed over the logged intervals
     interval = None  # the same for the current interval, summed on the device
     first_bad = None  # the step index and the values of the first non-finite loss (NaN while there is none)
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
@@ -318,20 +318,20 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
             optimizer.step()
             if (step + 1) % config.run.log_every == 0 or step + 1 == len(loader):
                 logged = _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints)
-                totals = logged if totals is None else totals + logged
+                totals = [a + b for a, b in zip(totals, logged)] if totals else logged
                 interval.zero_()
                 bar.set_postfix(loss=f"{totals[0] / totals[-1]:.4f}")
     finally:
         del optimizer.found_inf
-    means = {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
+    means = {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
     return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}
 
 
-def _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints) -> torch.Tensor:
+def _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints) -> list[float]:
     """The one host synchronisation of a logging interval: ``interval`` (terms, steps) summed over
-    the processes, on the host; raises :class:`NonFiniteLossError` when any process met a non-finite loss."""
-    reduced = distributed.all_sum(context, torch.cat([interval, stopped.double().reshape(1)]))
-    if reduced[-1] > 0:
+    the processes, as floats; raises :class:`NonFiniteLossError` when any process met a non-finite loss."""
+    *reduced, bad_processes = distributed.all_sum(context, torch.cat([interval, stopped.double().reshape(1)])).tolist()
+    if bad_processes > 0:
         bad = first_bad.cpu()
         if math.isnan(bad[0]):
             where = f"epoch {epoch + 1}: the loss is not finite on another process"
@@ -341,7 +341,7 @@ def _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpo
         raise NonFiniteLossError(
             f"{where}; training stopped. The last good checkpoint is kept in {checkpoints}. "
             "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
-    return reduced[:-1]
+    return reduced
 
 
 def _check_finite_weights(module: nn.Module, epoch: int, checkpoints: Path) -> None:
