@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 REDUCTIONS = ("mean", "sum", "none")
-COLV_VARIANTS = ("refdense", "infonce")
+COLV_VARIANTS = ("refdense", "infonce", "supcon")
 CLASSIFICATION_LOSSES = ("bce", "asymmetric")
 CONCEPT_SETS = ("action", "entity", "motion")
 
@@ -220,7 +220,10 @@ def colv_loss_from_similarities(
     - ``variant="refdense"`` (Eq. 11 as printed, negatives only in the denominator):
       ``l = 1/|beta| sum_{e in beta} [ logsumexp_{c not in beta}(s_c / tau) - s_e / tau ]``;
     - ``variant="infonce"`` (the positive is added to the denominator):
-      ``l = 1/|beta| sum_{e in beta} [ log(exp(s_e / tau) + sum_{c not in beta} exp(s_c / tau)) - s_e / tau ]``.
+      ``l = 1/|beta| sum_{e in beta} [ log(exp(s_e / tau) + sum_{c not in beta} exp(s_c / tau)) - s_e / tau ]``;
+    - ``variant="supcon"`` (supervised-contrastive, Khosla et al. 2020, with the segment as the anchor
+      and the prompts as the candidates: one denominator over *all* classes, so the positives
+      compete with each other): ``l = 1/|beta| sum_{e in beta} [ logsumexp_c(s_c / tau) - s_e / tau ]``.
 
     A segment with no positive or no negative contributes 0 (with a zero, finite gradient).
     Computed in float32 (float64 stays float64), autocast disabled inside.
@@ -230,7 +233,7 @@ def colv_loss_from_similarities(
         labels: (B, T, C) in {0, 1}.
         mask: (B, T) bool, True on valid segments.
         temperature: tau > 0, a float or a one-element tensor (may require grad).
-        variant: ``"refdense"`` or ``"infonce"``.
+        variant: ``"refdense"``, ``"infonce"`` or ``"supcon"``.
         reduction: ``"mean"``: sum of ``l`` over valid segments / number of valid segments (segments
             with ``l = 0`` count); ``"sum"``; ``"none"``: the (B, T) per-segment losses ``l``.
 
@@ -269,8 +272,10 @@ def colv_loss_from_similarities(
         log_negatives = torch.logsumexp(negative_logits, dim=-1, keepdim=True)  # (B, T, 1)
         if variant == "refdense":
             log_denominator = log_negatives.expand_as(logits)
-        else:
+        elif variant == "infonce":
             log_denominator = torch.logaddexp(logits, log_negatives)
+        else:  # supcon: every class of the segment in one denominator
+            log_denominator = torch.logsumexp(logits, dim=-1, keepdim=True).expand_as(logits)
         per_positive = torch.where(positive, log_denominator - logits, torch.zeros_like(logits))
         per_segment = per_positive.sum(-1) / num_positive.clamp(min=1)
         per_segment = torch.where(active, per_segment, torch.zeros_like(per_segment))  # (B, T)
@@ -304,7 +309,7 @@ def colv_loss(
         labels: (B, T, C) in {0, 1}.
         mask: (B, T) bool, True on valid segments.
         temperature: tau > 0 (default 0.07), a float or a one-element tensor.
-        variant: ``"refdense"`` (default, negatives-only denominator) or ``"infonce"``.
+        variant: ``"refdense"`` (default, negatives-only denominator), ``"infonce"`` or ``"supcon"``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` ((B, T) per-segment losses).
     """
     where = "colv_loss"
@@ -367,7 +372,7 @@ class LossConfig:
         action_weight, entity_weight, motion_weight: weights of the classification terms (>= 0).
         colv_weight: lambda of the paper (>= 0).
         colv_sets: concept sets aligned with their prompts, a subset of ``action, entity, motion``.
-        colv_variant: ``"refdense"`` (negatives-only denominator) or ``"infonce"``.
+        colv_variant: ``"refdense"`` (negatives-only denominator), ``"infonce"`` or ``"supcon"``.
         temperature: tau of CoLV (> 0), the initial value when learnable.
         learnable_temperature: learn ``log tau`` (initialised at ``log temperature``).
         use_entity_labels, use_motion_labels: train with the decomposed labels of that set.

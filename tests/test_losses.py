@@ -48,9 +48,10 @@ def colv_loop(video, text, labels, mask, tau, variant):
             if not beta or not negatives:
                 continue
             neg_sum = sum(math.exp(s[c] / tau) for c in negatives)
+            all_sum = sum(math.exp(value / tau) for value in s)
             frame = 0.0
             for e in beta:
-                denominator = neg_sum + (math.exp(s[e] / tau) if variant == "infonce" else 0.0)
+                denominator = {"refdense": neg_sum, "infonce": neg_sum + math.exp(s[e] / tau), "supcon": all_sum}[variant]
                 frame += -math.log(math.exp(s[e] / tau) / denominator)
             total += frame / len(beta)
     return total / count
@@ -151,7 +152,7 @@ def test_classification_losses_are_stable_for_extreme_logits():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_colv_matches_a_per_frame_loop(variant, seed):
     _, labels, mask, feats, text = random_batch(seed=seed, B=3, T=9, C=6, D=8, lengths=(9, 5, 1))
@@ -178,9 +179,30 @@ def test_colv_hand_computed_frame_and_variants_differ_only_by_the_positive_in_th
     infonce = colv_loss(feats, text, labels, mask, tau, variant="infonce")
     expected = (math.log(math.exp(1.2) + 1) - 1.2 + math.log(math.exp(1.6) + 1) - 1.6) / 2
     torch.testing.assert_close(infonce, torch.tensor(expected, dtype=torch.float64))
+    # supcon: one denominator over all three classes, exp(1.2) + exp(1.6) + 1, for both positives
+    supcon = colv_loss(feats, text, labels, mask, tau, variant="supcon")
+    expected = math.log(math.exp(1.2) + math.exp(1.6) + 1) - (1.2 + 1.6) / 2
+    torch.testing.assert_close(supcon, torch.tensor(expected, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+def test_colv_variants_pull_the_positives_differently():
+    """d l / d s_e: constant -1/(|beta| tau) (paper), fading (InfoNCE), competing (supcon: a positive
+    that already holds more than its share 1/|beta| of the softmax is pushed away)."""
+    s = torch.tensor([[[0.9, 0.1, 0.0, -0.2]]], dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]], dtype=torch.float64)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    tau = 0.1
+    grads = {}
+    for variant in ("refdense", "infonce", "supcon"):
+        (grads[variant],) = torch.autograd.grad(colv_loss_from_similarities(s, labels, mask, tau, variant=variant), s)
+    torch.testing.assert_close(grads["refdense"][0, 0, :2], torch.full((2,), -1 / (2 * tau), dtype=torch.float64))
+    assert (grads["infonce"][0, 0, :2] > grads["refdense"][0, 0, :2]).all()  # weaker pull
+    softmax = torch.softmax(s.detach()[0, 0] / tau, dim=0)
+    torch.testing.assert_close(grads["supcon"][0, 0], (softmax - labels[0, 0] / 2) / tau)
+    assert grads["supcon"][0, 0, 0] > 0 > grads["supcon"][0, 0, 1]  # the winning positive is pushed back
+
+
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 def test_colv_frames_without_positive_or_negative_give_zero_but_count(variant):
     B, T, C, D = 1, 4, 3, 5
     g = torch.Generator().manual_seed(3)
@@ -206,7 +228,7 @@ def test_colv_frames_without_positive_or_negative_give_zero_but_count(variant):
     assert value.item() == 0 and torch.all(grad == 0)
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 def test_colv_gradcheck_float64_including_temperature(variant):
     _, labels, mask, feats, text = random_batch(seed=4, B=2, T=4, C=4, D=3, dtype=torch.float64, lengths=(4, 2))
     labels[0, 0] = 1  # all positive frame: guarded, must stay finite
