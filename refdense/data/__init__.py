@@ -50,6 +50,7 @@ from refdense.data.labels import (
     decompose_labels,
     dense_labels,
     instance_span,
+    recompose_labels,
     segment_times,
     summarize_cleanup,
 )
@@ -86,7 +87,7 @@ __all__ = [
     "DenseActionDataset", "DroppedInstance", "SplitStatistics", "StreamInfo", "VideoAnnotation",
     "clean_instances", "collate", "dataset_statistics", "decompose_labels", "default_dataset",
     "dense_labels", "feature_lengths", "format_statistics", "instance_span", "labels_from_annotations",
-    "parse_annotations", "read_annotations", "read_features", "read_info", "read_labels",
+    "parse_annotations", "read_annotations", "read_features", "read_info", "read_labels", "recompose_labels",
     "segment_times", "split_ids", "split_statistics", "summarize_cleanup", "validation_ids",
     "write_annotations", "write_features", "write_info",
 ]

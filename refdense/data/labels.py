@@ -191,3 +191,18 @@ def dense_labels(
 def decompose_labels(labels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``Y_phi = min(1, Y @ A_phi)``: (..., C) labels and (C, C_phi) 0/1 matrix -> (..., C_phi), dtype of labels."""
     return np.minimum(labels.astype(np.int64) @ matrix.astype(np.int64), 1).astype(labels.dtype)
+
+
+def recompose_labels(entity_labels: np.ndarray, motion_labels: np.ndarray, entity_matrix: np.ndarray,
+                     motion_matrix: np.ndarray) -> np.ndarray:
+    """The action classes the sub-labels fit: class c where each part it has is on.
+
+    ``entity_labels`` (..., C_ent) and ``motion_labels`` (..., C_mot) 0/1, ``entity_matrix`` (C, C_ent)
+    and ``motion_matrix`` (C, C_mot) -> (..., C) bool. Every class that is on fits (decomposition
+    keeps it), but when several actions are on at once, classes that are off can fit too: their
+    entity comes from one action and their motion from another. The sub-labels do not say which
+    entity goes with which motion (the binding problem).
+    """
+    entity_on = entity_labels.astype(np.int64) @ entity_matrix.T.astype(np.int64) > 0
+    motion_on = motion_labels.astype(np.int64) @ motion_matrix.T.astype(np.int64) > 0
+    return (entity_on | (entity_matrix.sum(1) == 0)) & (motion_on | (motion_matrix.sum(1) == 0))
