@@ -8,8 +8,9 @@ Every factory here follows one pattern:
 3. the **factory** (``bce_explorer()``, ``colv_explorer()``, ...) builds one control per argument
    and returns an :class:`Explorer`, which recomputes and redraws whenever a control changes.
 
-An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell) and
-exposes, for tests and for "check yourself" cells:
+An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell): the
+sliders in a live session, a static figure and "run this cell to get the sliders" in a stored
+notebook. It exposes, for tests and for "check yourself" cells:
 
 - ``explorer.sliders``: ``{argument name: control}`` (sliders, dropdowns);
 - ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure;
@@ -33,14 +34,17 @@ leaves the displayed explorer where the learner starts: at its default values.
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any, Callable, Mapping
 
 import ipywidgets as widgets
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from refdense.course.storage import RUN_TO_INTERACT
 from refdense.losses import ASL_CLIP, ASL_GAMMA_NEG, ASL_GAMMA_POS, COLV_VARIANTS
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry
@@ -94,8 +98,18 @@ class Explorer:
             display(self.figure)
         plt.close(self.figure)  # shown once, in the output area; pyplot keeps no reference
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget view, with the current figure and :data:`RUN_TO_INTERACT` as its fallback.
+
+        A live JupyterLab shows the sliders; a stored notebook keeps only the picture and the line
+        (:func:`refdense.course.storage.strip_widgets` removes the view, which cannot be restored).
+        """
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs))
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", bbox_inches="tight")
+        bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        bundle["text/plain"] = RUN_TO_INTERACT
+        return bundle
 
 
 def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_weight: float = 1.0,
