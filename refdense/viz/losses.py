@@ -113,14 +113,17 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
     rate_ax.plot(p, (1 - rate) * curves["grad_negative"], color="tab:red", lw=1, label=f"negatives (x {1 - rate:.3g})")
     rate_ax.plot(p, curves["grad_expected"], color="black", lw=2, label="sum")
     rate_ax.axhline(0, color="0.6", lw=0.8)
+    pull = max(float(-curves["grad_expected"].min()), 1e-3)  # the strongest average pull up
+    limit = 2.5 * pull
     settle = curves["equilibrium"]
     if np.isfinite(settle):
         rate_ax.axvline(settle, color="tab:blue", ls="--", lw=1)
-        rate_ax.annotate(f"settles at p = {settle:.3f}", (settle, 0), xytext=(8, 12), textcoords="offset points",
-                         color="tab:blue", fontsize=9)
+        right = settle < 0.1  # the label on the side with room
+        rate_ax.annotate(f"settles at p = {settle:.3f}", (settle, 0.7 * limit), xytext=(5 if right else -5, 0),
+                         textcoords="offset points", ha="left" if right else "right", color="tab:blue", fontsize=9)
     rate_ax.set(xscale="log", xlabel="predicted probability p (log)", ylabel="average d loss / d logit",
-                title=f"a class with {100 * rate:.3g}% positive segments")
-    rate_ax.legend(fontsize=8, loc="upper left")
+                ylim=(-limit, limit), title=f"a class with {100 * rate:.3g}% positives (near 0)")
+    rate_ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title or curves["setting"])
     return fig
 

@@ -103,7 +103,7 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax=None) -> F
     """
     highlighted = {stage.key for stage in stages_of(here)} if here is not None else set()
     if ax is None:
-        fig = Figure(figsize=(10, 4.3) if small else (15, 6.6), layout="constrained")
+        fig = plt.figure(figsize=(10, 4.3) if small else (15, 6.6), layout="constrained")
         ax = fig.add_subplot()
     fig = ax.figure
     ax.set(xlim=(-2, 137), ylim=(-1, 71))
