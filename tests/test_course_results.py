@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from refdense.course.results import DEMO_PREDICTIONS, export_predictions, load_demo_predictions, load_text_bank
+from refdense.course.results import (DEMO_PREDICTIONS, export_predictions, load_demo_predictions, load_text_bank,
+                                     source_path)
 from refdense.data import default_dataset, read_info
 from refdense.metrics import frame_map, read_predictions, write_predictions
 
@@ -61,6 +62,7 @@ def test_export_writes_compact_predictions_that_load_back(tmp_path):
     out = export_predictions(tmp_path / "run", tmp_path / "demo.npz")
     with np.load(out, allow_pickle=False) as data:  # nothing pickled
         assert data["scores"].dtype == np.float16 and data["lengths"].tolist() == [5, 8]
+    assert source_path(out) == tmp_path / "demo.json" and source_path(out).is_file()
     demo = load_demo_predictions(out)
     assert demo.video_ids == ["a", "b"]
     for got, expected in zip(demo.scores, scores):
@@ -78,5 +80,5 @@ def test_export_and_load_say_what_is_missing(tmp_path):
         load_demo_predictions(tmp_path / "none.npz")
     scores, labels = fake_run(tmp_path / "run")
     write_predictions(tmp_path / "plain.npz", scores, labels, ["a", "b"])
-    with pytest.raises(ValueError, match="expected a 'source' record"):
+    with pytest.raises(FileNotFoundError, match=r"plain.json: missing"):
         load_demo_predictions(tmp_path / "plain.npz")

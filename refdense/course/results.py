@@ -5,10 +5,10 @@ Both files live in ``results/`` and are committed, so the notebooks run in secon
 - ``results/text_bank-minilm-default.pt``: the prompt embeddings ``u_c`` of every class, entity and
   motion of the synthetic ``default`` preset, made by the ``minilm`` text encoder
   (all-MiniLM-L6-v2; notebook 07). Loading that encoder alone takes 10-40 s on a small CPU.
-- ``results/demo_predictions.npz``: test-split probabilities of RefDense trained with the demo's
-  recipe (``configs/synthetic.yaml`` on the ``default`` preset; notebook 08), with the labels, in
-  the predictions format that ``refdense metrics`` reads, plus a ``source`` record of how they were
-  made (epochs, best epoch, validation and test mAP).
+- ``results/demo_predictions.npz``: test-split probabilities (float16) and labels of RefDense trained
+  with the demo's recipe (``configs/synthetic.yaml`` on the ``default`` preset; notebook 08), in the
+  predictions format that ``refdense metrics`` reads; beside it ``results/demo_predictions.json``,
+  how they were made (the run's config, epochs, best epoch and test table).
 
 Remake both (after the model or the generator changed)::
 
@@ -35,6 +35,7 @@ from refdense.paths import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / "results"
 TEXT_BANK = RESULTS_DIR / "text_bank-minilm-default.pt"
 DEMO_PREDICTIONS = RESULTS_DIR / "demo_predictions.npz"
+"""The predictions; their ``source`` record is the ``.json`` file of the same name."""
 PRESET = "default"
 REMAKE = "python -m refdense.course.results"
 
@@ -94,39 +95,40 @@ class DemoPredictions:
     source: dict
 
 
+def source_path(predictions: str | Path) -> Path:
+    """Where the ``source`` record of a predictions file is: the same name with ``.json``."""
+    return Path(predictions).with_suffix(".json")
+
+
 def export_predictions(run_dir: str | Path, out: str | Path = DEMO_PREDICTIONS) -> Path:
     """Write the test predictions of a finished training run (``run_dir`` of ``refdense train`` or
-    ``refdense demo``) to ``out``, compactly: padded ``(V, T, C)`` float16 scores, uint8 labels and
-    ``lengths`` (no pickled objects), and a JSON ``source`` record. Returns ``out``."""
-    from refdense.metrics import read_predictions
+    ``refdense demo``) to ``out`` with float16 scores (:func:`refdense.metrics.write_predictions`),
+    and how they were made to :func:`source_path` ``(out)``. Returns ``out``."""
+    from refdense.metrics import read_predictions, write_predictions
 
     run_dir = Path(run_dir)
-    predictions_file, results_file = run_dir / "predictions-test.npz", run_dir / "results.json"
-    for path in (predictions_file, results_file):
+    needed = [run_dir / name for name in ("predictions-test.npz", "results.json", "metrics.jsonl", "config.yaml")]
+    for path in needed:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; expected a finished training run in {run_dir} "
                                     "(train one with `refdense demo` or `refdense train`)")
+    predictions_file, results_file, history_file, config_file = needed
     predictions = read_predictions(predictions_file)
-    results = json.loads(results_file.read_text(encoding="utf-8"))
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line]
-    config_text = (run_dir / "config.yaml").read_text(encoding="utf-8")
-    lengths = np.array([len(s) for s in predictions.scores], dtype=np.int64)
-    shape = (len(lengths), int(lengths.max()), predictions.scores[0].shape[1])
-    scores, labels = np.zeros(shape, dtype=np.float16), np.zeros(shape, dtype=np.uint8)
-    for v, (s, y) in enumerate(zip(predictions.scores, predictions.labels)):
-        scores[v, : len(s)], labels[v, : len(y)] = s, y
+    history = [line for line in history_file.read_text(encoding="utf-8").splitlines() if line.strip()]
     source = {
         "run": run_dir.name,
-        "config": config_text,
+        "config": config_file.read_text(encoding="utf-8"),
         "epochs": len(history),
-        "results": results,
+        "results": json.loads(results_file.read_text(encoding="utf-8")),
         "made_by": f"{REMAKE} (export of {run_dir.name}), {time.strftime('%Y-%m-%d')}",
     }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out, "wb") as handle:
-        np.savez_compressed(handle, scores=scores, labels=labels, lengths=lengths,
-                            video_ids=np.array(predictions.video_ids, dtype=str), source=np.array(json.dumps(source)))
+    write_predictions(out, [s.astype(np.float16) for s in predictions.scores], predictions.labels,
+                      predictions.video_ids)
+    with atomic_write(source_path(out)) as handle:
+        json.dump(source, handle, indent=1)
+        handle.write("\n")
     return out
 
 
@@ -156,20 +158,18 @@ def make_demo_predictions(out: str | Path = DEMO_PREDICTIONS, *, epochs: int | N
 
 
 def load_demo_predictions(path: str | Path = DEMO_PREDICTIONS) -> DemoPredictions:
-    """Read the committed predictions file (validated by :func:`refdense.metrics.read_predictions`).
+    """Read a predictions file (validated by :func:`refdense.metrics.read_predictions`) and its source record.
 
-    Raises FileNotFoundError, with the command that makes it, when the file is missing.
+    Raises FileNotFoundError, with the command that makes them, when either file is missing.
     """
     from refdense.metrics import read_predictions
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the demo's predictions are missing; make them with `{REMAKE} --only predictions`")
+    for needed in (path, source_path(path)):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{needed}: missing; make the demo's predictions with `{REMAKE} --only predictions`")
     predictions = read_predictions(path)
-    with np.load(path, allow_pickle=False) as data:
-        if "source" not in data.files:
-            raise ValueError(f"{path}: expected a 'source' record (made by `{REMAKE}`), found arrays {sorted(data.files)}")
-        source = json.loads(str(data["source"]))
+    source = json.loads(source_path(path).read_text(encoding="utf-8"))
     scores = [s.astype(np.float32) for s in predictions.scores]
     labels = [y.astype(np.uint8) for y in predictions.labels]
     return DemoPredictions(scores, labels, list(predictions.video_ids), source)
