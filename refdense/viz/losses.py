@@ -173,7 +173,7 @@ def colv_geometry(
     variant: str = "refdense",
     names: Sequence[str] | None = None,
     feature=None,
-    steps: int = 30,
+    steps: int = 20,
     step_size: float = 0.3,
 ) -> dict:
     """One segment feature f on the unit sphere among the prompt embeddings, and where CoLV moves it.
