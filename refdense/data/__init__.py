@@ -56,27 +56,30 @@ from refdense.data.labels import (
 from refdense.data.stats import SplitStatistics, dataset_statistics, format_statistics, split_statistics
 
 
-def default_dataset(preset: str = "default", seed: int = 0) -> Path:
+def default_dataset(preset: str = "default", seed: int = 0, dials=None) -> Path:
     """The folder ``refdense.paths.data_root() / "synthetic" / preset``, generated if missing.
 
-    Generation is deterministic (same preset and seed, same bytes) and atomic (a temporary folder
-    renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other than 0
-    goes to ``<preset>-seed<seed>``. A copy made by another version of the generator (its
-    ``dataset.json`` "source" differs) is regenerated, and the replacement is announced.
+    Generation is deterministic (same preset, seed and dials, same bytes) and atomic (a temporary
+    folder renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other
+    than 0 goes to ``<preset>-seed<seed>``, and mechanism dials (``refdense.synth.Dials``) other
+    than the defaults add their names and values (``default-seed3-coupling0.5``). A copy made by
+    another version of the generator (its ``dataset.json`` "source" differs) is regenerated, and
+    the replacement is announced.
     """
     from refdense import synth
     from refdense.paths import data_root
 
-    name = preset if seed == 0 else f"{preset}-seed{seed}"
+    dials = (dials or synth.Dials()).for_preset(synth.PRESETS[preset])
+    name = (preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug()
     folder = data_root() / "synthetic" / name
     if not (folder / INFO_FILE).is_file():
-        synth.generate(preset, folder, seed=seed)
+        synth.generate(preset, folder, seed=seed, dials=dials)
     else:
-        expected = synth.dataset_info(preset, seed).source
+        expected = synth.dataset_info(preset, seed, dials).source
         found = read_info(folder).source
         if found != expected:
             print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
-            synth.generate(preset, folder, seed=seed, overwrite=True)
+            synth.generate(preset, folder, seed=seed, overwrite=True, dials=dials)
     return folder
 
 

@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -56,6 +56,8 @@ class DatasetInfo:
     ``boundary`` is the seconds-to-segment rule: with ``fps_feat = T / duration``, segment ``t`` is
     positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` (``"strict"``, as PAT and
     MS-TCT) or ``s <= t / fps_feat <= e`` (``"inclusive"``, as MLAD).
+    ``dials``: synthetic data only, the generator's mechanism dials and the rare class ids
+    (``refdense.synth.Dials``); None (no key in the file) for real data and at the default dials.
     """
 
     name: str
@@ -68,6 +70,7 @@ class DatasetInfo:
     fps: float = 24.0
     boundary: str = "strict"
     source: str = ""
+    dials: Mapping[str, Any] | None = None
     format: str = field(default=FORMAT)
 
     def __post_init__(self) -> None:
@@ -148,6 +151,8 @@ class DatasetInfo:
             fail(f"fps: expected a positive number, found {self.fps!r}")
         if self.boundary not in BOUNDARIES:
             fail(f"boundary: expected one of {list(BOUNDARIES)}, found {self.boundary!r}")
+        if self.dials is not None and not isinstance(self.dials, Mapping):
+            fail(f"dials: expected an object of the generator's dials or no key, found {self.dials!r}")
 
     def to_json(self) -> dict:
         return {
@@ -162,7 +167,7 @@ class DatasetInfo:
             "streams": {k: {"dim": self.streams[k].dim, "encoder": self.streams[k].encoder} for k in STREAMS},
             "boundary": self.boundary,
             "source": self.source,
-        }
+        } | ({} if self.dials is None else {"dials": dict(self.dials)})
 
     @classmethod
     def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
@@ -173,7 +178,7 @@ class DatasetInfo:
         missing = [key for key in required if key not in data]
         if missing:
             raise DatasetError(f"{where}: missing keys {missing}")
-        known = {"format", "segment_frames", "fps", "boundary", "source", *required}
+        known = {"format", "segment_frames", "fps", "boundary", "source", "dials", *required}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DatasetError(f"{where}: unknown keys {unknown} (expected some of {sorted(known)})")
@@ -199,6 +204,7 @@ class DatasetInfo:
                 fps=data.get("fps", 24.0),
                 boundary=data.get("boundary", "strict"),
                 source=str(data.get("source", "")),
+                dials=data.get("dials"),
                 format=data.get("format", FORMAT),
             )
         except DatasetError as error:  # name the file rather than the class
