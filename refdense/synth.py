@@ -406,7 +406,7 @@ def _rare_classes(decomposition: list[tuple[int | None, int | None]], share: flo
     rare: list[int] = []
     for c in np.random.default_rng([seed, 7]).permutation(composite):
         trial = set(rare) | {int(c)}
-        if all(any(k not in trial and decomposition[k][part] == decomposition[r][part] for k in range(len(decomposition)))
+        if all(any(k not in trial and pair[part] == decomposition[r][part] for k, pair in enumerate(decomposition))
                for r in trial for part in (0, 1)):
             rare.append(int(c))
             if len(rare) == wanted:

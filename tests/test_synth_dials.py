@@ -103,7 +103,8 @@ def test_coupling_gives_each_entity_its_own_version_of_a_motion(tiny_dataset, tm
         assert versions.shape[0] * versions.shape[1] == len(coupled_video) - len(video)
         # two entities' versions of one phase have correlation 1 - coupling (sampled over all rows)
         pairs = [(a, b) for a in range(preset.entities) for b in range(a + 1, preset.entities)]
-        correlation = np.mean([np.corrcoef(versions[a, r], versions[b, r])[0, 1] for a, b in pairs for r in range(rows)])
+        correlation = np.mean([np.corrcoef(versions[a, r], versions[b, r])[0, 1]
+                               for a, b in pairs for r in range(rows)])
         assert correlation == pytest.approx(1 - coupling, abs=0.12)
         assert np.mean(versions ** 2) == pytest.approx(1.0, abs=0.15)  # the norm is kept
         assert not np.isclose(versions, video[:rows][None]).all(-1).any()  # no entity keeps the shared row
@@ -233,7 +234,8 @@ def test_text_alignment_makes_the_prototypes_projected_prompt_embeddings():
     np.testing.assert_allclose(aligned_image[:E], entities @ to_image, rtol=1e-5, atol=1e-5)
     for f in range(families):
         for p in range(synth.PHASES):
-            np.testing.assert_allclose(aligned_video[f * synth.PHASES + p], family[f] @ to_video[p], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(aligned_video[f * synth.PHASES + p], family[f] @ to_video[p],
+                                       rtol=1e-5, atol=1e-5)
     # nothing else moves: the entity traces of the video stream, the family traces of the image stream
     np.testing.assert_array_equal(aligned_video[families * synth.PHASES:], video[families * synth.PHASES:])
     np.testing.assert_array_equal(aligned_image[E:], image[E:])
@@ -259,7 +261,8 @@ def test_train_videos_changes_the_training_split_only(tiny_dataset, tmp_path, co
     assert len(training) == count and read_info(out).dials["train_videos"] == count
     original = [v for v, e in plain.items() if e.subset == "training"]
     assert [v for v in training if v in plain] == original[:count]  # the first ones, as they were
-    assert {v for v, e in changed.items() if e.subset == "testing"} == {v for v, e in plain.items() if e.subset == "testing"}
+    testing = {v for v, e in plain.items() if e.subset == "testing"}
+    assert {v for v, e in changed.items() if e.subset == "testing"} == testing
     before, after = _features(tiny_dataset), _features(out)
     for video_id, entry in changed.items():
         if video_id in plain:  # every kept video, test split included, is the same, byte for byte

@@ -22,6 +22,7 @@ COMMANDS = (
     "metrics",
     "demo",
     "ablate",
+    "sweep",
     "prepare",
     "decompose",
     "extract_features",
