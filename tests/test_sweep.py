@@ -3,7 +3,9 @@ reuse of finished runs, variants that are one network, re-creating a point from 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from refdense.cli import main
 from refdense.data import read_info
 from refdense.train.ablate import ABLATIONS, BASE, ablate, convergence, fit, run_metrics, same_network, stalled
 from refdense.train.config import load_config
-from refdense.train.sweep import interval, sweep, sweep_config
+from refdense.train.sweep import interval, slope, sweep, sweep_config
 
 SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
          "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",
@@ -49,6 +51,15 @@ def test_fit_stops_a_run_that_no_longer_improves_and_reuses_it(writable_tiny_dat
     stamp = predictions.stat().st_mtime_ns
     assert fit(config.with_overrides("optim.epochs=20"), run_dir, patience=2) == predictions  # stopped: reused
     assert predictions.stat().st_mtime_ns == stamp
+    # another process fitting the same run directory makes fit wait (a parallel sweep)
+    with open(run_dir / "fit.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=fit, args=(config, run_dir, 2))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
     with pytest.raises(ValueError, match=r"a finished run made with another configuration \(optim.lr differ\)"):
         fit(config.with_overrides("optim.lr=1e-3"), run_dir, patience=2)
     # without patience, a finished run that trained fewer epochs than asked trains on
@@ -74,9 +85,17 @@ def test_motion_only_and_pat_are_trained_once_when_they_are_one_network(writable
     saved = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
     assert saved["same_as"] == ({"pat": "motion_only"} if one else {})
     assert (tmp_path / "ablations" / "pat").exists() != one
+    with pytest.raises(ValueError, match=r"worlds: the dataset must be a synthetic preset"):
+        ablate(str(writable_tiny_dataset), tmp_path / "x", worlds=True)
     if one:
         assert saved["runs"]["pat"] == saved["runs"]["motion_only"]
         assert "`pat` trains the same network the same way as `motion_only`" in report.read_text()
+
+
+def test_slope_of_the_gain_against_the_dial():
+    assert slope([0, 0.5, 1], [1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert slope([0, 0.5, 1], [float("nan"), 2.0, 3.0]) == pytest.approx(2.0)
+    assert np.isnan(slope([0, 0.5], [float("nan"), 2.0]))
 
 
 def test_interval_is_the_student_t_interval_of_the_mean():
@@ -90,10 +109,17 @@ def test_interval_is_the_student_t_interval_of_the_mean():
 def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
     out = tmp_path / "sweeps"
-    kwargs = dict(preset="tiny", variants=("full", "no_sub_labels"), seeds=(0, 1), epochs=2, patience=1,
-                  overrides=SMALL, progress=False)
-    path = sweep("rare_share", [0.0, 0.3], out, **kwargs)
+    kwargs = dict(variants=("full", "no_sub_labels"), seeds=(0, 1), epochs=2, patience=1, overrides=SMALL,
+                  progress=False)
+    # an ablation over worlds in the same folder trains the runs of the dial's default value
+    ablate("tiny", out, worlds=True, **kwargs)
+    ablated = json.loads((out / "ablations.json").read_text())["runs"]
+    latest = out / "runs" / "tiny-seed1" / "full" / "seed1" / "checkpoints" / "latest.pt"
+    stamp = latest.stat().st_mtime_ns
+    path = sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs)
+    assert latest.stat().st_mtime_ns == stamp
     result = json.loads(path.read_text())
+    assert [r["mAP"] for r in result["runs"]["0"]["full"]] == [r["mAP"] for r in ablated["full"]]
     assert result["metrics"] == ["mAP", "mAP_ac", "F1_ac", "mAP_rare"]
     assert (out / "rare_share" / "sweep.png").stat().st_size > 10_000
     table = (out / "rare_share" / "SWEEP.md").read_text()
@@ -106,6 +132,11 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
         gains = [f["mAP"] - a["mAP"] for f, a in zip(full, ablated)]
         assert result["gains"][key]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(gains))
         assert f"{np.mean(gains):+.2f} [" in table
+    runs = result["runs"]
+    per_seed = [(runs["0.3"]["full"][k]["mAP"] - runs["0.3"]["no_sub_labels"][k]["mAP"]
+                 - runs["0"]["full"][k]["mAP"] + runs["0"]["no_sub_labels"][k]["mAP"]) / 0.3 for k in (0, 1)]
+    assert result["trends"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(per_seed))
+    assert np.isnan(result["trends"]["no_sub_labels"]["mAP_rare"]["mean"])  # one value with rare classes
     assert np.isnan(result["runs"]["0"]["full"][0]["mAP_rare"])  # no rare class at 0
     assert np.isfinite(result["runs"]["0.3"]["full"][1]["mAP_rare"])
     assert all(r["epochs"] <= 2 for runs in result["runs"].values() for rs in runs.values() for r in rs)
@@ -113,7 +144,8 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     # resumable: a second call trains nothing and writes the same numbers
     latest = out / result["runs"]["0.3"]["full"][0]["run"] / "checkpoints" / "latest.pt"
     stamp = latest.stat().st_mtime_ns
-    assert json.loads(sweep("rare_share", [0.0, 0.3], out, **kwargs).read_text())["runs"] == result["runs"]
+    again = json.loads(sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs).read_text())
+    assert again["runs"] == result["runs"]
     assert latest.stat().st_mtime_ns == stamp
 
     # one point, re-created from nothing but the recorded settings and seed (the dataset too)

@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="override a key in every run, e.g. --set model.dim=64")
+    parser.add_argument("--worlds", action="store_true",
+                        help="synthetic presets: seed k also makes the dataset (synth seed k); runs go to "
+                        "OUT/runs/<dataset>/<variant>/seed<k>, shared with refdense sweep in the same OUT")
     parser.add_argument("--out", default="runs/ablations", help="output folder (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = ablate(args.dataset, args.out, seeds=args.seeds, epochs=args.epochs, patience=args.patience,
-                        variants=args.only, base=args.config or BASE, overrides=args.overrides)
+                        variants=args.only, base=args.config or BASE, overrides=args.overrides, worlds=args.worlds)
     except ValueError as error:
         raise CommandError(str(error)) from None
     print(report.read_text())

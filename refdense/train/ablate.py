@@ -16,6 +16,7 @@ Metrics as in the paper's ablation tables: per-frame mAP, and mAP_ac and F1_ac a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 from dataclasses import dataclass
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from refdense.data import read_info
+from refdense.data import default_dataset, read_info
 from refdense.io import atomic_write
 from refdense.metrics import paper_table, read_predictions
 from refdense.paths import REPO_ROOT
+from refdense.synth import PRESETS
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import TrainConfig, diff, load_config
 from refdense.train.loop import RESUMABLE_CHANGES, train
@@ -113,9 +115,18 @@ def fit(config: TrainConfig, run_dir: Path, patience: int | None = None) -> Path
     trained ``optim.epochs`` epochs or stopped early; one that trained fewer epochs is trained on;
     an interrupted run is resumed. With ``patience``, training stops after the first epoch whose
     best validation epoch is ``patience`` epochs behind (at most ``optim.epochs`` epochs), and the
-    test split is evaluated with the best checkpoint, as after a full run. One process only.
+    test split is evaluated with the best checkpoint, as after a full run. One process per run
+    (no ``torchrun``); processes that fit the same run directory wait for each other (a lock on
+    ``fit.lock``, released when its holder ends in any way), so sweeps may run in parallel.
     """
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "fit.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting this run (a parallel sweep): wait for it
+        return _fit(config, run_dir, patience)
+
+
+def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
     latest = run_dir / "checkpoints" / "latest.pt"
     history = _history(run_dir)
     if (run_dir / "results.json").is_file():
@@ -176,6 +187,7 @@ def ablate(
     variants: Sequence[str] | None = None,
     base: str | Path = BASE,
     overrides: Sequence[str] = (),
+    worlds: bool = False,
     progress: bool | None = None,
 ) -> Path:
     """Run the ablations and write ``out/ABLATIONS.md``; return its path.
@@ -191,6 +203,10 @@ def ablate(
         variants: names of files in ``configs/ablations`` (default: all, in the paper's order).
         base: the recipe the variants modify.
         overrides: ``KEY=VALUE`` applied to every run after the variant, e.g. a smaller model.
+        worlds: ``dataset`` is a synthetic preset and seed ``k`` also makes the dataset (synth seed
+            ``k``), so that the table spreads over datasets too; the runs then go to
+            ``out/runs/<dataset>/<variant>/seed<k>``, the layout of ``refdense sweep``, so that an
+            ablation and the sweeps of one output folder share their runs.
 
     A variant that trains the same network the same way as an earlier one (:func:`same_network`:
     on the current recipe ``motion_only`` and ``pat``) is not trained again: it reports that
@@ -198,6 +214,8 @@ def ablate(
     """
     out = Path(out)
     chosen = check_variants(variants)
+    if worlds and dataset not in PRESETS:
+        raise ValueError(f"worlds: the dataset must be a synthetic preset ({', '.join(PRESETS)}), found {dataset!r}")
     common = [f"data.dataset={dataset}", *([f"optim.epochs={epochs}"] if epochs else []), *overrides]
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
     info = read_info(open_dataset_dir(dataset))
@@ -217,6 +235,10 @@ def ablate(
         for seed in seeds:
             config = configs[variant.name].with_overrides(f"run.seed={seed}")
             run_dir = out / variant.name / f"seed{seed}"
+            if worlds:
+                folder = default_dataset(dataset, seed=seed)
+                config = config.with_overrides(f"data.dataset={folder}")
+                run_dir = out / "runs" / folder.name / variant.name / f"seed{seed}"
             bar.set_description(f"ablations: {variant.name}, seed {seed}")
             values[variant.name].append(run_metrics(fit(config, run_dir, patience)))
             runs[variant.name].append({"seed": seed, **convergence(run_dir, patience)})
@@ -225,11 +247,12 @@ def ablate(
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
     with atomic_write(out / "ablations.json") as handle:
-        json.dump({"dataset": dataset, "seeds": list(seeds), "base": str(base), "overrides": common,
+        json.dump({"dataset": dataset, "worlds": worlds, "seeds": list(seeds), "base": str(base), "overrides": common,
                    "patience": patience, "same_as": same_as, "runs": values, "training": runs}, handle, indent=2)
     report = out / "ABLATIONS.md"
     with atomic_write(report) as handle:
-        handle.write(ablation_markdown(values, dataset, seeds, base, common, same_as, runs, patience))
+        handle.write(ablation_markdown(values, dataset + (" (seed k: dataset seed k)" if worlds else ""), seeds, base,
+                                       common, same_as, runs, patience))
     return report
 
 

@@ -9,7 +9,8 @@ replicate: one world (the concepts, prototypes and videos) and one training of e
 
 The gain of a variant at a dial value is, seed by seed, the reference (``full``) minus the variant
 on the same dataset (a paired difference), summarised by its mean and a 95% Student-t interval over
-the seeds. With ``rare_share``, the mAP over the rare classes (``dataset.json``'s
+the seeds; its trend is the least-squares slope of the gain against the dial, seed by seed, with
+the same summary. With ``rare_share``, the mAP over the rare classes (``dataset.json``'s
 ``dials.rare_classes``) is reported beside the mAP over all classes.
 
 Files (every sweep of one output folder shares its runs: a dial at its default value is the same
@@ -71,6 +72,15 @@ def interval(samples: Sequence[float]) -> dict:
     mean = float(values.mean()) if n else math.nan
     half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def slope(values: Sequence[float], gains: Sequence[float]) -> float:
+    """The least-squares slope of ``gains`` against ``values`` over the finite gains (NaN with fewer than two)."""
+    x, y = np.asarray(values, dtype=np.float64), np.asarray(gains, dtype=np.float64)
+    finite = np.isfinite(y)
+    if finite.sum() < 2 or np.ptp(x[finite]) == 0:
+        return math.nan
+    return float(np.polyfit(x[finite], y[finite], 1)[0])
 
 
 def sweep(
@@ -139,11 +149,15 @@ def sweep(
              for key, by_variant in runs.items()}
     means = {key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
              for key, by_variant in runs.items()}
+    trends = {name: {m: interval([slope(values, [by_variant[REFERENCE][k][m] - by_variant[name][k][m]
+                                                 for by_variant in runs.values()]) for k in range(len(seeds))])
+                     for m in metrics}
+              for name in chosen if name != REFERENCE}
     result = {
         "dial": dial, "values": list(values), "preset": preset, "fixed_dials": dataclasses.asdict(fixed),
         "seeds": list(seeds), "variants": chosen, "reference": REFERENCE, "base": str(base), "overrides": common,
         "epochs": epochs, "patience": patience, "metrics": metrics, "rare_classes": rare_classes,
-        "runs": runs, "means": means, "gains": gains,
+        "runs": runs, "means": means, "gains": gains, "trends": trends,
     }
     folder = out / dial
     with atomic_write(folder / "sweep.json") as handle:
@@ -185,6 +199,10 @@ def sweep_markdown(result: dict) -> str:
             absolute = result["means"][key][reference]["mAP"]
             lines.append(f"| {key} | {name} | {absolute['mean']:.2f} | "
                          + " | ".join(_format(gains[m]) for m in metrics) + " |")
+    lines += ["", f"Trend: the slope of the gain against `{result['dial']}` (least squares over the values, seed "
+                  "by seed; mean and 95% interval over seeds), in points per unit of the dial:", ""]
+    for name, trends in result["trends"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{m} {_format(trends[m])}" for m in metrics))
     records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
     if result["patience"] is not None:
         converged = sum(bool(r["converged"]) for r in records)
