@@ -12,6 +12,7 @@ import pytest
 
 from refdense.cli import main
 from refdense.data import read_info
+from refdense.metrics import frame_map, read_predictions
 from refdense.train.ablate import ABLATIONS, BASE, ablate, convergence, fit, run_metrics, same_network, stalled
 from refdense.train.config import load_config
 from refdense.train.sweep import interval, slope, sweep, sweep_config
@@ -124,7 +125,9 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     assert (out / "rare_share" / "sweep.png").stat().st_size > 10_000
     table = (out / "rare_share" / "SWEEP.md").read_text()
     assert "| 0.3 | no_sub_labels |" in table
-    assert result["rare_classes"]["0/seed0"] == [] and len(result["rare_classes"]["0.3/seed1"]) == 3
+    rare = {seed: read_info(tmp_path / "data" / "synthetic" / name).dials["rare_classes"]
+            for seed, name in ((0, "tiny-rare_share0.3"), (1, "tiny-seed1-rare_share0.3"))}
+    assert result["rare_classes"] == {"seed0": rare[0], "seed1": rare[1]} and len(rare[1]) == 3
     for key in ("0", "0.3"):
         full, ablated = result["runs"][key]["full"], result["runs"][key]["no_sub_labels"]
         assert [r["seed"] for r in full] == [0, 1]
@@ -136,9 +139,13 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     per_seed = [(runs["0.3"]["full"][k]["mAP"] - runs["0.3"]["no_sub_labels"][k]["mAP"]
                  - runs["0"]["full"][k]["mAP"] + runs["0"]["no_sub_labels"][k]["mAP"]) / 0.3 for k in (0, 1)]
     assert result["trends"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(per_seed))
-    assert np.isnan(result["trends"]["no_sub_labels"]["mAP_rare"]["mean"])  # one value with rare classes
-    assert np.isnan(result["runs"]["0"]["full"][0]["mAP_rare"])  # no rare class at 0
-    assert np.isfinite(result["runs"]["0.3"]["full"][1]["mAP_rare"])
+    # mAP_rare follows the classes rare at 0.3 at both values (frequent at 0): from the predictions
+    for key, folder in (("0", "tiny-seed1"), ("0.3", "tiny-seed1-rare_share0.3")):
+        recorded = result["runs"][key]["full"][1]
+        saved = read_predictions(out / recorded["run"] / "predictions-test.npz")
+        ap = frame_map(saved.scores, saved.labels).per_class[rare[1]]
+        assert recorded["mAP_rare"] == pytest.approx(100 * np.nanmean(ap))
+    assert np.isfinite(result["trends"]["no_sub_labels"]["mAP_rare"]["mean"])
     assert all(r["epochs"] <= 2 for runs in result["runs"].values() for rs in runs.values() for r in rs)
 
     # resumable: a second call trains nothing and writes the same numbers
@@ -155,6 +162,7 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
                                   overrides=result["overrides"])
     assert folder == tmp_path / "fresh" / "synthetic" / recorded["dataset"]
     again = run_metrics(fit(config, tmp_path / "again", result["patience"]), read_info(folder).dials["rare_classes"])
+    assert read_info(folder).dials["rare_classes"] == result["rare_classes"]["seed1"]
     for metric in result["metrics"]:
         assert again[metric] == pytest.approx(recorded[metric], abs=1e-9), metric
 

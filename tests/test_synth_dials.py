@@ -198,6 +198,12 @@ def test_rare_share_leaves_the_features_of_untouched_videos(tiny_dataset, tmp_pa
             np.testing.assert_array_equal(after[video_id][stream], before[video_id][stream])
 
 
+def test_the_rare_classes_of_a_smaller_share_are_among_those_of_a_larger_one():
+    for seed in range(5):  # so that a sweep can follow one set of classes from frequent to rare
+        shares = [synth.dataset_info("default", seed, Dials(rare_share=r)).dials["rare_classes"] for r in (0.3, 0.6)]
+        assert set(shares[0]) < set(shares[1])
+
+
 def test_rare_share_beyond_what_the_decomposition_allows_is_refused():
     with pytest.raises(ValueError, match=r"dial rare_share 0.99: 10 of 10 composite classes .* only \d+ can be"):
         synth.dataset_info("tiny", 0, Dials(rare_share=0.99))

@@ -10,8 +10,11 @@ replicate: one world (the concepts, prototypes and videos) and one training of e
 The gain of a variant at a dial value is, seed by seed, the reference (``full``) minus the variant
 on the same dataset (a paired difference), summarised by its mean and a 95% Student-t interval over
 the seeds; its trend is the least-squares slope of the gain against the dial, seed by seed, with
-the same summary. With ``rare_share``, the mAP over the rare classes (``dataset.json``'s
-``dials.rare_classes``) is reported beside the mAP over all classes.
+the same summary. With ``rare_share``, ``mAP_rare`` is reported beside the mAP over all classes:
+the mAP over the classes that are rare at the sweep's largest ``rare_share`` (``dataset.json``'s
+``dials.rare_classes``). A seed's world is the same at every value and the rare classes of a
+smaller share are among those of a larger one, so ``mAP_rare`` follows the same classes, on the
+same test split, from frequent (at 0) to capped.
 
 Files (every sweep of one output folder shares its runs: a dial at its default value is the same
 dataset whichever dial is swept)::
@@ -33,9 +36,9 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from refdense.data import default_dataset, read_info
+from refdense.data import default_dataset
 from refdense.io import atomic_write
-from refdense.synth import PRESETS, Dials
+from refdense.synth import PRESETS, Dials, dataset_info
 from refdense.train.ablate import ABLATIONS, BASE, METRICS, check_variants, convergence, fit, run_metrics
 from refdense.train.config import load_config
 
@@ -123,9 +126,11 @@ def sweep(
         raise ValueError("values and seeds: expected at least one of each")
     settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
     common = [*([f"optim.epochs={epochs}"] if epochs else []), *overrides]
-    metrics = [*METRICS, *(["mAP_rare"] if any(d.rare_share for d in settings) else [])]
+    rarest = max(settings, key=lambda d: d.rare_share)
+    rare_classes = {seed: list(dataset_info(preset, seed, rarest).dials["rare_classes"]) if rarest.rare_share else []
+                    for seed in seeds}
+    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
     runs: dict[str, dict[str, list[dict]]] = {}
-    rare_classes: dict[str, list[int]] = {}
     bar = tqdm(total=len(values) * len(seeds) * len(chosen), unit="run", desc=f"sweep {dial}",
                disable=True if progress is False else None)
     for value, dials in zip(values, settings):
@@ -135,12 +140,10 @@ def sweep(
             for name in chosen:
                 bar.set_description(f"sweep {dial}={key}: {name}, seed {seed}")
                 folder, config = sweep_config(preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common)
-                rare = list((read_info(folder).dials or {}).get("rare_classes", []))
-                rare_classes[f"{key}/seed{seed}"] = rare
                 run_dir = out / "runs" / folder.name / name / f"seed{seed}"
-                values_of_run = {"mAP_rare": math.nan} | run_metrics(fit(config, run_dir, patience), rare)
+                metrics_of_run = run_metrics(fit(config, run_dir, patience), rare_classes[seed])
                 runs[key][name].append({"seed": seed, "dataset": folder.name, "run": str(run_dir.relative_to(out)),
-                                        **{m: values_of_run[m] for m in metrics}, **convergence(run_dir, patience)})
+                                        **metrics_of_run, **convergence(run_dir, patience)})
                 bar.update(1)
     bar.close()
     gains = {key: {name: {m: interval([r[m] - v[m] for r, v in zip(by_variant[REFERENCE], by_variant[name])])
@@ -156,7 +159,8 @@ def sweep(
     result = {
         "dial": dial, "values": list(values), "preset": preset, "fixed_dials": dataclasses.asdict(fixed),
         "seeds": list(seeds), "variants": chosen, "reference": REFERENCE, "base": str(base), "overrides": common,
-        "epochs": epochs, "patience": patience, "metrics": metrics, "rare_classes": rare_classes,
+        "epochs": epochs, "patience": patience, "metrics": metrics,
+        "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
         "runs": runs, "means": means, "gains": gains, "trends": trends,
     }
     folder = out / dial
@@ -220,7 +224,7 @@ def plot_sweep(result: dict):
     rare = "mAP_rare" in result["metrics"]
     panels = [("mAP", "mAP (%)", "means"), ("mAP", "gain in mAP (points)", "gains")]
     if rare:
-        panels.append(("mAP_rare", "gain in mAP, rare classes (points)", "gains"))
+        panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
     figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharex=True, layout="constrained")
     for ax, (metric, label, kind) in zip(axes, panels):
         names = result["variants"] if kind == "means" else [n for n in result["variants"] if n != result["reference"]]
