@@ -114,7 +114,11 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
                   progress=False)
     # an ablation over worlds in the same folder trains the runs of the dial's default value
     ablate("tiny", out, worlds=True, **kwargs)
-    ablated = json.loads((out / "ablations.json").read_text())["runs"]
+    saved = json.loads((out / "ablations.json").read_text())
+    ablated = saved["runs"]
+    gain = [f["mAP"] - a["mAP"] for f, a in zip(ablated["full"], ablated["no_sub_labels"])]
+    assert saved["gains"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(gain))
+    assert f"{np.mean(gain):+.2f} [" in (out / "ABLATIONS.md").read_text()
     latest = out / "runs" / "tiny-seed1" / "full" / "seed1" / "checkpoints" / "latest.pt"
     stamp = latest.stat().st_mtime_ns
     path = sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs)

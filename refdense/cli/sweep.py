@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
         description=textwrap.fill(
             "For each value of one dial of the synthetic generator (data/README.md, \"Mechanism dials\") and each "
             "seed, build the dataset (cached in data/synthetic) and train each variant (files in configs/ablations) "
-            "on it; write OUT/DIAL/sweep.json, SWEEP.md and sweep.png with the gain of the full model over each "
-            "variant (mean and 95% interval over seeds). A seed makes both the dataset and the run. Finished runs "
+            "on it; write OUT/DIAL/sweep.json, SWEEP.md and sweep.png (OUT/DIAL-<fixed dials>/ with --fixed) "
+            "with the gain of the full model over each variant (mean and 95% interval over seeds, and its trend "
+            "against the dial). A seed makes both the dataset and the run. Finished runs "
             "are reused and interrupted ones resumed, so the command can be stopped and started again.", width=88),
         epilog="examples:\n"
         "  refdense sweep --dial coupling --values 0 0.5 1 --variants full no_cross_attention --out runs/sweeps\n"

@@ -247,13 +247,41 @@ def ablate(
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
     with atomic_write(out / "ablations.json") as handle:
+        gains = {name: {m: interval(paired_gains(values["full"], runs_of, m)) for m in METRICS}
+                 for name, runs_of in values.items() if name != "full" and "full" in values}
         json.dump({"dataset": dataset, "worlds": worlds, "seeds": list(seeds), "base": str(base), "overrides": common,
-                   "patience": patience, "same_as": same_as, "runs": values, "training": runs}, handle, indent=2)
+                   "patience": patience, "same_as": same_as, "runs": values, "gains": gains, "training": runs},
+                  handle, indent=2)
     report = out / "ABLATIONS.md"
     with atomic_write(report) as handle:
         handle.write(ablation_markdown(values, dataset + (" (seed k: dataset seed k)" if worlds else ""), seeds, base,
                                        common, same_as, runs, patience))
     return report
+
+
+def interval(samples: Sequence[float]) -> dict:
+    """``{"mean", "low", "high", "n"}``: the mean and its 95% Student-t interval (NaN bounds for n < 2)."""
+    from scipy import stats
+
+    values = np.asarray([s for s in samples if not math.isnan(s)], dtype=np.float64)
+    n = len(values)
+    mean = float(values.mean()) if n else math.nan
+    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
+
+
+def format_interval(summary: dict) -> str:
+    """``"+1.23 [+0.10, +2.36]"`` (the mean alone without bounds, "n/a" without a mean)."""
+    if math.isnan(summary["mean"]):
+        return "n/a"
+    if math.isnan(summary["low"]):
+        return f"{summary['mean']:+.2f}"
+    return f"{summary['mean']:+.2f} [{summary['low']:+.2f}, {summary['high']:+.2f}]"
+
+
+def paired_gains(reference: list[dict], variant: list[dict], metric: str) -> list[float]:
+    """``reference[k][metric] - variant[k][metric]`` for each seed ``k`` (runs in the same seed order)."""
+    return [r[metric] - v[metric] for r, v in zip(reference, variant)]
 
 
 def _cell(samples: list[float], reference: list[float] | None) -> str:
@@ -269,17 +297,19 @@ def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequen
                       patience: int | None = None) -> str:
     """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model."""
     full = values.get("full")
-    header = "| Table | Variant | " + " | ".join(f"{m}" + (" (τ=0)" if m != "mAP" else "") for m in METRICS) + " |"
+    header = ("| Table | Variant | " + " | ".join(f"{m}" + (" (τ=0)" if m != "mAP" else "") for m in METRICS)
+              + " | gain of the full model, mAP |")
     lines = [
         f"# Ablations on `{dataset}`",
         "",
         f"Seeds {', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, in % "
         "(in parentheses: the difference of the means to the full RefDense). Test split, each run's "
-        "best validation checkpoint. Base recipe `" + str(Path(base).name) + "`, overrides: `"
+        "best validation checkpoint. Last column: the full model's mAP minus the variant's, seed by seed, "
+        "mean and 95% Student-t interval. Base recipe `" + str(Path(base).name) + "`, overrides: `"
         + " ".join(common) + "`.",
         "",
         header,
-        "|---|---|" + "---:|" * len(METRICS),
+        "|---|---|" + "---:|" * (len(METRICS) + 1),
     ]
     for variant in VARIANTS:
         if variant.name not in values:
@@ -287,7 +317,8 @@ def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequen
         runs_of = values[variant.name]
         reference = None if variant.name == "full" or full is None else full
         cells = [_cell([r[m] for r in runs_of], reference and [r[m] for r in reference]) for m in METRICS]
-        lines.append(f"| {variant.table} | {variant.label} | " + " | ".join(cells) + " |")
+        gain = format_interval(interval(paired_gains(full, runs_of, "mAP"))) if reference else ""
+        lines.append(f"| {variant.table} | {variant.label} | " + " | ".join(cells) + f" | {gain} |")
     missing = [m for m in METRICS for runs_of in values.values() for r in runs_of if math.isnan(r[m])]
     if missing:
         lines += ["", "n/a or nan: no action-conditional pair was kept on this test split."]

@@ -20,9 +20,11 @@ Files (every sweep of one output folder shares its runs: a dial at its default v
 dataset whichever dial is swept)::
 
     OUT/runs/<dataset>/<variant>/seed<k>/   one ordinary run directory per (dataset, variant, seed)
-    OUT/<dial>/sweep.json                   the settings, every run's metrics, and the gains
-    OUT/<dial>/SWEEP.md                     the gains as a table
-    OUT/<dial>/sweep.png                    mAP and gain against the dial, mean and 95% interval
+    OUT/<dial>[-<fixed dials>]/sweep.json   the settings, every run's metrics, and the gains
+    OUT/<dial>[-<fixed dials>]/SWEEP.md     the gains as a table
+    OUT/<dial>[-<fixed dials>]/sweep.png    mAP and gain against the dial, mean and 95% interval
+
+(``-<fixed dials>`` names the other dials held fixed, e.g. ``text_alignment-train_videos60``.)
 """
 
 from __future__ import annotations
@@ -39,7 +41,18 @@ from tqdm.auto import tqdm
 from refdense.data import default_dataset
 from refdense.io import atomic_write
 from refdense.synth import PRESETS, Dials, dataset_info
-from refdense.train.ablate import ABLATIONS, BASE, METRICS, check_variants, convergence, fit, run_metrics
+from refdense.train.ablate import (
+    ABLATIONS,
+    BASE,
+    METRICS,
+    check_variants,
+    convergence,
+    fit,
+    format_interval,
+    interval,
+    paired_gains,
+    run_metrics,
+)
 from refdense.train.config import load_config
 
 DIALS = ("coupling", "rare_share", "text_alignment", "train_videos")
@@ -66,17 +79,6 @@ def sweep_config(preset: str, dial: str, value: float, seed: int, variant: str, 
     return folder, config
 
 
-def interval(samples: Sequence[float]) -> dict:
-    """``{"mean", "low", "high", "n"}``: the mean and its 95% Student-t interval (NaN bounds for n < 2)."""
-    from scipy import stats
-
-    values = np.asarray([s for s in samples if not math.isnan(s)], dtype=np.float64)
-    n = len(values)
-    mean = float(values.mean()) if n else math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
-
-
 def slope(values: Sequence[float], gains: Sequence[float]) -> float:
     """The least-squares slope of ``gains`` against ``values`` over the finite gains (NaN with fewer than two)."""
     x, y = np.asarray(values, dtype=np.float64), np.asarray(gains, dtype=np.float64)
@@ -101,7 +103,7 @@ def sweep(
     overrides: Sequence[str] = (),
     progress: bool | None = None,
 ) -> Path:
-    """Run the sweep of ``dial`` and write ``out/<dial>/sweep.json``, ``SWEEP.md`` and ``sweep.png``; return the json.
+    """Run the sweep of ``dial``: write ``sweep.json``, ``SWEEP.md``, ``sweep.png`` (module docstring); return the json.
 
     Args:
         dial: one of :data:`DIALS`.
@@ -146,16 +148,15 @@ def sweep(
                                         **metrics_of_run, **convergence(run_dir, patience)})
                 bar.update(1)
     bar.close()
-    gains = {key: {name: {m: interval([r[m] - v[m] for r, v in zip(by_variant[REFERENCE], by_variant[name])])
-                          for m in metrics}
-                   for name in chosen if name != REFERENCE}
-             for key, by_variant in runs.items()}
+    others = [name for name in chosen if name != REFERENCE]
+    per_seed = {name: {m: [paired_gains(by_variant[REFERENCE], by_variant[name], m) for by_variant in runs.values()]
+                       for m in metrics} for name in others}  # [value][seed]
+    gains = {key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
+             for v, key in enumerate(runs)}
     means = {key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
              for key, by_variant in runs.items()}
-    trends = {name: {m: interval([slope(values, [by_variant[REFERENCE][k][m] - by_variant[name][k][m]
-                                                 for by_variant in runs.values()]) for k in range(len(seeds))])
-                     for m in metrics}
-              for name in chosen if name != REFERENCE}
+    trends = {name: {m: interval([slope(values, [gains_at[k] for gains_at in per_seed[name][m]])
+                                  for k in range(len(seeds))]) for m in metrics} for name in others}
     result = {
         "dial": dial, "values": list(values), "preset": preset, "fixed_dials": dataclasses.asdict(fixed),
         "seeds": list(seeds), "variants": chosen, "reference": REFERENCE, "base": str(base), "overrides": common,
@@ -163,7 +164,7 @@ def sweep(
         "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
         "runs": runs, "means": means, "gains": gains, "trends": trends,
     }
-    folder = out / dial
+    folder = out / f"{dial}{fixed.slug()}"
     with atomic_write(folder / "sweep.json") as handle:
         json.dump(result, handle, indent=2)
     with atomic_write(folder / "SWEEP.md") as handle:
@@ -172,14 +173,6 @@ def sweep(
 
     save_figure(plot_sweep(result), folder / "sweep.png")
     return folder / "sweep.json"
-
-
-def _format(summary: dict) -> str:
-    if math.isnan(summary["mean"]):
-        return "n/a"
-    if math.isnan(summary["low"]):
-        return f"{summary['mean']:+.2f}"
-    return f"{summary['mean']:+.2f} [{summary['low']:+.2f}, {summary['high']:+.2f}]"
 
 
 def sweep_markdown(result: dict) -> str:
@@ -202,11 +195,11 @@ def sweep_markdown(result: dict) -> str:
         for name, gains in by_variant.items():
             absolute = result["means"][key][reference]["mAP"]
             lines.append(f"| {key} | {name} | {absolute['mean']:.2f} | "
-                         + " | ".join(_format(gains[m]) for m in metrics) + " |")
+                         + " | ".join(format_interval(gains[m]) for m in metrics) + " |")
     lines += ["", f"Trend: the slope of the gain against `{result['dial']}` (least squares over the values, seed "
                   "by seed; mean and 95% interval over seeds), in points per unit of the dial:", ""]
     for name, trends in result["trends"].items():
-        lines.append(f"- {name}: " + ", ".join(f"{m} {_format(trends[m])}" for m in metrics))
+        lines.append(f"- {name}: " + ", ".join(f"{m} {format_interval(trends[m])}" for m in metrics))
     records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
     if result["patience"] is not None:
         converged = sum(bool(r["converged"]) for r in records)
