@@ -53,8 +53,9 @@ each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in tr
 ``train_videos``. Each is off by default and, when off, changes no byte of a preset.
 
 Generation. Each video draws from generators of its own, seeded by the seed and its index (the
-number in its id): one for its evidence and background, one for its noise. Features are made in batches of videos: the
-noise (most of the work) is drawn by a thread per core while the evidence is written, then one
+number in its id): one for its evidence and background, one for its noise. Features are made in
+batches of videos: the noise (most of the work) is drawn by a thread per core while the evidence
+is written, then one
 matrix product per stream turns the batch's evidence into features, which go to ``features.h5``
 batch by batch (charades-like: about 70 s of CPU shared by the cores, 1 GB of memory). The
 values depend neither on the batch size nor on the threads. Since this batched version, a seed
@@ -80,12 +81,12 @@ from refdense.data.format import (
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
+    dataset_directory,
     write_annotations,
     write_features,
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
-from refdense.io import atomic_directory
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -727,20 +728,19 @@ def generate(
 ) -> Path:
     """Write the dataset of ``preset``, ``seed`` and ``dials`` into the folder ``out``; returns ``out``.
 
-    The files are generated in a temporary sibling folder that is renamed to ``out`` at the end,
-    so an interrupted run leaves no dataset that loads. An existing non-empty ``out`` raises
-    ``FileExistsError`` unless ``overwrite``. Same preset, seed and dials give the same bytes; at
-    the default dials, the bytes of the preset as before the dials existed.
+    The files are generated in a staging folder that replaces ``out`` at the end
+    (:func:`refdense.data.format.dataset_directory`), so an interrupted run leaves no dataset that
+    loads, or the previous one. An existing non-empty ``out`` raises ``FileExistsError`` unless
+    ``overwrite`` and it holds a dataset (never an arbitrary folder). Same preset, seed and dials
+    give the same bytes; at the default dials, the bytes of the preset as before the dials existed.
     """
     from tqdm.auto import tqdm
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    world = _world(preset, seed, dials)
-    info, annotations, lengths = generate_annotations(preset, seed, dials)
-    with atomic_directory(out, overwrite=True) as tmp:
+    with dataset_directory(out, overwrite=overwrite) as tmp:
+        world = _world(preset, seed, dials)
+        info, annotations, lengths = generate_annotations(preset, seed, dials)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
             write_features(tmp / FEATURES_FILE, tqdm(items, desc=f"synth {preset.name}", total=len(annotations),
@@ -748,4 +748,3 @@ def generate(
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
-

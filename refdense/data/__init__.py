@@ -64,22 +64,25 @@ def default_dataset(preset: str = "default", seed: int = 0, dials=None) -> Path:
     than 0 goes to ``<preset>-seed<seed>``, and mechanism dials (``refdense.synth.Dials``) other
     than the defaults add their names and values (``default-seed3-coupling0.5``). A copy made by
     another version of the generator (its ``dataset.json`` "source" differs) is regenerated, and
-    the replacement is announced.
+    the replacement is announced. Processes asking for the same folder at once (parallel sweeps)
+    take turns (a lock on ``<folder>.lock`` beside it): one generates, the others then read it.
     """
     from refdense import synth
+    from refdense.io import exclusive_lock
     from refdense.paths import data_root
 
     dials = (dials or synth.Dials()).for_preset(synth.PRESETS[preset])
     name = (preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug()
     folder = data_root() / "synthetic" / name
-    if not (folder / INFO_FILE).is_file():
-        synth.generate(preset, folder, seed=seed, dials=dials)
-    else:
-        expected = synth.dataset_info(preset, seed, dials).source
-        found = read_info(folder).source
-        if found != expected:
-            print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
-            synth.generate(preset, folder, seed=seed, overwrite=True, dials=dials)
+    with exclusive_lock(folder.parent / f"{name}.lock", f"dataset {folder}", wait=True):
+        if not (folder / INFO_FILE).is_file():
+            synth.generate(preset, folder, seed=seed, dials=dials)
+        else:
+            expected = synth.dataset_info(preset, seed, dials).source
+            found = read_info(folder).source
+            if found != expected:
+                print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
+                synth.generate(preset, folder, seed=seed, overwrite=True, dials=dials)
     return folder
 
 

@@ -16,7 +16,6 @@ Metrics as in the paper's ablation tables: per-frame mAP, and mAP_ac and F1_ac a
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from refdense.data import default_dataset, read_info
-from refdense.io import atomic_write
+from refdense.io import atomic_write, exclusive_lock
 from refdense.metrics import paper_table, read_predictions
 from refdense.paths import REPO_ROOT
 from refdense.synth import PRESETS
@@ -120,9 +119,8 @@ def fit(config: TrainConfig, run_dir: Path, patience: int | None = None) -> Path
     ``fit.lock``, released when its holder ends in any way), so sweeps may run in parallel.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / "fit.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process fitting this run (a parallel sweep): wait for it
+    # another process fitting this run (a parallel sweep): wait for it, then reuse its run
+    with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}", wait=True):
         return _fit(config, run_dir, patience)
 
 
