@@ -55,10 +55,9 @@ each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in tr
 Generation. Each video draws from generators of its own, seeded by the seed and its index (the
 number in its id): one for its evidence and background, one for its noise. Features are made in
 batches of videos: the noise (most of the work) is drawn by a thread per core while the evidence
-is written, then one
-matrix product per stream turns the batch's evidence into features, which go to ``features.h5``
-batch by batch (charades-like: about 70 s of CPU shared by the cores, 1 GB of memory). The
-values depend neither on the batch size nor on the threads. Since this batched version, a seed
+is written, then one matrix product per stream turns the batch's evidence into features, which
+go to ``features.h5`` batch by batch (charades-like: about 70 s of CPU shared by the cores, 1 GB
+of memory). The values depend neither on the batch size nor on the threads. Since this batched version, a seed
 gives other feature bytes than it did with earlier versions of this module (the annotations are
 unchanged); the model and its statistics are the same.
 """
