@@ -39,7 +39,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from refdense.io import atomic_path
+from refdense.io import atomic_torch_save
 
 PROMPT_TEMPLATE = "a photo of {}"
 ENCODERS = ("clip", "minilm", "random")
@@ -345,8 +345,7 @@ class TextBank:
             "names": self.names,
             "embeddings": self.embeddings,
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TextBank":
