@@ -45,7 +45,7 @@ the end of the video end up to ``overrun_max`` seconds after it (the loader clip
 
 Presets: ``tiny`` (tests, notebooks: ~1 s), ``default`` (the main job: a CPU trains on it in
 minutes), ``charades-like`` and ``multithumos-like`` (the real sizes, label statistics within 15%
-of SPEC section 6, 1024-d streams, float16). Same preset and seed give the same bytes.
+of docs/METHOD.md, section 6, 1024-d streams, float16). Same preset and seed give the same bytes.
 
 Mechanism dials (:class:`Dials`, ``data/README.md``): ``coupling`` (a motion looks different on
 each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in training),

@@ -1,6 +1,6 @@
 """From annotated instances in seconds to dense per-segment labels, and their decomposition.
 
-The seconds-to-segment rule (SPEC section 6): a video of ``duration`` seconds has ``T`` feature
+The seconds-to-segment rule (docs/METHOD.md, section 6): a video of ``duration`` seconds has ``T`` feature
 segments, so ``fps_feat = T / duration`` and segment ``t`` sits at time ``t / fps_feat``. Segment
 ``t`` is positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` under the ``"strict"``
 rule (PAT, MS-TCT) or ``s <= t / fps_feat <= e`` under ``"inclusive"`` (MLAD).
@@ -13,7 +13,7 @@ each one in a :class:`CleanupReport` (nothing is changed silently):
 - overlapping instances of one class are merged (their union is positive);
 - an instance that is kept but covers no segment (shorter than a segment) is counted.
 
-The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; SPEC section 5):
+The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; docs/METHOD.md, section 5):
 ``Y_phi = min(1, Y @ A_phi)`` for the 0/1 matrices ``A_ent`` (C, C_ent) and ``A_mot`` (C, C_mot),
 which keeps the temporal boundaries of the action labels.
 """

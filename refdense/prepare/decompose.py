@@ -1,4 +1,4 @@
-"""Label decomposition: each action class -> at most one entity and at most one motion (SPEC section 5).
+"""Label decomposition: each action class -> at most one entity and at most one motion (docs/METHOD.md, section 5).
 
 Three routes lead to the same :class:`Decomposition`:
 

@@ -38,7 +38,7 @@ from refdense.data.format import SUBSETS
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
 TSU_FPS = 20.0
 
-# MultiTHUMOS class names in the official id order (id = position + 1), SPEC section 5.
+# MultiTHUMOS class names in the official id order (id = position + 1), as in multithumos.json.
 MULTITHUMOS_CLASSES = (
     "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling",
     "CricketShot", "Diving", "FrisbeeCatch", "GolfSwing", "HammerThrow", "HighJump", "JavelinThrow",

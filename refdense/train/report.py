@@ -169,9 +169,12 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
     for name in names:
         c = configs[name]
         heads = [s for s in ("entity", "motion") if getattr(c.loss, f"use_{s}_labels")]
+        kind = "BCE" if c.loss.classification == "bce" else "asymmetric loss"
+        action = ("actions" if c.loss.action_heads == "fused"
+                  else f"the coarse head + {c.loss.fine_head_weight:g} x the fine head (PAT's recipe)")
         lines.append(f"- {name}: `model.arch={c.model.arch}`"
                      + (f", inputs `{c.model.stream}`" if c.model.stream else "")
-                     + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: BCE on actions"
+                     + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: {kind} on {action}"
                      + (f" + {' + '.join(heads)}" if heads else "")
                      + (f", CoLV on {', '.join(c.loss.active_colv_sets())} (text encoder `{c.data.text_encoder}`)"
                         if c.loss.active_colv_sets() else ", no CoLV") + ".")
