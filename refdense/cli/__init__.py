@@ -25,6 +25,7 @@ COMMANDS = (
     "prepare",
     "decompose",
     "extract_features",
+    "weights",
 )
 
 

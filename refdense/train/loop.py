@@ -64,7 +64,8 @@ from refdense.train.evaluate import predict_split, score_and_save, validation_ma
 from refdense.train.report import table_summary, write_run_files
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every"}
+RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every",
+                     "data.text_weights"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -195,7 +196,8 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     # ---- model and criterion (same seed on every process: same initial weights), optimizer
     torch.manual_seed(config.run.seed)
     model = build_detector(config.model, info)
-    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder)
+    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder,
+                                config.data.text_weights)
     step_module = TrainingStep(model, criterion).to(context.device)
     optimizer = torch.optim.Adam(step_module.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
