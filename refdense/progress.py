@@ -78,7 +78,7 @@ class PlainLines:
 
 
 def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabled: bool | None = None,
-                 leave: bool = True, stream: IO | None = None, interval: float = LINE_SECONDS):
+                 leave: bool = True, stream: IO | None = None, interval: float | None = None):
     """A progress counter with ``update(n)``, ``set_postfix_str(text)`` and ``close()`` (also a context manager).
 
     Args:
@@ -88,14 +88,14 @@ def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabl
             plain lines otherwise.
         leave: keep the bar on the terminal when done (tqdm's ``leave``).
         stream: where to write (default stderr).
-        interval: seconds between plain lines.
+        interval: seconds between plain lines (default :data:`LINE_SECONDS`).
     """
     stream = stream or sys.stderr
     if enabled is False:
         return tqdm(total=total, disable=True)
     if getattr(stream, "isatty", lambda: False)():
         return tqdm(total=total, desc=desc, unit=unit, leave=leave, file=stream, dynamic_ncols=True)
-    return PlainLines(total, desc, unit, stream, interval)
+    return PlainLines(total, desc, unit, stream, LINE_SECONDS if interval is None else interval)
 
 
 def track(items: Iterable[Item], *, desc: str, total: int | None = None, unit: str = "it",

@@ -546,7 +546,7 @@ def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwr
     so an interrupted run leaves no dataset that loads. An existing non-empty ``out`` raises
     ``FileExistsError`` unless ``overwrite``. Same preset and seed give the same bytes.
     """
-    from tqdm.auto import tqdm
+    from refdense.progress import track
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)
@@ -557,8 +557,8 @@ def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwr
     with atomic_directory(out, overwrite=True) as tmp:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
-            write_features(tmp / FEATURES_FILE, tqdm(items, desc=f"synth {preset.name}", total=len(annotations),
-                                                     unit="video", disable=None), dtype=preset.dtype)
+            write_features(tmp / FEATURES_FILE, track(items, desc=f"synth {preset.name}", total=len(annotations),
+                                                      unit="videos"), dtype=preset.dtype)
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out

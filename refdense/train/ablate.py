@@ -26,6 +26,7 @@ from refdense.io import atomic_write
 from refdense.metrics import paper_table, read_predictions
 from refdense.paths import REPO_ROOT
 from refdense.train.config import load_config
+from refdense.train.evaluate import predictions_path
 from refdense.train.loop import train
 
 ABLATIONS = REPO_ROOT / "configs" / "ablations"
@@ -101,7 +102,7 @@ def ablate(
             bar.set_description(f"ablations: {variant.name}, seed {seed}")
             if not (run_dir / "results.json").is_file():
                 train(config, run_dir, resume=(run_dir / "checkpoints" / "latest.pt").is_file(), progress=False)
-            values[variant.name].append(run_metrics(run_dir / "predictions-test.npz"))
+            values[variant.name].append(run_metrics(predictions_path(run_dir, "testing")))
             bar.update(1)
     bar.close()
     with atomic_write(out / "ablations.json") as handle:
