@@ -74,12 +74,12 @@ from refdense.data.format import (
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
+    dataset_directory,
     write_annotations,
     write_features,
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
-from refdense.io import atomic_directory
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -542,19 +542,19 @@ def _features(
 def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> Path:
     """Write the dataset of ``preset`` and ``seed`` into the folder ``out``; returns ``out``.
 
-    The files are generated in a temporary sibling folder that is renamed to ``out`` at the end,
-    so an interrupted run leaves no dataset that loads. An existing non-empty ``out`` raises
-    ``FileExistsError`` unless ``overwrite``. Same preset and seed give the same bytes.
+    The files are generated in a staging folder that replaces ``out`` at the end
+    (:func:`refdense.data.format.dataset_directory`), so an interrupted run leaves no dataset that
+    loads, or the previous one. An existing non-empty ``out`` raises ``FileExistsError`` unless
+    ``overwrite`` and it holds a dataset (never an arbitrary folder). Same preset and seed give the
+    same bytes.
     """
     from refdense.progress import track
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    world = _world(preset, seed)
-    info, annotations, lengths = generate_annotations(preset, seed)
-    with atomic_directory(out, overwrite=True) as tmp:
+    with dataset_directory(out, overwrite=overwrite) as tmp:
+        world = _world(preset, seed)
+        info, annotations, lengths = generate_annotations(preset, seed)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
             write_features(tmp / FEATURES_FILE, track(items, desc=f"synth {preset.name}", total=len(annotations),
@@ -562,4 +562,3 @@ def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwr
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
-

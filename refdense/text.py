@@ -40,7 +40,7 @@ from typing import Any, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from refdense.io import atomic_path
+from refdense.io import atomic_torch_save
 from refdense.weights import CLIP_MODEL, MissingWeightsError, load_clip_rn50
 
 PROMPT_TEMPLATE = "a photo of {}"
@@ -289,8 +289,7 @@ class TextBank:
             "names": self.names,
             "embeddings": self.embeddings,
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TextBank":

@@ -8,8 +8,9 @@ Every factory here follows one pattern:
 3. the **factory** (``bce_explorer()``, ``colv_explorer()``, ...) builds one control per argument
    and returns an :class:`Explorer`, which recomputes and redraws whenever a control changes.
 
-An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell) and
-exposes, for tests and for "check yourself" cells:
+An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell): the
+sliders in a live session, a static figure and "run this cell to get the sliders" in a stored
+notebook. It exposes, for tests and for "check yourself" cells:
 
 - ``explorer.sliders``: ``{argument name: control}`` (sliders, dropdowns);
 - ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure.
@@ -26,6 +27,8 @@ To add a factory: write the pure function and the plot function, then return
 
 from __future__ import annotations
 
+import base64
+import io
 from typing import Any, Callable, Mapping
 
 import ipywidgets as widgets
@@ -33,6 +36,7 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 from matplotlib.figure import Figure
 
+from refdense.course.storage import RUN_TO_INTERACT
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_curves, plot_bce_curves, plot_colv_curves
 
@@ -75,8 +79,18 @@ class Explorer:
             display(self.figure)
         plt.close(self.figure)  # shown once, in the output area; pyplot keeps no reference
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """The widget view, with the current figure and :data:`RUN_TO_INTERACT` as its fallback.
+
+        A live JupyterLab shows the sliders; a stored notebook keeps only the picture and the line
+        (:func:`refdense.course.storage.strip_widgets` removes the view, which cannot be restored).
+        """
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs))
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png", bbox_inches="tight")
+        bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        bundle["text/plain"] = RUN_TO_INTERACT
+        return bundle
 
 
 def bce_explorer(pos_weight: float = 1.0, classification: str = "bce") -> Explorer:

@@ -11,7 +11,8 @@ import torch
 
 from refdense.course import checks
 from refdense.course.checks import check, check_exercise, compare, setup
-from refdense.course.execute import WIDGET_MIME, clean, main, source_sha256
+from refdense.course.execute import clean, main, source_sha256
+from refdense.course.storage import WIDGET_VIEW_MIME as WIDGET_MIME
 
 
 # --- compare / check -------------------------------------------------------------------------------

@@ -16,13 +16,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from refdense.course.execute import WIDGET_MIME, source_sha256
+from refdense.course.execute import source_sha256
+from refdense.course.storage import RUN_TO_INTERACT, WIDGET_VIEW_MIME
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent / "refdense"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 MAX_BYTES = 2 * 1024 * 1024
-REFRESH = "run `make notebooks` (python -m refdense.course.execute notebooks) and commit the result"
+REFRESH = (
+    "if you ran or edited it in JupyterLab, `make restore-notebooks` puts the committed notebook back "
+    "(your copy is kept under runs/notebook-backup/); if you changed the course, run `make notebooks` "
+    "(python -m refdense.course.execute notebooks) and commit the result"
+)
 
 
 def load(path: Path) -> nbformat.NotebookNode:
@@ -71,7 +76,7 @@ def test_stored_outputs_are_current_and_clean(path: Path):
         for output in cell.outputs:
             assert output.output_type != "error", f"{path.name}, code cell {number}: stored error output"
             data = output.get("data", {})
-            assert WIDGET_MIME not in data, f"{path.name}, code cell {number}: widget state in an output; {REFRESH}"
+            assert WIDGET_VIEW_MIME not in data, f"{path.name}, code cell {number}: widget state in an output; {REFRESH}"
             if "image/png" in data or "image/svg+xml" in data:
                 images += 1
             elif data.get("text/plain", "").startswith("<Figure"):
@@ -82,6 +87,34 @@ def test_stored_outputs_are_current_and_clean(path: Path):
     sources = "\n".join(cell.source for cell in cells)
     if re.search(r"refdense\.viz|refdense\.widgets|\bshow\(|\bplt\.", sources):
         assert images > 0, f"{path.name}: the notebook plots but stores no image; {REFRESH}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_outputs_do_not_depend_on_the_machine(path: Path):
+    """nbval compares the text of NBVAL_CHECK_OUTPUT cells: it must be the same on every CPU and in
+    every order of runs. ``check()`` prints how close floats came (last bits differ between CPUs),
+    and a folder listing shows whatever other code wrote there."""
+    for number, cell in enumerate(code_cells(load(path)), start=1):
+        if "NBVAL_CHECK_OUTPUT" not in cell.source:
+            continue
+        assert not re.search(r"\bcheck\(", cell.source), (
+            f"{path.name}, code cell {number}: check() prints float agreement in a checked cell; "
+            "call it in an unchecked cell or assert instead"
+        )
+        assert not re.search(r"\.iterdir\(|\bos\.listdir\(|\.glob\(", cell.source), (
+            f"{path.name}, code cell {number}: a checked cell lists a folder; print the files you expect instead"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_explorers_show_a_figure_and_say_how_to_get_the_sliders(path: Path):
+    for number, cell in enumerate(code_cells(load(path)), start=1):
+        if not re.search(r"_explorer\(", cell.source):
+            continue
+        fallbacks = [o for o in cell.outputs if o.get("data", {}).get("text/plain") == RUN_TO_INTERACT]
+        assert fallbacks and "image/png" in fallbacks[0]["data"], (
+            f"{path.name}, code cell {number}: an explorer stored without its static figure; {REFRESH}"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

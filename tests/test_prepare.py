@@ -6,6 +6,9 @@ Every fixture is invented for these tests (ids, class names, times); no dataset 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -365,6 +368,47 @@ def test_cli_prepare(tmp_path, capsys):
         assert handle["video/merge"].dtype == np.float32
     assert main(args) == 2  # Charades without mapping files and without --decomposition
     assert "--decomposition" in capsys.readouterr().err
+
+
+KILLED_PREPARE = """
+import os, signal, sys
+import refdense.prepare.prepare as prepare
+from refdense.cli import main
+
+def write_annotations(*args, **kwargs):  # the process dies after features.h5, before the other files
+    os.kill(os.getpid(), signal.SIGKILL)
+
+prepare.write_annotations = write_annotations
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_prepare_replaces_a_dataset_as_a_whole_even_when_killed_between_files(tmp_path, capsys):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(3))
+    out = tmp_path / "out"
+    args = ["prepare", "charades", "--annotations", str(annotations), "--classes", str(classes_file(tmp_path)),
+            "--video-features", str(video_dir), "--image-features", str(image_h5), "--decomposition", "none",
+            "--out", str(out)]
+    assert main(args) == 0  # float16 features
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    killed = subprocess.run([sys.executable, "-c", KILLED_PREPARE, *args, "--dtype", "float32"])
+    assert killed.returncode == -signal.SIGKILL
+    staged = [p for p in tmp_path.iterdir() if p.name.startswith("out.tmp-")]
+    assert len(staged) == 1 and [p.name for p in staged[0].iterdir()] == ["features.h5"]  # the new features...
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # ... never beside the old dataset.json
+    assert main(args + ["--dtype", "float32"]) == 0
+    assert not staged[0].exists()  # the next run removed what the killed one left
+    with h5py.File(out / "features.h5") as handle:
+        assert handle["video/merge"].dtype == np.float32
+    assert read_labels(out).info.classes == tuple(CLASSES)
+    # A folder that is not a dataset is never replaced.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(args[:-1] + [str(mine)]) == 2
+    assert "mine: is not a refdense dataset folder (holds thesis.tex)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
 # ------------------------------------------------------------------------------- wrong dataset

@@ -6,4 +6,6 @@
   ``tests/test_course.py``; a learner opens them after trying).
 - ``refdense.course.execute``: ``python -m refdense.course.execute notebooks`` runs the notebooks
   top to bottom and stores their outputs (what ``make notebooks`` does).
+- ``refdense.course.storage``: what a stored notebook keeps (no widget views or state; JupyterLab's
+  save hook) and ``make restore-notebooks``.
 """

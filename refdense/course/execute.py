@@ -2,8 +2,8 @@
 
 Each notebook runs in a fresh ``python3`` kernel of the current environment, in the notebook's
 folder, under the default profile (``REFDENSE_PROFILE=smoke``) and the inline plot backend. The
-stored notebook is clean: execution counts run 1..n, no widget state (the text fallback of a
-widget output is kept), no timing metadata, and ``metadata.refdense.source_sha256`` records the
+stored notebook is clean: execution counts run 1..n, no widget views or state
+(:func:`refdense.course.storage.strip_widgets`: an explorer keeps its static figure), no timing metadata, and ``metadata.refdense.source_sha256`` records the
 sources it was run from (``tests/test_notebooks_clean.py`` fails when the sources have changed
 since). A notebook whose run fails is left untouched. Files are replaced atomically.
 """
@@ -20,9 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from refdense.course.storage import strip_widgets
 from refdense.io import atomic_write
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def source_sha256(nb: nbformat.NotebookNode) -> str:
@@ -33,7 +32,7 @@ def source_sha256(nb: nbformat.NotebookNode) -> str:
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip widget state and run metadata, number the code cells 1..n, record the source hash (in place)."""
-    nb.metadata.pop("widgets", None)
+    strip_widgets(nb)
     count = 0
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
@@ -41,17 +40,9 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         count += 1
         cell.execution_count = count
-        outputs = []
         for output in cell.outputs:
             if output.get("output_type") == "execute_result":
                 output["execution_count"] = count
-            data = output.get("data")
-            if data is not None and WIDGET_MIME in data:
-                data.pop(WIDGET_MIME)
-                if not data:
-                    continue  # nothing but widget state: nothing a reader could see
-            outputs.append(output)
-        cell.outputs = outputs
     nb.metadata.setdefault("refdense", {})["source_sha256"] = source_sha256(nb)
     return nb
 

@@ -32,6 +32,7 @@ from refdense.data.format import (
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
+    dataset_directory,
     write_annotations,
     write_features,
     write_info,
@@ -207,7 +208,10 @@ def prepare_dataset(
         drop_empty_training: leave out training videos without actions (PAT does); testing videos
             without actions are always kept for evaluation.
 
-    Each file is written atomically; an error before the end leaves no partial file behind.
+    ``out`` is replaced as a whole at the end (``refdense.data.format.dataset_directory``): an error
+    or a kill at any point leaves the previous dataset (or none), never a mix of old and new files.
+    ``out`` must be missing, empty or a dataset folder of this project; any other folder is refused
+    (``FileExistsError``) before any work.
     """
     out = Path(out)
     report = PrepareReport(reader_problems=dict(raw.problems), reader_examples=dict(raw.examples),
@@ -217,7 +221,8 @@ def prepare_dataset(
     if decomposition is not None:
         decomposition = decomposition.reorder(raw.classes, where=f"decomposition {decomposition.name!r}")
 
-    with FeatureSource(video_features, "video") as video_source, FeatureSource(image_features, "image") as image_source:
+    with (dataset_directory(out, overwrite=True) as staging, FeatureSource(video_features, "video") as video_source,
+          FeatureSource(image_features, "image") as image_source):
         with_features = set(video_source.ids) & set(image_source.ids)
         report.without_features = sorted(set(raw.videos) - with_features)
         report.without_annotation = sorted((set(video_source.ids) | set(image_source.ids)) - set(raw.videos))
@@ -293,22 +298,22 @@ def prepare_dataset(
             raise FeatureError(f"no video has both annotations and features: {len(raw.videos)} annotated "
                                f"(e.g. {sorted(raw.videos)[:2]}), features for e.g. {video_source.ids[:2]} "
                                f"in {video_source.path}{hint}")
-        write_features(out / FEATURES_FILE, items(), dtype=dtype)
-    info = DatasetInfo(
-        name=name,
-        classes=tuple(raw.classes),
-        entities=decomposition.entities if decomposition else (),
-        motions=decomposition.motions if decomposition else (),
-        decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
-        streams={"video": StreamInfo(dims["video"], video_encoder), "image": StreamInfo(dims["image"], image_encoder)},
-        segment_frames=segment_frames,
-        fps=float(fps),
-        boundary=boundary,
-        source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
-               + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
-    )
-    write_annotations(out / ANNOTATIONS_FILE, annotations)
-    with atomic_write(out / REPORT_FILE) as handle:
-        json.dump(report.to_dict(), handle, indent=1)
-    write_info(out, info)
+        write_features(staging / FEATURES_FILE, items(), dtype=dtype)
+        info = DatasetInfo(
+            name=name,
+            classes=tuple(raw.classes),
+            entities=decomposition.entities if decomposition else (),
+            motions=decomposition.motions if decomposition else (),
+            decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
+            streams={"video": StreamInfo(dims["video"], video_encoder), "image": StreamInfo(dims["image"], image_encoder)},
+            segment_frames=segment_frames,
+            fps=float(fps),
+            boundary=boundary,
+            source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
+                   + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
+        )
+        write_annotations(staging / ANNOTATIONS_FILE, annotations)
+        with atomic_write(staging / REPORT_FILE) as handle:
+            json.dump(report.to_dict(), handle, indent=1)
+        write_info(staging, info)
     return report

@@ -32,16 +32,26 @@ def open_dataset_dir(dataset: str) -> Path:
 
 
 def dataset_signature(info: DatasetInfo) -> dict:
-    """The shape of a dataset that a model depends on (stored in checkpoints, checked on load)."""
-    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "num_classes": info.num_classes,
-            "num_entities": info.num_entities, "num_motions": info.num_motions}
+    """What a model depends on in a dataset (stored in checkpoints, checked on load): the feature
+    widths, and the class, entity and motion names, whose order is the order of the model's outputs."""
+    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "classes": list(info.classes),
+            "entities": list(info.entities), "motions": list(info.motions)}
 
 
 def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
-    """Raise ValueError when a checkpoint's dataset shape ``found`` differs from ``info``'s."""
-    expected = dataset_signature(info)
-    wrong = [f"{key} {found.get(key)} in the checkpoint, {value} in dataset {info.name!r}"
-             for key, value in expected.items() if found.get(key) != value]
+    """Raise ValueError when a checkpoint's dataset signature ``found`` differs from ``info``'s."""
+    wrong = []
+    for key, value in dataset_signature(info).items():
+        stored = found.get(key)
+        if stored == value:
+            continue
+        if isinstance(value, list) and isinstance(stored, list) and len(stored) == len(value):
+            i = next(i for i, (a, b) in enumerate(zip(stored, value)) if a != b)
+            wrong.append(f"{key}[{i}] {stored[i]!r} in the checkpoint, {value[i]!r} in dataset {info.name!r}")
+        elif isinstance(value, list) and isinstance(stored, list):
+            wrong.append(f"{len(stored)} {key} in the checkpoint, {len(value)} in dataset {info.name!r}")
+        else:
+            wrong.append(f"{key} {stored!r} in the checkpoint, {value!r} in dataset {info.name!r}")
     if wrong:
         raise ValueError(f"{what} does not fit this dataset: {'; '.join(wrong)}")
 

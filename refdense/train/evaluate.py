@@ -22,7 +22,7 @@ from refdense.metrics import PaperTable, frame_map, paper_table, write_predictio
 from refdense.models import predict_full_video
 from refdense.progress import track
 from refdense.train import distributed
-from refdense.train.checkpoint import load_checkpoint
+from refdense.train.checkpoint import load_checkpoint, restore
 from refdense.train.components import autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import from_dict
 
@@ -117,7 +117,8 @@ def evaluate(
     """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``.
 
     ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
-    preset). The dataset's feature widths and class counts must match the checkpoint's.
+    preset). The dataset's feature widths and its class, entity and motion names must match the
+    checkpoint's (a dataset with other classes is refused, not scored against the wrong outputs).
     ``progress``: shown on a terminal as a bar, elsewhere as plain lines; False: silent.
     """
     checkpoint = Path(checkpoint)
@@ -128,8 +129,8 @@ def evaluate(
                               validation_fraction=config.data.validation_fraction, seed=config.run.seed)
     check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
     model = build_detector(config.model, data.info)
-    model.load_state_dict(state["model"])
-    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device))
+    restore(model, state, "model", checkpoint)
+    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device, key="device"))
     model.to(context.device)
     scores = predict_split(model, data, context, precision, progress)
     out = Path(out)
