@@ -408,34 +408,6 @@ def _done_ids(out: Path, parts: Path) -> set[str]:
     return done
 
 
-def _with_context(chunks: Iterator[np.ndarray], context: int) -> Iterator[tuple[np.ndarray, int, int]]:
-    """Yield (chunk with ``context`` frames of its neighbours on each side, left count, right count)."""
-    previous = None
-    current = next(chunks, None)
-    while current is not None:
-        following = next(chunks, None)
-        left = previous[-context:] if previous is not None else current[:0]
-        right = following[:context] if following is not None else current[:0]
-        yield np.concatenate([left, current, right]), len(left), len(right)
-        previous, current = current, following
-
-
-def extract_video(path: Path, image_encoder: Callable, video_encoder: Callable | None, *, fps: float | None = None,
-                  chunk_segments: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features of one video: image (T, Di) and video (T, Dv) (None without ``video_encoder``)."""
-    images, videos = [], []
-    for frames, left, right in _with_context(decode_chunks(path, chunk_segments=chunk_segments, fps=fps),
-                                             SEGMENT_FRAMES):
-        core = frames[left:len(frames) - right]
-        images.append(image_encoder(core))
-        if video_encoder is not None:
-            out = video_encoder(frames)
-            videos.append(out[left // SEGMENT_FRAMES: len(out) - right // SEGMENT_FRAMES])
-    if not images:
-        raise ValueError(f"{path}: shorter than one segment ({SEGMENT_FRAMES} frames)")
-    return np.concatenate(images), (np.concatenate(videos) if video_encoder is not None else None)
-
-
 def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encoder: Callable,
                      video_encoder: Callable | None = None, video_features: str | os.PathLike | None = None,
                      fps: float | None = None, chunk_segments: int = 32, dtype: str = "float16",
