@@ -76,6 +76,9 @@ def test_image_feature_comes_from_the_middle_frame_of_each_i3d_segment(tmp_path)
     image, video = extract_video_i3d(path, grey_levels, None)
     assert video is None and image.shape == (3, 1)  # 32 frames: ceil(32 / 8) - 1 = 3 vectors
     np.testing.assert_allclose(image[:, 0], [28, 84, 140], atol=4)  # frames 4, 12, 20
+    short = write_video(tmp_path / "short.mp4", frames=8)
+    with pytest.raises(ValueError, match="8 frames, fewer than the 9 I3D needs for one vector"):
+        extract_video_i3d(short, grey_levels, None)
 
 
 def test_extract_resumes_and_survives_a_corrupt_video(tmp_path, encoders):

@@ -138,7 +138,7 @@ def summarize_prepare_report(report: dict) -> str:
     lines.append("clean-up: " + summarize_cleanup(report["cleanup"]))
     if report["fixes"]:
         first = report["fixes"][0]
-        lines.append(f"every fix is listed by video and instance (with its file and line) under \"fixes\" in "
+        lines.append(f"every fix is listed by video and instance (with where it was read) under \"fixes\" in "
                      f"{REPORT_FILE}; e.g. {first['fix']}: {first['video']}, class {first['class']} "
                      f"[{first['start']:g}, {first['end']:g}] s ({first['origin']}): {first['reason']}")
     return "\n".join(lines)
