@@ -733,7 +733,7 @@ def generate(
     ``overwrite`` and it holds a dataset (never an arbitrary folder). Same preset, seed and dials
     give the same bytes; at the default dials, the bytes of the preset as before the dials existed.
     """
-    from tqdm.auto import tqdm
+    from refdense.progress import track
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)
@@ -742,8 +742,8 @@ def generate(
         info, annotations, lengths = generate_annotations(preset, seed, dials)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
-            write_features(tmp / FEATURES_FILE, tqdm(items, desc=f"synth {preset.name}", total=len(annotations),
-                                                     unit="video", disable=None), dtype=preset.dtype)
+            write_features(tmp / FEATURES_FILE, track(items, desc=f"synth {preset.name}", total=len(annotations),
+                                                      unit="videos"), dtype=preset.dtype)
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out

@@ -28,6 +28,7 @@ COMMANDS = (
     "prepare",
     "decompose",
     "extract_features",
+    "weights",
 )
 
 

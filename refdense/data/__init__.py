@@ -45,7 +45,7 @@ from refdense.data.format import (
 )
 from refdense.data.labels import (
     CleanupReport,
-    DroppedInstance,
+    InstanceFix,
     clean_instances,
     decompose_labels,
     dense_labels,
@@ -89,7 +89,7 @@ def default_dataset(preset: str = "default", seed: int = 0, dials=None) -> Path:
 __all__ = [
     "ANNOTATIONS_FILE", "FEATURES_FILE", "INFO_FILE", "SPLITS",
     "Annotations", "Batch", "CleanupReport", "DatasetError", "DatasetInfo", "DatasetLabels",
-    "DenseActionDataset", "DroppedInstance", "SplitStatistics", "StreamInfo", "VideoAnnotation",
+    "DenseActionDataset", "InstanceFix", "SplitStatistics", "StreamInfo", "VideoAnnotation",
     "clean_instances", "collate", "dataset_statistics", "decompose_labels", "default_dataset",
     "dense_labels", "feature_lengths", "format_statistics", "instance_span", "labels_from_annotations",
     "parse_annotations", "read_annotations", "read_features", "read_info", "read_labels",

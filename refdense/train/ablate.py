@@ -33,6 +33,7 @@ from refdense.paths import REPO_ROOT
 from refdense.synth import PRESETS
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import TrainConfig, diff, load_config
+from refdense.train.evaluate import predictions_path
 from refdense.train.loop import RESUMABLE_CHANGES, train
 
 ABLATIONS = REPO_ROOT / "configs" / "ablations"
@@ -137,7 +138,7 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
             raise ValueError(f"{run_dir}: a finished run of {len(history)} epochs, more than the "
                              f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}")
         if len(history) >= config.optim.epochs or stalled(history, patience):
-            return run_dir / "predictions-test.npz"
+            return predictions_path(run_dir, "testing")
 
     def stop_when_stalled(record: dict) -> None:
         if stalled(_history(run_dir), patience):
@@ -149,7 +150,7 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
         train(config, run_dir, resume=latest.is_file(), progress=False, on_epoch=stop_when_stalled)
     except _Stalled:  # evaluate the best checkpoint: the same run, with the epochs it trained
         train(config.with_overrides(f"optim.epochs={len(_history(run_dir))}"), run_dir, resume=True, progress=False)
-    return run_dir / "predictions-test.npz"
+    return predictions_path(run_dir, "testing")
 
 
 def same_network(a: TrainConfig, b: TrainConfig, info) -> bool:
