@@ -139,6 +139,8 @@ def test_tsu_frames_become_seconds(tmp_path):
     ('{"v": {"subset": "training", "actions": []}}', "expected keys subset, duration, actions"),
     ('{"v": {"subset": "val", "duration": 3, "actions": []}}', "subset must be one of"),
     ("{not json", "not valid JSON"),
+    ('{"v": {"subset": "training", "duration": 3, "actions": []}, "v": {"subset": "testing", "duration": 3, '
+     '"actions": []}}', "'v' appears twice"),  # a reader keeping the last one would lose a video silently
 ])
 def test_json_in_no_known_format_is_refused(tmp_path, content, match):
     with pytest.raises(FormatError, match=match):

@@ -225,7 +225,8 @@ class DatasetInfo:
             raise DatasetError(f"{where}: {str(error).removeprefix('DatasetInfo: ')}") from None
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.load``'s ``object_pairs_hook`` that refuses an object naming a key twice (ValueError)."""
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         twice = next(key for key in keys if keys.count(key) > 1)
@@ -239,7 +240,7 @@ def _read_json(path: Path) -> object:
         raise DatasetError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle, object_pairs_hook=_unique_keys)
+            return json.load(handle, object_pairs_hook=unique_keys)
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
 

@@ -36,7 +36,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refdense.data.format import SUBSETS
+from refdense.data.format import SUBSETS, unique_keys
 
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
 TSU_FPS = 20.0
@@ -123,8 +123,8 @@ def read_class_list(path: str | Path) -> list[tuple[str, str]]:
 def _load_json(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as error:
+            data = json.load(handle, object_pairs_hook=unique_keys)
+    except ValueError as error:  # invalid JSON, or a video id given twice
         raise FormatError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or not data:
         raise FormatError(f"{path}: expected a JSON object {{video_id: {{subset, duration, actions}}}}, "
