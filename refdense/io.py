@@ -181,13 +181,14 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
+def exclusive_lock(path: str | os.PathLike, what: str, wait: bool = False) -> Iterator[None]:
     """Hold an advisory lock (``fcntl.flock``) on the file ``path`` for the block.
 
     The kernel releases the lock when the process ends, however it ends (SIGKILL included), so a
     lock is never left behind. While the block runs, a second process asking for the same lock
     gets :class:`LockedError` at once, naming ``what`` is locked and the holder's pid (which the
-    file records). The file itself stays (removing it would let two processes lock two files).
+    file records), or, with ``wait``, waits until the lock is free. The file itself stays
+    (removing it would let two processes lock two files).
     """
     import fcntl
 
@@ -195,7 +196,7 @@ def exclusive_lock(path: str | os.PathLike, what: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"

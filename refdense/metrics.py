@@ -1,6 +1,6 @@
 """Evaluation metrics of dense action detection: per-frame mAP and the action-conditional metrics.
 
-All frames of all videos are pooled (SPEC section 7). Inputs are *probabilities* in [0, 1] and 0/1
+All frames of all videos are pooled (docs/METHOD.md, section 7). Inputs are *probabilities* in [0, 1] and 0/1
 labels, given either as lists of per-video arrays ``(T_v, C)`` or as padded arrays ``(V, T, C)``
 with ``lengths`` ``(V,)``.
 
@@ -380,7 +380,7 @@ def _frame_map(pooled: _Pooled) -> FrameMAP:
 
 
 def frame_map(scores, labels, lengths=None) -> FrameMAP:
-    """Per-frame mAP over all pooled frames (SPEC section 7).
+    """Per-frame mAP over all pooled frames (docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
     labels: same layout, values in {0, 1}.
@@ -435,7 +435,7 @@ def _check_tau_threshold(tau, threshold) -> None:
 
 
 def _conditioning_frames(pooled: _Pooled, tau: int) -> list[np.ndarray]:
-    """For each class c_j, the frames F_j = {t : M[t, c_j] = 1} (ascending) of SPEC section 7.
+    """For each class c_j, the frames F_j = {t : M[t, c_j] = 1} (ascending) of docs/METHOD.md, section 7.
 
     tau = 0: M = Y. tau > 0: M[t, c] = 1 iff Y[t, c] = 0 and Y[u, c] = 1 for some u in
     [t - tau + 1, t], the window clipped at the start of t's video. The window's "any" is built
@@ -522,7 +522,7 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
-    """Action-conditional precision, recall, F1 and mAP (MLAD; SPEC section 7).
+    """Action-conditional precision, recall, F1 and mAP (MLAD; docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
     labels: same layout, values in {0, 1}.

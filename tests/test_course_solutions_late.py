@@ -206,7 +206,7 @@ def test_loss_terms_match_the_criterion_of_each_variant():
         loss = solutions.variant_config(name, []).loss
         criterion = RefDenseCriterion(loss, feature_dim=8, text_bank=bank)
         assert solutions.loss_terms(name) == sorted(criterion.term_names()), name
-    assert solutions.loss_terms("pat_colv") == ["bce_action", "colv_action"]
+    assert solutions.loss_terms("pat_colv") == ["bce_coarse", "bce_fine", "colv_action"]  # PAT's two heads
     assert solutions.loss_terms("no_entity_labels") == ["bce_action", "bce_motion", "colv_motion"]
     criterion_terms = lambda name: sorted(RefDenseCriterion(  # noqa: E731
         solutions.variant_config(name, []).loss, feature_dim=8, text_bank=bank).term_names())

@@ -31,7 +31,7 @@ def random_batch(seed=0, B=3, T=7, C=5, D=6, dtype=torch.float32, lengths=(7, 4,
 
 
 def colv_loop(video, text, labels, mask, tau, variant):
-    """Plain per-frame implementation of SPEC section 4, in python floats (float64)."""
+    """Plain per-frame implementation of Eq. 11-12 (docs/METHOD.md), in python floats (float64)."""
     total, count = 0.0, 0
     B, T, _ = video.shape
     u = [row / row.norm() for row in text.double()]
@@ -97,8 +97,10 @@ def asl_reference(x, y, gamma_neg, gamma_pos, clip, eps=1e-8):
 
 def test_asymmetric_loss_matches_the_formula_and_reduces_to_bce():
     logits, labels, mask, _, _ = random_batch(dtype=torch.float64)
-    expected = asl_reference(logits, labels, 4.0, 1.0, 0.05)[mask].sum() / mask.sum()
+    # defaults: the published PAT code's utils.AsymmetricLoss (gamma_neg 3, gamma_pos 1, clip 0.05)
+    expected = asl_reference(logits, labels, 3.0, 1.0, 0.05)[mask].sum() / mask.sum()
     torch.testing.assert_close(asymmetric_loss(logits, labels, mask), expected)
+    assert not torch.allclose(asymmetric_loss(logits, labels, mask, gamma_neg=4.0), expected)
     torch.testing.assert_close(
         asymmetric_loss(logits, labels, mask, gamma_neg=0, gamma_pos=0, clip=0), masked_bce(logits, labels, mask)
     )
@@ -279,7 +281,8 @@ def test_colv_under_bf16_autocast_is_computed_in_float32():
         value = colv_loss(projected, text, labels, mask)
         per_frame = colv_loss(projected, text, labels, mask, reduction="none")
     assert value.dtype == torch.float32 and per_frame.dtype == torch.float32
-    torch.testing.assert_close(value, reference, rtol=0.05, atol=0.05)
+    # error from the bf16 projection: at most 0.0065 over 30 seeds (measured)
+    torch.testing.assert_close(value, reference, rtol=0, atol=0.02)
     value.backward()
     assert torch.isfinite(projection.weight.grad).all()
 
@@ -353,6 +356,10 @@ def test_loss_config_defaults_validation_and_yaml_round_trip():
         LossConfig(temperature=0)
     with pytest.raises(ValueError, match=r"colv_variant"):
         LossConfig(colv_variant="clip")
+    with pytest.raises(ValueError, match=r"action_heads: expected one of \('fused', 'separate'\), found 'both'"):
+        LossConfig(action_heads="both")
+    with pytest.raises(ValueError, match=r"fine_head_weight: expected a finite number >= 0, found -0.1"):
+        LossConfig(fine_head_weight=-0.1)
     # no entity labels removes the CoLV term of that set too (beta(t) comes from Y_ent)
     assert LossConfig(use_entity_labels=False).active_colv_sets() == ["motion"]
 
@@ -482,6 +489,34 @@ def test_pat_plus_colv_uses_the_action_features():
     torch.testing.assert_close(result.terms["colv_action"], expected.detach())
 
 
+def pat_recipe(**overrides) -> RefDenseCriterion:
+    """PAT's published two-head recipe: ASL on each head, the fine one weighted."""
+    values = dict(classification="asymmetric", action_heads="separate", use_entity_labels=False,
+                  use_motion_labels=False, colv_sets=[])
+    return criterion(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("fine_head_weight", [0.1, 1.0])  # Charades, MultiTHUMOS
+def test_separate_action_heads_train_each_head_with_its_weight(fine_head_weight):
+    out, batch = model_output(with_sub_networks=False), make_batch()
+    out.fine_logits, out.coarse_logits = model_output(seed=1).action_logits, model_output(seed=2).action_logits
+    crit = pat_recipe(fine_head_weight=fine_head_weight)
+    result = crit(out, batch)
+    assert list(result.terms) == crit.term_names() == ["bce_coarse", "bce_fine"]
+    coarse = asymmetric_loss(out.coarse_logits, batch.labels, batch.mask)
+    fine = asymmetric_loss(out.fine_logits, batch.labels, batch.mask)
+    torch.testing.assert_close(result.total, coarse + fine_head_weight * fine)
+    torch.testing.assert_close(result.terms["bce_fine"], fine.detach())
+    # the fused logits are for evaluation only: moving them changes nothing
+    out.action_logits = out.action_logits.detach() + 5.0
+    torch.testing.assert_close(crit(out, batch).total, result.total)
+
+
+def test_separate_action_heads_need_a_model_with_two_heads():
+    with pytest.raises(ValueError, match=r"'bce_coarse' needs output.coarse_logits, found None .*action_heads: fused"):
+        run(pat_recipe(), output=model_output(with_sub_networks=False))
+
+
 def test_criterion_errors_name_what_is_missing():
     with pytest.raises(ValueError, match=r"'bce_entity' needs output.entity_logits, found None"):
         run(criterion(colv_sets=[]), output=model_output(with_sub_networks=False))
@@ -530,5 +565,7 @@ def test_criterion_under_bf16_autocast():
     assert torch.isfinite(result.total)
     result.total.backward()
     assert torch.isfinite(crit.projections["action"].weight.grad).all()
-    for name in ("bce_entity", "bce_motion", "colv_entity", "colv_motion"):
-        torch.testing.assert_close(result.terms[name], reference.terms[name], rtol=0.05, atol=0.05)
+    # errors from bf16 inputs, largest over 30 seeds (measured): BCE 0.0025, CoLV 0.025 (the
+    # similarities are divided by tau = 0.07, which magnifies the rounding of the features)
+    for name, tolerance in (("bce_entity", 0.008), ("bce_motion", 0.008), ("colv_entity", 0.06), ("colv_motion", 0.06)):
+        torch.testing.assert_close(result.terms[name], reference.terms[name], rtol=0, atol=tolerance, msg=name)

@@ -1,4 +1,4 @@
-"""The fast metrics against a plain reference written from SPEC section 7, word by word."""
+"""The fast metrics against a plain reference written from docs/METHOD.md, section 7, word by word."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def reference_frame_map(score_list, label_list):
 
 
 def reference_mask(label_list, tau):
-    """M per SPEC: tau = 0: M = Y; else n[t,c] = sum of Y[u,c], u in [t-tau+1, t] clipped at
+    """M as defined in docs/METHOD.md: tau = 0: M = Y; else n[t,c] = sum of Y[u,c], u in [t-tau+1, t] clipped at
     the video start, and M[t,c] = 1 iff n[t,c] > 0 and Y[t,c] = 0."""
     masks = []
     for y in label_list:

@@ -13,8 +13,8 @@ from refdense.cli import main
 from refdense.data import dataset_statistics, default_dataset, read_info, read_labels, split_statistics
 from refdense.data.format import read_features
 
-# SPEC section 6 (training split; testing where SPEC gives it).
-SPEC_STATISTICS = {
+# The real datasets' label statistics (docs/METHOD.md, section 6; training split, testing where it gives it).
+REAL_STATISTICS = {
     "charades-like": {
         "training": {"videos": 7985, "duration_mean": 29.9, "duration_median": 30.5, "instances_per_video": 6.2,
                      "instance_duration_median": 9.0, "label_density": 2.62, "multi_label_share": 0.70,
@@ -30,12 +30,12 @@ SPEC_STATISTICS = {
 }
 
 
-@pytest.mark.parametrize("preset", sorted(SPEC_STATISTICS))
-def test_real_like_presets_match_spec_statistics_within_15_percent(preset):
+@pytest.mark.parametrize("preset", sorted(REAL_STATISTICS))
+def test_real_like_presets_match_real_statistics_within_15_percent(preset):
     info, annotations, lengths = synth.generate_annotations(preset, seed=0)
     assert info.video_dim == info.image_dim == 1024
     stats = split_statistics(annotations, lengths, info)
-    for subset, expected in SPEC_STATISTICS[preset].items():
+    for subset, expected in REAL_STATISTICS[preset].items():
         found = stats[subset].to_dict()
         for key, value in expected.items():
             assert found[key] == pytest.approx(value, rel=0.15), (subset, key, found[key], value)

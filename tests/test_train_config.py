@@ -111,6 +111,17 @@ def test_paper_recipes_match_section_4():
     assert charades.data.window == multithumos.data.window == 256
 
 
+def test_pat_baseline_trains_with_the_published_pat_recipe():
+    # Train_PAT_Charades.py: ASL(coarse) + 0.1 ASL(fine); Train_PAT_MultiTHUMOS.py: ASL(coarse) + ASL(fine)
+    for recipe, fine_head_weight in (("charades", 0.1), ("multithumos", 1.0)):
+        pat = load_config(CONFIGS / f"{recipe}.yaml", CONFIGS / "ablations" / "pat.yaml")
+        assert pat.model.arch == "pat"
+        assert (pat.loss.classification, pat.loss.action_heads) == ("asymmetric", "separate")
+        assert pat.loss.fine_head_weight == pytest.approx(fine_head_weight)
+        assert (pat.loss.asl_gamma_neg, pat.loss.asl_gamma_pos, pat.loss.asl_clip) == (3, 1, pytest.approx(0.05))
+        assert load_config(CONFIGS / f"{recipe}.yaml").loss.action_heads == "fused"  # RefDense: Eq. 4 on P
+
+
 @pytest.mark.parametrize("path", sorted((CONFIGS / "ablations").glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_ablation_applies_on_every_recipe(path):
     for recipe in ("charades", "multithumos", "synthetic"):

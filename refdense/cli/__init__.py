@@ -24,9 +24,11 @@ COMMANDS = (
     "metrics",
     "demo",
     "ablate",
+    "sweep",
     "prepare",
     "decompose",
     "extract_features",
+    "weights",
 )
 
 

@@ -62,10 +62,12 @@ def cross_weights(q, k, context_mask):
     return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
 
 
-def cross_attention_scores(T, strides, blocks):
-    """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video."""
+def cross_attention_scores(T, strides, blocks, placement):
+    """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video,
+    one cross-attention per branch (``placement="branch"``) or per block (``"block"``)."""
     queries = T + sum(-(-T // s) for s in strides)
-    return blocks * queries * T
+    per_branch = blocks if placement == "block" else 1
+    return per_branch * queries * T
 
 
 # --- 05_fusion ------------------------------------------------------------------------------------
@@ -248,6 +250,10 @@ def variant_config(name, overrides):
 
 
 def loss_terms(name):
-    """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, ``colv_<set>``)."""
+    """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, or
+    ``bce_coarse`` and ``bce_fine`` for PAT's two heads, and ``colv_<set>``)."""
     loss = variant_config(name, []).loss
-    return sorted([f"bce_{s}" for s in loss.classification_sets()] + [f"colv_{s}" for s in loss.active_colv_sets()])
+    terms = [f"bce_{s}" for s in loss.classification_sets()] + [f"colv_{s}" for s in loss.active_colv_sets()]
+    if loss.action_heads == "separate":
+        terms = [t for t in terms if t != "bce_action"] + ["bce_coarse", "bce_fine"]
+    return sorted(terms)

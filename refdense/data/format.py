@@ -28,7 +28,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -70,6 +70,8 @@ class DatasetInfo:
     ``boundary`` is the seconds-to-segment rule: with ``fps_feat = T / duration``, segment ``t`` is
     positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` (``"strict"``, as PAT and
     MS-TCT) or ``s <= t / fps_feat <= e`` (``"inclusive"``, as MLAD).
+    ``dials``: synthetic data only, the generator's mechanism dials and the rare class ids
+    (``refdense.synth.Dials``); None (no key in the file) for real data and at the default dials.
     """
 
     name: str
@@ -82,6 +84,7 @@ class DatasetInfo:
     fps: float = 24.0
     boundary: str = "strict"
     source: str = ""
+    dials: Mapping[str, Any] | None = None
     format: str = field(default=FORMAT)
 
     def __post_init__(self) -> None:
@@ -162,6 +165,8 @@ class DatasetInfo:
             fail(f"fps: expected a positive number, found {self.fps!r}")
         if self.boundary not in BOUNDARIES:
             fail(f"boundary: expected one of {list(BOUNDARIES)}, found {self.boundary!r}")
+        if self.dials is not None and not isinstance(self.dials, Mapping):
+            fail(f"dials: expected an object of the generator's dials or no key, found {self.dials!r}")
 
     def to_json(self) -> dict:
         return {
@@ -176,7 +181,7 @@ class DatasetInfo:
             "streams": {k: {"dim": self.streams[k].dim, "encoder": self.streams[k].encoder} for k in STREAMS},
             "boundary": self.boundary,
             "source": self.source,
-        }
+        } | ({} if self.dials is None else {"dials": dict(self.dials)})
 
     @classmethod
     def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
@@ -187,7 +192,7 @@ class DatasetInfo:
         missing = [key for key in required if key not in data]
         if missing:
             raise DatasetError(f"{where}: missing keys {missing}")
-        known = {"format", "segment_frames", "fps", "boundary", "source", *required}
+        known = {"format", "segment_frames", "fps", "boundary", "source", "dials", *required}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DatasetError(f"{where}: unknown keys {unknown} (expected some of {sorted(known)})")
@@ -213,13 +218,15 @@ class DatasetInfo:
                 fps=data.get("fps", 24.0),
                 boundary=data.get("boundary", "strict"),
                 source=str(data.get("source", "")),
+                dials=data.get("dials"),
                 format=data.get("format", FORMAT),
             )
         except DatasetError as error:  # name the file rather than the class
             raise DatasetError(f"{where}: {str(error).removeprefix('DatasetInfo: ')}") from None
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.load``'s ``object_pairs_hook`` that refuses an object naming a key twice (ValueError)."""
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         twice = next(key for key in keys if keys.count(key) > 1)
@@ -233,7 +240,7 @@ def _read_json(path: Path) -> object:
         raise DatasetError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle, object_pairs_hook=_unique_keys)
+            return json.load(handle, object_pairs_hook=unique_keys)
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
 

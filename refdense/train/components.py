@@ -64,18 +64,20 @@ def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
 
 
 def build_criterion(
-    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str
+    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str,
+    text_weights: str | None = None,
 ) -> RefDenseCriterion:
     """The training objective of a model built from ``model_cfg``.
 
     The text bank (prompt embeddings of the class, entity and motion names) is loaded only when a
-    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder.
+    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder (the
+    encoder, with ``text_weights``, runs only when the bank is not there yet).
     """
     text_bank = None
     if loss_cfg.active_colv_sets():
         from refdense.text import text_bank_for
 
-        text_bank = text_bank_for(dataset_dir, info, text_encoder)
+        text_bank = text_bank_for(dataset_dir, info, text_encoder, text_weights)
     dims = {"action": model_cfg.action_feature_dim, "entity": model_cfg.dim, "motion": model_cfg.dim}
     return RefDenseCriterion(loss_cfg, dims, text_bank)
 

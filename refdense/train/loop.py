@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from refdense.data import DenseActionDataset, collate
 from refdense.io import atomic_write, exclusive_lock
 from refdense.metrics import PaperTable
+from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from refdense.train.components import (
@@ -62,11 +63,12 @@ from refdense.train.components import (
     open_dataset_dir,
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
-from refdense.train.evaluate import predict_split, score_and_save, validation_map
-from refdense.train.report import table_summary, write_run_files
+from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
+from refdense.train.report import data_summary, table_summary, write_run_files
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every"}
+RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every",
+                     "data.text_weights"}
 LOCK_FILE = "run.lock"
 
 
@@ -197,6 +199,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     if config.data.validation_fraction > 0:
         val_set = DenseActionDataset(dataset_dir, "validation", train=False, **split)
     test_set = DenseActionDataset(dataset_dir, "testing", train=False, **split)
+    say(data_summary(dataset_dir, train_set.dataset, val_set, test_set))
     sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
                            shuffle=True, seed=config.run.seed)
     loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
@@ -206,7 +209,8 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     # ---- model and criterion (same seed on every process: same initial weights), optimizer
     torch.manual_seed(config.run.seed)
     model = build_detector(config.model, info)
-    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder)
+    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder,
+                                config.data.text_weights)
     step_module = TrainingStep(model, criterion).to(context.device)
     optimizer = torch.optim.Adam(step_module.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
@@ -241,7 +245,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
         scheduler.step()
         last = epoch + 1 == config.optim.epochs
         if val_set is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
-            val_map = validation_map(model, val_set, context, config.run.precision)
+            val_map = validation_map(model, val_set, context, config.run.precision, False if quiet else None)
             if context.is_main:
                 record["val"] = {"map": val_map}
                 if val_map > best["val_map"]:
@@ -265,10 +269,10 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     chosen = checkpoints / "best.pt"
     state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
     restore(model, state, "model", chosen)
-    scores = predict_split(model, test_set, context, config.run.precision)
+    scores = predict_split(model, test_set, context, config.run.precision, False if quiet else None)
     result = TrainResult(run_dir, history, chosen, int(state["epoch"]), None, None)
     if context.is_main:
-        result.predictions = run_dir / "predictions-test.npz"
+        result.predictions = predictions_path(run_dir, "testing")
         result.test = score_and_save(scores, test_set, result.predictions)
         write_run_files(result, config, validated=val_set is not None)
         say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(result.test))
@@ -284,29 +288,31 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
     runner.train()
     sums: dict[str, float] = {}
     steps = 0
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False, disable=True if quiet else None)
-    for step, batch in enumerate(bar):
-        batch = batch.to(context.device, non_blocking=True)
-        with autocast(context.device, config.run.precision):
-            result = runner(batch)
-        terms = {"loss": float(result.total.detach())} | {k: float(v) for k, v in result.terms.items()}
-        bad = distributed.all_sum(context, torch.tensor([0.0 if math.isfinite(terms["loss"]) else 1.0],
-                                                        dtype=torch.float64))
-        if bad.item() > 0:
-            raise NonFiniteLossError(
-                f"epoch {epoch + 1}, step {step + 1}: the loss is not finite ("
-                + ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
-                + f"); training stopped. The last good checkpoint is kept in {checkpoints}. "
-                "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
-        optimizer.zero_grad(set_to_none=True)
-        result.total.backward()
-        if config.optim.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
-        optimizer.step()
-        for key, value in terms.items():
-            sums[key] = sums.get(key, 0.0) + value
-        steps += 1
-        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+    with progress_bar(len(loader), desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="steps", leave=False,
+                      enabled=False if quiet else None) as bar:
+        for step, batch in enumerate(loader):
+            batch = batch.to(context.device, non_blocking=True)
+            with autocast(context.device, config.run.precision):
+                result = runner(batch)
+            terms = {"loss": float(result.total.detach())} | {k: float(v) for k, v in result.terms.items()}
+            bad = distributed.all_sum(context, torch.tensor([0.0 if math.isfinite(terms["loss"]) else 1.0],
+                                                            dtype=torch.float64))
+            if bad.item() > 0:
+                raise NonFiniteLossError(
+                    f"epoch {epoch + 1}, step {step + 1}: the loss is not finite ("
+                    + ", ".join(f"{k} {v:.4g}" for k, v in terms.items())
+                    + f"); training stopped. The last good checkpoint is kept in {checkpoints}. "
+                    "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
+            optimizer.zero_grad(set_to_none=True)
+            result.total.backward()
+            if config.optim.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
+            optimizer.step()
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value
+            steps += 1
+            bar.update()
+            bar.set_postfix_str(f"loss {terms['loss']:.4f}")
     keys = sorted(sums, key=lambda k: (k != "loss", k))
     totals = distributed.all_sum(context, torch.tensor([sums[k] for k in keys] + [steps], dtype=torch.float64))
     return {key: float(totals[i] / totals[-1]) for i, key in enumerate(keys)}
