@@ -113,7 +113,8 @@ class Explorer:
 
 
 def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_weight: float = 1.0,
-                 gamma_neg: float = ASL_GAMMA_NEG, gamma_pos: float = ASL_GAMMA_POS, clip: float = ASL_CLIP) -> Explorer:
+                 gamma_neg: float = ASL_GAMMA_NEG, gamma_pos: float = ASL_GAMMA_POS,
+                 clip: float = ASL_CLIP) -> Explorer:
     """BCE or the asymmetric loss of one entry, its gradient, and where a class of a given rarity settles.
 
     Controls: ``positive_rate`` (0.2% to 50%, log scale), ``classification`` (``bce`` or

@@ -66,7 +66,8 @@ def load_text_bank(info, path: str | Path = TEXT_BANK):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the course's MiniLM text bank is missing; make it with `{REMAKE} --only text-bank`")
+        raise FileNotFoundError(f"{path}: the course's MiniLM text bank is missing; "
+                                f"make it with `{REMAKE} --only text-bank`")
     bank = TextBank.load(path)
     try:
         bank.check("minilm", concept_names(info), PROMPT_TEMPLATE, str(path))
@@ -105,9 +106,11 @@ def export_predictions(run_dir: str | Path, out: str | Path = DEMO_PREDICTIONS) 
     ``refdense demo``) to ``out`` with float16 scores (:func:`refdense.metrics.write_predictions`),
     and how they were made to :func:`source_path` ``(out)``. Returns ``out``."""
     from refdense.metrics import read_predictions, write_predictions
+    from refdense.train.evaluate import predictions_path
 
     run_dir = Path(run_dir)
-    needed = [run_dir / name for name in ("predictions-test.npz", "results.json", "metrics.jsonl", "config.yaml")]
+    needed = [predictions_path(run_dir, "testing"),
+              *(run_dir / name for name in ("results.json", "metrics.jsonl", "config.yaml"))]
     for path in needed:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; expected a finished training run in {run_dir} "
@@ -167,7 +170,8 @@ def load_demo_predictions(path: str | Path = DEMO_PREDICTIONS) -> DemoPrediction
     path = Path(path)
     for needed in (path, source_path(path)):
         if not needed.is_file():
-            raise FileNotFoundError(f"{needed}: missing; make the demo's predictions with `{REMAKE} --only predictions`")
+            raise FileNotFoundError(f"{needed}: missing; make the demo's predictions with "
+                                    f"`{REMAKE} --only predictions`")
     predictions = read_predictions(path)
     source = json.loads(source_path(path).read_text(encoding="utf-8"))
     scores = [s.astype(np.float32) for s in predictions.scores]

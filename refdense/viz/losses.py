@@ -141,7 +141,8 @@ def _colv_and_bce(unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch
     offset = similarities(start).detach()
 
     def colv(s: torch.Tensor) -> torch.Tensor:
-        return colv_loss_from_similarities(s.reshape(1, 1, -1), labels.reshape(1, 1, -1), mask, temperature, variant=variant)
+        return colv_loss_from_similarities(s.reshape(1, 1, -1), labels.reshape(1, 1, -1), mask, temperature,
+                                           variant=variant)
 
     def bce(s: torch.Tensor) -> torch.Tensor:
         return masked_bce(((s - offset) / temperature).reshape(1, 1, -1), labels.reshape(1, 1, -1), mask)
@@ -206,7 +207,8 @@ def colv_geometry(
     """
     u = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
     if u.dim() != 2 or u.shape[0] < 2:
-        raise ValueError(f"colv_geometry: embeddings: expected a (C, D) array with C >= 2, found shape {tuple(u.shape)}")
+        raise ValueError(f"colv_geometry: embeddings: expected a (C, D) array with C >= 2, "
+                         f"found shape {tuple(u.shape)}")
     num_classes = u.shape[0]
     names = [str(c) for c in range(num_classes)] if names is None else [str(n) for n in names]
     if len(names) != num_classes:

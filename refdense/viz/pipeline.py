@@ -38,13 +38,15 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("labels", "action labels Y", "Y (T, C)", "", ("00",), 9, 64),
-    Stage("decompose", "decomposition\nY_phi = min(1, Y A_phi)", "Y_ent (T, C_ent)\nY_mot (T, C_mot)", "", ("02",), 33, 64),
+    Stage("decompose", "decomposition\nY_phi = min(1, Y A_phi)", "Y_ent (T, C_ent)\nY_mot (T, C_mot)", "", ("02",),
+          33, 64),
     Stage("image", "middle frames ->\nimage encoder (CLIP)", "image stream (T, D)", "", ("00", "03"), 9, 46),
     Stage("entity", "Action-Entity\n1 PAT block, self-att", "F_ent (T, D*)", "Eq. 5", ("03",), 33, 46),
     Stage("entity_head", "entity head\n1D-conv + sigmoid", "P_ent (T, C_ent)", "Eq. 9", ("05",), 56, 46),
     Stage("entity_losses", "BCE(Y_ent, P_ent)\n+ CoLV(F_ent, u_ent)", "scalars", "Eq. 9, 11", ("06", "07"), 80, 46),
     Stage("text", "text encoder (frozen)\n'a photo of [c]'", "u_c (C_phi, D_txt)", "", ("07",), 103, 28),
-    Stage("fusion", "fusion: concat ->\n1D-conv + sigmoid", "[F_ent; F_mot] (T, 2D*)\n-> P (T, C)", "Eq. 8", ("05",), 56, 28),
+    Stage("fusion", "fusion: concat ->\n1D-conv + sigmoid", "[F_ent; F_mot] (T, 2D*)\n-> P (T, C)", "Eq. 8", ("05",),
+          56, 28),
     Stage("action_loss", "BCE(Y, P)", "scalar", "Eq. 4", ("06",), 80, 28),
     Stage("evaluation", "evaluation of P\nmAP, mAP_ac", "percent", "", ("08",), 126, 28),
     Stage("video", "segments of K=8 frames\n-> video encoder (I3D)", "video stream (T, D)", "Eq. 1", ("00",), 9, 10),
@@ -129,11 +131,13 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax=None) -> F
                     arrowprops=dict(arrowstyle="-|>", color="0.45", lw=0.9, shrinkA=1, shrinkB=1,
                                     patchA=boxes[start], patchB=boxes[end], connectionstyle=f"arc3,rad={curvature}"))
     if not small:
-        ax.text(56, 64, "the labels Y, Y_ent, Y_mot go to the losses on the right:\nBCE compares them with P, P_ent, P_mot;"
+        ax.text(56, 64, "the labels Y, Y_ent, Y_mot go to the losses on the right:"
+                "\nBCE compares them with P, P_ent, P_mot;"
                 "\nY_ent and Y_mot also name each segment's positives for CoLV", ha="left", va="center",
                 fontsize=size, color="0.3", style="italic")
     title = "RefDense (the paper's Fig. 2)"
     if here is not None:
-        title += f": you are here, notebook {here}" if here not in WHOLE_PIPELINE else f": notebook {here} uses all of it"
+        whole = here in WHOLE_PIPELINE
+        title += f": notebook {here} uses all of it" if whole else f": you are here, notebook {here}"
     ax.set_title(title, fontsize=size + 2)
     return fig
