@@ -2,7 +2,7 @@
 
     python bench/metrics.py [--repeat 3] [--only charades|multithumos]
 
-Labels are made of random action instances with the test-split statistics of SPEC section 6
+Labels are made of random action instances with the test-split statistics of docs/METHOD.md, section 6
 (instances per video, durations, active classes per segment, a skewed class frequency);
 scores are float32 probabilities that are mildly informative. Prints seconds (best of
 ``--repeat``; wall clock and the process's CPU time over all threads), the peak memory that the

@@ -1,39 +1,73 @@
-"""Atomic file writes: a reader never sees a half-written file, even after an interruption.
+"""Atomic file writes (a reader never sees a half-written file, even after an interruption), and
+one advisory lock.
 
 Everything the package writes (datasets, checkpoints, predictions, reports) goes through these
 helpers: the data is written under a temporary name ``NAME.tmp-<pid>`` beside the destination,
 flushed to disk, then moved over the final name with ``os.replace`` (atomic on POSIX file
-systems). A process killed outright (SIGKILL, power loss) cannot clean up after itself, so each
-helper first removes the temporaries of ``NAME`` left by processes that no longer run.
+systems). A folder replacing an existing one moves the old one aside as ``NAME.old-<pid>`` for
+the instant between two renames. A process killed outright (SIGKILL, power loss) cannot clean
+up after itself, so each helper first cleans what processes that no longer run left beside
+``NAME`` (:func:`remove_stale`).
+
+A full disk (or quota) raises :class:`DiskFullError` naming the file; the previous version of the
+file stays as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import IO, Iterator
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """No space left on the device (or the quota is used up) while writing; nothing was replaced.
+
+    ``errno`` is ``ENOSPC`` or ``EDQUOT``; ``strerror`` is the message for a person.
+    """
+
+
+class LockedError(ValueError):
+    """Another process holds the lock (see :func:`exclusive_lock`)."""
+
+
+def _disk_full(error: OSError, final: Path, what: str) -> DiskFullError:
+    kept = f"the previous {what} is kept" if final.exists() else f"no {what} was written"
+    return DiskFullError(error.errno, f"no space left on the device while writing {final}; {kept}. "
+                                      "Free some space and run the command again")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
 
-    For libraries that open the file themselves (``h5py.File``, ``torch.save``, ``np.savez``)::
+    For libraries that open the file themselves (``h5py.File``, ``np.savez``)::
 
         with atomic_path(out / "features.h5") as tmp:
             with h5py.File(tmp, "w") as f:
                 ...
+
+    (For ``torch.save`` use :func:`atomic_torch_save`.)
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(final)
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(final)
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, final)
+    except OSError as error:
+        if error.errno in _DISK_FULL and not isinstance(error, DiskFullError):
+            raise _disk_full(error, final, final.name) from error
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -49,13 +83,38 @@ def _process_is_running(pid: int) -> bool:
     return True
 
 
-def _temporary_beside(final: Path) -> Path:
-    """This process's temporary name for ``final``, after removing those of dead processes."""
-    for stale in final.parent.glob(f"{final.name}.tmp-*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_is_running(int(pid)):
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
-    return final.with_name(f"{final.name}.tmp-{os.getpid()}")
+_LEFTOVER = re.compile(r"(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)")
+
+
+def dead_leftovers(folder: Path) -> list[Path]:
+    """The ``NAME.tmp-<pid>`` and ``NAME.old-<pid>`` entries of ``folder`` whose process no longer runs."""
+    found = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
+        match = _LEFTOVER.fullmatch(entry.name)
+        if match and int(match["pid"]) != os.getpid() and not _process_is_running(int(match["pid"])):
+            found.append(entry)
+    return found
+
+
+def clean_leftover(leftover: Path) -> None:
+    """Remove a leftover of :func:`dead_leftovers`; a ``NAME.old-<pid>`` (the previous folder, moved
+    aside just before the new one was renamed into place) is put back as ``NAME`` when ``NAME`` is
+    missing: its process died between the two renames."""
+    match = _LEFTOVER.fullmatch(leftover.name)
+    final = leftover.with_name(match["name"])
+    if match["kind"] == "old" and not final.exists():
+        leftover.rename(final)
+    elif leftover.is_dir():
+        shutil.rmtree(leftover)
+    else:
+        leftover.unlink(missing_ok=True)
+
+
+def remove_stale(final: Path) -> None:
+    """Clean up the leftovers of ``final`` (see :func:`clean_leftover`) of processes that no longer run."""
+    for leftover in dead_leftovers(final.parent):
+        if _LEFTOVER.fullmatch(leftover.name)["name"] == final.name:
+            clean_leftover(leftover)
 
 
 @contextlib.contextmanager
@@ -66,13 +125,14 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     is replaced only with ``overwrite``; otherwise ``FileExistsError`` is raised before any work.
     """
     final = Path(path)
+    remove_stale(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final}: exists (pass overwrite=True / --overwrite to replace it)")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_beside(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         yield tmp
         if final.exists():
             old = final.with_name(f"{final.name}.old-{os.getpid()}")
@@ -81,6 +141,10 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             shutil.rmtree(old)
         else:
             tmp.rename(final)
+    except OSError as error:
+        if error.errno in _DISK_FULL:
+            raise _disk_full(error, final, f"folder {final.name}") from error
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -97,3 +161,49 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
             yield handle
             handle.flush()
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj, path)``, atomically.
+
+    torch's own file writer reports a full disk as a RuntimeError without errno, so ``obj`` is
+    serialised into memory first and the bytes are written by :func:`atomic_write` (a full disk
+    then raises :class:`DiskFullError`).
+    """
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_write(path, "wb") as handle:
+        handle.write(buffer.getbuffer())
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold an advisory lock (``fcntl.flock``) on the file ``path`` for the block.
+
+    The kernel releases the lock when the process ends, however it ends (SIGKILL included), so a
+    lock is never left behind. While the block runs, a second process asking for the same lock
+    gets :class:`LockedError` at once, naming ``what`` is locked and the holder's pid (which the
+    file records), or, with ``wait``, waits until the lock is free. The file itself stays
+    (removing it would let two processes lock two files).
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise LockedError(f"{what} is in use by another process (pid {holder}, holding {path}); "
+                              "wait for it to finish or stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

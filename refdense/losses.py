@@ -13,13 +13,13 @@ training loop, whose batches are valid by construction, not at all.
 - :func:`masked_bce` -- Eq. 4: ``BCE(Y, P) = -1/T sum_t sum_c [y log p + (1 - y) log(1 - p)]``,
   computed from logits. The reduction is the *sum over classes* and the *mean over the valid
   segments of the whole batch* (Eq. 4 for one video; a batch pools its valid segments).
-- :func:`asymmetric_loss` -- the asymmetric loss of Ridnik et al. (ICCV 2021) with which the PAT
-  reference trains, with the same masking and reduction.
-- :func:`colv_loss` -- the contrastive co-occurrence language-video loss, Eq. 11-12, exactly as
-  ``docs/SPEC.md`` section 4 defines it (negatives-only denominator), and the InfoNCE variant.
+- :func:`asymmetric_loss` -- the asymmetric loss of Ridnik et al. (ICCV 2021) with which the
+  published PAT code trains, with its settings and the same masking and reduction.
+- :func:`colv_loss` -- the contrastive co-occurrence language-video loss, Eq. 11-12 as printed
+  (negatives-only denominator; ``docs/METHOD.md`` spells out the edge cases), and the InfoNCE variant.
 - :class:`LossConfig` and :class:`RefDenseCriterion` -- the full objective
   ``L = w_a BCE(Y, P) + sum_phi w_phi BCE(Y_phi, P_phi) + lambda sum_phi CoLV_phi`` (Eq. 4, 9, 10),
-  with one switch per ablation of the paper.
+  with one switch per ablation of the paper, and PAT's published two-head recipe.
 
 This module imports torch only.
 """
@@ -36,12 +36,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 REDUCTIONS = ("mean", "sum", "none")
-COLV_VARIANTS = ("refdense", "infonce")
+COLV_VARIANTS = ("refdense", "infonce", "supcon")
 CLASSIFICATION_LOSSES = ("bce", "asymmetric")
 CONCEPT_SETS = ("action", "entity", "motion")
+ACTION_HEADS = ("fused", "separate")
 
-# Defaults of the asymmetric loss (Ridnik et al.), the values the PAT reference trains with.
-ASL_GAMMA_NEG = 4.0
+# Settings of the asymmetric loss the published PAT code trains with (utils.AsymmetricLoss: its
+# gamma_neg=4 line is commented out in favour of 3).
+ASL_GAMMA_NEG = 3.0
 ASL_GAMMA_POS = 1.0
 ASL_CLIP = 0.05
 
@@ -164,8 +166,8 @@ def asymmetric_loss(
 
     With ``p = sigmoid(logit)`` and the shifted probability ``p_m = max(p - clip, 0)``:
     ``loss = -y (1 - p)^gamma_pos log(p) - (1 - y) p_m^gamma_neg log(1 - p_m)``.
-    Defaults: ``gamma_neg=4``, ``gamma_pos=1``, ``clip=0.05``. As in the ASL reference (its default
-    setting), the focusing weights ``(1 - p)^gamma`` are constants for back-propagation (detached).
+    Defaults: ``gamma_neg=3``, ``gamma_pos=1``, ``clip=0.05``, the published PAT code's values. As
+    there, the focusing weights ``(1 - p)^gamma`` are constants for back-propagation (detached).
     The logs are computed with ``logsigmoid`` (the reference clamps p at 1e-8 instead), so very
     confident mistakes keep a finite, correct loss.
 
@@ -234,7 +236,10 @@ def colv_loss_from_similarities(
     - ``variant="refdense"`` (Eq. 11 as printed, negatives only in the denominator):
       ``l = 1/|beta| sum_{e in beta} [ logsumexp_{c not in beta}(s_c / tau) - s_e / tau ]``;
     - ``variant="infonce"`` (the positive is added to the denominator):
-      ``l = 1/|beta| sum_{e in beta} [ log(exp(s_e / tau) + sum_{c not in beta} exp(s_c / tau)) - s_e / tau ]``.
+      ``l = 1/|beta| sum_{e in beta} [ log(exp(s_e / tau) + sum_{c not in beta} exp(s_c / tau)) - s_e / tau ]``;
+    - ``variant="supcon"`` (supervised-contrastive, Khosla et al. 2020, with the segment as the anchor
+      and the prompts as the candidates: one denominator over *all* classes, so the positives
+      compete with each other): ``l = 1/|beta| sum_{e in beta} [ logsumexp_c(s_c / tau) - s_e / tau ]``.
 
     A segment with no positive or no negative contributes 0 (with a zero, finite gradient).
     Computed in float32 (float64 stays float64), autocast disabled inside.
@@ -244,7 +249,7 @@ def colv_loss_from_similarities(
         labels: (B, T, C) in {0, 1}.
         mask: (B, T) bool, True on valid segments.
         temperature: tau > 0, a float or a one-element tensor (may require grad).
-        variant: ``"refdense"`` or ``"infonce"``.
+        variant: ``"refdense"``, ``"infonce"`` or ``"supcon"``.
         reduction: ``"mean"``: sum of ``l`` over valid segments / number of valid segments (segments
             with ``l = 0`` count); ``"sum"``; ``"none"``: the (B, T) per-segment losses ``l``.
         validate: check the values of ``labels``, ``mask`` and a tensor ``temperature`` (module docstring).
@@ -285,8 +290,10 @@ def colv_loss_from_similarities(
         log_negatives = torch.logsumexp(negative_logits, dim=-1, keepdim=True)  # (B, T, 1)
         if variant == "refdense":
             log_denominator = log_negatives.expand_as(logits)
-        else:
+        elif variant == "infonce":
             log_denominator = torch.logaddexp(logits, log_negatives)
+        else:  # supcon: every class of the segment in one denominator
+            log_denominator = torch.logsumexp(logits, dim=-1, keepdim=True).expand_as(logits)
         per_positive = torch.where(positive, log_denominator - logits, torch.zeros_like(logits))
         per_segment = per_positive.sum(-1) / num_positive.clamp(min=1)
         per_segment = torch.where(active, per_segment, torch.zeros_like(per_segment))  # (B, T)
@@ -308,7 +315,7 @@ def colv_loss(
     reduction: str = "mean",
     validate: bool = True,
 ) -> Tensor:
-    """Contrastive co-occurrence language-video loss of one concept set (Eq. 11-12, SPEC section 4).
+    """Contrastive co-occurrence language-video loss of one concept set (Eq. 11-12; ``docs/METHOD.md``).
 
     ``f`` and ``u`` are L2-normalised inside, ``s[b, t, c] = f[b, t] . u[c]``, and the loss is
     :func:`colv_loss_from_similarities` of ``s`` (see there for the formula of each variant and
@@ -321,7 +328,7 @@ def colv_loss(
         labels: (B, T, C) in {0, 1}.
         mask: (B, T) bool, True on valid segments.
         temperature: tau > 0 (default 0.07), a float or a one-element tensor.
-        variant: ``"refdense"`` (default, negatives-only denominator) or ``"infonce"``.
+        variant: ``"refdense"`` (default, negatives-only denominator), ``"infonce"`` or ``"supcon"``.
         reduction: ``"mean"``, ``"sum"`` or ``"none"`` ((B, T) per-segment losses).
         validate: check the values of ``labels``, ``mask`` and a tensor ``temperature`` (module docstring).
     """
@@ -367,6 +374,12 @@ class LossConfig:
     (``classification="bce"``, the paper's Eq. 4) or :func:`asymmetric_loss` (``"asymmetric"``, as
     PAT trains). The loss terms keep the names ``bce_*`` whichever ``C`` is chosen.
 
+    The action term reads the fused action logits (``action_heads="fused"``, RefDense's Eq. 4), or,
+    for PAT, its two heads apart (``"separate"``, the published recipe):
+    ``C(Y, P) = C(Y, P_coarse) + fine_head_weight * C(Y, P_fine)``, logged as ``bce_coarse`` and
+    ``bce_fine``. PAT's published code trains with ``classification="asymmetric"``,
+    ``action_heads="separate"`` and ``fine_head_weight`` 0.1 (Charades) or 1.0 (MultiTHUMOS).
+
     The ablations of the paper, one switch each:
 
     - no entity labels / no motion labels (Table 4): ``use_entity_labels: false`` /
@@ -382,10 +395,13 @@ class LossConfig:
 
     Fields:
         classification: ``"bce"`` or ``"asymmetric"``.
+        action_heads: ``"fused"`` or ``"separate"`` (needs a model with ``fine_logits`` and
+            ``coarse_logits``: PAT, ``motion_only``).
+        fine_head_weight: weight of the fine head's term with ``action_heads="separate"`` (>= 0).
         action_weight, entity_weight, motion_weight: weights of the classification terms (>= 0).
         colv_weight: lambda of the paper (>= 0).
         colv_sets: concept sets aligned with their prompts, a subset of ``action, entity, motion``.
-        colv_variant: ``"refdense"`` (negatives-only denominator) or ``"infonce"``.
+        colv_variant: ``"refdense"`` (negatives-only denominator), ``"infonce"`` or ``"supcon"``.
         temperature: tau of CoLV (> 0), the initial value when learnable.
         learnable_temperature: learn ``log tau`` (initialised at ``log temperature``).
         use_entity_labels, use_motion_labels: train with the decomposed labels of that set.
@@ -395,6 +411,8 @@ class LossConfig:
     """
 
     classification: str = "bce"
+    action_heads: str = "fused"
+    fine_head_weight: float = 0.1
     action_weight: float = 1.0
     entity_weight: float = 1.0
     motion_weight: float = 1.0
@@ -413,7 +431,9 @@ class LossConfig:
         where = "LossConfig"
         if self.classification not in CLASSIFICATION_LOSSES:
             raise ValueError(f"{where}: classification: expected one of {CLASSIFICATION_LOSSES}, found {self.classification!r}")
-        for name in ("action_weight", "entity_weight", "motion_weight", "colv_weight"):
+        if self.action_heads not in ACTION_HEADS:
+            raise ValueError(f"{where}: action_heads: expected one of {ACTION_HEADS}, found {self.action_heads!r}")
+        for name in ("action_weight", "entity_weight", "motion_weight", "colv_weight", "fine_head_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{where}: {name}: expected a finite number >= 0, found {value!r}")
@@ -473,8 +493,9 @@ class LossResult:
     Attributes:
         total: scalar tensor to back-propagate (weighted sum of the terms).
         terms: unweighted value of each term that is on, as detached 0-d float32 tensors (no device
-            synchronisation per step; call ``float()`` when logging), keyed ``bce_action``,
-            ``bce_entity``, ``bce_motion``, ``colv_action``, ``colv_entity``, ``colv_motion``.
+            synchronisation per step; call ``float()`` when logging), keyed ``bce_action`` (or
+            ``bce_coarse`` and ``bce_fine``), ``bce_entity``, ``bce_motion``, ``colv_action``,
+            ``colv_entity``, ``colv_motion``.
     """
 
     total: Tensor
@@ -545,16 +566,31 @@ class RefDenseCriterion(nn.Module):
         """The CoLV temperature tau (a tensor when learnable)."""
         return self.log_temperature.exp() if self.log_temperature is not None else self.cfg.temperature
 
+    def classification_terms(self) -> list[tuple[str, str, str, float]]:
+        """``(term, logits attribute of the output, labels attribute of the batch, weight)`` of each
+        classification term, in the order action (or coarse, fine), entity, motion."""
+        cfg = self.cfg
+        weights = {"action": cfg.action_weight, "entity": cfg.entity_weight, "motion": cfg.motion_weight}
+        terms = []
+        for name in cfg.classification_sets():
+            if name == "action" and cfg.action_heads == "separate":
+                terms.append(("bce_coarse", "coarse_logits", "labels", cfg.action_weight))
+                terms.append(("bce_fine", "fine_logits", "labels", cfg.action_weight * cfg.fine_head_weight))
+            else:
+                terms.append((f"bce_{name}", _LOGITS[name], _LABELS[name], weights[name]))
+        return terms
+
     def term_names(self) -> list[str]:
         """Names of the terms this criterion computes, in the order of :class:`LossResult.terms`."""
-        return [f"bce_{s}" for s in self.cfg.classification_sets()] + [f"colv_{s}" for s in self.colv_sets]
+        return [term for term, *_ in self.classification_terms()] + [f"colv_{s}" for s in self.colv_sets]
 
     def _get(self, obj: Any, attribute: str, term: str, owner: str) -> Tensor:
         value = getattr(obj, attribute, None)
         if value is None:
             raise ValueError(
                 f"RefDenseCriterion: the loss term {term!r} needs {owner}.{attribute}, found None "
-                f"(switch the term off in the LossConfig, e.g. use_entity_labels / use_motion_labels / colv_sets)"
+                f"(switch the term off in the LossConfig, e.g. use_entity_labels / use_motion_labels / colv_sets / "
+                f"action_heads: fused)"
             )
         return value
 
@@ -573,13 +609,11 @@ class RefDenseCriterion(nn.Module):
         mask = self._get(batch, "mask", "every term", "batch")
         if validate:
             self._check_batch_values(batch, mask)
-        weights = {"action": cfg.action_weight, "entity": cfg.entity_weight, "motion": cfg.motion_weight}
         terms: dict[str, Tensor] = {}
         total = None
-        for name in cfg.classification_sets():
-            term = f"bce_{name}"
-            logits = self._get(output, _LOGITS[name], term, "output")
-            labels = self._get(batch, _LABELS[name], term, "batch")
+        for term, logits_name, labels_name, weight in self.classification_terms():
+            logits = self._get(output, logits_name, term, "output")
+            labels = self._get(batch, labels_name, term, "batch")
             if cfg.classification == "bce":
                 value = masked_bce(logits, labels, mask, validate=False)
             else:
@@ -588,7 +622,7 @@ class RefDenseCriterion(nn.Module):
                     validate=False,
                 )
             terms[term] = value
-            total = weights[name] * value if total is None else total + weights[name] * value
+            total = weight * value if total is None else total + weight * value
         for name in self.colv_sets:
             term = f"colv_{name}"
             features = self._get(output, _FEATURES[name], term, "output")

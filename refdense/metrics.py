@@ -1,6 +1,6 @@
 """Evaluation metrics of dense action detection: per-frame mAP and the action-conditional metrics.
 
-All frames of all videos are pooled (SPEC section 7). Inputs are *probabilities* in [0, 1] and 0/1
+All frames of all videos are pooled (docs/METHOD.md, section 7). Inputs are *probabilities* in [0, 1] and 0/1
 labels, given either as lists of per-video arrays ``(T_v, C)`` or as padded arrays ``(V, T, C)``
 with ``lengths`` ``(V,)``.
 
@@ -380,7 +380,7 @@ def _frame_map(pooled: _Pooled) -> FrameMAP:
 
 
 def frame_map(scores, labels, lengths=None) -> FrameMAP:
-    """Per-frame mAP over all pooled frames (SPEC section 7).
+    """Per-frame mAP over all pooled frames (docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
     labels: same layout, values in {0, 1}.
@@ -435,7 +435,7 @@ def _check_tau_threshold(tau, threshold) -> None:
 
 
 def _conditioning_frames(pooled: _Pooled, tau: int) -> list[np.ndarray]:
-    """For each class c_j, the frames F_j = {t : M[t, c_j] = 1} (ascending) of SPEC section 7.
+    """For each class c_j, the frames F_j = {t : M[t, c_j] = 1} (ascending) of docs/METHOD.md, section 7.
 
     tau = 0: M = Y. tau > 0: M[t, c] = 1 iff Y[t, c] = 0 and Y[u, c] = 1 for some u in
     [t - tau + 1, t], the window clipped at the start of t's video. The window's "any" is built
@@ -522,7 +522,7 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
-    """Action-conditional precision, recall, F1 and mAP (MLAD; SPEC section 7).
+    """Action-conditional precision, recall, F1 and mAP (MLAD; docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
     labels: same layout, values in {0, 1}.
@@ -643,20 +643,19 @@ class Predictions:
     video_ids: list
 
 
-def _object_array(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    result = np.empty(len(arrays), dtype=object)
-    for v, a in enumerate(arrays):
-        result[v] = a
-    return result
-
-
 def write_predictions(path: str | os.PathLike, scores, labels, video_ids: Sequence[str]) -> None:
     """Write a predictions file (``.npz``) atomically, after validating it.
 
-    scores: list of (T_v, C) probabilities (their dtype is kept); labels: list of (T_v, C) 0/1
-    arrays (stored as uint8); video_ids: one id per video. The arrays are stored as object arrays
-    (one entry per video), so reading needs ``np.load(path, allow_pickle=True)``; use
-    :func:`read_predictions`.
+    scores: list of (T_v, C) probabilities; labels: list of (T_v, C) 0/1 arrays; video_ids: one
+    id per video. The file holds plain arrays only (nothing pickled, so it loads with
+    ``allow_pickle=False``)::
+
+        scores     (N, C)  the videos' scores one after the other (N = sum of T_v; dtype kept)
+        labels     (N, C)  uint8
+        lengths    (V,)    int64, T_v of each video in order
+        video_ids  (V,)    unicode strings
+
+    Read it with :func:`read_predictions`.
     """
     from refdense.io import atomic_write
 
@@ -665,54 +664,94 @@ def write_predictions(path: str | os.PathLike, scores, labels, video_ids: Sequen
     with atomic_write(path, "wb") as handle:
         np.savez(
             handle,
-            scores=_object_array([np.asarray(s) for s in score_list]),
-            labels=_object_array([np.asarray(y).astype(np.uint8) for y in label_list]),
+            scores=np.concatenate([np.asarray(s) for s in score_list]),
+            labels=np.concatenate([np.asarray(y) for y in label_list]).astype(np.uint8),
+            lengths=np.array([len(s) for s in score_list], dtype=np.int64),
             video_ids=np.array(video_ids, dtype=str),
         )
 
 
-def read_predictions(path: str | os.PathLike) -> Predictions:
-    """Read and validate a predictions file.
+def _pickled_members(path: str | os.PathLike) -> list[str]:
+    """Names of the arrays in an ``.npz`` whose dtype holds Python objects, from their headers
+    alone (nothing is unpickled)."""
+    import zipfile
 
-    Accepts ``scores`` and ``labels`` as object arrays of per-video (T_v, C) arrays, or as dense
-    (V, T, C) arrays with ``lengths`` (V,); ``video_ids`` is optional (default ``"0"``, ``"1"``,
-    ...). Object arrays are pickled by numpy, so the file is loaded with ``allow_pickle=True``:
-    read only files you trust.
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for member in archive.namelist():
+            with archive.open(member) as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                if read(handle)[2].hasobject:
+                    found.append(member.removesuffix(".npy"))
+    return found
+
+
+def _concatenated_videos(array: np.ndarray, lengths: np.ndarray, what: str, where: str) -> list[np.ndarray]:
+    """Split a concatenated (N, C) array into per-video (T_v, C) arrays of ``lengths`` (V,)."""
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 0).any():
+        raise ValueError(f"{where}lengths: expected one integer >= 0 per video, found {lengths!r}")
+    if int(lengths.sum()) != array.shape[0]:
+        raise ValueError(f"{where}lengths: sum to {int(lengths.sum())} segments, but {what} holds "
+                         f"{array.shape[0]} rows (the videos one after the other)")
+    return np.split(array, np.cumsum(lengths)[:-1])
+
+
+def read_predictions(path: str | os.PathLike) -> Predictions:
+    """Read and validate a predictions file; nothing in it is unpickled (``allow_pickle=False``).
+
+    ``scores`` and ``labels`` are either concatenated ``(N, C)`` arrays (what
+    :func:`write_predictions` writes) or padded ``(V, T, C)`` arrays; ``lengths`` ``(V,)`` is
+    required with both (the padding of a padded array is not segments). ``video_ids`` is optional
+    (default ``"0"``, ``"1"``, ...). A file holding pickled objects (the object arrays of earlier
+    refdense versions, or a crafted file) is refused with the command that converts a trusted one.
     """
     import zipfile
 
     where = f"{path}: "
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such predictions file")
-    if not zipfile.is_zipfile(path):  # never unpickle what is not an .npz archive
+    if not zipfile.is_zipfile(path):
         raise ValueError(f"{where}not a .npz file (expected a zip archive of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=True) as data:
-            content = {name: data[name] for name in data.files}
+        pickled = _pickled_members(path)
+        if not pickled:
+            with np.load(path, allow_pickle=False) as data:
+                content = {name: data[name] for name in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{where}not a readable .npz file ({error})") from error
+        raise ValueError(f"{where}not a readable .npz file ({error})") from None
+    if pickled:
+        quoted = repr(str(path))
+        raise ValueError(
+            f"{where}refused: {', '.join(pickled)} hold pickled Python objects, which are never loaded (loading "
+            "them could run code). A predictions file of an earlier refdense (per-video object arrays) that "
+            "you made yourself can be converted in place once:\n"
+            f"  python -c \"import numpy as np; from refdense.metrics import write_predictions; "
+            f"d = np.load({quoted}, allow_pickle=True); write_predictions({quoted}, list(d['scores']), "
+            "list(d['labels']), list(d['video_ids']) if 'video_ids' in d.files else range(len(d['scores'])))\""
+        )
     missing = [name for name in ("scores", "labels") if name not in content]
     if missing:
         raise ValueError(f"{where}expected arrays 'scores' and 'labels', missing {missing}; found {sorted(content)}")
     scores, labels = content["scores"], content["labels"]
-    lengths = content.get("lengths")
-    for name, array in (("scores", scores), ("labels", labels)):
-        if array.dtype == object and array.ndim != 1:
-            raise ValueError(
-                f"{where}{name}: expected a 1-d object array (one entry per video), found shape {array.shape}"
-            )
-    if (scores.dtype == object) != (labels.dtype == object):
-        raise ValueError(f"{where}expected 'scores' and 'labels' in the same form (both per-video or both dense)")
-    if scores.dtype == object and lengths is not None:
-        raise ValueError(f"{where}'lengths' is only used with dense (V, T, C) arrays, but 'scores' is per-video")
+    if scores.ndim not in (2, 3):
+        raise ValueError(f"{where}scores: expected concatenated (N, C) or padded (V, T, C) arrays, "
+                         f"found shape {scores.shape}")
+    if "lengths" not in content:
+        form = "padded (V, T, C)" if scores.ndim == 3 else "concatenated (N, C)"
+        raise ValueError(f"{where}expected 'lengths' (V,) with {form} scores: the number of segments of each "
+                         "video" + (" (np.full(V, T) when no video is padded)" if scores.ndim == 3 else ""))
+    lengths = content["lengths"]
+    if labels.ndim != scores.ndim:
+        raise ValueError(f"{where}expected 'scores' and 'labels' of the same shape, found {scores.shape} and "
+                         f"{labels.shape}")
+    num_videos = len(lengths) if lengths.ndim == 1 else 0
     video_ids = content.get("video_ids")
-    num_videos = len(scores) if scores.dtype == object else (scores.shape[0] if scores.ndim else 0)
     video_ids = [str(v) for v in video_ids] if video_ids is not None else [str(v) for v in range(num_videos)]
-    score_list, label_list = _check_videos(
-        list(scores) if scores.dtype == object else scores,
-        list(labels) if labels.dtype == object else labels,
-        lengths,
-        video_ids=video_ids,
-        where=where,
-    )
+    if scores.ndim == 2:
+        score_list = _concatenated_videos(scores, lengths, "scores", where)
+        label_list = _concatenated_videos(labels, lengths, "labels", where)
+        score_list, label_list = _check_videos(score_list, label_list, video_ids=video_ids, where=where)
+    else:
+        score_list, label_list = _check_videos(scores, labels, lengths, video_ids=video_ids, where=where)
     return Predictions(scores=score_list, labels=label_list, video_ids=video_ids)

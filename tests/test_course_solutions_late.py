@@ -10,7 +10,7 @@ import torch
 
 from refdense.course import solutions
 from refdense.course.checks import check_exercise
-from refdense.losses import colv_loss_from_similarities, masked_bce
+from refdense.losses import colv_loss, colv_loss_from_similarities, masked_bce
 from refdense.metrics import action_conditional, frame_map, paper_table
 
 
@@ -62,35 +62,40 @@ def test_balanced_pos_weight_counts_only_valid_segments():
 # --- 07_colv_loss ----------------------------------------------------------------------------------
 
 
-def _package_segment(similarities, positives, tau, variant):
-    return colv_loss_from_similarities(similarities[None, None], positives[None, None], _one_segment_mask(), tau, variant=variant)
-
-
-def test_colv_segment_matches_the_package_for_both_variants_and_edge_cases():
-    s = torch.tensor([0.6, 0.2, 0.1, -0.3, 0.4])
-    y = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0])
-    cases = [(s, y, 0.5, "refdense"), (s, y, 0.07, "infonce"), (torch.tensor([0.5, 0.5]), torch.tensor([0.0, 0.0]), 0.1, "refdense"),
-             (torch.tensor([0.5, 0.5]), torch.tensor([1.0, 1.0]), 0.1, "infonce")]
-    assert check_exercise(solutions.colv_segment, _package_segment, *cases)
-    # summing instead of averaging over the positives is the classic slip
-    summed = lambda s, y, tau, v: solutions.colv_segment(s, y, tau, v) * y.sum()  # noqa: E731
-    assert not check_exercise(summed, _package_segment, cases[0])
-
-
-def _autograd_similarity_gradient(similarities, positives, tau):
+def _autograd_supcon_gradient(similarities, positives, tau):
     s = similarities.clone()[None, None].requires_grad_(True)
-    colv_loss_from_similarities(s, positives[None, None], _one_segment_mask(), tau).backward()
+    colv_loss_from_similarities(s, positives[None, None], _one_segment_mask(), tau, variant="supcon").backward()
     return s.grad[0, 0]
 
 
-def test_colv_similarity_gradient_matches_autograd():
+def test_supcon_similarity_gradient_matches_autograd():
     cases = [
         (torch.tensor([0.6, 0.2, 0.1, -0.3, 0.4]), torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0]), 0.5),
         (torch.linspace(-1, 1, 8), torch.tensor([1.0, 0, 1, 0, 1, 0, 1, 0]), 0.07),
     ]
-    assert check_exercise(solutions.colv_similarity_gradient, _autograd_similarity_gradient, *cases)
-    softmax_over_all = lambda s, y, tau: torch.where(y.bool(), -1 / (y.sum() * tau), torch.softmax(s / tau, 0) / tau)  # noqa: E731
-    assert not check_exercise(softmax_over_all, _autograd_similarity_gradient, *cases)
+    assert check_exercise(solutions.supcon_similarity_gradient, _autograd_supcon_gradient, *cases)
+    # the paper's negatives-only softmax in place of the shared one is the classic slip
+    paper_form = lambda s, y, tau: torch.where(  # noqa: E731
+        y.bool(), -1 / (y.sum() * tau), torch.softmax((s / tau).masked_fill(y.bool(), float("-inf")), 0) / tau)
+    assert not check_exercise(paper_form, _autograd_supcon_gradient, *cases)
+
+
+def _autograd_feature_gradient(feature, prompts, positives, tau):
+    f = feature.clone().requires_grad_(True)
+    colv_loss(f[None, None], prompts, positives[None, None], _one_segment_mask(), tau).backward()
+    return f.grad
+
+
+def test_colv_feature_gradient_matches_autograd_through_the_normalisation():
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        (torch.randn(6, generator=g), torch.randn(5, 6, generator=g), torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0]), 0.5),
+        (5 * torch.randn(9, generator=g), torch.randn(4, 9, generator=g), torch.tensor([0.0, 0.0, 1.0, 0.0]), 0.07),
+    ]
+    assert check_exercise(solutions.colv_feature_gradient, _autograd_feature_gradient, *cases)
+    # forgetting the 1/|f| of the normalisation's Jacobian is the classic slip
+    unit_length = lambda f, u, y, tau: solutions.colv_feature_gradient(f, u, y, tau) * f.norm()  # noqa: E731
+    assert not check_exercise(unit_length, _autograd_feature_gradient, *cases)
 
 
 # --- 08_evaluation ---------------------------------------------------------------------------------
@@ -201,7 +206,7 @@ def test_loss_terms_match_the_criterion_of_each_variant():
         loss = solutions.variant_config(name, []).loss
         criterion = RefDenseCriterion(loss, feature_dim=8, text_bank=bank)
         assert solutions.loss_terms(name) == sorted(criterion.term_names()), name
-    assert solutions.loss_terms("pat_colv") == ["bce_action", "colv_action"]
+    assert solutions.loss_terms("pat_colv") == ["bce_coarse", "bce_fine", "colv_action"]  # PAT's two heads
     assert solutions.loss_terms("no_entity_labels") == ["bce_action", "bce_motion", "colv_motion"]
     criterion_terms = lambda name: sorted(RefDenseCriterion(  # noqa: E731
         solutions.variant_config(name, []).loss, feature_dim=8, text_bank=bank).term_names())

@@ -120,6 +120,22 @@ def test_malformed_annotations_raise_naming_file_and_video(make_dataset, entry, 
     assert str(path) in str(error.value) and "'train2'" in str(error.value)
 
 
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 400])
+def test_class_ids_that_are_no_integer_raise_naming_file_and_video(make_dataset, token):
+    path = make_dataset() / "annotations.json"
+    path.write_text('{"v1": {"subset": "training", "duration": 10.0, "actions": [[0, 1, 2], [%s, 1.0, 2.0]]}}' % token)
+    with pytest.raises(DatasetError, match=r"annotations.json: video 'v1': actions\[1\]: expected an integer class id"):
+        read_annotations(path, num_classes=3)
+
+
+def test_a_video_id_given_twice_raises(make_dataset):
+    path = make_dataset() / "annotations.json"
+    entry = '{"subset": "training", "duration": 10.0, "actions": [[0, 1, 2]]}'
+    path.write_text('{"v1": %s, "v2": %s, "v1": %s}' % (entry, entry, entry.replace("[0, 1, 2]", "")))
+    with pytest.raises(DatasetError, match=r"annotations.json: not valid JSON \(the key 'v1' appears twice"):
+        read_annotations(path)
+
+
 def test_class_id_out_of_range_fails_when_loading(make_dataset):
     root = make_dataset(annotations={"v1": {"subset": "training", "duration": 10.0, "actions": [[3, 1.0, 2.0]]}})
     with pytest.raises(DatasetError, match="video 'v1'.*class id 3 out of range"):

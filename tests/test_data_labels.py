@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from refdense.data import DatasetInfo, StreamInfo, decompose_labels, dense_labels, segment_times
+from refdense.data import DatasetInfo, StreamInfo, decompose_labels, dense_labels, recompose_labels, segment_times
 
 
 def positives(labels, c=0):
@@ -112,3 +112,20 @@ def test_decomposed_labels_are_clamped_union_and_keep_boundaries():
     assert positives(motion, 1) == list(range(4, 9))  # classes 1 and 3
     np.testing.assert_array_equal(entity, np.minimum(1, labels.astype(int) @ info.entity_matrix().astype(int)))
     assert entity.dtype == labels.dtype
+
+
+def test_recomposed_labels_keep_every_action_and_add_the_unbound_ones():
+    # classes: (e0, m0), (e0, m1), (e1, m0), (e1, None), (None, m1)
+    info = make_info([(0, 0), (0, 1), (1, 0), (1, None), (None, 1)])
+    A_ent, A_mot = info.entity_matrix(), info.motion_matrix()
+    labels = np.zeros((4, 5), dtype=np.uint8)
+    labels[0, 0] = 1  # one action: only itself fits
+    labels[1, [1, 2]] = 1  # (e0, m1) and (e1, m0) on: (e0, m0) fits too, and so do the one-part classes
+    labels[2, 3] = 1  # (e1, None) alone
+    fits = recompose_labels(decompose_labels(labels, A_ent), decompose_labels(labels, A_mot), A_ent, A_mot)
+    assert fits.dtype == bool and fits.shape == labels.shape
+    assert np.all(fits[labels == 1])  # every action that is on fits
+    assert np.flatnonzero(fits[0]).tolist() == [0]
+    assert np.flatnonzero(fits[1]).tolist() == [0, 1, 2, 3, 4]  # three classes that are off fit as well
+    assert np.flatnonzero(fits[2]).tolist() == [3]
+    assert not fits[3].any()

@@ -82,6 +82,9 @@ def test_write_read_round_trip_and_reorder(tmp_path):
     write(tmp_path / "bad.json", json.dumps({"format": "refdense-decomposition/1", "classes": [{"class": "a"}]}))
     with pytest.raises(DecompositionError, match="classes\\[0\\]"):
         read_decomposition(tmp_path / "bad.json")
+    write(tmp_path / "twice.json", '{"format": "refdense-decomposition/1", "format": "other", "classes": []}')
+    with pytest.raises(DecompositionError, match="'format' appears twice"):
+        read_decomposition(tmp_path / "twice.json")
 
 
 CLASSES = ["HammerThrowSpin", "Walk", "Ball_Kick", "kick the balls", "NoHuman"]

@@ -1,9 +1,11 @@
+import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
-from refdense.io import atomic_directory, atomic_path, atomic_write
+from refdense.io import LockedError, atomic_directory, atomic_path, atomic_write, exclusive_lock
 
 
 def dead_pid() -> int:
@@ -64,3 +66,50 @@ def test_atomic_directory_appears_complete_or_not_at_all(tmp_path):
         (tmp / "b.json").write_text("{}")
     assert sorted(p.name for p in out.iterdir()) == ["b.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+
+
+def test_a_folder_left_between_two_renames_comes_back(tmp_path):
+    """A process killed after moving the old folder aside and before renaming the new one into place
+    leaves NAME.old-PID and NAME.tmp-PID and no NAME: the next write puts the old folder back first."""
+    pid = dead_pid()
+    old, new = tmp_path / f"dataset.old-{pid}", tmp_path / f"dataset.tmp-{pid}"
+    old.mkdir()
+    (old / "a.json").write_text("old")
+    new.mkdir()
+    (new / "a.json").write_text("new, never renamed")
+    with pytest.raises(FileExistsError):  # the old folder is back: replacing it needs overwrite
+        with atomic_directory(tmp_path / "dataset"):
+            pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+    assert (tmp_path / "dataset" / "a.json").read_text() == "old"
+    done = tmp_path / f"dataset.old-{dead_pid()}"  # killed after the second rename: only removed
+    done.mkdir()
+    with atomic_directory(tmp_path / "dataset", overwrite=True) as staging:
+        (staging / "a.json").write_text("newer")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
+    assert (tmp_path / "dataset" / "a.json").read_text() == "newer"
+
+
+HOLD_LOCK = """
+import sys, time
+from refdense.io import exclusive_lock
+with exclusive_lock(sys.argv[1], "the test folder"):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_exclusive_lock_refuses_a_second_process_and_dies_with_its_holder(tmp_path):
+    lock = tmp_path / "run" / "run.lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockedError, match=rf"the test folder is in use by another process \(pid {holder.pid},"):
+            with exclusive_lock(lock, "the test folder"):
+                pass
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)  # no clean-up runs: the kernel releases the lock
+        holder.wait()
+        holder.stdout.close()
+    with exclusive_lock(lock, "the test folder"):
+        assert lock.read_text().strip() == str(os.getpid())

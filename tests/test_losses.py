@@ -31,7 +31,7 @@ def random_batch(seed=0, B=3, T=7, C=5, D=6, dtype=torch.float32, lengths=(7, 4,
 
 
 def colv_loop(video, text, labels, mask, tau, variant):
-    """Plain per-frame implementation of SPEC section 4, in python floats (float64)."""
+    """Plain per-frame implementation of Eq. 11-12 (docs/METHOD.md), in python floats (float64)."""
     total, count = 0.0, 0
     B, T, _ = video.shape
     u = [row / row.norm() for row in text.double()]
@@ -48,9 +48,10 @@ def colv_loop(video, text, labels, mask, tau, variant):
             if not beta or not negatives:
                 continue
             neg_sum = sum(math.exp(s[c] / tau) for c in negatives)
+            all_sum = sum(math.exp(value / tau) for value in s)
             frame = 0.0
             for e in beta:
-                denominator = neg_sum + (math.exp(s[e] / tau) if variant == "infonce" else 0.0)
+                denominator = {"refdense": neg_sum, "infonce": neg_sum + math.exp(s[e] / tau), "supcon": all_sum}[variant]
                 frame += -math.log(math.exp(s[e] / tau) / denominator)
             total += frame / len(beta)
     return total / count
@@ -96,8 +97,10 @@ def asl_reference(x, y, gamma_neg, gamma_pos, clip, eps=1e-8):
 
 def test_asymmetric_loss_matches_the_formula_and_reduces_to_bce():
     logits, labels, mask, _, _ = random_batch(dtype=torch.float64)
-    expected = asl_reference(logits, labels, 4.0, 1.0, 0.05)[mask].sum() / mask.sum()
+    # defaults: the published PAT code's utils.AsymmetricLoss (gamma_neg 3, gamma_pos 1, clip 0.05)
+    expected = asl_reference(logits, labels, 3.0, 1.0, 0.05)[mask].sum() / mask.sum()
     torch.testing.assert_close(asymmetric_loss(logits, labels, mask), expected)
+    assert not torch.allclose(asymmetric_loss(logits, labels, mask, gamma_neg=4.0), expected)
     torch.testing.assert_close(
         asymmetric_loss(logits, labels, mask, gamma_neg=0, gamma_pos=0, clip=0), masked_bce(logits, labels, mask)
     )
@@ -151,7 +154,7 @@ def test_classification_losses_are_stable_for_extreme_logits():
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_colv_matches_a_per_frame_loop(variant, seed):
     _, labels, mask, feats, text = random_batch(seed=seed, B=3, T=9, C=6, D=8, lengths=(9, 5, 1))
@@ -178,9 +181,30 @@ def test_colv_hand_computed_frame_and_variants_differ_only_by_the_positive_in_th
     infonce = colv_loss(feats, text, labels, mask, tau, variant="infonce")
     expected = (math.log(math.exp(1.2) + 1) - 1.2 + math.log(math.exp(1.6) + 1) - 1.6) / 2
     torch.testing.assert_close(infonce, torch.tensor(expected, dtype=torch.float64))
+    # supcon: one denominator over all three classes, exp(1.2) + exp(1.6) + 1, for both positives
+    supcon = colv_loss(feats, text, labels, mask, tau, variant="supcon")
+    expected = math.log(math.exp(1.2) + math.exp(1.6) + 1) - (1.2 + 1.6) / 2
+    torch.testing.assert_close(supcon, torch.tensor(expected, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+def test_colv_variants_pull_the_positives_differently():
+    """d l / d s_e: constant -1/(|beta| tau) (paper), fading (InfoNCE), competing (supcon: a positive
+    that already holds more than its share 1/|beta| of the softmax is pushed away)."""
+    s = torch.tensor([[[0.9, 0.1, 0.0, -0.2]]], dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([[[1.0, 1.0, 0.0, 0.0]]], dtype=torch.float64)
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    tau = 0.1
+    grads = {}
+    for variant in ("refdense", "infonce", "supcon"):
+        (grads[variant],) = torch.autograd.grad(colv_loss_from_similarities(s, labels, mask, tau, variant=variant), s)
+    torch.testing.assert_close(grads["refdense"][0, 0, :2], torch.full((2,), -1 / (2 * tau), dtype=torch.float64))
+    assert (grads["infonce"][0, 0, :2] > grads["refdense"][0, 0, :2]).all()  # weaker pull
+    softmax = torch.softmax(s.detach()[0, 0] / tau, dim=0)
+    torch.testing.assert_close(grads["supcon"][0, 0], (softmax - labels[0, 0] / 2) / tau)
+    assert grads["supcon"][0, 0, 0] > 0 > grads["supcon"][0, 0, 1]  # the winning positive is pushed back
+
+
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 def test_colv_frames_without_positive_or_negative_give_zero_but_count(variant):
     B, T, C, D = 1, 4, 3, 5
     g = torch.Generator().manual_seed(3)
@@ -206,7 +230,7 @@ def test_colv_frames_without_positive_or_negative_give_zero_but_count(variant):
     assert value.item() == 0 and torch.all(grad == 0)
 
 
-@pytest.mark.parametrize("variant", ["refdense", "infonce"])
+@pytest.mark.parametrize("variant", ["refdense", "infonce", "supcon"])
 def test_colv_gradcheck_float64_including_temperature(variant):
     _, labels, mask, feats, text = random_batch(seed=4, B=2, T=4, C=4, D=3, dtype=torch.float64, lengths=(4, 2))
     labels[0, 0] = 1  # all positive frame: guarded, must stay finite
@@ -257,7 +281,8 @@ def test_colv_under_bf16_autocast_is_computed_in_float32():
         value = colv_loss(projected, text, labels, mask)
         per_frame = colv_loss(projected, text, labels, mask, reduction="none")
     assert value.dtype == torch.float32 and per_frame.dtype == torch.float32
-    torch.testing.assert_close(value, reference, rtol=0.05, atol=0.05)
+    # error from the bf16 projection: at most 0.0065 over 30 seeds (measured)
+    torch.testing.assert_close(value, reference, rtol=0, atol=0.02)
     value.backward()
     assert torch.isfinite(projection.weight.grad).all()
 
@@ -331,6 +356,10 @@ def test_loss_config_defaults_validation_and_yaml_round_trip():
         LossConfig(temperature=0)
     with pytest.raises(ValueError, match=r"colv_variant"):
         LossConfig(colv_variant="clip")
+    with pytest.raises(ValueError, match=r"action_heads: expected one of \('fused', 'separate'\), found 'both'"):
+        LossConfig(action_heads="both")
+    with pytest.raises(ValueError, match=r"fine_head_weight: expected a finite number >= 0, found -0.1"):
+        LossConfig(fine_head_weight=-0.1)
     # no entity labels removes the CoLV term of that set too (beta(t) comes from Y_ent)
     assert LossConfig(use_entity_labels=False).active_colv_sets() == ["motion"]
 
@@ -460,6 +489,34 @@ def test_pat_plus_colv_uses_the_action_features():
     torch.testing.assert_close(result.terms["colv_action"], expected.detach())
 
 
+def pat_recipe(**overrides) -> RefDenseCriterion:
+    """PAT's published two-head recipe: ASL on each head, the fine one weighted."""
+    values = dict(classification="asymmetric", action_heads="separate", use_entity_labels=False,
+                  use_motion_labels=False, colv_sets=[])
+    return criterion(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("fine_head_weight", [0.1, 1.0])  # Charades, MultiTHUMOS
+def test_separate_action_heads_train_each_head_with_its_weight(fine_head_weight):
+    out, batch = model_output(with_sub_networks=False), make_batch()
+    out.fine_logits, out.coarse_logits = model_output(seed=1).action_logits, model_output(seed=2).action_logits
+    crit = pat_recipe(fine_head_weight=fine_head_weight)
+    result = crit(out, batch)
+    assert list(result.terms) == crit.term_names() == ["bce_coarse", "bce_fine"]
+    coarse = asymmetric_loss(out.coarse_logits, batch.labels, batch.mask)
+    fine = asymmetric_loss(out.fine_logits, batch.labels, batch.mask)
+    torch.testing.assert_close(result.total, coarse + fine_head_weight * fine)
+    torch.testing.assert_close(result.terms["bce_fine"], fine.detach())
+    # the fused logits are for evaluation only: moving them changes nothing
+    out.action_logits = out.action_logits.detach() + 5.0
+    torch.testing.assert_close(crit(out, batch).total, result.total)
+
+
+def test_separate_action_heads_need_a_model_with_two_heads():
+    with pytest.raises(ValueError, match=r"'bce_coarse' needs output.coarse_logits, found None .*action_heads: fused"):
+        run(pat_recipe(), output=model_output(with_sub_networks=False))
+
+
 def test_criterion_errors_name_what_is_missing():
     with pytest.raises(ValueError, match=r"'bce_entity' needs output.entity_logits, found None"):
         run(criterion(colv_sets=[]), output=model_output(with_sub_networks=False))
@@ -508,5 +565,7 @@ def test_criterion_under_bf16_autocast():
     assert torch.isfinite(result.total)
     result.total.backward()
     assert torch.isfinite(crit.projections["action"].weight.grad).all()
-    for name in ("bce_entity", "bce_motion", "colv_entity", "colv_motion"):
-        torch.testing.assert_close(result.terms[name], reference.terms[name], rtol=0.05, atol=0.05)
+    # errors from bf16 inputs, largest over 30 seeds (measured): BCE 0.0025, CoLV 0.025 (the
+    # similarities are divided by tau = 0.07, which magnifies the rounding of the features)
+    for name, tolerance in (("bce_entity", 0.008), ("bce_motion", 0.008), ("colv_entity", 0.06), ("colv_motion", 0.06)):
+        torch.testing.assert_close(result.terms[name], reference.terms[name], rtol=0, atol=tolerance, msg=name)

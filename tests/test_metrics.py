@@ -1,9 +1,12 @@
-"""The fast metrics against a plain reference written from SPEC section 7, word by word."""
+"""The fast metrics against a plain reference written from docs/METHOD.md, section 7, word by word."""
 
 from __future__ import annotations
 
 import json
 import math
+import shlex
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -52,7 +55,7 @@ def reference_frame_map(score_list, label_list):
 
 
 def reference_mask(label_list, tau):
-    """M per SPEC: tau = 0: M = Y; else n[t,c] = sum of Y[u,c], u in [t-tau+1, t] clipped at
+    """M as defined in docs/METHOD.md: tau = 0: M = Y; else n[t,c] = sum of Y[u,c], u in [t-tau+1, t] clipped at
     the video start, and M[t,c] = 1 iff n[t,c] > 0 and Y[t,c] = 0."""
     masks = []
     for y in label_list:
@@ -295,6 +298,29 @@ def test_predictions_round_trip(tmp_path):
     pred2 = read_predictions(dense)
     assert pred2.video_ids == ["0", "1", "2"]
     assert all(np.array_equal(a, b) for a, b in zip(pred2.scores, scores))
+    # The file holds plain arrays only: numpy reads it without unpickling anything.
+    with np.load(path, allow_pickle=False) as data:
+        assert data["scores"].shape == (int(lengths.sum()), 4) and data["lengths"].tolist() == lengths.tolist()
+        assert data["video_ids"].tolist() == ["a", "b", "c"] and data["labels"].dtype == np.uint8
+
+
+def test_predictions_of_earlier_versions_are_refused_with_the_command_that_converts_them(tmp_path):
+    rng = np.random.default_rng(3)
+    scores, labels = random_videos(rng, num_videos=2, num_classes=3)
+    path = tmp_path / "old predictions.npz"
+    per_video = {name: np.empty(2, dtype=object) for name in ("scores", "labels")}
+    for v in range(2):
+        per_video["scores"][v], per_video["labels"][v] = scores[v], labels[v].astype(np.uint8)
+    np.savez(path, **per_video, video_ids=np.array(["x", "y"]))  # what refdense wrote before
+    with pytest.raises(ValueError, match="refused: scores, labels hold pickled Python objects") as error:
+        read_predictions(path)
+    command = str(error.value).splitlines()[-1].strip()
+    assert command.startswith("python -c ")
+    done = subprocess.run([sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    converted = read_predictions(path)
+    assert converted.video_ids == ["x", "y"]
+    assert all(np.array_equal(a, b) for a, b in zip(converted.scores, scores))
 
 
 def test_write_predictions_refuses_bad_input_and_leaves_no_file(tmp_path):
@@ -311,6 +337,21 @@ def test_read_predictions_errors(tmp_path):
         read_predictions(path)
     np.savez(path, scores=np.zeros((2, 3, 4)), labels=np.zeros((2, 3, 4)), lengths=np.array([3, 9]))
     with pytest.raises(ValueError, match=r"bad.npz: lengths: expected values in \[0, 3\].*found 9 for video #1"):
+        read_predictions(path)
+    np.savez(path, scores=np.zeros((2, 3, 4)), labels=np.zeros((2, 3, 4)))  # padding is no segments
+    with pytest.raises(ValueError, match=r"bad.npz: expected 'lengths' \(V,\) with padded \(V, T, C\) scores"):
+        read_predictions(path)
+    np.savez(path, scores=np.zeros((5, 4)), labels=np.zeros((5, 4)))
+    with pytest.raises(ValueError, match=r"bad.npz: expected 'lengths' \(V,\) with concatenated \(N, C\) scores"):
+        read_predictions(path)
+    np.savez(path, scores=np.zeros((5, 4)), labels=np.zeros((5, 4)), lengths=np.array([2, 2]))
+    with pytest.raises(ValueError, match=r"bad.npz: lengths: sum to 4 segments, but scores holds 5 rows"):
+        read_predictions(path)
+    np.savez(path, scores=np.zeros((5, 4)), labels=np.zeros((5, 4)), lengths=np.array([6, -1]))
+    with pytest.raises(ValueError, match=r"bad.npz: lengths: expected one integer >= 0 per video"):
+        read_predictions(path)
+    np.savez(path, scores=np.zeros(5), labels=np.zeros(5), lengths=np.array([5]))
+    with pytest.raises(ValueError, match=r"bad.npz: scores: expected concatenated \(N, C\) or padded \(V, T, C\)"):
         read_predictions(path)
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="text.npz: not a .npz file"):

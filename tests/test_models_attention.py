@@ -11,7 +11,7 @@ from refdense.models.attention import position_bias_index
 
 
 def spec_pat_bias(q: torch.Tensor, table: torch.Tensor, n: int) -> torch.Tensor:
-    """SPEC section 2, three cases, written as loops (q: (N, d), table: (L, d), built for length n)."""
+    """PAT's bias (docs/METHOD.md, section 2): three cases, as loops (q (N, d), table (L, d), built for length n)."""
     length = table.shape[0]
     s = torch.zeros(q.shape[0], q.shape[0])
     for i in range(q.shape[0]):

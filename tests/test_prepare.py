@@ -6,6 +6,9 @@ Every fixture is invented for these tests (ids, class names, times); no dataset 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -59,9 +62,11 @@ def test_super_events_zero_based_and_unknown_ids_counted(tmp_path):
     raw = read_annotations("charades", [write(tmp_path / "a.json", json.dumps(data))], classes_file=classes_file(tmp_path))
     assert raw.classes == CLASSES
     assert raw.videos["vidA"]["actions"] == [[0, 1.0, 2.0], [2, 3.0, 4.0]]
-    assert raw.videos["vidB"] == {"subset": "testing", "duration": 5.0, "actions": []}
+    assert raw.videos["vidA"]["origins"] == ["a.json: video 'vidA', actions[0]", "a.json: video 'vidA', actions[1]"]
+    assert raw.videos["vidB"] == {"subset": "testing", "duration": 5.0, "actions": [], "origins": []}
     assert raw.problems == {"unknown class id": 1}
     assert "class id 7" in raw.examples["unknown class id"] and "vidA" in raw.examples["unknown class id"]
+    assert raw.details == {"unknown class id": ["a.json: video 'vidA', actions[2]: class id 7 outside 0..2"]}
 
 
 def test_super_events_one_based_multithumos_and_wrong_base_refused(tmp_path):
@@ -87,10 +92,14 @@ def test_charades_csv_with_class_list(tmp_path):
     write(tmp_path / "Charades_v1_classes.txt", "".join(f"z{i:03d} {n}\n" for i, n in enumerate(CLASSES)))
     raw = read_annotations("charades", [train, test])  # the class list is found beside the CSVs
     assert raw.classes == CLASSES
-    assert raw.videos["AB12C"] == {"subset": "training", "duration": 11.9, "actions": [[0, 1.5, 4.0], [2, 0.0, 12.6]]}
+    assert raw.videos["AB12C"] == {"subset": "training", "duration": 11.9, "actions": [[0, 1.5, 4.0], [2, 0.0, 12.6]],
+                                   "origins": ["Charades_v1_train.csv:2 ('z000 1.50 4.00')",
+                                               "Charades_v1_train.csv:2 ('z002 0.00 12.60')"]}
     assert raw.videos["XY34Z"]["actions"] == []
     assert raw.videos["TT00T"]["subset"] == "testing"
     assert raw.problems == {"unknown class id": 1, "malformed action": 1}
+    assert raw.details["malformed action"][0].endswith("Charades_v1_train.csv:4: video 'QQ77Q': expected "
+                                                       "'cXXX start end', found 'z001 bad'")
     raw_dir = read_annotations("charades", [tmp_path])  # a folder works too
     assert set(raw_dir.videos) == set(raw.videos)
     bad = write(tmp_path / "other" / "Charades_v1_train.csv", "id,actions\nA,\n")
@@ -104,7 +113,8 @@ def test_multithumos_per_class_files(tmp_path):
     write(folder / "NoHuman.txt", "video_validation_0000001 10 12\n\nvideo_validation_0000001 oops\n")
     raw = read_annotations("multithumos", [folder])
     assert raw.videos["video_validation_0000001"] == {"subset": "training", "duration": None,
-                                                      "actions": [[0, 1.0, 2.5], [64, 10.0, 12.0]]}
+                                                      "actions": [[0, 1.0, 2.5], [64, 10.0, 12.0]],
+                                                      "origins": ["BaseballPitch.txt:1", "NoHuman.txt:1"]}
     assert raw.videos["video_test_0000009"]["subset"] == "testing"
     assert raw.problems == {"malformed action": 1}
     write(folder / "NotAClass.txt", "video_test_0000009 1 2\n")
@@ -117,7 +127,9 @@ def test_tsu_frames_become_seconds(tmp_path):
     data = {"P01T01C01": {"subset": "training", "duration": 400, "actions": [[1, 20, 100], [0, 0, 10]]}}
     raw = read_annotations("tsu", [write(tmp_path / "tsu.json", json.dumps(data))], classes_file=tmp_path / "Action_list")
     assert raw.classes == ["Enter", "Sit_down"]
-    assert raw.videos["P01T01C01"] == {"subset": "training", "duration": 20.0, "actions": [[1, 1.0, 5.0], [0, 0.0, 0.5]]}
+    assert raw.videos["P01T01C01"] == {"subset": "training", "duration": 20.0, "actions": [[1, 1.0, 5.0], [0, 0.0, 0.5]],
+                                       "origins": ["tsu.json: video 'P01T01C01', actions[0]",
+                                                   "tsu.json: video 'P01T01C01', actions[1]"]}
     with pytest.raises(FormatError, match="class list"):
         read_annotations("tsu", [tmp_path / "tsu.json"])
 
@@ -127,6 +139,8 @@ def test_tsu_frames_become_seconds(tmp_path):
     ('{"v": {"subset": "training", "actions": []}}', "expected keys subset, duration, actions"),
     ('{"v": {"subset": "val", "duration": 3, "actions": []}}', "subset must be one of"),
     ("{not json", "not valid JSON"),
+    ('{"v": {"subset": "training", "duration": 3, "actions": []}, "v": {"subset": "testing", "duration": 3, '
+     '"actions": []}}', "'v' appears twice"),  # a reader keeping the last one would lose a video silently
 ])
 def test_json_in_no_known_format_is_refused(tmp_path, content, match):
     with pytest.raises(FormatError, match=match):
@@ -189,7 +203,7 @@ def dirty_dataset(tmp_path, rng):
         "empty_test": {"subset": "testing", "duration": 6.0, "actions": []},
         "no_features": {"subset": "testing", "duration": 6.0, "actions": [[0, 1, 2]]},
         "too_short": {"subset": "training", "duration": 6.0, "actions": [[0, 1, 2]]},
-        "off_by_one": {"subset": "testing", "duration": 8.0, "actions": [[1, 1, 2]]},
+        "off_by_one": {"subset": "testing", "duration": 8.0, "actions": [[1, 1, 2], [0, 1.1, 1.3]]},
         "off_by_five": {"subset": "testing", "duration": 8.0, "actions": [[1, 1, 2]]},
         "nan": {"subset": "training", "duration": 8.0, "actions": [[1, 1, 2]]},
     }
@@ -253,6 +267,49 @@ def test_prepare_reports_and_fixes_every_problem(tmp_path):
     assert saved["annotated_without_features"] == ["no_features"]
 
 
+def test_prepare_report_lists_every_fix_with_its_origin(tmp_path, capsys):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(0))
+    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    out = tmp_path / "out"
+    report = prepare_dataset(raw, video_dir, image_h5, out, decomposition=None, name="toy", fps=24.0, progress=False)
+    saved = json.loads((out / "prepare-report.json").read_text())
+    fixes = {(f["video"], f["fix"]): f for f in saved["fixes"]}
+    assert sorted(fixes) == [("clip_end", "clipped"), ("dropped", "dropped"), ("merge", "merged"),
+                             ("off_by_one", "no segment")] and len(saved["fixes"]) == 5
+    assert fixes["clip_end", "clipped"] == {
+        "video": "clip_end", "class": 0, "start": 2.0, "end": 11.5, "fix": "clipped",
+        "reason": "outside the video [0, 10] s: clipped to [2, 10]", "origin": "charades.json: video 'clip_end', actions[0]"}
+    dropped = [(f["origin"], f["reason"]) for f in saved["fixes"] if f["fix"] == "dropped"]
+    assert dropped == [("charades.json: video 'dropped', actions[0]", "end <= start"),
+                       ("charades.json: video 'dropped', actions[1]", "starts after the video")]
+    assert fixes["merge", "merged"]["origin"] == "charades.json: video 'merge', actions[1]"
+    short = fixes["off_by_one", "no segment"]  # 23 segments over 8 s: none strictly inside (1.1, 1.3)
+    assert (short["class"], short["start"], short["end"]) == (0, 1.1, 1.3)
+    assert short["origin"] == "charades.json: video 'off_by_one', actions[1]"
+    # the count is the one inspect finds on the prepared folder (it was always 0 before)
+    assert saved["cleanup"]["covering_no_segment"] == report.cleanup.no_segment == 1
+    assert main(["inspect", str(out), "--json"]) == 0
+    inspected = json.loads(capsys.readouterr().out)
+    assert sum(split["cleanup"]["covering_no_segment"] for split in inspected["splits"].values()) == 1
+    assert inspected["prepare_report"]["cleanup"] == saved["cleanup"]
+    assert "1 cover no segment" in report.summary() and "clipped: clip_end, class 0 [2, 11.5] s" in report.summary()
+
+
+def test_inspect_shows_how_a_folder_was_prepared(tmp_path, capsys):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(0))
+    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    prepare_dataset(raw, video_dir, image_h5, tmp_path / "out", decomposition=None, name="toy", fps=24.0,
+                    progress=False)
+    assert main(["inspect", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "prepare-report.json" in printed
+    for words in ("clipped 1 (1.5 s), dropped 2", "merged 1 overlapping", "left out 1 annotated videos without features"):
+        assert words in printed
+    (tmp_path / "out" / "prepare-report.json").write_text("{}")
+    assert main(["inspect", str(tmp_path / "out")]) == 2
+    assert "expected a preparation report of format" in capsys.readouterr().err
+
+
 def test_prepare_drops_empty_training_videos_on_request(tmp_path):
     annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(1))
     raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
@@ -313,3 +370,83 @@ def test_cli_prepare(tmp_path, capsys):
         assert handle["video/merge"].dtype == np.float32
     assert main(args) == 2  # Charades without mapping files and without --decomposition
     assert "--decomposition" in capsys.readouterr().err
+
+
+KILLED_PREPARE = """
+import os, signal, sys
+import refdense.prepare.prepare as prepare
+from refdense.cli import main
+
+def write_annotations(*args, **kwargs):  # the process dies after features.h5, before the other files
+    os.kill(os.getpid(), signal.SIGKILL)
+
+prepare.write_annotations = write_annotations
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_prepare_replaces_a_dataset_as_a_whole_even_when_killed_between_files(tmp_path, capsys):
+    annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(3))
+    out = tmp_path / "out"
+    args = ["prepare", "charades", "--annotations", str(annotations), "--classes", str(classes_file(tmp_path)),
+            "--video-features", str(video_dir), "--image-features", str(image_h5), "--decomposition", "none",
+            "--out", str(out)]
+    assert main(args) == 0  # float16 features
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    killed = subprocess.run([sys.executable, "-c", KILLED_PREPARE, *args, "--dtype", "float32"])
+    assert killed.returncode == -signal.SIGKILL
+    staged = [p for p in tmp_path.iterdir() if p.name.startswith("out.tmp-")]
+    assert len(staged) == 1 and [p.name for p in staged[0].iterdir()] == ["features.h5"]  # the new features...
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # ... never beside the old dataset.json
+    assert main(args + ["--dtype", "float32"]) == 0
+    assert not staged[0].exists()  # the next run removed what the killed one left
+    with h5py.File(out / "features.h5") as handle:
+        assert handle["video/merge"].dtype == np.float32
+    assert read_labels(out).info.classes == tuple(CLASSES)
+    # A folder that is not a dataset is never replaced.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(args[:-1] + [str(mine)]) == 2
+    assert "mine: is not a refdense dataset folder (holds thesis.tex)" in capsys.readouterr().err
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
+# ------------------------------------------------------------------------------- wrong dataset
+
+
+def test_files_of_the_other_dataset_are_recognised(tmp_path):
+    """MultiTHUMOS files given to `prepare charades` and the reverse: the error says what they look like."""
+    thumos = {f"video_{subset}_{i:07d}": {"subset": "training" if subset == "validation" else "testing",
+                                          "duration": 30.0, "actions": [[1, 1.0, 2.0]]}
+              for subset, i in (("validation", 901), ("validation", 902), ("test", 903))}
+    thumos_json = write(tmp_path / "multithumos.json", json.dumps(thumos))
+    with pytest.raises(FormatError, match=r"look like MultiTHUMOS, not Charades.*video_test_0000903.*"
+                                          r"`refdense prepare multithumos`"):
+        read_annotations("charades", [thumos_json], classes_file=classes_file(tmp_path))
+    folder = tmp_path / "multithumos_txt"
+    write(folder / "Walk.txt", "video_validation_0000901 1.0 2.5\n")
+    with pytest.raises(FormatError, match=r"look like MultiTHUMOS, not Charades: multithumos-txt"):
+        read_annotations("charades", [folder], classes_file=classes_file(tmp_path))
+
+    charades = {"QX7ZB": {"subset": "training", "duration": 20.0, "actions": [[0, 1.0, 2.0]]},
+                "0J4KD": {"subset": "testing", "duration": 25.0, "actions": [[2, 3.0, 9.0]]}}
+    with pytest.raises(FormatError, match=r"look like Charades, not MultiTHUMOS.*`refdense prepare charades`"):
+        read_annotations("multithumos", [write(tmp_path / "charades.json", json.dumps(charades))])
+    csv = write(tmp_path / "charades_csv" / "Charades_v1_train.csv", "id,actions,length\nQX7ZB,,20\n")
+    with pytest.raises(FormatError, match=r"look like Charades, not MultiTHUMOS: charades-csv"):
+        read_annotations("multithumos", [csv])
+
+
+def test_features_of_the_other_dataset_are_named(tmp_path):
+    annotations = {"QX7ZB": {"subset": "training", "duration": 20.0, "actions": []}}
+    raw = read_annotations("charades", [write(tmp_path / "c.json", json.dumps(annotations))],
+                           classes_file=classes_file(tmp_path))
+    folder = tmp_path / "i3d"
+    folder.mkdir()
+    for video_id in ("video_validation_0000901", "video_test_0000903"):
+        np.save(folder / f"{video_id}.npy", np.zeros((4, 1, 1, 8), np.float32))
+    with pytest.raises(FeatureError, match="the features look like MultiTHUMOS's videos"):
+        prepare_dataset(raw, folder, folder, tmp_path / "out", decomposition=None, name="charades", fps=24.0,
+                        progress=False)

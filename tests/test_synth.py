@@ -1,6 +1,9 @@
 """The synthetic generator: determinism, atomic writes, the designed ambiguity, real-data statistics."""
 
 import json
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,8 +13,8 @@ from refdense.cli import main
 from refdense.data import dataset_statistics, default_dataset, read_info, read_labels, split_statistics
 from refdense.data.format import read_features
 
-# SPEC section 6 (training split; testing where SPEC gives it).
-SPEC_STATISTICS = {
+# The real datasets' label statistics (docs/METHOD.md, section 6; training split, testing where it gives it).
+REAL_STATISTICS = {
     "charades-like": {
         "training": {"videos": 7985, "duration_mean": 29.9, "duration_median": 30.5, "instances_per_video": 6.2,
                      "instance_duration_median": 9.0, "label_density": 2.62, "multi_label_share": 0.70,
@@ -27,12 +30,12 @@ SPEC_STATISTICS = {
 }
 
 
-@pytest.mark.parametrize("preset", sorted(SPEC_STATISTICS))
-def test_real_like_presets_match_spec_statistics_within_15_percent(preset):
+@pytest.mark.parametrize("preset", sorted(REAL_STATISTICS))
+def test_real_like_presets_match_real_statistics_within_15_percent(preset):
     info, annotations, lengths = synth.generate_annotations(preset, seed=0)
     assert info.video_dim == info.image_dim == 1024
     stats = split_statistics(annotations, lengths, info)
-    for subset, expected in SPEC_STATISTICS[preset].items():
+    for subset, expected in REAL_STATISTICS[preset].items():
         found = stats[subset].to_dict()
         for key, value in expected.items():
             assert found[key] == pytest.approx(value, rel=0.15), (subset, key, found[key], value)
@@ -103,16 +106,70 @@ def test_interrupted_generation_leaves_nothing_that_loads(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_existing_output_is_kept_unless_overwrite(tmp_path):
+def test_an_output_is_replaced_only_when_it_holds_a_dataset(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match=r"out: is not a refdense dataset folder \(holds keep.txt\)"):
+            synth.generate("tiny", out, overwrite=overwrite)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    synth.generate("tiny", out)  # an empty folder is filled
     with pytest.raises(FileExistsError, match="not empty"):
         synth.generate("tiny", out)
-    assert (out / "keep.txt").read_text() == "mine"
-    synth.generate("tiny", out, overwrite=True)
+    (out / "text_bank-random.pt").write_bytes(b"a cache that training writes")
+    synth.generate("tiny", out, seed=1, overwrite=True)
     assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "dataset.json", "features.h5"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # The current folder (or one holding it) is never replaced, whatever it holds.
+    monkeypatch.chdir(out)
+    for target in (".", ".."):
+        assert main(["synth", "--preset", "tiny", "--out", target, "--overwrite"]) == 2
+        assert "is the current folder (or holds it), which is never replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["annotations.json", "dataset.json", "features.h5"]
+
+
+HANGING_SYNTH = """
+import sys, time
+from refdense import synth
+from refdense.cli import main
+
+def write_features(path, items, dtype):  # a write whose clean-up never ends
+    path.write_bytes(b"half")
+    print("writing", flush=True)
+    try:
+        time.sleep(600)
+    finally:
+        time.sleep(600)
+
+synth.write_features = write_features
+sys.exit(main(["synth", "--preset", "tiny", "--out", sys.argv[1]]))
+"""
+
+
+def test_sigterm_stops_synth_even_when_its_clean_up_hangs(tmp_path):
+    from refdense.cli import SIGTERM_GRACE_SECONDS
+
+    out = tmp_path / "tiny"
+    process = subprocess.Popen([sys.executable, "-c", HANGING_SYNTH, str(out)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "writing"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=SIGTERM_GRACE_SECONDS + 60)  # raises if the process does not stop
+    process.stdout.close()
+    assert process.returncode == -signal.SIGALRM  # the clean-up hung and the grace period ended it
+    leftover = tmp_path / f"tiny.tmp-{process.pid}"
+    assert [p.name for p in leftover.iterdir()] == ["features.h5"]
+    # The next command that writes a dataset here removes what dead processes left, whatever the
+    # dataset's name, and only folders that hold nothing but dataset files.
+    other = tmp_path / f"other.tmp-{process.pid}"
+    other.mkdir()
+    (other / "annotations.json.tmp-17").write_text("{")
+    foreign = tmp_path / f"notes.tmp-{process.pid}"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("not a dataset file")
+    synth.generate("tiny", tmp_path / "another")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["another", foreign.name]
 
 
 @pytest.mark.parametrize("preset", sorted(synth.PRESETS))

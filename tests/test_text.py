@@ -16,10 +16,10 @@ from refdense.text import (
     load_text_encoder,
     make_prompt,
     prompt_name,
-    resolve_checkpoint,
     text_bank_for,
     text_bank_path,
 )
+from refdense.weights import resolve_checkpoint
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may download in a test
 
@@ -150,15 +150,55 @@ def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError) as info:
         load_text_encoder("clip")
     message = str(info.value)
-    assert "CLIP RN50 weights 'openai' are not on this machine" in message
-    assert "open_clip.create_model('RN50', pretrained='openai')" in message
-    assert "--text-weights PATH" in message and "minilm" in message
+    assert "CLIP RN50 weights 'openai' are not on this machine (HF_HUB_OFFLINE is set)" in message
+    assert "refdense weights download clip-rn50" in message
+    assert "--set data.text_weights=PATH" in message and "--text-weights" not in message
+    assert "--set data.text_encoder=minilm" in message
+
+
+def test_clip_without_network_fails_at_once_without_trying_the_hub(tmp_path, monkeypatch):
+    """HF_HUB_OFFLINE unset and no network: one short probe, no download (the hub client retries for ~50 s)."""
+    import huggingface_hub.constants
+    import open_clip
+
+    from refdense import weights
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    probes = []
+
+    def unreachable(address, timeout):
+        probes.append(timeout)
+        raise OSError("network is unreachable")
+
+    def must_not_download(*args, **kwargs):
+        raise AssertionError("open_clip was asked to download")
+
+    monkeypatch.setattr(weights.socket, "create_connection", unreachable)
+    monkeypatch.setattr(open_clip, "create_model", must_not_download)
+    with pytest.raises(MissingWeightsError, match=r"(?s)not in the Hugging Face cache and https://huggingface.co cannot "
+                                                  r"be reached.*data.text_weights"):
+        load_text_encoder("clip")
+    assert probes == [weights.PROBE_SECONDS] and weights.PROBE_SECONDS <= 5
+
+
+def test_the_config_key_text_weights_reaches_the_encoder(clip_checkpoint, tmp_path):
+    from refdense.train.components import build_criterion
+    from refdense.train.config import load_config
+
+    path, _ = clip_checkpoint
+    config = load_config(overrides=["data.text_encoder=clip", f"data.text_weights={path.parent}"])
+    assert config.data.text_weights == str(path.parent)
+    criterion = build_criterion(config.loss, config.model, INFO, tmp_path, config.data.text_encoder,
+                                config.data.text_weights)
+    bank = TextBank.load(text_bank_path(tmp_path, "clip"))
+    assert str(path) in bank.description and criterion.text_entity.shape == (2, 1024)
 
 
 def test_clip_rejects_a_file_that_is_not_an_rn50_checkpoint(tmp_path):
     bad = tmp_path / "wrong.pt"
     torch.save({"weight": torch.zeros(2)}, bad)
-    with pytest.raises(ValueError, match=r"could not load RN50 weights from .*wrong.pt: expected an open_clip RN50"):
+    with pytest.raises(ValueError, match=r"could not load CLIP RN50 weights from .*wrong.pt: expected an open_clip RN50"):
         load_text_encoder("clip", weights=bad)
 
 

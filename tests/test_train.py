@@ -5,14 +5,23 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 
+from refdense.cli import main
 from refdense.metrics import paper_table, read_predictions
 from refdense.train import ConfigError, NonFiniteLossError, TrainConfig, evaluate, train
-from refdense.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from refdense.train import checkpoint as checkpoint_module
+from refdense.train.checkpoint import CheckpointError, load_checkpoint
 from refdense.train.config import from_dict
 
 
@@ -36,6 +45,14 @@ def tiny_config(dataset, **sections) -> TrainConfig:
     for section, changes in sections.items():
         values.setdefault(section, {}).update(changes)
     return from_dict(values)
+
+
+@pytest.fixture(scope="module")
+def finished_run(dataset, tmp_path_factory):
+    """A run of one epoch (copy it before changing it)."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    train(tiny_config(dataset, optim={"epochs": 1}), run, progress=False)
+    return run
 
 
 def weights(path):
@@ -68,8 +85,6 @@ def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path, capsy
     assert again.to_dict() == result.test.to_dict()
     assert json.loads((run / "results.json").read_text())["test"] == result.test.to_dict()
     # ... and `refdense metrics` prints them
-    from refdense.cli import main
-
     assert main(["metrics", str(run / "predictions-test.npz"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(result.test.to_dict()))
     # evaluating the checkpoint on its own gives the same predictions and numbers
@@ -104,8 +119,12 @@ def test_resume_refuses_another_config_and_a_missing_run(dataset, tmp_path):
         train(config.with_overrides("optim.lr=0.1"), tmp_path / "run", resume=True, progress=False)
     with pytest.raises(ConfigError, match="already holds a run; resume it with --resume"):
         train(config, tmp_path / "run", progress=False)
-    with pytest.raises(ConfigError, match="cannot resume: .*latest.pt does not exist"):
+    with pytest.raises(ConfigError, match="cannot resume: .*nothing does not exist"):
         train(config, tmp_path / "nothing", resume=True, progress=False)
+    assert not (tmp_path / "nothing").exists()  # nothing was written for a typo
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="cannot resume: .*latest.pt does not exist"):
+        train(config, tmp_path / "empty", resume=True, progress=False)
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
@@ -130,19 +149,27 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
     assert all(torch.equal(good[k], kept[k]) for k in good)
 
 
-def test_full_disk_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "latest.pt"
-    save_checkpoint(path, {"epoch": 1})
+def test_a_full_disk_stops_training_with_the_command_that_resumes(finished_run, tmp_path, monkeypatch, capsys):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    real_save = checkpoint_module.atomic_torch_save
 
-    def no_space(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+    def save_on_a_full_disk(obj, path):
+        def no_space(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", no_space)
-    with pytest.raises(CheckpointError, match=f"no space left for checkpoints in {tmp_path}"):
-        save_checkpoint(path, {"epoch": 2})
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "fsync", no_space)
+            real_save(obj, path)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_torch_save", save_on_a_full_disk)
+    assert main(["train", "--resume", str(run), "--set", "optim.epochs=2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"refdense train: error: no space left on the device while writing {run / 'checkpoints'}/")
+    assert f"is kept. Free some space and run the command again; then continue the run with `refdense train " \
+           f"--resume {run}`" in err
     monkeypatch.undo()
-    assert load_checkpoint(path)["epoch"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["latest.pt"]
+    assert load_checkpoint(run / "checkpoints/latest.pt")["epoch"] == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.pt", "latest.pt"]
 
 
 def test_checkpoint_of_another_dataset_shape_is_refused(dataset, tmp_path, make_dataset):
@@ -154,6 +181,120 @@ def test_checkpoint_of_another_dataset_shape_is_refused(dataset, tmp_path, make_
     with pytest.raises(CheckpointError, match="is not a refdense checkpoint"):
         torch.save({"weights": 1}, tmp_path / "foreign.pt")
         evaluate(tmp_path / "foreign.pt", tmp_path / "x.npz")
+
+
+def test_checkpoints_of_another_kind_are_refused_without_traceback(finished_run, tmp_path, capsys):
+    best = torch.load(finished_run / "checkpoints/best.pt", weights_only=True)
+    name, tensor = next((k, v) for k, v in best["model"].items() if v.ndim == 2)
+    cases = {
+        "weights only": (best["model"], "is not a refdense checkpoint (expected format 'refdense-checkpoint/2', "
+                                        "found None)"),
+        "missing": ({k: v for k, v in best.items() if k not in ("model", "history")}, "missing model, history"),
+        "types": (best | {"epoch": "1", "criterion": {"scale": 1.0}},
+                  "epoch: expected int, found str; criterion holds values that are not tensors"),
+        "shapes": (best | {"model": best["model"] | {name: torch.zeros(tensor.shape[0] + 1, tensor.shape[1])}},
+                   f"model does not fit the model built from its config: Error(s) in loading state_dict for "),
+        "keys": (best | {"model": {k: v for k, v in best["model"].items() if k != name}},
+                 f'Missing key(s) in state_dict: "{name}"'),
+        "records": (best | {"best": {"epoch": 1}, "history": [1]},
+                    "best is {'epoch': 1}, expected {'epoch': int, 'val_map': float}; history is not 1 records"),
+    }
+    for case, (state, message) in cases.items():
+        path = tmp_path / f"{case}.pt"
+        torch.save(state, path)
+        assert main(["evaluate", str(path), "--device", "cpu", "--out", str(tmp_path / "p.npz")]) == 2, case
+        err = capsys.readouterr().err
+        assert err.startswith(f"refdense evaluate: error: {path}") and message in err and "Traceback" not in err, err
+    shutil.copytree(finished_run, tmp_path / "run")
+    latest = torch.load(tmp_path / "run/checkpoints/latest.pt", weights_only=True)
+    config = from_dict(latest["config"]).with_overrides("optim.epochs=2")
+    for part, value, message in (("optimizer", {"state": {}, "param_groups": []}, "optimizer does not fit the optimizer"),
+                                 ("scheduler", latest["scheduler"] | {"optimizer": 1}, "scheduler does not fit: "
+                                                                                      "unexpected entries ['optimizer']")):
+        torch.save(latest | {part: value}, tmp_path / "run/checkpoints/latest.pt")
+        with pytest.raises(CheckpointError, match=re.escape(message)):
+            train(config, tmp_path / "run", resume=True, progress=False)
+    torch.save({k: v for k, v in latest.items() if k != "optimizer"}, tmp_path / "run/checkpoints/latest.pt")
+    with pytest.raises(CheckpointError, match="missing optimizer; not a resumable checkpoint"):
+        train(config, tmp_path / "run", resume=True, progress=False)
+
+
+def test_evaluate_refuses_a_dataset_with_other_class_names(finished_run, dataset, tmp_path, capsys):
+    renamed = shutil.copytree(dataset, tmp_path / "renamed")
+    info = json.loads((renamed / "dataset.json").read_text())
+    original = info["classes"][3]
+    info["classes"][3] = "juggle a teapot"
+    (renamed / "dataset.json").write_text(json.dumps(info))
+    best = finished_run / "checkpoints/best.pt"
+    assert main(["evaluate", str(best), "--dataset", str(renamed), "--device", "cpu",
+                 "--out", str(tmp_path / "p.npz")]) == 2
+    assert (f"does not fit this dataset: classes[3] {original!r} in the checkpoint, 'juggle a teapot' in dataset "
+            f"'tiny'") in capsys.readouterr().err
+    assert not (tmp_path / "p.npz").exists()
+
+
+def test_checkpoints_of_format_1_are_refused_with_the_command_that_upgrades_them(finished_run, dataset, tmp_path,
+                                                                                capsys):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    for name in ("best.pt", "latest.pt"):  # what refdense wrote before the class names were stored
+        state = torch.load(run / "checkpoints" / name, weights_only=True)
+        state["format"] = "refdense-checkpoint/1"
+        state["dataset"] = {"video_dim": 32, "image_dim": 32, "num_classes": 12, "num_entities": 4, "num_motions": 4}
+        torch.save(state, run / "checkpoints" / name)
+    args = ["evaluate", str(run / "checkpoints/best.pt"), "--device", "cpu", "--out", str(tmp_path / "p.npz")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "written by an earlier refdense (format 'refdense-checkpoint/1'" in err
+    command = next(line.strip() for line in err.splitlines() if line.strip().startswith("python -c"))
+    assert f"upgrade_checkpoints({str(run / 'checkpoints')!r}, {str(dataset)!r})" in command
+    done = subprocess.run([sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert load_checkpoint(run / "checkpoints/latest.pt", resume=True)["dataset"]["classes"] == \
+        json.loads((dataset / "dataset.json").read_text())["classes"]
+
+
+def test_resume_compares_the_stored_config_with_config_yaml_and_set(finished_run, tmp_path, capsys):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    text = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(text.replace("lr: 0.003", "lr: 0.01").replace("seed: 0", "seed: 5"))
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    assert ("its checkpoint was made with another config (optim.lr: 0.003 in the run, 0.01 now; run.seed: 0 in "
+            "the run, 5 now)") in capsys.readouterr().err
+    (run / "config.yaml").write_text(text)
+    assert main(["train", "--resume", str(run), "--quiet", "--set", "model={dim: 32}", "--set", "optim.epochs=2"]) == 2
+    assert "(model.dim: 16 in the run, 32 now)" in capsys.readouterr().err
+    assert load_checkpoint(run / "checkpoints/latest.pt")["epoch"] == 1
+    assert main(["train", "--resume", str(run), "--quiet", "--set", "optim.epochs=2"]) == 0
+    assert load_checkpoint(run / "checkpoints/latest.pt")["epoch"] == 2
+
+
+def test_one_process_at_a_time_trains_into_a_run_directory(dataset, tmp_path):
+    tiny_config(dataset, optim={"epochs": 1000}).save(tmp_path / "config.yaml")  # runs until stopped
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "refdense", "train", "--config", str(tmp_path / "config.yaml"),
+               "--out", str(run), "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # until the first run holds the lock and has written its first epoch
+            if (run / "metrics.jsonl").exists() or first.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, first.stderr.read()
+        assert (run / "run.lock").read_text().strip() == str(first.pid)
+        for extra in (["--set", "run.seed=1"], ["--resume", str(run)]):
+            second = subprocess.run([*command, *extra], env=env, capture_output=True, text=True, timeout=300)
+            assert second.returncode == 2, second.stderr
+            assert second.stderr.startswith(f"refdense train: error: run directory {run} is in use by another "
+                                            f"process (pid {first.pid}, holding {run / 'run.lock'})"), second.stderr
+        assert first.poll() is None  # the first run goes on, with its own config
+        assert "seed: 0" in (run / "config.yaml").read_text()
+    finally:
+        first.kill()
+        first.wait()
+        first.stderr.close()
 
 
 def test_bf16_autocast_step_on_cpu(dataset, tmp_path):

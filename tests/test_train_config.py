@@ -44,12 +44,42 @@ def test_overrides_parse_yaml_values_and_later_files_win(tmp_path):
         ("model.strides=[3]", "strides"),
         ("data.window=512", "data.window (512) is longer than model.max_len (256)"),
         ("optim", "expected KEY=VALUE"),
+        ("optim.lr=inf", "--set optim.lr=inf: optim.lr must be a finite number, found 'inf'"),
+        ("optim.lr=.nan", "optim.lr must be a finite number, found nan"),
+        ("optim.gamma=1e400", "optim.gamma must be a finite number"),
+        ("optim.grad_clip=" + "9" * 400, "optim.grad_clip must be a finite number"),
+        ("run.seed=-1", "--set run.seed=-1: run.seed must be an integer in [0, 2**63), found -1"),
+        ("run.seed=" + str(2**63), "run.seed must be an integer in [0, 2**63)"),
+        ("run.device=gpu", "--set run.device=gpu: run.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found 'gpu'"),
+        ("run.device=cuda:x", "run.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"),
     ],
 )
 def test_bad_values_are_named(override, message):
     with pytest.raises(ConfigError, match=None) as caught:
         TrainConfig().with_overrides(override)
     assert message in str(caught.value)
+
+
+def test_errors_name_the_file_or_the_set_they_come_from(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("run:\n  seed: -3\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: run\.seed must be an integer in \[0, 2\*\*63\), found -3"):
+        load_config(path)
+    path.write_text("optim:\n  lr: .inf\nrun: {device: tpu}\n")
+    with pytest.raises(ConfigError, match=r"run\.yaml: optim\.lr must be a finite number, found inf"):
+        load_config(path)
+    path.write_text("run: {seed: 1}\n")
+    with pytest.raises(ConfigError, match=r"^--set run\.device=cuda:one: run\.device must be"):
+        load_config(path, overrides=["optim.lr=1e-3", "run.device=cuda:one"])
+
+
+def test_a_mapping_in_set_merges_into_the_section(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("optim: {epochs: 7, batch_size: 3}\n")
+    config = load_config(path, overrides=["optim={lr: 3e-4, epochs: 9}"])
+    assert (config.optim.lr, config.optim.epochs, config.optim.batch_size) == (pytest.approx(3e-4), 9, 3)
+    changed = TrainConfig().with_overrides("optim.batch_size=2", "optim={lr: 0.01}")
+    assert diff(changed, TrainConfig()) == ["optim.batch_size", "optim.lr"]
 
 
 def test_unknown_key_in_a_file_names_the_file(tmp_path):
@@ -79,6 +109,17 @@ def test_paper_recipes_match_section_4():
     assert (charades.model.blocks, multithumos.model.blocks) == (3, 4)
     assert (charades.model.fine_weight, multithumos.model.fine_weight) == (pytest.approx(0.1), pytest.approx(0.2))
     assert charades.data.window == multithumos.data.window == 256
+
+
+def test_pat_baseline_trains_with_the_published_pat_recipe():
+    # Train_PAT_Charades.py: ASL(coarse) + 0.1 ASL(fine); Train_PAT_MultiTHUMOS.py: ASL(coarse) + ASL(fine)
+    for recipe, fine_head_weight in (("charades", 0.1), ("multithumos", 1.0)):
+        pat = load_config(CONFIGS / f"{recipe}.yaml", CONFIGS / "ablations" / "pat.yaml")
+        assert pat.model.arch == "pat"
+        assert (pat.loss.classification, pat.loss.action_heads) == ("asymmetric", "separate")
+        assert pat.loss.fine_head_weight == pytest.approx(fine_head_weight)
+        assert (pat.loss.asl_gamma_neg, pat.loss.asl_gamma_pos, pat.loss.asl_clip) == (3, 1, pytest.approx(0.05))
+        assert load_config(CONFIGS / f"{recipe}.yaml").loss.action_heads == "fused"  # RefDense: Eq. 4 on P
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "ablations").glob("*.yaml")), ids=lambda p: p.stem)

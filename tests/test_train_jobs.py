@@ -43,6 +43,8 @@ def test_demo_writes_a_report_comparing_both_models_from_their_predictions(datas
     assert len(figures) == 5 and all((tmp_path / "demo" / f).is_file() for f in figures)
     pat_config = (tmp_path / "demo" / "pat" / "config.yaml").read_text()
     assert "arch: pat" in pat_config and "inputs: concat" in pat_config
+    assert "loss: asymmetric loss on the coarse head + 0.1 x the fine head (PAT's recipe), no CoLV." in text
+    assert "loss: BCE on actions + entity + motion, CoLV on entity, motion" in text
 
 
 def test_ablation_files_are_the_listed_variants():

@@ -13,6 +13,8 @@ import importlib
 import signal
 import sys
 
+from refdense.io import DiskFullError
+
 # Order in which the subcommands are listed by ``refdense --help``.
 COMMANDS = (
     "synth",
@@ -22,10 +24,16 @@ COMMANDS = (
     "metrics",
     "demo",
     "ablate",
+    "sweep",
     "prepare",
     "decompose",
     "extract_features",
+    "weights",
 )
+
+
+# Seconds the clean-up after SIGTERM may take before the process is ended regardless.
+SIGTERM_GRACE_SECONDS = 10
 
 
 class CommandError(Exception):
@@ -45,7 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _exit_on_sigterm(signum, frame):
     # Turn SIGTERM (timeout, kill, a cluster scheduler) into SystemExit so that ``finally`` blocks
-    # run and temporary files of interrupted writes are removed.
+    # run and temporary files of interrupted writes are removed. SIGTERM must stop the process
+    # whatever it is doing, so the clean-up gets SIGTERM_GRACE_SECONDS: then SIGALRM, whose default
+    # action ends the process, stops a clean-up that hangs (threads that do not finish, a lock a
+    # library never releases), and a second SIGTERM ends the process at once. What such an end
+    # leaves behind (NAME.tmp-<pid> files and folders) is removed by the next run that writes there.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(SIGTERM_GRACE_SECONDS)
     sys.exit(128 + signum)
 
 
@@ -60,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CommandError as error:
         print(f"refdense {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except DiskFullError as error:  # any command that writes
+        print(f"refdense {args.command}: error: {error.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"refdense {args.command}: interrupted", file=sys.stderr)

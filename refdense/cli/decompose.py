@@ -1,4 +1,4 @@
-"""``refdense decompose``: entity/motion decompositions of action classes (SPEC section 5)."""
+"""``refdense decompose``: entity/motion decompositions of action classes (docs/METHOD.md, section 5)."""
 
 from __future__ import annotations
 

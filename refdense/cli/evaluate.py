@@ -14,16 +14,18 @@ def add_parser(subparsers) -> None:
             "Run a trained checkpoint over every video of a dataset split (whole videos), print "
         "the paper's metrics (per-frame mAP; action-conditional mAP_ac, F1_ac, P_ac, R_ac at tau 0 and "
         "20) and write the predictions as an npz that `refdense metrics` reads.", width=88),
-        epilog="example:\n  refdense evaluate runs/synthetic/checkpoints/best.pt --split testing "
-        "--out runs/synthetic/test.npz",
+        epilog="example:\n  refdense evaluate runs/synthetic/checkpoints/best.pt   # writes runs/synthetic/"
+        "predictions-test.npz",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("checkpoint", help="a checkpoint written by `refdense train` (e.g. RUN/checkpoints/best.pt)")
     parser.add_argument("--dataset", help="dataset folder or synthetic preset (default: the one it was trained on)")
     parser.add_argument("--split", default="testing", choices=("training", "validation", "testing"),
                         help="which videos (default: %(default)s; validation is the run's own carve-out)")
-    parser.add_argument("--out", help="predictions file to write (default: predictions-<split>.npz beside the "
-                        "checkpoint's run directory)")
+    parser.add_argument("--out", help="predictions file to write (default, in the checkpoint's run directory: "
+                        "predictions-test.npz for best.pt on the test split, the file `refdense train` wrote; "
+                        "predictions-val.npz / -train.npz for the other splits; predictions-test-latest.npz "
+                        "for latest.pt)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -33,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
 
     from refdense.cli import CommandError
     from refdense.train import evaluate
+    from refdense.train.evaluate import predictions_path
 
     checkpoint = Path(args.checkpoint)
-    out = Path(args.out) if args.out else checkpoint.resolve().parent.parent / f"predictions-{args.split}.npz"
+    out = Path(args.out) if args.out else predictions_path(checkpoint.resolve().parent.parent, args.split,
+                                                           checkpoint.stem)
     try:
         result = evaluate(checkpoint, out, dataset=args.dataset, split=args.split, device=args.device)
     except ValueError as error:

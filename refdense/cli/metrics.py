@@ -8,10 +8,11 @@ import json
 
 from refdense.cli import CommandError
 
-EPILOG = """The file holds `scores` and `labels`: object arrays of per-video (T_v, C) arrays (as written by
-refdense.metrics.write_predictions or `refdense evaluate`), or dense (V, T, C) arrays plus `lengths` (V,);
-`video_ids` is optional. Scores are probabilities in [0, 1], not logits. Object arrays are pickled by
-numpy: read only files you trust.
+EPILOG = """The file holds `scores` and `labels` with `lengths` (V,), the number of segments of each video:
+either concatenated (N, C) arrays, the videos one after the other (as written by
+refdense.metrics.write_predictions or `refdense evaluate`), or padded (V, T, C) arrays; `video_ids` (V,)
+is optional. Scores are probabilities in [0, 1], not logits. Nothing in the file is unpickled: a file
+holding Python objects (object arrays) is refused.
 
 examples:
   refdense metrics runs/charades/predictions.npz

@@ -111,7 +111,7 @@ def run(args) -> int:
             drop_empty_training=args.drop_empty_training, video_encoder=args.video_encoder,
             image_encoder=args.image_encoder,
         )
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         raise CommandError(str(error)) from None
     print(report.summary())
     if decomposition is not None:

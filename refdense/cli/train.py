@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from refdense.cli import CommandError
+    from refdense.io import DiskFullError
     from refdense.train import NonFiniteLossError, load_config, train
 
     try:
@@ -59,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(*args.config, overrides=args.overrides)
             run_dir = Path(args.out or Path("runs") / Path(args.config[-1]).stem)
         result = train(config, run_dir, resume=bool(args.resume), progress=False if args.quiet else None)
-    except (ValueError, NonFiniteLossError) as error:  # ConfigError, CheckpointError, DatasetError
+    except (ValueError, NonFiniteLossError) as error:  # ConfigError, CheckpointError, DatasetError, LockedError
         raise CommandError(str(error)) from None
+    except DiskFullError as error:
+        resume = (f"; then continue the run with `refdense train --resume {run_dir}`"
+                  if (run_dir / "checkpoints" / "latest.pt").is_file() else "")
+        raise CommandError(error.strerror + resume) from None
     if result.test is not None and not args.quiet:
         print(f"run written to {run_dir}; test results in {run_dir / 'results.md'}")
     return 0

@@ -62,10 +62,12 @@ def cross_weights(q, k, context_mask):
     return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
 
 
-def cross_attention_scores(T, strides, blocks):
-    """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video."""
+def cross_attention_scores(T, strides, blocks, placement):
+    """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video,
+    one cross-attention per branch (``placement="branch"``) or per block (``"block"``)."""
     queries = T + sum(-(-T // s) for s in strides)
-    return blocks * queries * T
+    per_branch = blocks if placement == "block" else 1
+    return per_branch * queries * T
 
 
 # --- 05_fusion ------------------------------------------------------------------------------------
@@ -158,32 +160,30 @@ def balanced_pos_weight(labels, mask):
 # --- 07_colv_loss ---------------------------------------------------------------------------------
 
 
-def colv_segment(similarities, positives, tau, variant):
-    """Exercise 07.1: the CoLV loss ``l`` of one segment from its (C,) similarities and (C,) 0/1 positives."""
+def supcon_similarity_gradient(similarities, positives, tau):
+    """Exercise 07.1: d l / d s of the supervised-contrastive variant for one segment, ``(softmax(s / tau) - y / |beta|) / tau``;
+    (C,). A positive holding more than its share 1/|beta| of the softmax is pushed away: the positives compete."""
     import torch
 
-    beta = positives.bool()
-    if not beta.any() or beta.all():
-        return torch.zeros((), dtype=similarities.dtype)
-    logits = similarities / tau
-    log_negatives = torch.logsumexp(logits[~beta], dim=0)
-    if variant == "refdense":
-        log_denominator = log_negatives.expand_as(logits[beta])
-    elif variant == "infonce":
-        log_denominator = torch.logaddexp(logits[beta], log_negatives)
-    else:
-        raise ValueError(f"colv_segment: variant: expected 'refdense' or 'infonce', found {variant!r}")
-    return (log_denominator - logits[beta]).mean()
+    return (torch.softmax(similarities / tau, dim=0) - positives / positives.sum()) / tau
 
 
-def colv_similarity_gradient(similarities, positives, tau):
-    """Exercise 07.2: d l / d s of the paper's variant for one segment: ``-1/(|beta| tau)`` on positives,
-    ``softmax over negatives / tau`` on negatives; (C,)."""
+def colv_feature_gradient(feature, prompts, positives, tau):
+    """Exercise 07.2: d l / d f of the paper's variant for one segment, with respect to the unnormalised feature.
+
+    ``feature`` (D,), ``prompts`` (C, D) (not normalised), ``positives`` (C,) 0/1 -> (D,):
+    ``(I - f^ f^T) (sum_c dl/ds_c u_c) / |f|`` with ``dl/ds`` = ``-1/(|beta| tau)`` on the positives and the
+    softmax over the negatives divided by ``tau`` on the negatives.
+    """
     import torch
+    import torch.nn.functional as F
 
+    unit, direction = F.normalize(prompts, dim=1), F.normalize(feature, dim=0)
     beta = positives.bool()
-    negative_softmax = torch.softmax((similarities / tau).masked_fill(beta, float("-inf")), dim=0)
-    return torch.where(beta, torch.full_like(similarities, -1.0 / (int(beta.sum()) * tau)), negative_softmax / tau)
+    negative_softmax = torch.softmax((unit @ direction / tau).masked_fill(beta, float("-inf")), dim=0)
+    d_similarities = torch.where(beta, -1.0 / (int(beta.sum()) * tau), negative_softmax / tau)
+    d_direction = d_similarities @ unit
+    return (d_direction - (d_direction @ direction) * direction) / feature.norm()
 
 
 # --- 08_evaluation --------------------------------------------------------------------------------
@@ -250,6 +250,10 @@ def variant_config(name, overrides):
 
 
 def loss_terms(name):
-    """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, ``colv_<set>``)."""
+    """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, or
+    ``bce_coarse`` and ``bce_fine`` for PAT's two heads, and ``colv_<set>``)."""
     loss = variant_config(name, []).loss
-    return sorted([f"bce_{s}" for s in loss.classification_sets()] + [f"colv_{s}" for s in loss.active_colv_sets()])
+    terms = [f"bce_{s}" for s in loss.classification_sets()] + [f"colv_{s}" for s in loss.active_colv_sets()]
+    if loss.action_heads == "separate":
+        terms = [t for t in terms if t != "bce_action"] + ["bce_coarse", "bce_fine"]
+    return sorted(terms)

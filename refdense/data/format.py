@@ -11,21 +11,28 @@ A dataset is a folder holding three files (documented in ``data/README.md``):
   ``image/<id>`` (T, D_image), float16 or float32, both streams of equal length T.
 
 Every reader here validates what it reads and raises :class:`DatasetError` (a ``ValueError``) whose
-message names the file, the video and what was expected and found. Every writer is atomic.
+message names the file, the video and what was expected and found. Every writer is atomic, and a
+whole dataset is written through :func:`dataset_directory`, which replaces a folder only when it
+holds a dataset.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fnmatch
 import json
 import math
 import os
+import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
-from refdense.io import atomic_path, atomic_write
+from refdense.io import atomic_directory, atomic_path, atomic_write, clean_leftover, dead_leftovers
 
 FORMAT = "refdense-dataset/1"
 INFO_FILE = "dataset.json"
@@ -34,6 +41,13 @@ FEATURES_FILE = "features.h5"
 STREAMS = ("video", "image")
 SUBSETS = ("training", "testing")
 BOUNDARIES = ("strict", "inclusive")
+# HDF5 (2.0 under h5py 3.16) crashes the process (a segfault) when the disk fills up under it,
+# instead of raising: write_features checks before each video that its bytes and this margin for
+# HDF5's own bookkeeping are free, and raises ENOSPC itself.
+HDF5_MARGIN_BYTES = 64 << 20
+# What a dataset folder holds: its three files, and what refdense writes beside them (the report
+# of `refdense prepare`, the text banks that refdense.text caches).
+FOLDER_FILES = (INFO_FILE, ANNOTATIONS_FILE, FEATURES_FILE, "prepare-report.json", "text_bank-*.pt")
 
 
 class DatasetError(ValueError):
@@ -56,6 +70,8 @@ class DatasetInfo:
     ``boundary`` is the seconds-to-segment rule: with ``fps_feat = T / duration``, segment ``t`` is
     positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` (``"strict"``, as PAT and
     MS-TCT) or ``s <= t / fps_feat <= e`` (``"inclusive"``, as MLAD).
+    ``dials``: synthetic data only, the generator's mechanism dials and the rare class ids
+    (``refdense.synth.Dials``); None (no key in the file) for real data and at the default dials.
     """
 
     name: str
@@ -68,6 +84,7 @@ class DatasetInfo:
     fps: float = 24.0
     boundary: str = "strict"
     source: str = ""
+    dials: Mapping[str, Any] | None = None
     format: str = field(default=FORMAT)
 
     def __post_init__(self) -> None:
@@ -144,10 +161,12 @@ class DatasetInfo:
                 fail(f"streams.{key}.dim: expected a positive integer, found {stream.dim!r}")
         if isinstance(self.segment_frames, bool) or not isinstance(self.segment_frames, int) or self.segment_frames < 1:
             fail(f"segment_frames: expected a positive integer, found {self.segment_frames!r}")
-        if not isinstance(self.fps, (int, float)) or not math.isfinite(self.fps) or self.fps <= 0:
+        if not _is_number(self.fps) or not _finite(self.fps) or self.fps <= 0:
             fail(f"fps: expected a positive number, found {self.fps!r}")
         if self.boundary not in BOUNDARIES:
             fail(f"boundary: expected one of {list(BOUNDARIES)}, found {self.boundary!r}")
+        if self.dials is not None and not isinstance(self.dials, Mapping):
+            fail(f"dials: expected an object of the generator's dials or no key, found {self.dials!r}")
 
     def to_json(self) -> dict:
         return {
@@ -162,7 +181,7 @@ class DatasetInfo:
             "streams": {k: {"dim": self.streams[k].dim, "encoder": self.streams[k].encoder} for k in STREAMS},
             "boundary": self.boundary,
             "source": self.source,
-        }
+        } | ({} if self.dials is None else {"dials": dict(self.dials)})
 
     @classmethod
     def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
@@ -173,7 +192,7 @@ class DatasetInfo:
         missing = [key for key in required if key not in data]
         if missing:
             raise DatasetError(f"{where}: missing keys {missing}")
-        known = {"format", "segment_frames", "fps", "boundary", "source", *required}
+        known = {"format", "segment_frames", "fps", "boundary", "source", "dials", *required}
         unknown = sorted(set(data) - known)
         if unknown:
             raise DatasetError(f"{where}: unknown keys {unknown} (expected some of {sorted(known)})")
@@ -199,19 +218,30 @@ class DatasetInfo:
                 fps=data.get("fps", 24.0),
                 boundary=data.get("boundary", "strict"),
                 source=str(data.get("source", "")),
+                dials=data.get("dials"),
                 format=data.get("format", FORMAT),
             )
         except DatasetError as error:  # name the file rather than the class
             raise DatasetError(f"{where}: {str(error).removeprefix('DatasetInfo: ')}") from None
 
 
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.load``'s ``object_pairs_hook`` that refuses an object naming a key twice (ValueError)."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"the key {twice!r} appears twice in one object (a JSON reader keeps only the last)")
+    return dict(pairs)
+
+
 def _read_json(path: Path) -> object:
+    """Parse a JSON file, refusing an object that names a key twice (a repeated video id)."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            return json.load(handle, object_pairs_hook=unique_keys)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
 
 
@@ -279,7 +309,7 @@ def parse_annotations(
         subset, duration, actions = entry["subset"], entry["duration"], entry["actions"]
         if subset not in SUBSETS:
             raise DatasetError(f"{here}: subset: expected one of {list(SUBSETS)}, found {subset!r}")
-        if not _is_number(duration) or not math.isfinite(duration) or duration <= 0:
+        if not _is_number(duration) or not _finite(duration) or duration <= 0:
             raise DatasetError(f"{here}: duration: expected a positive number of seconds, found {duration!r}")
         if not isinstance(actions, list):
             raise DatasetError(f"{here}: actions: expected a list of [class, start, end], found {type(actions).__name__}")
@@ -288,7 +318,7 @@ def parse_annotations(
             if not isinstance(action, list) or len(action) != 3 or not all(_is_number(v) for v in action):
                 raise DatasetError(f"{here}: actions[{i}]: expected [class, start, end] numbers, found {action!r}")
             label, start, end = action
-            if float(label) != int(label):
+            if not _finite(label) or float(label) != int(label):
                 raise DatasetError(f"{here}: actions[{i}]: expected an integer class id, found {label!r}")
             label = int(label) - offset
             if label < 0 or (num_classes is not None and label >= num_classes):
@@ -297,7 +327,7 @@ def parse_annotations(
                     f"{here}: actions[{i}]: class id {int(action[0])} out of range, expected "
                     f"{low}..{high} ({'1' if one_based else '0'}-based)"
                 )
-            if not (math.isfinite(start) and math.isfinite(end)):
+            if not (_finite(start) and _finite(end)):
                 raise DatasetError(f"{here}: actions[{i}]: expected finite times, found {action!r}")
             parsed.append((label, float(start), float(end)))
         annotations[str(video_id)] = VideoAnnotation(subset, float(duration), tuple(parsed))
@@ -306,6 +336,15 @@ def parse_annotations(
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: int | float) -> bool:
+    """True for a number that is a finite float (NaN, infinities and integers beyond the float range
+    are not: JSON's ``NaN``, ``Infinity`` and ``1e400`` all parse)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def read_annotations(
@@ -342,7 +381,8 @@ def write_features(
     """Write ``(video_id, video (T, Dv), image (T, Di))`` items to an HDF5 file, atomically.
 
     The bytes depend only on the items (no timestamps, datasets created in the given order), so
-    the same items give the same file.
+    the same items give the same file. A disk without room for the next video (and
+    :data:`HDF5_MARGIN_BYTES`) raises :class:`refdense.io.DiskFullError` before HDF5 runs out of it.
     """
     import h5py
 
@@ -354,6 +394,9 @@ def write_features(
                 if video.shape[0] != image.shape[0]:
                     raise DatasetError(f"{path}: video {video_id!r}: stream lengths differ, "
                                        f"video {video.shape[0]} vs image {image.shape[0]} segments")
+                needed = np.dtype(dtype).itemsize * (video.size + image.size) + HDF5_MARGIN_BYTES
+                if shutil.disk_usage(tmp.parent).free < needed:
+                    raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes needed for {video_id!r}")
                 for stream, array in (("video", video), ("image", image)):
                     groups[stream].create_dataset(video_id, data=np.asarray(array, dtype=dtype), track_times=False)
     return path
@@ -433,3 +476,60 @@ def _open_h5(path: Path):
         return h5py.File(path, "r")
     except OSError as error:
         raise DatasetError(f"{path}: not a readable HDF5 file ({error})") from None
+
+
+# ------------------------------------------------------------------------------ the whole folder
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that a dataset folder does not hold (a temporary of one of its files,
+    ``NAME.tmp-<pid>``, counts as that file)."""
+    return sorted(entry.name for entry in folder.iterdir()
+                  if entry.is_dir() or not any(fnmatch.fnmatchcase(re.sub(r"\.tmp-\d+$", "", entry.name), pattern)
+                                               for pattern in FOLDER_FILES))
+
+
+def _holds_a_dataset(folder: Path) -> bool:
+    try:
+        with open(folder / INFO_FILE, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and str(data.get("format", "")).startswith("refdense-dataset/")
+
+
+@contextlib.contextmanager
+def dataset_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty staging folder that becomes the dataset folder ``out`` once the block succeeds.
+
+    The folder is replaced as a whole (:func:`refdense.io.atomic_directory`): a reader, or a process
+    killed at any point, sees the previous dataset or the new one, never new features beside an old
+    ``dataset.json``. ``out`` may be missing or empty; with ``overwrite`` it may also hold a dataset
+    of this project (a ``dataset.json`` of format ``refdense-dataset/...`` and nothing but
+    :data:`FOLDER_FILES`). Any other folder raises ``FileExistsError`` before any work: refdense
+    never replaces a folder it did not write (``--out .`` with a project in it, a home folder).
+
+    First of all, what dead processes left beside ``out`` while writing datasets (``NAME.tmp-<pid>``,
+    ``NAME.old-<pid>`` folders holding nothing but dataset files) is cleaned up, whatever NAME.
+    """
+    out = Path(out)
+    for leftover in dead_leftovers(out.parent):
+        if leftover.is_dir() and not _foreign_entries(leftover):
+            clean_leftover(leftover)
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        raise FileExistsError(f"{out}: is the current folder (or holds it), which is never replaced; "
+                              "name a new folder for the dataset, e.g. --out data/mine")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = _foreign_entries(out)
+        if not _holds_a_dataset(out) or foreign:
+            found = f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}" if foreign else \
+                f"has no readable {INFO_FILE} of a refdense dataset"
+            raise FileExistsError(f"{out}: is not a refdense dataset folder ({found}); refdense replaces only "
+                                  "a folder it wrote. Name a new or empty folder")
+        if not overwrite:
+            raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+    with atomic_directory(out, overwrite=True) as staging:
+        yield staging

@@ -1,6 +1,6 @@
 """From annotated instances in seconds to dense per-segment labels, and their decomposition.
 
-The seconds-to-segment rule (SPEC section 6): a video of ``duration`` seconds has ``T`` feature
+The seconds-to-segment rule (docs/METHOD.md, section 6): a video of ``duration`` seconds has ``T`` feature
 segments, so ``fps_feat = T / duration`` and segment ``t`` sits at time ``t / fps_feat``. Segment
 ``t`` is positive for an instance ``[s, e]`` iff ``s < t / fps_feat < e`` under the ``"strict"``
 rule (PAT, MS-TCT) or ``s <= t / fps_feat <= e`` under ``"inclusive"`` (MLAD).
@@ -13,7 +13,7 @@ each one in a :class:`CleanupReport` (nothing is changed silently):
 - overlapping instances of one class are merged (their union is positive);
 - an instance that is kept but covers no segment (shorter than a segment) is counted.
 
-The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; SPEC section 5):
+The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; docs/METHOD.md, section 5):
 ``Y_phi = min(1, Y @ A_phi)`` for the 0/1 matrices ``A_ent`` (C, C_ent) and ``A_mot`` (C, C_mot),
 which keeps the temporal boundaries of the action labels.
 """
@@ -21,7 +21,7 @@ which keeps the temporal boundaries of the action labels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -29,43 +29,60 @@ from refdense.data.format import BOUNDARIES
 
 
 @dataclass
-class DroppedInstance:
-    """An instance the clean-up removed, with the reason."""
+class InstanceFix:
+    """One instance the clean-up changed or flagged.
+
+    ``kind`` is ``"clipped"``, ``"dropped"``, ``"merged"`` (overlaps an earlier instance of its class)
+    or ``"no segment"`` (kept, but no segment is positive for it); ``reason`` says why and what was
+    done; ``origin`` says where the instance was read (``"Charades_v1_train.csv:12"``, ``"Walk.txt:7"``,
+    ``"multithumos.json: video 'v', actions[3]"``), when known.
+    """
 
     video_id: str
     label: int
     start: float
     end: float
+    kind: str
     reason: str
+    origin: str = ""
+
+    def to_dict(self) -> dict:
+        return {"video": self.video_id, "class": self.label, "start": self.start, "end": self.end,
+                "fix": self.kind, "reason": self.reason, "origin": self.origin}
 
 
 @dataclass
 class CleanupReport:
-    """What the clean-up rules changed; add reports with ``+=`` to summarise a whole dataset."""
+    """What the clean-up rules changed: counts, and every instance in ``fixes``; add reports with ``+=``."""
 
     instances: int = 0
     clipped: int = 0
     clipped_seconds: float = 0.0
-    dropped: list[DroppedInstance] = field(default_factory=list)
     merged: int = 0
     no_segment: int = 0
     videos_without_actions: list[str] = field(default_factory=list)
+    fixes: list[InstanceFix] = field(default_factory=list)
 
     def __iadd__(self, other: "CleanupReport") -> "CleanupReport":
         self.instances += other.instances
         self.clipped += other.clipped
         self.clipped_seconds += other.clipped_seconds
-        self.dropped.extend(other.dropped)
         self.merged += other.merged
         self.no_segment += other.no_segment
         self.videos_without_actions.extend(other.videos_without_actions)
+        self.fixes.extend(other.fixes)
         return self
+
+    @property
+    def dropped(self) -> list[InstanceFix]:
+        return [fix for fix in self.fixes if fix.kind == "dropped"]
 
     @property
     def changed(self) -> bool:
         return bool(self.clipped or self.dropped or self.merged)
 
     def to_dict(self) -> dict:
+        """The counts (every instance is in :attr:`fixes`)."""
         reasons: dict[str, int] = {}
         for item in self.dropped:
             reasons[item.reason] = reasons.get(item.reason, 0) + 1
@@ -111,40 +128,57 @@ def instance_span(times: np.ndarray, start: float, end: float, boundary: str = "
     raise ValueError(f"boundary: expected one of {list(BOUNDARIES)}, found {boundary!r}")
 
 
+def drop_reason(start: float, end: float, duration: float) -> str | None:
+    """Why an instance ``[start, end]`` of a video of ``duration`` seconds is dropped, or None if it is kept."""
+    if end <= start:
+        return "end <= start"
+    if start >= duration:
+        return "starts after the video"
+    if end <= 0:
+        return "ends before the video"
+    return None
+
+
 def clean_instances(
-    actions: Iterable[tuple[int, float, float]], duration: float, video_id: str = ""
+    actions: Iterable[tuple[int, float, float]], duration: float, video_id: str = "",
+    origins: Sequence[str] | None = None,
 ) -> tuple[list[tuple[int, float, float]], CleanupReport]:
     """Apply the clip and drop rules (module docstring) to one video's ``(class, start, end)`` instances.
 
-    Returns the kept instances (clipped, in the given order) and the report. Merging of overlaps
-    is counted here but happens in :func:`dense_labels` (the union of positive segments).
+    Returns the kept instances (clipped, in the given order) and the report, which lists every
+    clipped, dropped and merged instance with its origin (``origins[i]`` for ``actions[i]``, when
+    given). Merging of overlaps is recorded here but happens in :func:`dense_labels` (the union of
+    positive segments).
     """
     report = CleanupReport()
-    kept = []
-    for label, start, end in actions:
+    kept, kept_origins = [], []
+    for index, (label, start, end) in enumerate(actions):
+        origin = origins[index] if origins is not None else ""
         report.instances += 1
-        if end <= start:
-            report.dropped.append(DroppedInstance(video_id, label, start, end, "end <= start"))
-            continue
-        if start >= duration:
-            report.dropped.append(DroppedInstance(video_id, label, start, end, "starts after the video"))
-            continue
-        if end <= 0:
-            report.dropped.append(DroppedInstance(video_id, label, start, end, "ends before the video"))
+        reason = drop_reason(start, end, duration)
+        if reason is not None:
+            report.fixes.append(InstanceFix(video_id, label, start, end, "dropped", reason, origin))
             continue
         clipped_start, clipped_end = max(start, 0.0), min(end, duration)
         if (clipped_start, clipped_end) != (start, end):
             report.clipped += 1
             report.clipped_seconds += (clipped_start - start) + (end - clipped_end)
+            report.fixes.append(InstanceFix(video_id, label, start, end, "clipped",
+                                            f"outside the video [0, {duration:g}] s: clipped to "
+                                            f"[{clipped_start:g}, {clipped_end:g}]", origin))
         kept.append((label, clipped_start, clipped_end))
-    by_class: dict[int, list[tuple[float, float]]] = {}
-    for label, start, end in kept:
-        by_class.setdefault(label, []).append((start, end))
-    for spans in by_class.values():
+        kept_origins.append(origin)
+    by_class: dict[int, list[tuple[float, float, str]]] = {}
+    for (label, start, end), origin in zip(kept, kept_origins):
+        by_class.setdefault(label, []).append((start, end, origin))
+    for label, spans in by_class.items():
         reach = -np.inf
-        for start, end in sorted(spans):
+        for start, end, origin in sorted(spans):
             if start < reach:
                 report.merged += 1
+                report.fixes.append(InstanceFix(video_id, label, start, end, "merged",
+                                                f"overlaps an earlier instance of its class (reaching {reach:g} s): "
+                                                "their union is positive", origin))
             reach = max(reach, end)
     if not kept:
         report.videos_without_actions.append(video_id)
@@ -184,10 +218,33 @@ def dense_labels(
         span = instance_span(times, start, end, boundary)
         if span.stop <= span.start:
             report.no_segment += 1
+            report.fixes.append(InstanceFix(video_id, label, start, end, "no segment",
+                                            no_segment_reason(num_segments, duration)))
         labels[span, label] = 1
     return labels, report
+
+
+def no_segment_reason(num_segments: int, duration: float) -> str:
+    """Why a kept instance has no positive segment (the :class:`InstanceFix` reason)."""
+    return (f"shorter than the {duration / num_segments:.3g} s between segments (T={num_segments} over "
+            f"{duration:g} s): kept, but no segment is positive")
 
 
 def decompose_labels(labels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``Y_phi = min(1, Y @ A_phi)``: (..., C) labels and (C, C_phi) 0/1 matrix -> (..., C_phi), dtype of labels."""
     return np.minimum(labels.astype(np.int64) @ matrix.astype(np.int64), 1).astype(labels.dtype)
+
+
+def recompose_labels(entity_labels: np.ndarray, motion_labels: np.ndarray, entity_matrix: np.ndarray,
+                     motion_matrix: np.ndarray) -> np.ndarray:
+    """The action classes the sub-labels fit: class c where each part it has is on.
+
+    ``entity_labels`` (..., C_ent) and ``motion_labels`` (..., C_mot) 0/1, ``entity_matrix`` (C, C_ent)
+    and ``motion_matrix`` (C, C_mot) -> (..., C) bool. Every class that is on fits (decomposition
+    keeps it), but when several actions are on at once, classes that are off can fit too: their
+    entity comes from one action and their motion from another. The sub-labels do not say which
+    entity goes with which motion (the binding problem).
+    """
+    entity_on = entity_labels.astype(np.int64) @ entity_matrix.T.astype(np.int64) > 0
+    motion_on = motion_labels.astype(np.int64) @ motion_matrix.T.astype(np.int64) > 0
+    return (entity_on | (entity_matrix.sum(1) == 0)) & (motion_on | (motion_matrix.sum(1) == 0))

@@ -1,6 +1,6 @@
 """Label statistics of a dataset, per subset (what ``refdense inspect`` prints).
 
-The quantities are those of SPEC section 6, so that a synthetic preset can be compared with the
+The quantities are those of docs/METHOD.md, section 6, so that a synthetic preset can be compared with the
 real datasets: number of videos and segments, duration mean and median, instances per video,
 instance duration percentiles (after clipping), label density (mean number of active classes per
 segment, which equals the mean per second since segments are evenly spaced), share of segments

@@ -7,7 +7,15 @@ loop's batches are valid by construction). Build models with ``build_model(Model
 """
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention, position_bias
-from refdense.models.blocks import Branch, LocalRelational, MaskedConv1d, MultiScaleTrunk, PositionAwareBlock
+from refdense.models.blocks import (
+    Branch,
+    LocalRelational,
+    MaskedConv1d,
+    MultiScaleTrunk,
+    PositionAwareBlock,
+    ResidualCrossAttention,
+    init_pat_weights,
+)
 from refdense.models.build import build_model
 from refdense.models.complexity import complexity
 from refdense.models.config import ModelConfig
@@ -29,8 +37,10 @@ __all__ = [
     "PositionAwareBlock",
     "PositionAwareSelfAttention",
     "RefDense",
+    "ResidualCrossAttention",
     "build_model",
     "complexity",
+    "init_pat_weights",
     "position_bias",
     "predict_full_video",
     "predict_full_videos",

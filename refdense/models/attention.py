@@ -6,7 +6,7 @@ the softmax, so it receives zero weight. A query row always has at least one val
 reject an all-padded sequence), so no row of the softmax is undefined and padded queries produce
 finite (meaningless) outputs rather than NaN.
 
-Position bias ``S`` (SPEC section 2). The score of query ``i`` against key ``j`` is
+Position bias ``S`` (``docs/METHOD.md``, "PAT's position bias"). The score of query ``i`` against key ``j`` is
 ``(q_i . k_j + S[i, j]) / sqrt(head_dim)``: the bias is added *before* the scaling, as in PAT. ``S`` is
 built from one table ``E`` per attention, shared by the heads, initialised ``N(0, 1)``:
 

@@ -9,12 +9,14 @@ padded inside a longer batch (tested). Masks must be "valid prefix, then padding
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention
-from refdense.models.config import ModelConfig
+from refdense.models.config import CROSS_ATTENTION_PLACEMENTS, ModelConfig
 
 
 class MaskedConv1d(nn.Conv1d):
@@ -102,17 +104,43 @@ class LocalRelational(nn.Module):
         return self.project(self.act(self.depthwise(self.expand(x), mask)))
 
 
+class ResidualCrossAttention(nn.Module):
+    """RefDense's cross-attention step (Eq. 6-7), pre-norm with a residual like the rest of a block::
+
+        x = x + CrossAttn(LN(x), context)
+
+    ``forward(x (B, N, dim), context (B, T, dim), context_mask (B, T)) -> (B, N, dim)``: the queries
+    come from ``x`` (any length ``N``, a coarse branch has ``T / s``), keys and values from the
+    full-length ``context``.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, heads, head_dim)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor | None, context_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        if context is None or context_mask is None:
+            raise ValueError("this branch cross-attends to the entity features: pass context and context_mask")
+        return x + self.attn(self.norm(x), context, context_mask)
+
+
 class PositionAwareBlock(nn.Module):
-    """One PAT block, pre-norm with residuals, optionally with RefDense's cross-attention (Eq. 6-7)::
+    """One PAT block, pre-norm with residuals, optionally with RefDense's cross-attention::
 
         x = x + SelfAttn(LN(x))                       # position-aware, padded keys masked
-        x = x + CrossAttn(LN(x), context)             # only when cross_attention=True
+        x = x + CrossAttn(LN(x), context)             # only with cross_attention=True
         x = x + Local(LN(x))
+
+    The cross-attention inside every block is the ``cross_attention_placement="block"`` variant of
+    RefDense; the default places one cross-attention after the whole stack (see ``Branch``).
 
     Args:
         dim, heads, head_dim, max_len, position: as ``PositionAwareSelfAttention``.
         local_hidden: width of the local part (4096 in PAT).
-        cross_attention: add the cross-attention step (Action-Motion of RefDense).
+        cross_attention: add the cross-attention step.
     """
 
     def __init__(
@@ -128,8 +156,7 @@ class PositionAwareBlock(nn.Module):
         super().__init__()
         self.attn_norm = nn.LayerNorm(dim)
         self.attn = PositionAwareSelfAttention(dim, heads, head_dim, max_len, position)
-        self.cross_norm = nn.LayerNorm(dim) if cross_attention else None
-        self.cross = CrossAttention(dim, heads, head_dim) if cross_attention else None
+        self.cross = ResidualCrossAttention(dim, heads, head_dim) if cross_attention else None
         self.local_norm = nn.LayerNorm(dim)
         self.local = LocalRelational(dim, local_hidden)
 
@@ -144,10 +171,29 @@ class PositionAwareBlock(nn.Module):
         ``(B, T)`` are required with cross-attention and ignored without. Returns ``(B, N, dim)``."""
         x = x + self.attn(self.attn_norm(x), mask)
         if self.cross is not None:
-            if context is None or context_mask is None:
-                raise ValueError("this block has cross-attention: pass context and context_mask")
-            x = x + self.cross(self.cross_norm(x), context, context_mask)
+            x = self.cross(x, context, context_mask)
         return x + self.local(self.local_norm(x), mask)
+
+
+def init_pat_weights(module: nn.Module) -> None:
+    """The published PAT initialisation of one module; use as ``branch.apply(init_pat_weights)``.
+
+    ``nn.Linear``: weight truncated normal (std 0.02, cut at +-2), bias 0. ``nn.LayerNorm``: weight 1,
+    bias 0. ``nn.Conv1d``: weight normal(0, sqrt(2 / fan_out)) with ``fan_out = kernel * out / groups``,
+    bias 0. Other parameters (the position tables, N(0, 1)) are left alone. The published code
+    applies it to its fine and coarse modules only: the mixer and the heads keep PyTorch's defaults.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+    elif isinstance(module, nn.Conv1d):
+        fan_out = module.kernel_size[0] * module.out_channels // module.groups
+        nn.init.normal_(module.weight, 0.0, math.sqrt(2.0 / fan_out))
+    else:
+        return
+    if module.bias is not None:
+        nn.init.zeros_(module.bias)
 
 
 class Branch(nn.Module):
@@ -158,23 +204,42 @@ class Branch(nn.Module):
     ``MaskedConv1d(in_dim -> dim, k3, stride, pad 1) -> LN -> blocks -> LN``. With ``stride = 1`` it is
     PAT's fine branch (and RefDense's Action-Entity temporal block); with ``stride = s`` a coarse
     branch, whose blocks see ``ceil(T / s)`` positions and whose position tables have
-    ``max_len // s`` rows.
+    ``max_len // s`` rows. Initialised as the published PAT (``init_pat_weights``).
 
-    ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None) -> (B, ceil(T/stride), dim)``.
+    ``cross_attention`` (RefDense's Action-Motion, Eq. 6-7, ``Cross-attn(Self-att(F), F_ent)``):
+    ``"branch"`` adds ONE ``ResidualCrossAttention`` after the stack of blocks, before the final
+    LayerNorm; ``"block"`` adds one inside every block; None adds none.
+
+    ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None) -> (B, ceil(T/stride), dim)``;
+    ``context`` ``(B, T, dim)`` with ``context_mask`` ``(B, T)`` is what the branch cross-attends to.
     """
 
-    def __init__(self, in_dim: int, cfg: ModelConfig, *, stride: int, blocks: int, cross_attention: bool = False) -> None:
+    def __init__(
+        self, in_dim: int, cfg: ModelConfig, *, stride: int, blocks: int, cross_attention: str | None = None
+    ) -> None:
         super().__init__()
+        if cross_attention is not None and cross_attention not in CROSS_ATTENTION_PLACEMENTS:
+            raise ValueError(
+                f"cross_attention must be None or one of {CROSS_ATTENTION_PLACEMENTS}, found {cross_attention!r}"
+            )
         self.stride = stride
         self.project = MaskedConv1d(in_dim, cfg.dim, kernel_size=3, stride=stride, padding=1)
         self.project_norm = nn.LayerNorm(cfg.dim)
         self.blocks = nn.ModuleList(
             PositionAwareBlock(
-                cfg.dim, cfg.heads, cfg.head_dim, cfg.max_len // stride, cfg.position, cfg.local_hidden, cross_attention
+                cfg.dim,
+                cfg.heads,
+                cfg.head_dim,
+                cfg.max_len // stride,
+                cfg.position,
+                cfg.local_hidden,
+                cross_attention=cross_attention == "block",
             )
             for _ in range(blocks)
         )
+        self.cross = ResidualCrossAttention(cfg.dim, cfg.heads, cfg.head_dim) if cross_attention == "branch" else None
         self.norm = nn.LayerNorm(cfg.dim)
+        self.apply(init_pat_weights)
 
     def forward(
         self,
@@ -187,22 +252,30 @@ class Branch(nn.Module):
         mask = downsample_mask(mask, self.stride)
         for block in self.blocks:
             x = block(x, mask, context, context_mask)
+        if self.cross is not None:
+            x = self.cross(x, context, context_mask)
         return self.norm(x)
 
 
 class MultiScaleTrunk(nn.Module):
-    """PAT's multi-scale trunk (paper Eq. 2-3, and Eq. 6-7 with ``cross_attention=True``).
+    """PAT's multi-scale trunk (paper Eq. 2-3; Eq. 6-7 with ``cross_attention``).
 
     A fine branch on the input, coarse branches (one per stride of ``cfg.strides``) each fed the
-    fine output, all with ``cfg.blocks`` blocks, and the mixer: a ``MaskedConv1d(dim, dim, k3)`` per
-    branch, coarse outputs linearly up-sampled to T and summed with the fine one.
+    fine branch's output, all with ``cfg.blocks`` blocks, and the mixer: a ``MaskedConv1d(dim, dim,
+    k3)`` per branch, the coarse outputs linearly up-sampled to T and summed.
 
     ``forward(x (B, T, in_dim), mask (B, T), context=None, context_mask=None)`` returns
-    ``(fine, mixed)``, both ``(B, T, dim)``: the fine branch after its mixer convolution, and the
-    sum of all mixed branches.
+    ``(fine, coarse)``, both ``(B, T, dim)``: the fine branch after its mixer convolution, and the
+    sum of the up-sampled coarse branches after theirs. They are returned apart, as the published
+    mixer does: PAT's fine head reads ``fine``, its coarse head ``coarse`` only.
+
+    Args:
+        in_dim: width of the input features.
+        cfg: the model configuration.
+        cross_attention: None, ``"branch"`` or ``"block"``, passed to every ``Branch``.
     """
 
-    def __init__(self, in_dim: int, cfg: ModelConfig, *, cross_attention: bool = False) -> None:
+    def __init__(self, in_dim: int, cfg: ModelConfig, *, cross_attention: str | None = None) -> None:
         super().__init__()
         self.fine = Branch(in_dim, cfg, stride=1, blocks=cfg.blocks, cross_attention=cross_attention)
         self.coarse = nn.ModuleList(
@@ -220,10 +293,10 @@ class MultiScaleTrunk(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         length = x.shape[1]
         fine_out = self.fine(x, mask, context, context_mask)
-        fine = self.mix_fine(fine_out, mask)
-        mixed = fine
+        coarse = None
         for branch, mix in zip(self.coarse, self.mix_coarse):
             coarse_mask = downsample_mask(mask, branch.stride)
-            coarse = mix(branch(fine_out, mask, context, context_mask), coarse_mask)
-            mixed = mixed + upsample_linear(coarse, branch.stride, length, coarse_mask)
-        return fine, mixed
+            mixed = mix(branch(fine_out, mask, context, context_mask), coarse_mask)
+            upsampled = upsample_linear(mixed, branch.stride, length, coarse_mask)
+            coarse = upsampled if coarse is None else coarse + upsampled
+        return self.mix_fine(fine_out, mask), coarse

@@ -10,6 +10,10 @@ from refdense.models.inputs import STREAMS
 
 ARCHS = ("refdense", "pat", "entity_only", "motion_only")
 
+#: Where RefDense's Action-Motion branches cross-attend to F_ent: once per branch after its blocks
+#: (the default reading of Eq. 6-7) or inside every block (a variant).
+CROSS_ATTENTION_PLACEMENTS = ("branch", "block")
+
 #: The stream each single-network architecture reads when ``inputs`` is None (Table 3 of the paper
 #: feeds the sub-networks alone with I3D and CLIP features concatenated).
 DEFAULT_STREAM = {"pat": "video", "entity_only": "concat", "motion_only": "concat"}
@@ -42,9 +46,15 @@ class ModelConfig:
             of ``refdense`` and ``entity_only`` (0.5).
         fine_weight: PAT's logit mix ``fine_weight * fine + (1 - fine_weight) * coarse`` (0.1
             Charades, 0.2 MultiTHUMOS); read by ``pat`` and ``motion_only``.
-        cross_attention: Action-Motion blocks cross-attend to F_ent (Table 7 ablates it); read by
+        cross_attention: Action-Motion cross-attends to F_ent (Eq. 6-7; Table 7 ablates it); read by
             ``refdense``.
-        entity_head, motion_head: the auxiliary heads of Eq. 9; read by ``refdense``.
+        cross_attention_placement: ``"branch"`` (default): ONE cross-attention per branch, fine and
+            coarse, after its stack of self-attention blocks: Eq. 6-7 wrap ``Self-att(F)``, the whole
+            branch of Eq. 2-3. ``"block"``: one inside every block, after its self-attention (a
+            variant, 12 cross-attentions instead of 4 in the Charades configuration). Keys and values
+            come from the full-length F_ent in both. See ``docs/METHOD.md``.
+        entity_head, motion_head: the auxiliary heads of Eq. 9 (training only: in eval mode they run
+            when the forward is asked with ``auxiliary=True``); read by ``refdense``.
         fusion_kernel: kernel of the action head's 1D convolution (Eq. 8), odd; read by
             ``refdense`` and ``entity_only``.
     """
@@ -64,6 +74,7 @@ class ModelConfig:
     head_dropout: float = 0.5
     fine_weight: float = 0.1
     cross_attention: bool = True
+    cross_attention_placement: str = "branch"
     entity_head: bool = True
     motion_head: bool = True
     fusion_kernel: int = 1
@@ -86,6 +97,13 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, found {value!r}")
         if self.fusion_kernel % 2 == 0:
             raise ValueError(f"ModelConfig.fusion_kernel must be odd (same-length output), found {self.fusion_kernel}")
+        if self.cross_attention_placement not in CROSS_ATTENTION_PLACEMENTS:
+            raise ValueError(
+                f"ModelConfig.cross_attention_placement must be one of {CROSS_ATTENTION_PLACEMENTS}, "
+                f"found {self.cross_attention_placement!r}"
+            )
+        if isinstance(self.strides, (str, int)) or not len(self.strides):
+            raise ValueError(f"ModelConfig.strides must be a non-empty list of coarse strides, found {self.strides!r}")
         self.strides = list(self.strides)
         for s in self.strides:
             if isinstance(s, bool) or not isinstance(s, int) or s < 2 or self.max_len % s:

@@ -1,4 +1,7 @@
-"""PAT: the position-aware multi-scale transformer (Sardari et al. 2023), SPEC section 2."""
+"""PAT: the position-aware multi-scale transformer (Sardari et al., ICCVW 2023), as published.
+
+The published code (github faeghehsardari/PAT-ICCVW) is reproduced to 1e-9 in float64 by
+``tests/test_models_golden.py``; ``docs/METHOD.md`` lists what it computes."""
 
 from __future__ import annotations
 
@@ -14,17 +17,19 @@ from refdense.models.output import DetectionOutput
 class PAT(nn.Module):
     """PAT on one feature stream (``cfg.stream``: video, image or their concatenation).
 
-    ``features -> Dropout(input_dropout) -> MultiScaleTrunk -> (fine, mixed)``;
-    ``logits = fine_weight * Linear(fine) + (1 - fine_weight) * Linear(Dropout(Linear(mixed)))``.
-    The fine head reads the fine branch after its mixer convolution, the coarse head the sum of all
-    branches (the 1x1 convolutions of the reference are ``nn.Linear`` here, same parameters).
+    ``features -> Dropout(input_dropout) -> MultiScaleTrunk -> (fine, coarse)``;
+    ``fine_logits = Linear(fine)``, ``coarse_logits = Linear(Dropout(Linear(coarse)))`` and
+    ``logits = fine_weight * fine_logits + (1 - fine_weight) * coarse_logits``. The fine head reads
+    the fine branch after its mixer convolution, the coarse head the sum of the up-sampled coarse
+    branches only, as in the published code (its 1x1 convolutions are ``nn.Linear`` here, with the
+    same parameters and PyTorch's default initialisation, as there).
 
     Also the ``motion_only`` baseline of Table 3 (Action-Motion alone has no entity features to
     cross-attend to, which leaves PAT).
 
     ``forward(video (B, T, Dv), image (B, T, Di), mask (B, T) bool | None) -> DetectionOutput`` with
-    ``action_logits (B, T, C)`` and ``action_features`` = mixed features ``(B, T, dim)``; the stream
-    PAT does not read may be None.
+    ``action_logits``, ``fine_logits``, ``coarse_logits`` ``(B, T, C)`` and ``action_features =
+    fine + coarse`` ``(B, T, dim)``; the stream PAT does not read may be None.
     """
 
     def __init__(self, cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int) -> None:
@@ -58,6 +63,11 @@ class PAT(nn.Module):
             validate=validate,
         )
         x = self.input_dropout(select_stream(video, image, self.stream))
-        fine, mixed = self.trunk(x, mask)
-        logits = self.fine_weight * self.fine_head(fine) + (1 - self.fine_weight) * self.coarse_head(mixed)
-        return DetectionOutput(action_logits=logits, action_features=mixed)
+        fine, coarse = self.trunk(x, mask)
+        fine_logits, coarse_logits = self.fine_head(fine), self.coarse_head(coarse)
+        return DetectionOutput(
+            action_logits=self.fine_weight * fine_logits + (1 - self.fine_weight) * coarse_logits,
+            fine_logits=fine_logits,
+            coarse_logits=coarse_logits,
+            action_features=fine + coarse,
+        )

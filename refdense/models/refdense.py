@@ -26,20 +26,26 @@ class RefDense(nn.Module):
     """RefDense: Action-Entity on image features, Action-Motion on video features, fused (Eq. 5-9).
 
     - Action-Entity: ``F_ent = action_entity(Dropout(image))`` ``(B, T, dim)`` (Eq. 5).
-    - Action-Motion: PAT's multi-scale trunk on ``Dropout(video)`` whose blocks, fine and coarse,
-      cross-attend to ``F_ent`` after their self-attention (Eq. 6-7; off with
-      ``cross_attention=False``, Table 7); the mixer's sum is ``F_mot`` ``(B, T, dim)``.
+    - Action-Motion: PAT's multi-scale trunk on ``Dropout(video)``; each branch, fine and coarse,
+      cross-attends to the full-length ``F_ent`` once after its stack of self-attention blocks
+      (Eq. 6-7, ``cross_attention_placement="branch"``), or inside every block (``"block"``), or
+      not at all (``cross_attention=False``, Table 7). ``F_mot = fine + coarse`` ``(B, T, dim)``,
+      the mixer's fine and up-sampled coarse features summed (the paper: "fusing the fine and
+      coarse motion representations", as the backbone).
     - Fusion (Eq. 8): ``action_logits = Conv1d_k([F_ent ; F_mot])`` after ``Dropout(head_dropout)``.
     - Auxiliary heads (Eq. 9): ``Linear(F_ent) -> C_ent``, ``Linear(F_mot) -> C_mot`` logits (no
-      dropout); each can be switched off (``entity_head``, ``motion_head``).
+      dropout). The paper adds them "during training": they run in training mode, and in eval mode
+      only when asked (``auxiliary=True``). Each can be switched off (``entity_head``, ``motion_head``).
 
     Dropout choices (the paper does not give them): ``input_dropout`` on both input streams as PAT
     does on its input, ``head_dropout`` on the concatenation read by the action head. The returned
-    features are taken before any dropout.
+    features are taken before any dropout. The branches are initialised as PAT's; the heads keep
+    PyTorch's default initialisation, as PAT's heads do.
 
-    ``forward(video (B, T, Dv), image (B, T, Di), mask (B, T) bool | None) -> DetectionOutput`` with
-    all fields set (``entity_logits`` / ``motion_logits`` None when their head is off);
-    ``action_features`` is the concatenation ``(B, T, 2 dim)``.
+    ``forward(video (B, T, Dv), image (B, T, Di), mask (B, T) bool | None, *, auxiliary=None,
+    validate=True) -> DetectionOutput`` with ``action_logits``, the features and, when the auxiliary heads run
+    (``auxiliary``, default: ``self.training``), ``entity_logits`` / ``motion_logits`` (None when
+    their head is off or does not run); ``action_features`` is the concatenation ``(B, T, 2 dim)``.
     """
 
     def __init__(
@@ -57,7 +63,9 @@ class RefDense(nn.Module):
         self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.entity = action_entity(cfg, image_dim)
-        self.motion = MultiScaleTrunk(video_dim, cfg, cross_attention=cfg.cross_attention)
+        self.motion = MultiScaleTrunk(
+            video_dim, cfg, cross_attention=cfg.cross_attention_placement if cfg.cross_attention else None
+        )
         self.entity_head = nn.Linear(cfg.dim, num_entities) if cfg.entity_head else None
         self.motion_head = nn.Linear(cfg.dim, num_motions) if cfg.motion_head else None
         self.head_dropout = nn.Dropout(cfg.head_dropout)
@@ -69,6 +77,7 @@ class RefDense(nn.Module):
         image: torch.Tensor,
         mask: torch.Tensor | None = None,
         *,
+        auxiliary: bool | None = None,
         validate: bool = True,
     ) -> DetectionOutput:
         mask = check_batch(
@@ -80,13 +89,15 @@ class RefDense(nn.Module):
             dtype=self.action_head.weight.dtype,
             validate=validate,
         )
+        auxiliary = self.training if auxiliary is None else auxiliary
         entity = self.entity(self.input_dropout(image), mask)
-        _, motion = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
+        fine, coarse = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
+        motion = fine + coarse
         both = torch.cat([entity, motion], dim=-1)
         return DetectionOutput(
             action_logits=self.action_head(self.head_dropout(both), mask),
-            entity_logits=self.entity_head(entity) if self.entity_head is not None else None,
-            motion_logits=self.motion_head(motion) if self.motion_head is not None else None,
+            entity_logits=self.entity_head(entity) if auxiliary and self.entity_head is not None else None,
+            motion_logits=self.motion_head(motion) if auxiliary and self.motion_head is not None else None,
             entity_features=entity,
             motion_features=motion,
             action_features=both,

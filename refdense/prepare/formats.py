@@ -3,10 +3,13 @@
 Every reader returns the same in-memory form, :class:`RawAnnotations`: the class names in id order
 and one entry per video in the super-events shape that ``annotations.json`` uses on disk
 (``{"subset": "training"|"testing", "duration": seconds or None, "actions": [[class, start_s,
-end_s], ...]}``, class ids 0-based, times in seconds). Nothing is cleaned here (clipping, dropping and
-merging are the job of ``refdense.data``'s clean-up, which reports what it fixed); the readers only
-translate, and what they cannot translate (an unknown class id, a line that does not parse) is
-counted in :attr:`RawAnnotations.problems` instead of being silently lost.
+end_s], ...]}``, class ids 0-based, times in seconds), plus ``"origins"``: where each action was
+read (``"Charades_v1_train.csv:12"``, ``"Walk.txt:7"``, ``"multithumos.json: video 'v', actions[3]"``),
+so that every fix of the clean-up can be traced to its line. Nothing is cleaned here (clipping,
+dropping and merging are the job of ``refdense.data``'s clean-up, which reports what it fixed); the
+readers only translate, and what they cannot translate (an unknown class id, a line that does not
+parse) is listed in :attr:`RawAnnotations.details` and counted in :attr:`RawAnnotations.problems`
+instead of being silently lost.
 
 Formats (``FORMATS``):
 
@@ -33,12 +36,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refdense.data.format import SUBSETS
+from refdense.data.format import SUBSETS, unique_keys
 
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
 TSU_FPS = 20.0
 
-# MultiTHUMOS class names in the official id order (id = position + 1), SPEC section 5.
+# MultiTHUMOS class names in the official id order (id = position + 1), as in multithumos.json.
 MULTITHUMOS_CLASSES = (
     "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling",
     "CricketShot", "Diving", "FrisbeeCatch", "GolfSwing", "HammerThrow", "HighJump", "JavelinThrow",
@@ -65,10 +68,11 @@ class RawAnnotations:
     Attributes:
         classes: class names; the index is the 0-based class id used in ``videos``.
         videos: ``{video_id: {"subset", "duration" (seconds, or None when the format has none),
-            "actions": [[class_id, start_s, end_s], ...]}}``.
+            "actions": [[class_id, start_s, end_s], ...], "origins": [where each action was read]}}``.
         source: which files and format they came from (goes into ``dataset.json``'s ``source``).
         problems: counts of what could not be translated, e.g. ``{"unknown class id": 3}``.
-        examples: one human-readable example message per problem kind.
+        examples: the first message of each problem kind.
+        details: every message of each problem kind (file and line, or file and video).
     """
 
     classes: list[str]
@@ -76,11 +80,13 @@ class RawAnnotations:
     source: str
     problems: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)
+    details: dict[str, list[str]] = field(default_factory=dict)
 
     def note(self, kind: str, message: str) -> None:
-        """Count one problem of ``kind``; keep the first ``message`` as its example."""
+        """Count and keep one problem of ``kind`` (its ``message`` names the file and the line or video)."""
         self.problems[kind] = self.problems.get(kind, 0) + 1
         self.examples.setdefault(kind, message)
+        self.details.setdefault(kind, []).append(message)
 
 
 def read_class_list(path: str | Path) -> list[tuple[str, str]]:
@@ -117,8 +123,8 @@ def read_class_list(path: str | Path) -> list[tuple[str, str]]:
 def _load_json(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as error:
+            data = json.load(handle, object_pairs_hook=unique_keys)
+    except ValueError as error:  # invalid JSON, or a video id given twice
         raise FormatError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or not data:
         raise FormatError(f"{path}: expected a JSON object {{video_id: {{subset, duration, actions}}}}, "
@@ -164,20 +170,21 @@ def read_super_events(path: str | Path, classes: list[str], *, one_based: bool =
     offset = 1 if one_based else 0
     raw = RawAnnotations(classes=list(classes), videos={}, source=f"{format_name}: {path.name}")
     for video_id, entry in data.items():
-        actions = []
-        for action in entry["actions"]:
+        actions, origins = [], []
+        for index, action in enumerate(entry["actions"]):
+            origin = f"{path.name}: video {video_id!r}, actions[{index}]"
             if not (isinstance(action, list) and len(action) == 3 and isinstance(action[0], int)
                     and all(isinstance(v, (int, float)) for v in action[1:])):
-                raw.note("malformed action", f"{path}: video {video_id!r}: expected [class, start, end], found {action!r}")
+                raw.note("malformed action", f"{origin}: expected [class, start, end], found {action!r}")
                 continue
             cls = action[0] - offset
             if not 0 <= cls < num:
-                raw.note("unknown class id", f"{path}: video {video_id!r}: class id {action[0]} outside "
-                         f"{offset}..{num - 1 + offset}")
+                raw.note("unknown class id", f"{origin}: class id {action[0]} outside {offset}..{num - 1 + offset}")
                 continue
             actions.append([cls, float(action[1]) * time_scale, float(action[2]) * time_scale])
+            origins.append(origin)
         raw.videos[str(video_id)] = {"subset": entry["subset"], "duration": float(entry["duration"]) * time_scale,
-                                     "actions": actions}
+                                     "actions": actions, "origins": origins}
     return raw
 
 
@@ -222,23 +229,28 @@ def read_charades_csv(paths: list[str | Path], classes_file: str | Path) -> RawA
                     duration = float(row["length"])
                 except ValueError:
                     raise FormatError(f"{path}: video {video_id!r}: length is not a number: {row['length']!r}") from None
-                actions = []
+                actions, origins = [], []
                 for item in filter(None, (part.strip() for part in (row["actions"] or "").split(";"))):
+                    origin = f"{path.name}:{reader.line_num} ({item!r})"
                     fields = item.split()
                     try:
                         token, start, end = fields[0], float(fields[1]), float(fields[2])
                         if len(fields) != 3:
                             raise ValueError
                     except (ValueError, IndexError):
-                        raw.note("malformed action", f"{path}: video {video_id!r}: expected 'cXXX start end', found {item!r}")
+                        raw.note("malformed action", f"{path}:{reader.line_num}: video {video_id!r}: expected "
+                                 f"'cXXX start end', found {item!r}")
                         continue
                     if token not in index:
-                        raw.note("unknown class id", f"{path}: video {video_id!r}: class {token!r} is not in {Path(classes_file).name}")
+                        raw.note("unknown class id", f"{path}:{reader.line_num}: video {video_id!r}: class {token!r} "
+                                 f"is not in {Path(classes_file).name}")
                         continue
                     actions.append([index[token], start, end])
+                    origins.append(origin)
                 if video_id in raw.videos:
-                    raise FormatError(f"{path}: video {video_id!r} appears twice")
-                raw.videos[video_id] = {"subset": subset, "duration": duration, "actions": actions}
+                    raise FormatError(f"{path}:{reader.line_num}: video {video_id!r} appears twice")
+                raw.videos[video_id] = {"subset": subset, "duration": duration, "actions": actions,
+                                        "origins": origins}
     return raw
 
 
@@ -288,12 +300,42 @@ def read_multithumos_txt(folder: str | Path, classes: list[str] | None = None) -
                     raw.note("malformed action", f"{path}:{number}: expected 'video_id start end', found {line.strip()!r}")
                     continue
                 entry = raw.videos.setdefault(video_id, {"subset": multithumos_subset(video_id),
-                                                         "duration": None, "actions": []})
+                                                         "duration": None, "actions": [], "origins": []})
                 entry["actions"].append([index[path.stem], start, end])
+                entry["origins"].append(f"{path.name}:{number}")
     return raw
 
 
 DATASETS = ("charades", "multithumos", "tsu")
+DATASET_NAMES = {"charades": "Charades", "multithumos": "MultiTHUMOS", "tsu": "TSU (Toyota Smarthome Untrimmed)"}
+# The video ids of each dataset's official files: Charades "46GP8" (five capitals and digits),
+# MultiTHUMOS "video_validation_0000051" / "video_test_0000004" (THUMOS'14), TSU "P02T01C06".
+VIDEO_ID_PATTERNS = {
+    "charades": re.compile(r"[0-9A-Z]{5}"),
+    "multithumos": re.compile(r"video_(validation|test)_\d{7}"),
+    "tsu": re.compile(r"P\d{2}T\d{2}C\d{2}"),
+}
+# The formats that only one dataset is distributed in.
+FORMAT_DATASET = {"charades-csv": "charades", "multithumos-txt": "multithumos", "tsu-json": "tsu"}
+
+
+def guess_dataset(video_ids) -> str | None:
+    """The dataset whose official video-id form at least 90% of ``video_ids`` have, or None."""
+    ids = list(video_ids)
+    for dataset, pattern in VIDEO_ID_PATTERNS.items():
+        if ids and sum(bool(pattern.fullmatch(str(v))) for v in ids) >= 0.9 * len(ids):
+            return dataset
+    return None
+
+
+def check_dataset(dataset: str, video_ids, what: str) -> None:
+    """Raise :class:`FormatError` when ``video_ids`` have the id form of another dataset than ``dataset``."""
+    guessed = guess_dataset(video_ids)
+    if guessed is not None and guessed != dataset:
+        ids = sorted(video_ids)
+        raise FormatError(f"{what} look like {DATASET_NAMES[guessed]}, not {DATASET_NAMES[dataset]}: their video "
+                          f"ids have {DATASET_NAMES[guessed]}'s form (e.g. {ids[:3]}); give them to "
+                          f"`refdense prepare {guessed}`, or the {DATASET_NAMES[dataset]} files to this command")
 
 
 def detect_format(dataset: str, paths: list[Path]) -> str:
@@ -337,6 +379,11 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
         fmt = detect_format(dataset, paths)
     if fmt not in FORMATS:
         raise ValueError(f"unknown annotation format {fmt!r}; expected one of {FORMATS} or 'auto'")
+    if FORMAT_DATASET.get(fmt, dataset) != dataset:
+        other = FORMAT_DATASET[fmt]
+        raise FormatError(f"{[str(p) for p in paths]} look like {DATASET_NAMES[other]}, not {DATASET_NAMES[dataset]}: "
+                          f"{fmt} is the format {DATASET_NAMES[other]} is distributed in; give them to "
+                          f"`refdense prepare {other}`, or the {DATASET_NAMES[dataset]} files to this command")
     if fmt == "charades-csv" and classes_file is None:
         folder = paths[0] if paths[0].is_dir() else paths[0].parent
         candidate = folder / "Charades_v1_classes.txt"
@@ -360,4 +407,5 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
         raise FormatError(f"{fmt}: expected one JSON file, got {len(paths)}")
     if fmt == "tsu-json":
         return read_tsu(paths[0], classes)
+    check_dataset(dataset, _load_json(paths[0]), f"the annotations in {paths[0]}")
     return read_super_events(paths[0], classes, one_based=dataset == "multithumos" if one_based is None else one_based)

@@ -32,17 +32,29 @@ from refdense.data.format import (
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
+    dataset_directory,
     write_annotations,
     write_features,
     write_info,
 )
-from refdense.data.labels import CleanupReport, clean_instances
+from refdense.data.labels import (
+    CleanupReport,
+    InstanceFix,
+    clean_instances,
+    drop_reason,
+    instance_span,
+    no_segment_reason,
+    segment_times,
+    summarize_cleanup,
+)
 from refdense.io import atomic_write
 from refdense.prepare.decompose import Decomposition
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, to_storage
-from refdense.prepare.formats import RawAnnotations
+from refdense.prepare.formats import DATASET_NAMES, RawAnnotations, guess_dataset
+from refdense.progress import track
 
 REPORT_FILE = "prepare-report.json"
+REPORT_FORMAT = "refdense-prepare-report/1"
 # Frame rate of the videos the community's features were extracted from (Charades at 24 fps,
 # THUMOS videos mostly at 30 fps, TSU at 20 fps); used for dataset.json's fps and, for the
 # MultiTHUMOS per-class files only, for the durations.
@@ -56,6 +68,7 @@ class PrepareReport:
     videos_written: dict[str, int] = field(default_factory=dict)  # subset -> count
     reader_problems: dict[str, int] = field(default_factory=dict)
     reader_examples: dict[str, str] = field(default_factory=dict)
+    reader_details: dict[str, list[str]] = field(default_factory=dict)
     without_features: list[str] = field(default_factory=list)
     without_annotation: list[str] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> video ids
@@ -70,7 +83,10 @@ class PrepareReport:
         self.skipped_examples.setdefault(reason, message)
 
     def to_dict(self) -> dict:
+        """What ``prepare-report.json`` holds: the counts, and every fix by video and instance (``fixes``,
+        ``annotation_problems``), with the file and line or video it came from."""
         return {
+            "format": REPORT_FORMAT,
             "videos_written": self.videos_written,
             "reader_problems": self.reader_problems,
             "reader_examples": self.reader_examples,
@@ -82,35 +98,66 @@ class PrepareReport:
             "durations_from_features": self.durations_from_features,
             "dropped_training_videos_without_actions": self.dropped_empty_training,
             "cleanup": self.cleanup.to_dict(),
-            "merged_instances_into_unions": self.cleanup.merged,
+            "videos_without_actions": self.cleanup.videos_without_actions,
+            "annotation_problems": self.reader_details,
+            "fixes": [fix.to_dict() for fix in self.cleanup.fixes],
         }
 
     def summary(self) -> str:
         """A few lines for a person: counts, with one example message per kind of problem."""
-        written = ", ".join(f"{n} {subset}" for subset, n in sorted(self.videos_written.items()))
-        lines = [f"written: {sum(self.videos_written.values())} videos ({written or 'none'})"]
-        for kind, count in sorted(self.reader_problems.items()):
-            lines.append(f"annotations: {count} x {kind}, e.g. {self.reader_examples[kind]}")
+        return summarize_prepare_report(self.to_dict())
 
-        def ids(items: list[str]) -> str:
-            return ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
 
-        if self.without_features:
-            lines.append(f"left out {len(self.without_features)} annotated videos without features: {ids(self.without_features)}")
-        if self.without_annotation:
-            lines.append(f"ignored {len(self.without_annotation)} feature files without annotation: {ids(self.without_annotation)}")
-        for reason, videos in sorted(self.skipped.items()):
-            lines.append(f"left out {len(videos)} videos ({reason}), e.g. {self.skipped_examples[reason]}")
-        if self.truncated:
-            lines.append(f"truncated {len(self.truncated)} videos to the shorter stream (lengths differed "
-                         f"within tolerance): {ids(self.truncated)}")
-        if self.durations_from_features:
-            lines.append(f"durations taken from the features for {self.durations_from_features} videos "
-                         "(T * segment_frames / fps)")
-        if self.dropped_empty_training:
-            lines.append(f"dropped {len(self.dropped_empty_training)} training videos without actions")
-        lines.append("clean-up: " + self.cleanup.summary())
-        return "\n".join(lines)
+def summarize_prepare_report(report: dict) -> str:
+    """The lines :meth:`PrepareReport.summary` prints, from a report dict (also one read from
+    ``prepare-report.json``)."""
+    written = ", ".join(f"{n} {subset}" for subset, n in sorted(report["videos_written"].items()))
+    lines = [f"written: {sum(report['videos_written'].values())} videos ({written or 'none'})"]
+    for kind, count in sorted(report["reader_problems"].items()):
+        lines.append(f"annotations: {count} x {kind}, e.g. {report['reader_examples'][kind]}")
+
+    def ids(items: list[str]) -> str:
+        return ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
+
+    if report["annotated_without_features"]:
+        lines.append(f"left out {len(report['annotated_without_features'])} annotated videos without features: "
+                     f"{ids(report['annotated_without_features'])}")
+    if report["features_without_annotation"]:
+        lines.append(f"ignored {len(report['features_without_annotation'])} feature files without annotation: "
+                     f"{ids(report['features_without_annotation'])}")
+    for reason, videos in sorted(report["skipped"].items()):
+        lines.append(f"left out {len(videos)} videos ({reason}), e.g. {report['skipped_examples'][reason]}")
+    if report["streams_truncated_to_shorter"]:
+        lines.append(f"truncated {len(report['streams_truncated_to_shorter'])} videos to the shorter stream (lengths "
+                     f"differed within tolerance): {ids(report['streams_truncated_to_shorter'])}")
+    if report["durations_from_features"]:
+        lines.append(f"durations taken from the features for {report['durations_from_features']} videos "
+                     "(T * segment_frames / fps)")
+    if report["dropped_training_videos_without_actions"]:
+        lines.append(f"dropped {len(report['dropped_training_videos_without_actions'])} training videos without actions")
+    lines.append("clean-up: " + summarize_cleanup(report["cleanup"]))
+    if report["fixes"]:
+        first = report["fixes"][0]
+        lines.append(f"every fix is listed by video and instance (with where it was read) under \"fixes\" in "
+                     f"{REPORT_FILE}; e.g. {first['fix']}: {first['video']}, class {first['class']} "
+                     f"[{first['start']:g}, {first['end']:g}] s ({first['origin']}): {first['reason']}")
+    return "\n".join(lines)
+
+
+def read_prepare_report(folder: str | Path) -> dict | None:
+    """The ``prepare-report.json`` of a dataset folder, or None when it has none (e.g. synthetic data)."""
+    path = Path(folder) / REPORT_FILE
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a readable preparation report ({error})") from None
+    if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
+        found = report.get("format") if isinstance(report, dict) else type(report).__name__
+        raise ValueError(f"{path}: expected a preparation report of format {REPORT_FORMAT!r}, found {found!r} "
+                         "(prepare the dataset again with this version)")
+    return report
 
 
 def merge_overlaps(actions: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
@@ -161,16 +208,21 @@ def prepare_dataset(
         drop_empty_training: leave out training videos without actions (PAT does); testing videos
             without actions are always kept for evaluation.
 
-    Each file is written atomically; an error before the end leaves no partial file behind.
+    ``out`` is replaced as a whole at the end (``refdense.data.format.dataset_directory``): an error
+    or a kill at any point leaves the previous dataset (or none), never a mix of old and new files.
+    ``out`` must be missing, empty or a dataset folder of this project; any other folder is refused
+    (``FileExistsError``) before any work.
     """
     out = Path(out)
-    report = PrepareReport(reader_problems=dict(raw.problems), reader_examples=dict(raw.examples))
+    report = PrepareReport(reader_problems=dict(raw.problems), reader_examples=dict(raw.examples),
+                           reader_details={kind: list(messages) for kind, messages in raw.details.items()})
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype: expected 'float16' or 'float32', found {dtype!r}")
     if decomposition is not None:
         decomposition = decomposition.reorder(raw.classes, where=f"decomposition {decomposition.name!r}")
 
-    with FeatureSource(video_features, "video") as video_source, FeatureSource(image_features, "image") as image_source:
+    with (dataset_directory(out, overwrite=True) as staging, FeatureSource(video_features, "video") as video_source,
+          FeatureSource(image_features, "image") as image_source):
         with_features = set(video_source.ids) & set(image_source.ids)
         report.without_features = sorted(set(raw.videos) - with_features)
         report.without_annotation = sorted((set(video_source.ids) | set(image_source.ids)) - set(raw.videos))
@@ -187,18 +239,31 @@ def prepare_dataset(
                 report.skip("no positive duration", video_id,
                             f"video {video_id!r}: duration {duration!r} is not a positive number")
                 return None
-            kept, cleanup = clean_instances([tuple(a) for a in entry["actions"]], float(duration), video_id)
+            duration = float(duration)
+            kept, cleanup = clean_instances([tuple(a) for a in entry["actions"]], duration, video_id,
+                                            entry["origins"])
+            merged = merge_overlaps(kept)
+            # instances covering no segment, counted on what annotations.json holds (as the loader counts)
+            times = segment_times(length, duration)
+            kept_origins = [origin for (_, s, e), origin in zip(entry["actions"], entry["origins"])
+                            if drop_reason(s, e, duration) is None]
+            for label, start, end in merged:
+                span = instance_span(times, start, end, boundary)
+                if span.stop <= span.start:
+                    cleanup.no_segment += 1
+                    origins = [origin for (c, s, e), origin in zip(kept, kept_origins)
+                               if c == label and start <= s and e <= end]
+                    cleanup.fixes.append(InstanceFix(video_id, label, start, end, "no segment",
+                                                     no_segment_reason(length, duration), "; ".join(origins)))
             report.cleanup += cleanup
             if not kept and drop_empty_training and entry["subset"] == "training":
                 report.dropped_empty_training.append(video_id)
                 return None
             report.videos_written[entry["subset"]] = report.videos_written.get(entry["subset"], 0) + 1
-            return VideoAnnotation(entry["subset"], float(duration), tuple(merge_overlaps(kept)))
+            return VideoAnnotation(entry["subset"], duration, tuple(merged))
 
         def items():
-            from tqdm.auto import tqdm
-
-            for video_id in tqdm(candidates, desc="features", unit="video", disable=None if progress is None else not progress):
+            for video_id in track(candidates, desc="prepare", unit="videos", enabled=progress):
                 where_v = f"{video_source.path}: video {video_id!r}"
                 try:
                     video, image = video_source.load(video_id), image_source.load(video_id)
@@ -227,25 +292,28 @@ def prepare_dataset(
                 raise FeatureError(f"every video was left out:\n{report.summary()}")
 
         if not candidates:
+            looks = guess_dataset(video_source.ids)
+            hint = (f"; the features look like {DATASET_NAMES[looks]}'s videos" if looks and looks != guess_dataset(raw.videos)
+                    else "")
             raise FeatureError(f"no video has both annotations and features: {len(raw.videos)} annotated "
                                f"(e.g. {sorted(raw.videos)[:2]}), features for e.g. {video_source.ids[:2]} "
-                               f"in {video_source.path}")
-        write_features(out / FEATURES_FILE, items(), dtype=dtype)
-    info = DatasetInfo(
-        name=name,
-        classes=tuple(raw.classes),
-        entities=decomposition.entities if decomposition else (),
-        motions=decomposition.motions if decomposition else (),
-        decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
-        streams={"video": StreamInfo(dims["video"], video_encoder), "image": StreamInfo(dims["image"], image_encoder)},
-        segment_frames=segment_frames,
-        fps=float(fps),
-        boundary=boundary,
-        source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
-               + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
-    )
-    write_annotations(out / ANNOTATIONS_FILE, annotations)
-    with atomic_write(out / REPORT_FILE) as handle:
-        json.dump(report.to_dict(), handle, indent=1)
-    write_info(out, info)
+                               f"in {video_source.path}{hint}")
+        write_features(staging / FEATURES_FILE, items(), dtype=dtype)
+        info = DatasetInfo(
+            name=name,
+            classes=tuple(raw.classes),
+            entities=decomposition.entities if decomposition else (),
+            motions=decomposition.motions if decomposition else (),
+            decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
+            streams={"video": StreamInfo(dims["video"], video_encoder), "image": StreamInfo(dims["image"], image_encoder)},
+            segment_frames=segment_frames,
+            fps=float(fps),
+            boundary=boundary,
+            source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
+                   + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
+        )
+        write_annotations(staging / ANNOTATIONS_FILE, annotations)
+        with atomic_write(staging / REPORT_FILE) as handle:
+            json.dump(report.to_dict(), handle, indent=1)
+        write_info(staging, info)
     return report

@@ -5,6 +5,7 @@
 - :mod:`refdense.train.evaluate`: :func:`evaluate` a checkpoint on a split.
 - :mod:`refdense.train.distributed`: ``torchrun`` support (DistributedDataParallel).
 - :mod:`refdense.train.demo` and :mod:`refdense.train.ablate`: the main job and the ablations.
+- :mod:`refdense.train.sweep`: a component's gain against a mechanism dial of the synthetic data.
 """
 
 from refdense.train.ablate import ablate

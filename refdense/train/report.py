@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,6 +20,36 @@ def table_summary(table: PaperTable) -> str:
     for tau, ac in table.conditional.items():
         parts.append(f"tau={tau}: mAP_ac {100 * ac.mAP_ac:.2f}, F1_ac {100 * ac.F1_ac:.2f}")
     return " | ".join(parts)
+
+
+def data_summary(dataset_dir: Path, train, validation, test) -> str:
+    """One paragraph on the data a run trains on: the dataset, the videos of each split, the fixes.
+
+    ``train``, ``validation`` (or None) and ``test`` are the run's
+    :class:`~refdense.data.DenseActionDataset` splits. The fixes are those of ``prepare-report.json``
+    for a folder made by ``refdense prepare``, else those the loader made.
+    """
+    from refdense.data.labels import summarize_cleanup
+    from refdense.prepare.prepare import REPORT_FILE, read_prepare_report
+
+    info = train.info
+    text = (f"Data: {dataset_dir} ({info.name}: {info.num_classes} classes, {info.num_entities} entities, "
+            f"{info.num_motions} motions; video stream {info.video_dim}-d {info.streams['video'].encoder}, image "
+            f"stream {info.image_dim}-d {info.streams['image'].encoder}). Training on {len(train)} videos")
+    if train.dropped_empty:
+        text += f" ({len(train.dropped_empty)} without actions left out: data.drop_empty_videos)"
+    text += (f", validating on {len(validation)} carved from the training subset" if validation is not None
+             else ", no validation split (the last epoch is tested)")
+    text += f", testing on {len(test)}."
+    prepared = read_prepare_report(dataset_dir)
+    if prepared is None:
+        text += f" Clean-up when loading: {train.report.summary()}."
+    else:
+        left_out = (len(prepared["annotated_without_features"]) + sum(map(len, prepared["skipped"].values()))
+                    + len(prepared["dropped_training_videos_without_actions"]))
+        text += (f" Prepared by `refdense prepare`: {summarize_cleanup(prepared['cleanup'])}; {left_out} annotated "
+                 f"videos left out; every fix is listed in {dataset_dir / REPORT_FILE}.")
+    return textwrap.fill(text, width=100)
 
 
 def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], validated: bool) -> str:
@@ -169,9 +200,12 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
     for name in names:
         c = configs[name]
         heads = [s for s in ("entity", "motion") if getattr(c.loss, f"use_{s}_labels")]
+        kind = "BCE" if c.loss.classification == "bce" else "asymmetric loss"
+        action = ("actions" if c.loss.action_heads == "fused"
+                  else f"the coarse head + {c.loss.fine_head_weight:g} x the fine head (PAT's recipe)")
         lines.append(f"- {name}: `model.arch={c.model.arch}`"
                      + (f", inputs `{c.model.stream}`" if c.model.stream else "")
-                     + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: BCE on actions"
+                     + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: {kind} on {action}"
                      + (f" + {' + '.join(heads)}" if heads else "")
                      + (f", CoLV on {', '.join(c.loss.active_colv_sets())} (text encoder `{c.data.text_encoder}`)"
                         if c.loss.active_colv_sets() else ", no CoLV") + ".")

@@ -5,6 +5,8 @@ and returns the ``matplotlib.figure.Figure``; nothing here calls ``plt.show()``.
 - ``refdense.viz.metrics``: per-class AP bars, pairwise action-conditional matrices.
 - ``refdense.viz.training``: loss curves and metrics per epoch of a run.
 - ``refdense.viz.model``: attention maps and position biases.
-- ``refdense.viz.losses``: loss and gradient curves for the BCE and CoLV explorers.
+- ``refdense.viz.losses``: the BCE explorer's curves and the CoLV explorer's geometry (a segment feature
+  among the prompt embeddings, -dL/df, descent on the sphere).
 - ``refdense.viz.evaluation``: action-conditional metrics against the threshold, for the evaluation explorer.
+- ``refdense.viz.pipeline``: the RefDense pipeline (the paper's Fig. 2) with shapes, notebooks and equations.
 """

@@ -73,15 +73,17 @@ def plot_evaluation(
     fig: Figure | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Three panels: the four metrics at (tau, threshold), P/R/F1 vs threshold, the pairwise matrix.
+    """Three panels: the four metrics at (tau, threshold) and P/R/F1 vs threshold on the left, the
+    pairwise matrix on the right, large enough for one readable name per class (up to about 40).
 
     ``curves`` is what :func:`evaluation_curves` returns. Values are shown in percent; pairs that are
     not kept are left blank in the matrix (:func:`refdense.viz.metrics.plot_conditional_matrix`), whose
     axes carry ``class_names`` (C names; default: the class indices).
     """
     if fig is None:
-        fig = plt.figure(figsize=(13, 3.8), layout="constrained")
-    bar_ax, sweep_ax, matrix_ax = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1.3, 1.2]})
+        fig = plt.figure(figsize=(13, 7.6), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.55])
+    bar_ax, sweep_ax, matrix_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
     conditional = curves["conditional"]
     tau, threshold = curves["tau"], curves["threshold"]
 
@@ -91,17 +93,16 @@ def plot_evaluation(
     for bar, value in zip(bars, values):
         bar_ax.annotate("n/a" if np.isnan(value) else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=9)
-    bar_ax.set(ylim=(0, 105), ylabel="percent", title=f"tau = {tau}, threshold = {threshold:.2f} ({conditional.pairs} pairs)")
+    bar_ax.set(ylim=(0, 110), ylabel="percent", title=f"at threshold {threshold:.2f} ({conditional.pairs} pairs kept)")
 
     sweep = curves["thresholds"]
     for key, color in (("P_ac", "tab:green"), ("R_ac", "tab:orange"), ("F1_ac", "tab:blue"), ("mAP_ac", "tab:purple")):
         style = "--" if key == "mAP_ac" else "-"
         sweep_ax.plot(sweep, 100 * curves[key], style, color=color, label=key)
     sweep_ax.axvline(threshold, color="0.4", lw=0.8)
-    sweep_ax.set(xlabel="threshold", ylabel="percent", ylim=(0, 105), title="vs threshold (mAP_ac does not depend on it)")
-    sweep_ax.legend(fontsize=8, loc="best")
+    sweep_ax.set(xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold (mAP_ac: flat)")
+    sweep_ax.legend(fontsize=8, loc="lower left", ncols=2)
 
     plot_conditional_matrix(conditional, class_names, which=curves["matrix_name"], ax=matrix_ax)
-    if title:
-        fig.suptitle(title)
+    fig.suptitle(title or f"action-conditional metrics, tau = {tau}")
     return fig

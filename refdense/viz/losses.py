@@ -1,21 +1,25 @@
-"""Loss and gradient curves for the BCE and CoLV explorers of the notebooks.
+"""Loss and gradient pictures for the BCE and CoLV explorers of the notebooks.
 
-The ``*_curves`` functions are pure: they evaluate the package's own losses (:mod:`refdense.losses`)
-on small synthetic inputs and return numpy arrays, so what a notebook plots is what training
-computes. The ``plot_*`` functions draw those arrays and return the Figure.
+The pure functions (:func:`bce_curves`, :func:`colv_geometry`) evaluate the package's own losses
+(:mod:`refdense.losses`) with autograd and return numpy arrays, so what a notebook plots is what
+training computes. The ``plot_*`` functions draw those arrays and return the Figure.
 """
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from refdense.losses import (
     ASL_CLIP,
     ASL_GAMMA_NEG,
     ASL_GAMMA_POS,
+    COLV_VARIANTS,
     asymmetric_loss,
     colv_loss_from_similarities,
     masked_bce,
@@ -25,27 +29,42 @@ from refdense.losses import (
 def bce_curves(
     probabilities: np.ndarray | None = None,
     *,
+    positive_rate: float = 0.05,
     pos_weight: float = 1.0,
     classification: str = "bce",
     gamma_neg: float = ASL_GAMMA_NEG,
     gamma_pos: float = ASL_GAMMA_POS,
     clip: float = ASL_CLIP,
-) -> dict[str, np.ndarray]:
-    """Per-entry classification loss and its gradient w.r.t. the logit, for y = 1 and y = 0.
+) -> dict:
+    """Per-entry classification loss and its gradient w.r.t. the logit, for y = 1 and y = 0, and
+    where a class with ``positive_rate`` settles.
+
+    A class whose segments are positive with probability pi, predicted with the same probability p
+    everywhere, receives on average ``pi * grad_positive(p) + (1 - pi) * grad_negative(p)`` per
+    segment: the positives pull p up, the negatives push it down, and p settles where the two
+    balance (``equilibrium``). Under plain BCE that is p = pi: a rare class is pushed to a small
+    probability, below a 0.5 threshold.
 
     Args:
-        probabilities: predicted probabilities p in (0, 1) (default: 199 points from 0.005 to 0.995).
+        probabilities: predicted probabilities p in (0, 1) (default: 399 points from 0.0025 to 0.9975).
+        positive_rate: pi in (0, 1), the share of positive segments of the class.
         pos_weight: weight of the positive term (``classification="bce"`` only).
         classification: ``"bce"`` (:func:`~refdense.losses.masked_bce`) or ``"asymmetric"``
             (:func:`~refdense.losses.asymmetric_loss` with ``gamma_neg``, ``gamma_pos``, ``clip``).
 
     Returns:
-        ``{"probability", "loss_positive", "grad_positive", "loss_negative", "grad_negative"}``,
-        arrays of the same length; ``grad_*`` is d loss / d logit.
+        ``{"probability", "loss_positive", "grad_positive", "loss_negative", "grad_negative",
+        "grad_expected"}`` arrays of the same length (``grad_*`` is d loss / d logit;
+        ``grad_expected`` the average over the class's segments), and the floats
+        ``"positive_rate"`` and ``"equilibrium"`` (the p where ``grad_expected`` crosses zero,
+        interpolated; NaN if it does not cross on the grid), and ``"setting"`` (the loss and its
+        parameters, in words).
     """
-    p = np.linspace(0.005, 0.995, 199) if probabilities is None else np.asarray(probabilities, dtype=np.float64)
+    p = np.linspace(0.0025, 0.9975, 399) if probabilities is None else np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 1 or p.size == 0 or np.any((p <= 0) | (p >= 1)):
         raise ValueError(f"bce_curves: expected a 1-d array of probabilities in (0, 1), found {p!r}")
+    if not 0 < positive_rate < 1:
+        raise ValueError(f"bce_curves: positive_rate: expected a share in (0, 1), found {positive_rate!r}")
     logits = torch.logit(torch.as_tensor(p)).reshape(1, -1, 1)
     mask = torch.ones(1, p.size, dtype=torch.bool)
     out = {"probability": p}
@@ -61,97 +80,250 @@ def bce_curves(
         (grad,) = torch.autograd.grad(loss.sum(), x)
         out[f"loss_{name}"] = loss.detach().reshape(-1).numpy()
         out[f"grad_{name}"] = grad.reshape(-1).numpy()
+    expected = positive_rate * out["grad_positive"] + (1 - positive_rate) * out["grad_negative"]
+    out["grad_expected"] = expected
+    out["positive_rate"] = float(positive_rate)
+    out["setting"] = (f"BCE, pos_weight = {pos_weight:.3g}" if classification == "bce" else
+                      f"asymmetric loss, gamma_neg = {gamma_neg:.3g}, gamma_pos = {gamma_pos:.3g}, clip = {clip:.3g}")
+    crossing = np.flatnonzero((expected[:-1] < 0) & (expected[1:] >= 0))
+    if crossing.size:
+        k = crossing[0]
+        out["equilibrium"] = float(p[k] + (p[k + 1] - p[k]) * -expected[k] / (expected[k + 1] - expected[k]))
+    else:
+        out["equilibrium"] = float("nan")
     return out
 
 
-def plot_bce_curves(curves: dict[str, np.ndarray], fig: Figure | None = None, title: str | None = None) -> Figure:
-    """Two panels: loss and d loss / d logit against the predicted probability, for y = 1 and y = 0."""
+def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None = None) -> Figure:
+    """Three panels against the predicted probability p: the loss of one entry, its gradient, and
+    the average gradient of a class with the given positive rate (where it settles is marked)."""
     if fig is None:
-        fig = plt.figure(figsize=(9, 3.4), layout="constrained")
-    loss_ax, grad_ax = fig.subplots(1, 2)
+        fig = plt.figure(figsize=(12.5, 3.6), layout="constrained")
+    loss_ax, grad_ax, rate_ax = fig.subplots(1, 3)
     p = curves["probability"]
     for name, label, color in (("positive", "y = 1", "tab:green"), ("negative", "y = 0", "tab:red")):
         loss_ax.plot(p, curves[f"loss_{name}"], color=color, label=label)
         grad_ax.plot(p, curves[f"grad_{name}"], color=color, label=label)
-    loss_ax.set(xlabel="predicted probability p", ylabel="loss", title="loss")
-    grad_ax.axhline(0, color="0.6", lw=0.8)
-    grad_ax.set(xlabel="predicted probability p", ylabel="d loss / d logit", title="gradient")
+    loss_ax.set(xlabel="predicted probability p", ylabel="loss of one entry", title="loss")
     loss_ax.legend()
-    if title:
-        fig.suptitle(title)
+    grad_ax.axhline(0, color="0.6", lw=0.8)
+    grad_ax.set(xlabel="predicted probability p", ylabel="d loss / d logit", title="gradient of one entry")
+    rate = curves["positive_rate"]
+    rate_ax.plot(p, rate * curves["grad_positive"], color="tab:green", lw=1, label=f"positives (x {rate:.3g})")
+    rate_ax.plot(p, (1 - rate) * curves["grad_negative"], color="tab:red", lw=1, label=f"negatives (x {1 - rate:.3g})")
+    rate_ax.plot(p, curves["grad_expected"], color="black", lw=2, label="sum")
+    rate_ax.axhline(0, color="0.6", lw=0.8)
+    pull = max(float(-curves["grad_expected"].min()), 1e-3)  # the strongest average pull up
+    limit = 2.5 * pull
+    settle = curves["equilibrium"]
+    if np.isfinite(settle):
+        rate_ax.axvline(settle, color="tab:blue", ls="--", lw=1)
+        right = settle < 0.1  # the label on the side with room
+        rate_ax.annotate(f"settles at p = {settle:.3f}", (settle, 0.7 * limit), xytext=(5 if right else -5, 0),
+                         textcoords="offset points", ha="left" if right else "right", color="tab:blue", fontsize=9)
+    rate_ax.set(xscale="log", xlabel="predicted probability p (log)", ylabel="average d loss / d logit",
+                ylim=(-limit, limit), title=f"a class with {100 * rate:.3g}% positives (near 0)")
+    rate_ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title or curves["setting"])
     return fig
 
 
-def colv_curves(
-    temperature: float = 0.07,
-    num_positive: int = 2,
-    *,
-    num_classes: int = 8,
-    variant: str = "refdense",
-    seed: int = 0,
-    temperatures: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """CoLV of one segment against the temperature and the number of co-occurring concepts.
-
-    The segment has fixed cosine similarities to ``num_classes`` prompts, drawn uniformly in
-    [-0.2, 0.5] with ``seed``; its first ``num_positive`` classes are the co-occurring ones (beta).
-    Everything is computed with :func:`~refdense.losses.colv_loss_from_similarities`.
-
-    Returns:
-        ``temperatures`` (N,) and ``loss_vs_temperature`` (N,) for ``num_positive``;
-        ``num_positives`` (0..C) and ``loss_vs_positives`` at ``temperature``;
-        ``similarities`` (C,), ``positive`` (C,) bool, ``grad`` (C,): d loss / d s_c at
-        (``temperature``, ``num_positive``); ``loss``: that loss.
-    """
-    if not 0 <= num_positive <= num_classes:
-        raise ValueError(f"colv_curves: num_positive: expected 0..{num_classes}, found {num_positive}")
-    taus = np.geomspace(0.01, 1.0, 60) if temperatures is None else np.asarray(temperatures, dtype=np.float64)
-    generator = torch.Generator().manual_seed(seed)
-    similarities = (torch.rand(num_classes, generator=generator, dtype=torch.float64) * 0.7 - 0.2)
+def _colv_and_bce(unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch.Tensor, temperature: float,
+                  variant: str):
+    """The similarities ``s(f)`` (C,) of a segment feature f (D,) and two losses of them: CoLV of the
+    segment, and BCE of a stand-in head with logits ``z_c = (s_c - s_c(start)) / tau``, undecided
+    (p = 0.5 for every class) at the start."""
     mask = torch.ones(1, 1, dtype=torch.bool)
 
-    def labels_for(k: int) -> torch.Tensor:
-        labels = torch.zeros(1, 1, num_classes, dtype=torch.float64)
-        labels[..., :k] = 1
-        return labels
+    def similarities(f: torch.Tensor) -> torch.Tensor:
+        return unit_prompts @ F.normalize(f, dim=0)
 
-    def loss_at(s: torch.Tensor, tau: float, k: int) -> torch.Tensor:
-        return colv_loss_from_similarities(s.reshape(1, 1, -1), labels_for(k), mask, tau, variant=variant)
+    offset = similarities(start).detach()
 
-    s = similarities.clone().requires_grad_(True)
-    loss = loss_at(s, temperature, num_positive)
-    (grad,) = torch.autograd.grad(loss, s)
-    return {
-        "temperatures": taus,
-        "loss_vs_temperature": np.array([loss_at(similarities, float(t), num_positive).item() for t in taus]),
-        "num_positives": np.arange(num_classes + 1),
-        "loss_vs_positives": np.array([loss_at(similarities, temperature, k).item() for k in range(num_classes + 1)]),
-        "similarities": similarities.numpy(),
-        "positive": labels_for(num_positive).reshape(-1).bool().numpy(),
-        "grad": grad.numpy(),
-        "loss": np.array(loss.item()),
-        "temperature": np.array(temperature),
-        "num_positive": np.array(num_positive),
-    }
+    def colv(s: torch.Tensor) -> torch.Tensor:
+        return colv_loss_from_similarities(s.reshape(1, 1, -1), labels.reshape(1, 1, -1), mask, temperature,
+                                           variant=variant)
+
+    def bce(s: torch.Tensor) -> torch.Tensor:
+        return masked_bce(((s - offset) / temperature).reshape(1, 1, -1), labels.reshape(1, 1, -1), mask)
+
+    return similarities, {"colv": colv, "bce": bce}
 
 
-def plot_colv_curves(curves: dict[str, np.ndarray], fig: Figure | None = None, title: str | None = None) -> Figure:
-    """Three panels: loss vs temperature, loss vs number of co-occurring concepts, per-class gradient."""
+def colv_lower_bound(variant: str, num_positive: int, num_negative: int, temperature: float) -> float:
+    """The smallest value one segment's CoLV can take with unit vectors (similarities in [-1, 1]).
+
+    ``refdense``: ``-2/tau + log |negatives|`` (positives at +1, negatives at -1): below zero, and
+    the pull on the positives never fades on the way there; ``infonce``: 0 (a -log of a
+    probability); ``supcon``: ``log |beta|`` (the positives share the softmax). 0 for a segment
+    without positive or negative (its loss is 0).
+    """
+    if variant not in COLV_VARIANTS:
+        raise ValueError(f"colv_lower_bound: variant: expected one of {COLV_VARIANTS}, found {variant!r}")
+    if num_positive == 0 or num_negative == 0:
+        return 0.0
+    return {"refdense": -2.0 / temperature + float(np.log(num_negative)), "infonce": 0.0,
+            "supcon": float(np.log(num_positive))}[variant]
+
+
+def colv_geometry(
+    embeddings,
+    positives: Sequence[int],
+    *,
+    temperature: float = 0.07,
+    variant: str = "refdense",
+    names: Sequence[str] | None = None,
+    feature=None,
+    steps: int = 20,
+    step_size: float = 0.3,
+) -> dict:
+    """One segment feature f on the unit sphere among the prompt embeddings, and where CoLV moves it.
+
+    CoLV of one segment is a function of the feature f through the similarities
+    ``s_c = u_c . f / |f|``; its gradient ``-dL/df = -sum_c (dL/ds_c) u_c`` (projected on the
+    sphere's tangent by the normalisation) is the direction training moves f. Beside it, BCE of a
+    stand-in head on the same similarities, with logits ``z_c = (s_c - s_c(start)) / tau`` (undecided,
+    p = 0.5 for every class, at the start). Both are followed by
+    gradient descent on the sphere from the same start, ``f <- normalise(f - step_size * tau * dL/df)``.
+
+    Args:
+        embeddings: (C, D) prompt embeddings u_c (normalised here).
+        positives: indices of the concepts on at the segment (beta); the others are its negatives.
+        temperature: tau > 0. variant: ``"refdense"``, ``"infonce"`` or ``"supcon"``.
+        names: C concept names (default: indices). feature: (D,) start (default: the normalised mean
+            of the unit prompts, a segment equally close to every concept).
+        steps: descent steps; step_size: in units of tau (the gradients scale as 1/tau).
+
+    Returns:
+        ``"names"``, ``"positive"`` (C,) bool, ``"temperature"``, ``"variant"``;
+        ``"similarity"`` (C,) at the start; ``"force_colv"``, ``"force_bce"`` (C,): ``-dL/ds_c`` at
+        the start (> 0: pulled towards u_c, < 0: pushed away); ``"view_prompts"`` (C, 2),
+        ``"view_start"`` (2,), ``"arrow_colv"``, ``"arrow_bce"`` (2,) (``-dL/df`` at the start) and
+        ``"path_colv"``, ``"path_bce"`` (steps + 1, 2): everything seen in the plane of the two main
+        directions of the (centred) unit prompts; ``"loss_colv"``, ``"loss_bce"``,
+        ``"pull_colv"``, ``"pull_bce"`` (steps + 1,): the loss and the mean pull ``-dL/ds_e`` on the
+        positives along each path; ``"end_similarity_colv"``, ``"end_similarity_bce"`` (C,): the
+        similarities where each descent ends; ``"lower_bound"``: :func:`colv_lower_bound`.
+    """
+    u = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
+    if u.dim() != 2 or u.shape[0] < 2:
+        raise ValueError(f"colv_geometry: embeddings: expected a (C, D) array with C >= 2, "
+                         f"found shape {tuple(u.shape)}")
+    num_classes = u.shape[0]
+    names = [str(c) for c in range(num_classes)] if names is None else [str(n) for n in names]
+    if len(names) != num_classes:
+        raise ValueError(f"colv_geometry: names: expected {num_classes} names, found {len(names)}")
+    beta = sorted({int(c) for c in positives})
+    if any(not 0 <= c < num_classes for c in beta):
+        raise ValueError(f"colv_geometry: positives: expected indices in [0, {num_classes}), found {list(positives)}")
+    if variant not in COLV_VARIANTS:
+        raise ValueError(f"colv_geometry: variant: expected one of {COLV_VARIANTS}, found {variant!r}")
+    if not temperature > 0:
+        raise ValueError(f"colv_geometry: temperature: expected a value > 0, found {temperature!r}")
+    unit = F.normalize(u, dim=1)
+    labels = torch.zeros(num_classes, dtype=torch.float64)
+    labels[beta] = 1.0
+    start = unit.mean(0) if feature is None else torch.as_tensor(np.asarray(feature), dtype=torch.float64)
+    if start.shape != (u.shape[1],):
+        raise ValueError(f"colv_geometry: feature: expected shape ({u.shape[1]},), found {tuple(start.shape)}")
+    start = F.normalize(start, dim=0)
+    similarities, losses = _colv_and_bce(unit, labels, start, temperature, variant)
+    _, _, directions = torch.linalg.svd(unit - unit.mean(0), full_matrices=False)
+    plane = directions[:2].T  # (D, 2)
+    result = {"names": names, "positive": labels.bool().numpy(), "temperature": float(temperature), "variant": variant,
+              "similarity": similarities(start).numpy(), "view_prompts": (unit @ plane).numpy(),
+              "view_start": (start @ plane).numpy(),
+              "lower_bound": colv_lower_bound(variant, len(beta), num_classes - len(beta), temperature)}
+    positive = labels.bool()
+    for name, loss_of in losses.items():
+        f = start.clone()
+        path, values, pulls = [f @ plane], [], []
+        for step in range(steps + 1):
+            f = f.detach().requires_grad_(True)
+            s = similarities(f)
+            s.retain_grad()
+            loss = loss_of(s)
+            loss.backward()
+            force, grad = -s.grad.detach(), f.grad.detach()
+            values.append(float(loss.detach()))
+            pulls.append(float(force[positive].mean()) if positive.any() else 0.0)
+            if step == 0:
+                result[f"force_{name}"] = force.numpy()
+                result[f"arrow_{name}"] = (-grad @ plane).numpy()
+            if step < steps:
+                f = F.normalize(f.detach() - step_size * temperature * grad, dim=0)
+                path.append(f @ plane)
+        result[f"path_{name}"] = torch.stack(path).numpy()
+        result[f"end_similarity_{name}"] = similarities(f.detach()).numpy()
+        result[f"loss_{name}"] = np.array(values)
+        result[f"pull_{name}"] = np.array(pulls)
+    return result
+
+
+_COLV_TITLES = {"refdense": "CoLV, paper (negatives-only denominator)", "infonce": "CoLV, InfoNCE",
+                "supcon": "CoLV, supervised-contrastive (positives compete)"}
+
+
+def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | None = None) -> Figure:
+    """Four panels from :func:`colv_geometry`: the sphere seen in a plane (prompts, the segment
+    feature, ``-dL/df`` of CoLV and BCE and where descent takes f), the force on each prompt, the
+    loss along the way (with CoLV's lower bound) and the pull on the positives along the way."""
     if fig is None:
-        fig = plt.figure(figsize=(12, 3.4), layout="constrained")
-    tau_ax, k_ax, grad_ax = fig.subplots(1, 3)
-    tau, k = float(curves["temperature"]), int(curves["num_positive"])
-    tau_ax.plot(curves["temperatures"], curves["loss_vs_temperature"], color="tab:blue")
-    tau_ax.plot([tau], [float(curves["loss"])], "o", color="black")
-    tau_ax.set(xscale="log", xlabel="temperature tau", ylabel="CoLV", title=f"{k} co-occurring concepts")
-    k_ax.plot(curves["num_positives"], curves["loss_vs_positives"], "o-", color="tab:blue")
-    k_ax.plot([k], [float(curves["loss"])], "o", color="black")
-    k_ax.set(xlabel="number of co-occurring concepts |beta|", ylabel="CoLV", title=f"tau = {tau:.3g}")
-    classes = np.arange(len(curves["grad"]))
-    colors = np.where(curves["positive"], "tab:green", "tab:red")
-    grad_ax.bar(classes, curves["grad"], color=colors)
-    grad_ax.axhline(0, color="0.6", lw=0.8)
-    grad_ax.set(xlabel="class c (green: in beta)", ylabel="d CoLV / d s_c", title="gradient per class", xticks=classes)
-    if title:
-        fig.suptitle(title)
+        fig = plt.figure(figsize=(12.5, 8.2), layout="constrained")
+    (view_ax, force_ax), (loss_ax, pull_ax) = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1, 1.25]})
+    names, positive = geometry["names"], geometry["positive"]
+    tau, variant = geometry["temperature"], geometry["variant"]
+    colv_label, colours = _COLV_TITLES[variant], {"colv": "tab:blue", "bce": "tab:orange"}
+
+    points = geometry["view_prompts"]
+    start = geometry["view_start"]
+    arrows = np.stack([geometry["arrow_colv"], geometry["arrow_bce"]])
+    seen = np.concatenate([points, geometry["path_colv"], geometry["path_bce"], start[None]])
+    centre, half = (seen.max(0) + seen.min(0)) / 2, 0.6 * float((seen.max(0) - seen.min(0)).max()) + 0.05
+    scale = 0.4 * half / max(float(np.abs(arrows).max()), 1e-12)
+    angle = np.linspace(0, 2 * np.pi, 400)
+    view_ax.plot(np.cos(angle), np.sin(angle), color="0.8", lw=1)  # the sphere's outline, where in view
+    view_ax.scatter(points[:, 0], points[:, 1], s=40, zorder=3,
+                    c=np.where(positive, "tab:green", "0.55"), edgecolors="black", linewidths=0.5)
+    for (x, y), name, on in zip(points, names, positive):
+        view_ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8,
+                         color="tab:green" if on else "0.35", fontweight="bold" if on else "normal")
+    for name in ("colv", "bce"):
+        path = geometry[f"path_{name}"]
+        view_ax.plot(path[:, 0], path[:, 1], ":", color=colours[name], lw=1.5)
+        view_ax.plot(*path[-1], "*", color=colours[name], ms=12, zorder=4,
+                     label=f"{'CoLV' if name == 'colv' else 'BCE'}: where descent ends")
+        view_ax.annotate("", xy=start + scale * geometry[f"arrow_{name}"], xytext=start,
+                         arrowprops=dict(arrowstyle="-|>", color=colours[name], lw=2))
+    view_ax.plot(*start, "o", color="black", ms=7, zorder=4, label="segment feature f (start)")
+    view_ax.set(aspect="equal", xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - half, centre[1] + half),
+                title="the unit sphere seen in the plane of the prompts\n(arrows: -dL/df at the start, same scale)")
+    view_ax.tick_params(labelsize=7)
+    view_ax.legend(fontsize=7, loc="lower left")
+
+    index = np.arange(len(names))
+    force_ax.bar(index - 0.2, geometry["force_colv"], width=0.4, color=colours["colv"], label="CoLV")
+    force_ax.bar(index + 0.2, geometry["force_bce"], width=0.4, color=colours["bce"], label="BCE (stand-in head)")
+    force_ax.axhline(0, color="0.5", lw=0.8)
+    force_ax.set_xticks(index, names, rotation=40, ha="right", fontsize=8)
+    for tick, on in zip(force_ax.get_xticklabels(), positive):
+        tick.set_color("tab:green" if on else "0.3")
+    force_ax.set(ylabel="-dL/ds_c  (> 0: pulled towards u_c)", title="force on each prompt at the start (green: on)")
+    force_ax.legend(fontsize=8)
+
+    steps = np.arange(len(geometry["loss_colv"]))
+    loss_ax.plot(steps, geometry["loss_colv"], color=colours["colv"], label="CoLV")
+    loss_ax.plot(steps, geometry["loss_bce"], color=colours["bce"], label="BCE")
+    loss_ax.axhline(geometry["lower_bound"], color=colours["colv"], ls="--", lw=1,
+                    label=f"CoLV's lower bound {geometry['lower_bound']:.2f}")
+    loss_ax.set(xlabel="descent step", ylabel="loss of the segment", title="loss along the descent")
+    loss_ax.legend(fontsize=8)
+
+    pull_ax.plot(steps, geometry["pull_colv"], color=colours["colv"], label="CoLV")
+    pull_ax.plot(steps, geometry["pull_bce"], color=colours["bce"], label="BCE")
+    pull_ax.axhline(0, color="0.5", lw=0.8)
+    pull_ax.set(xlabel="descent step", ylabel="mean -dL/ds_e over the positives",
+                title="pull on the co-occurring concepts along the descent")
+    pull_ax.legend(fontsize=8)
+    fig.suptitle(title or f"{colv_label}, tau = {tau:.3g}, {int(positive.sum())} co-occurring of {len(names)}")
     return fig

@@ -1,0 +1,237 @@
+"""A component's gain against one mechanism dial of the synthetic data, over seeds: ``refdense sweep``.
+
+For each value of one dial (:class:`refdense.synth.Dials`; ``data/README.md``, "Mechanism dials")
+and each seed ``k``, the sweep builds the dataset of the preset with seed ``k`` and the dial at that
+value (cached by :func:`refdense.data.default_dataset`), and trains each variant (a file in
+``configs/ablations``) on it with ``run.seed = k``, exactly as ``refdense ablate`` trains a run
+(:func:`refdense.train.ablate.fit`: resumable, early stopping with a patience). A seed is one
+replicate: one world (the concepts, prototypes and videos) and one training of each variant.
+
+The gain of a variant at a dial value is, seed by seed, the reference (``full``) minus the variant
+on the same dataset (a paired difference), summarised by its mean and a 95% Student-t interval over
+the seeds; its trend is the least-squares slope of the gain against the dial, seed by seed, with
+the same summary. With ``rare_share``, ``mAP_rare`` is reported beside the mAP over all classes:
+the mAP over the classes that are rare at the sweep's largest ``rare_share`` (``dataset.json``'s
+``dials.rare_classes``). A seed's world is the same at every value and the rare classes of a
+smaller share are among those of a larger one, so ``mAP_rare`` follows the same classes, on the
+same test split, from frequent (at 0) to capped.
+
+Files (every sweep of one output folder shares its runs: a dial at its default value is the same
+dataset whichever dial is swept)::
+
+    OUT/runs/<dataset>/<variant>/seed<k>/   one ordinary run directory per (dataset, variant, seed)
+    OUT/<dial>[-<fixed dials>]/sweep.json   the settings, every run's metrics, and the gains
+    OUT/<dial>[-<fixed dials>]/SWEEP.md     the gains as a table
+    OUT/<dial>[-<fixed dials>]/sweep.png    mAP and gain against the dial, mean and 95% interval
+
+(``-<fixed dials>`` names the other dials held fixed, e.g. ``text_alignment-train_videos60``.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from refdense.data import default_dataset
+from refdense.io import atomic_write
+from refdense.synth import PRESETS, Dials, dataset_info
+from refdense.train.ablate import (
+    ABLATIONS,
+    BASE,
+    METRICS,
+    check_variants,
+    convergence,
+    fit,
+    format_interval,
+    interval,
+    paired_gains,
+    run_metrics,
+)
+from refdense.train.config import load_config
+
+DIALS = ("coupling", "rare_share", "text_alignment", "train_videos")
+REFERENCE = "full"
+
+
+def dials_at(dial: str, value: float, fixed: Dials = Dials()) -> Dials:
+    """``fixed`` with ``dial`` set to ``value`` (an integer for ``train_videos``); checks both."""
+    if dial not in DIALS:
+        raise ValueError(f"dial: expected one of {', '.join(DIALS)}, found {dial!r}")
+    if dial == "train_videos":
+        if float(value) != int(value):
+            raise ValueError(f"dial train_videos: expected whole numbers of videos, found {value!r}")
+        value = int(value)
+    return dataclasses.replace(fixed, **{dial: value})
+
+
+def sweep_config(preset: str, dial: str, value: float, seed: int, variant: str, *, fixed: Dials = Dials(),
+                 base: str | Path = BASE, overrides: Sequence[str] = ()):
+    """The dataset folder (built if missing) and the :class:`TrainConfig` of one run of a sweep."""
+    folder = default_dataset(preset, seed=seed, dials=dials_at(dial, value, fixed))
+    config = load_config(base, ABLATIONS / f"{variant}.yaml",
+                         overrides=[f"data.dataset={folder}", f"run.seed={seed}", *overrides])
+    return folder, config
+
+
+def slope(values: Sequence[float], gains: Sequence[float]) -> float:
+    """The least-squares slope of ``gains`` against ``values`` over the finite gains (NaN with fewer than two)."""
+    x, y = np.asarray(values, dtype=np.float64), np.asarray(gains, dtype=np.float64)
+    finite = np.isfinite(y)
+    if finite.sum() < 2 or np.ptp(x[finite]) == 0:
+        return math.nan
+    return float(np.polyfit(x[finite], y[finite], 1)[0])
+
+
+def sweep(
+    dial: str,
+    values: Sequence[float],
+    out: str | Path,
+    *,
+    preset: str = "default",
+    variants: Sequence[str] = (REFERENCE, "no_cross_attention"),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    fixed: Dials = Dials(),
+    epochs: int | None = None,
+    patience: int | None = None,
+    base: str | Path = BASE,
+    overrides: Sequence[str] = (),
+    progress: bool | None = None,
+) -> Path:
+    """Run the sweep of ``dial``: write ``sweep.json``, ``SWEEP.md``, ``sweep.png`` (module docstring); return the json.
+
+    Args:
+        dial: one of :data:`DIALS`.
+        values: the dial's values, in the order to plot them.
+        out: output folder (its ``runs/`` may be shared with other sweeps).
+        preset: the synthetic preset the datasets are made from.
+        variants: files in ``configs/ablations``; must include ``full``, the reference of the gains.
+        seeds: replicates; seed ``k`` makes the dataset (synth seed) and the run (``run.seed``).
+        fixed: the other dials, the same at every value (e.g. ``Dials(train_videos=60)``).
+        epochs: ``optim.epochs`` of every run (default: the base recipe's): the most epochs.
+        patience: early stopping (:func:`refdense.train.ablate.fit`); None: every epoch.
+        base: the recipe the variants modify; overrides: ``KEY=VALUE`` for every run.
+    """
+    out = Path(out)
+    if preset not in PRESETS:
+        raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, found {preset!r}")
+    chosen = [v.name for v in check_variants(variants)]
+    if REFERENCE not in chosen or len(chosen) < 2:
+        raise ValueError(f"variants: expected {REFERENCE!r} (the reference of the gains) and at least one other, "
+                         f"found {list(variants)}")
+    if not values or not seeds:
+        raise ValueError("values and seeds: expected at least one of each")
+    settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
+    common = [*([f"optim.epochs={epochs}"] if epochs else []), *overrides]
+    rarest = max(settings, key=lambda d: d.rare_share)
+    rare_classes = {seed: list(dataset_info(preset, seed, rarest).dials["rare_classes"]) if rarest.rare_share else []
+                    for seed in seeds}
+    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
+    runs: dict[str, dict[str, list[dict]]] = {}
+    bar = tqdm(total=len(values) * len(seeds) * len(chosen), unit="run", desc=f"sweep {dial}",
+               disable=True if progress is False else None)
+    for value, dials in zip(values, settings):
+        key = f"{value:g}"
+        runs[key] = {name: [] for name in chosen}
+        for seed in seeds:
+            for name in chosen:
+                bar.set_description(f"sweep {dial}={key}: {name}, seed {seed}")
+                folder, config = sweep_config(preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common)
+                run_dir = out / "runs" / folder.name / name / f"seed{seed}"
+                metrics_of_run = run_metrics(fit(config, run_dir, patience), rare_classes[seed])
+                runs[key][name].append({"seed": seed, "dataset": folder.name, "run": str(run_dir.relative_to(out)),
+                                        **metrics_of_run, **convergence(run_dir, patience)})
+                bar.update(1)
+    bar.close()
+    others = [name for name in chosen if name != REFERENCE]
+    per_seed = {name: {m: [paired_gains(by_variant[REFERENCE], by_variant[name], m) for by_variant in runs.values()]
+                       for m in metrics} for name in others}  # [value][seed]
+    gains = {key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
+             for v, key in enumerate(runs)}
+    means = {key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
+             for key, by_variant in runs.items()}
+    trends = {name: {m: interval([slope(values, [gains_at[k] for gains_at in per_seed[name][m]])
+                                  for k in range(len(seeds))]) for m in metrics} for name in others}
+    result = {
+        "dial": dial, "values": list(values), "preset": preset, "fixed_dials": dataclasses.asdict(fixed),
+        "seeds": list(seeds), "variants": chosen, "reference": REFERENCE, "base": str(base), "overrides": common,
+        "epochs": epochs, "patience": patience, "metrics": metrics,
+        "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
+        "runs": runs, "means": means, "gains": gains, "trends": trends,
+    }
+    folder = out / f"{dial}{fixed.slug()}"
+    with atomic_write(folder / "sweep.json") as handle:
+        json.dump(result, handle, indent=2)
+    with atomic_write(folder / "SWEEP.md") as handle:
+        handle.write(sweep_markdown(result))
+    from refdense.train.report import save_figure
+
+    save_figure(plot_sweep(result), folder / "sweep.png")
+    return folder / "sweep.json"
+
+
+def sweep_markdown(result: dict) -> str:
+    """The gains of a sweep (``sweep.json``'s content) as a markdown table."""
+    metrics, reference = result["metrics"], result["reference"]
+    others = ", ".join(f"{k}={v}" for k, v in result["fixed_dials"].items() if v != getattr(Dials(), k)) or "defaults"
+    lines = [
+        f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset",
+        "",
+        f"Gain = `{reference}` minus the variant, in mAP points (test split, each run's best validation "
+        f"checkpoint), paired by seed; mean and 95% Student-t interval over seeds "
+        f"{', '.join(map(str, result['seeds']))} "
+        f"(a seed makes both the dataset and the run). Other dials: {others}. Overrides: "
+        f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}.",
+        "",
+        f"| {result['dial']} | variant | {reference} mAP | " + " | ".join(f"gain {m}" for m in metrics) + " |",
+        "|---:|---|---:|" + "---:|" * len(metrics),
+    ]
+    for key, by_variant in result["gains"].items():
+        for name, gains in by_variant.items():
+            absolute = result["means"][key][reference]["mAP"]
+            lines.append(f"| {key} | {name} | {absolute['mean']:.2f} | "
+                         + " | ".join(format_interval(gains[m]) for m in metrics) + " |")
+    lines += ["", f"Trend: the slope of the gain against `{result['dial']}` (least squares over the values, seed "
+                  "by seed; mean and 95% interval over seeds), in points per unit of the dial:", ""]
+    for name, trends in result["trends"].items():
+        lines.append(f"- {name}: " + ", ".join(f"{m} {format_interval(trends[m])}" for m in metrics))
+    records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
+    if result["patience"] is not None:
+        converged = sum(bool(r["converged"]) for r in records)
+        lines += ["", f"{converged} of {len(records)} runs converged (best validation epoch at least "
+                      f"{result['patience']} epochs before the last)."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_sweep(result: dict):
+    """Figure: mAP of each variant, and the gain of the reference over each, against the dial (mean, 95% interval)."""
+    import matplotlib.pyplot as plt
+
+    keys = list(result["gains"])
+    x = np.asarray(result["values"], dtype=float)
+    rare = "mAP_rare" in result["metrics"]
+    panels = [("mAP", "mAP (%)", "means"), ("mAP", "gain in mAP (points)", "gains")]
+    if rare:
+        panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharex=True, layout="constrained")
+    for ax, (metric, label, kind) in zip(axes, panels):
+        names = result["variants"] if kind == "means" else [n for n in result["variants"] if n != result["reference"]]
+        for name in names:
+            summaries = [result[kind][key][name][metric] for key in keys]
+            mean = np.array([s["mean"] for s in summaries])
+            low, high = np.array([s["low"] for s in summaries]), np.array([s["high"] for s in summaries])
+            ax.errorbar(x, mean, yerr=np.nan_to_num([mean - low, high - mean]), marker="o", capsize=3,
+                        label=name if kind == "means" else f"{result['reference']} - {name}")
+        if kind == "gains":
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xticks(x)
+        ax.set_xlabel(result["dial"])
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{result['preset']} preset, {len(result['seeds'])} seeds: mean and 95% interval", fontsize=10)
+    return figure

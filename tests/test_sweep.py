@@ -1,0 +1,186 @@
+"""Mechanism sweeps (``refdense sweep``) and what they share with ``refdense ablate``: early stopping,
+reuse of finished runs, variants that are one network, re-creating a point from its seed."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from refdense.cli import main
+from refdense.data import read_info
+from refdense.metrics import frame_map, read_predictions
+from refdense.train.ablate import ABLATIONS, BASE, ablate, convergence, fit, run_metrics, same_network, stalled
+from refdense.train.config import load_config
+from refdense.train.sweep import interval, slope, sweep, sweep_config
+
+SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
+         "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",
+         "optim.batch_size=4", "optim.lr=3e-3", "run.device=cpu")
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _history(*maps):
+    return [{"epoch": k + 1, "val": {"map": m}} for k, m in enumerate(maps)]
+
+
+def test_the_early_stopping_rule_and_convergence_record(tmp_path):
+    assert not stalled(_history(10, 12, 11), 2)
+    assert stalled(_history(10, 12, 11, 12), 2)  # a tie is no improvement: the first best counts
+    assert not stalled(_history(10, 12, 11, 12), None)
+    assert not stalled([{"epoch": 1}, {"epoch": 2}], 1)  # without validation nothing stops
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in _history(10, 14, 13, 12, 11)))
+    assert convergence(tmp_path, 3) == {"epochs": 5, "best_epoch": 2, "converged": True}
+    assert convergence(tmp_path, 4) == {"epochs": 5, "best_epoch": 2, "converged": False}
+    assert convergence(tmp_path, None)["converged"] is None
+
+
+def test_fit_stops_a_run_that_no_longer_improves_and_reuses_it(writable_tiny_dataset, tmp_path):
+    # A learning rate far below float32's resolution leaves the weights as they are: the validation
+    # mAP never improves on epoch 1, so patience 2 stops the run after epoch 3 of 10.
+    config = load_config(BASE, ABLATIONS / "no_colv.yaml", overrides=[
+        f"data.dataset={writable_tiny_dataset}", *SMALL, "optim.lr=1e-30", "optim.epochs=10"])
+    run_dir = tmp_path / "run"
+    predictions = fit(config, run_dir, patience=2)
+    assert predictions.is_file() and (run_dir / "results.json").is_file()
+    assert convergence(run_dir, 2) == {"epochs": 3, "best_epoch": 1, "converged": True}
+    assert json.loads((run_dir / "results.json").read_text())["checkpoint_epoch"] == 1
+    stamp = predictions.stat().st_mtime_ns
+    assert fit(config.with_overrides("optim.epochs=20"), run_dir, patience=2) == predictions  # stopped: reused
+    assert predictions.stat().st_mtime_ns == stamp
+    # another process fitting the same run directory makes fit wait (a parallel sweep)
+    with open(run_dir / "fit.lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=fit, args=(config, run_dir, 2))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive()
+    waiting.join(timeout=60)
+    assert not waiting.is_alive()
+    with pytest.raises(ValueError, match=r"a finished run made with another configuration \(optim.lr differ\)"):
+        fit(config.with_overrides("optim.lr=1e-3"), run_dir, patience=2)
+    # without patience, a finished run that trained fewer epochs than asked trains on
+    fit(config.with_overrides("optim.epochs=4"), run_dir)
+    assert convergence(run_dir, None)["epochs"] == 4
+    with pytest.raises(ValueError, match=r"a finished run of 4 epochs, more than the 2 asked"):
+        fit(config.with_overrides("optim.epochs=2"), run_dir)
+
+
+def test_motion_only_and_pat_are_trained_once_when_they_are_one_network(writable_tiny_dataset, tmp_path):
+    info = read_info(writable_tiny_dataset)
+    motion_only = load_config(BASE, ABLATIONS / "motion_only.yaml", overrides=SMALL)
+    assert same_network(motion_only, motion_only.with_overrides("model.arch=pat"), info)
+    assert not same_network(motion_only, motion_only.with_overrides("model.arch=entity_only"), info)
+    assert not same_network(motion_only, motion_only.with_overrides("model.arch=pat", "optim.lr=1e-3"), info)
+    full = load_config(BASE, ABLATIONS / "full.yaml", overrides=SMALL)
+    assert not same_network(full, load_config(BASE, ABLATIONS / "no_cross_attention.yaml", overrides=SMALL), info)
+
+    # ablate trains pat and motion_only once exactly when their shipped files make them one network
+    one = same_network(motion_only, load_config(BASE, ABLATIONS / "pat.yaml", overrides=SMALL), info)
+    report = ablate(str(writable_tiny_dataset), tmp_path / "ablations", seeds=(0,), epochs=1,
+                    variants=("motion_only", "pat"), overrides=SMALL, progress=False)
+    saved = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
+    assert saved["same_as"] == ({"pat": "motion_only"} if one else {})
+    assert (tmp_path / "ablations" / "pat").exists() != one
+    with pytest.raises(ValueError, match=r"worlds: the dataset must be a synthetic preset"):
+        ablate(str(writable_tiny_dataset), tmp_path / "x", worlds=True)
+    if one:
+        assert saved["runs"]["pat"] == saved["runs"]["motion_only"]
+        assert "`pat` trains the same network the same way as `motion_only`" in report.read_text()
+
+
+def test_slope_of_the_gain_against_the_dial():
+    assert slope([0, 0.5, 1], [1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert slope([0, 0.5, 1], [float("nan"), 2.0, 3.0]) == pytest.approx(2.0)
+    assert np.isnan(slope([0, 0.5], [float("nan"), 2.0]))
+
+
+def test_interval_is_the_student_t_interval_of_the_mean():
+    summary = interval([1.0, 2.0, 3.0, 6.0])
+    assert summary["mean"] == 3.0 and summary["n"] == 4
+    half = 3.182446305 * np.std([1, 2, 3, 6], ddof=1) / 2  # t(0.975, 3)
+    assert summary["high"] - 3.0 == pytest.approx(half) and 3.0 - summary["low"] == pytest.approx(half)
+    assert np.isnan(interval([2.0])["low"]) and interval([2.0, float("nan")])["n"] == 1
+
+
+def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
+    out = tmp_path / "sweeps"
+    kwargs = dict(variants=("full", "no_sub_labels"), seeds=(0, 1), epochs=2, patience=1, overrides=SMALL,
+                  progress=False)
+    # an ablation over worlds in the same folder trains the runs of the dial's default value
+    ablate("tiny", out, worlds=True, **kwargs)
+    saved = json.loads((out / "ablations.json").read_text())
+    ablated = saved["runs"]
+    gain = [f["mAP"] - a["mAP"] for f, a in zip(ablated["full"], ablated["no_sub_labels"])]
+    assert saved["gains"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(gain))
+    assert f"{np.mean(gain):+.2f} [" in (out / "ABLATIONS.md").read_text()
+    latest = out / "runs" / "tiny-seed1" / "full" / "seed1" / "checkpoints" / "latest.pt"
+    stamp = latest.stat().st_mtime_ns
+    path = sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs)
+    assert latest.stat().st_mtime_ns == stamp
+    result = json.loads(path.read_text())
+    assert [r["mAP"] for r in result["runs"]["0"]["full"]] == [r["mAP"] for r in ablated["full"]]
+    assert result["metrics"] == ["mAP", "mAP_ac", "F1_ac", "mAP_rare"]
+    assert (out / "rare_share" / "sweep.png").stat().st_size > 10_000
+    table = (out / "rare_share" / "SWEEP.md").read_text()
+    assert "| 0.3 | no_sub_labels |" in table
+    rare = {seed: read_info(tmp_path / "data" / "synthetic" / name).dials["rare_classes"]
+            for seed, name in ((0, "tiny-rare_share0.3"), (1, "tiny-seed1-rare_share0.3"))}
+    assert result["rare_classes"] == {"seed0": rare[0], "seed1": rare[1]} and len(rare[1]) == 3
+    for key in ("0", "0.3"):
+        full, ablated = result["runs"][key]["full"], result["runs"][key]["no_sub_labels"]
+        assert [r["seed"] for r in full] == [0, 1]
+        assert full[0]["dataset"] == ("tiny" if key == "0" else "tiny-rare_share0.3")
+        gains = [f["mAP"] - a["mAP"] for f, a in zip(full, ablated)]
+        assert result["gains"][key]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(gains))
+        assert f"{np.mean(gains):+.2f} [" in table
+    runs = result["runs"]
+    per_seed = [(runs["0.3"]["full"][k]["mAP"] - runs["0.3"]["no_sub_labels"][k]["mAP"]
+                 - runs["0"]["full"][k]["mAP"] + runs["0"]["no_sub_labels"][k]["mAP"]) / 0.3 for k in (0, 1)]
+    assert result["trends"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(per_seed))
+    # mAP_rare follows the classes rare at 0.3 at both values (frequent at 0): from the predictions
+    for key, folder in (("0", "tiny-seed1"), ("0.3", "tiny-seed1-rare_share0.3")):
+        recorded = result["runs"][key]["full"][1]
+        saved = read_predictions(out / recorded["run"] / "predictions-test.npz")
+        ap = frame_map(saved.scores, saved.labels).per_class[rare[1]]
+        assert recorded["mAP_rare"] == pytest.approx(100 * np.nanmean(ap))
+    assert np.isfinite(result["trends"]["no_sub_labels"]["mAP_rare"]["mean"])
+    assert all(r["epochs"] <= 2 for runs in result["runs"].values() for rs in runs.values() for r in rs)
+
+    # resumable: a second call trains nothing and writes the same numbers
+    latest = out / result["runs"]["0.3"]["full"][0]["run"] / "checkpoints" / "latest.pt"
+    stamp = latest.stat().st_mtime_ns
+    again = json.loads(sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs).read_text())
+    assert again["runs"] == result["runs"]
+    assert latest.stat().st_mtime_ns == stamp
+
+    # one point, re-created from nothing but the recorded settings and seed (the dataset too)
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "fresh"))
+    recorded = result["runs"]["0.3"]["no_sub_labels"][1]
+    folder, config = sweep_config("tiny", "rare_share", 0.3, recorded["seed"], "no_sub_labels",
+                                  overrides=result["overrides"])
+    assert folder == tmp_path / "fresh" / "synthetic" / recorded["dataset"]
+    again = run_metrics(fit(config, tmp_path / "again", result["patience"]), read_info(folder).dials["rare_classes"])
+    assert read_info(folder).dials["rare_classes"] == result["rare_classes"]["seed1"]
+    for metric in result["metrics"]:
+        assert again[metric] == pytest.approx(recorded[metric], abs=1e-9), metric
+
+
+def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
+    assert main(["sweep", "--dial", "colour", "--values", "0", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "dial: expected one of coupling, rare_share, text_alignment, train_videos, found 'colour'" in error
+    assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
+    assert "dial coupling: expected a number in [0, 1], found 1.5" in capsys.readouterr().err
+    assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
+    assert "expected 'full' (the reference of the gains)" in capsys.readouterr().err
+    assert main(["sweep", "--dial", "coupling", "--values", "0", "--fixed", "train=3", "--out", str(tmp_path)]) == 2
+    assert "--fixed 'train=3': expected DIAL=VALUE" in capsys.readouterr().err
+    assert main(["sweep", "--dial", "train_videos", "--values", "10.5", "--out", str(tmp_path)]) == 2
+    assert "expected whole numbers of videos, found 10.5" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

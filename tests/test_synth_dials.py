@@ -1,0 +1,303 @@
+"""The mechanism dials of the synthetic generator: off they change no byte; on, each changes what it
+names and nothing else (data/README.md, "Mechanism dials")."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refdense import synth
+from refdense.cli import main
+from refdense.data import DatasetInfo, default_dataset, read_info, read_labels
+from refdense.data.format import read_features, write_annotations, write_info
+from refdense.synth import Dials
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _features(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    info = read_info(folder)
+    return read_features(folder / "features.h5", read_labels(folder).annotations, info)
+
+
+def _digests(preset_name: str, seed: int, dials: Dials, tmp_path: Path) -> dict[str, str]:
+    """The CPU-independent parts of a dataset: its two JSON files, the prototypes, and every video's
+    evidence and background (exact float32 arithmetic; the features add noise and one matmul)."""
+    preset = synth.PRESETS[preset_name]
+    world = synth._world(preset, seed, dials)
+    info, annotations, lengths = synth.generate_annotations(preset, seed, dials)
+    write_info(tmp_path, info)
+    write_annotations(tmp_path / "annotations.json", annotations)
+    found = {name: _sha((tmp_path / name).read_bytes()) for name in ("dataset.json", "annotations.json")}
+    video, image = synth._loadings(preset, world, seed)
+    found["video_loadings"], found["image_loadings"] = _sha(video.tobytes()), _sha(image.tobytes())
+    evidence = hashlib.sha256()
+    for video_id, entry in annotations.items():
+        rng = np.random.default_rng([seed, 3, int(video_id[1:])])
+        video_evidence = np.zeros((lengths[video_id], video.shape[0]), np.float32)
+        image_evidence = np.zeros((lengths[video_id], image.shape[0]), np.float32)
+        synth._evidence(rng, preset, world, entry, video_evidence, image_evidence)
+        evidence.update(video_evidence.tobytes())
+        evidence.update(image_evidence.tobytes())
+        evidence.update(rng.standard_normal(preset.video_dim, dtype=np.float32).tobytes())
+        evidence.update(rng.standard_normal(preset.image_dim, dtype=np.float32).tobytes())
+    found["evidence_and_background"] = evidence.hexdigest()
+    return found
+
+
+# ---------------------------------------------------------------------------------------- dials off
+
+
+@pytest.mark.parametrize("key", ["tiny/0", "tiny/1", "default/0", "default/1"])
+@pytest.mark.parametrize("dials", [Dials(), Dials(coupling=0.0, rare_share=0.0, text_alignment=0.0, train_videos=None)],
+                         ids=["implicit", "explicit"])
+def test_dials_at_zero_reproduce_the_generator_before_the_dials(key, dials, tmp_path):
+    # tests/fixtures/synth_generator_v2_digests.json was written by the generator of version 2
+    # before the dials existed.
+    recorded = json.loads((FIXTURES / "synth_generator_v2_digests.json").read_text())[key]
+    preset_name, seed = key.split("/")
+    assert _digests(preset_name, int(seed), dials, tmp_path) == recorded
+
+
+def test_train_videos_equal_to_the_presets_is_the_preset(tiny_dataset, tmp_path):
+    same = synth.generate("tiny", tmp_path / "same", dials=Dials(train_videos=32))
+    for name in ("dataset.json", "annotations.json", "features.h5"):
+        assert (same / name).read_bytes() == (tiny_dataset / name).read_bytes(), name
+    assert read_info(same).dials is None
+
+
+def test_dials_are_checked_and_named():
+    for bad, message in ((dict(coupling=1.5), r"dial coupling: expected a number in \[0, 1\], found 1.5"),
+                         (dict(rare_share=1.0), r"dial rare_share: expected a number in \[0, 1\), found 1.0"),
+                         (dict(text_alignment=-0.1), r"dial text_alignment: .* found -0.1"),
+                         (dict(rare_cap=-1), r"dial rare_cap: expected an integer >= 0, found -1"),
+                         (dict(train_videos=0), r"dial train_videos: expected a positive integer or None, found 0")):
+        with pytest.raises(ValueError, match=message):
+            Dials(**bad)
+    assert Dials(coupling=0.5, train_videos=60).slug() == "-coupling0.5-train_videos60"
+    assert Dials(coupling=0.5, rare_share=0.25).arguments() == " --coupling 0.5 --rare-share 0.25"
+    assert Dials().slug() == Dials().arguments() == ""
+
+
+# ---------------------------------------------------------------------------------------- coupling
+
+
+def test_coupling_gives_each_entity_its_own_version_of_a_motion(tiny_dataset, tmp_path):
+    preset = synth.PRESETS["tiny"]
+    plain = synth._world(preset, 0)
+    video, image = synth._loadings(preset, plain, 0)
+    families = len(plain.tempo_family)
+    rows = families * synth.PHASES
+    for coupling in (0.5, 1.0):
+        world = synth._world(preset, 0, Dials(coupling=coupling))
+        coupled_video, coupled_image = synth._loadings(preset, world, 0)
+        np.testing.assert_array_equal(coupled_image, image)
+        np.testing.assert_array_equal(coupled_video[: len(video)], video)  # shared phases and entity traces
+        versions = coupled_video[len(video):].reshape(preset.entities, rows, preset.video_dim)
+        assert versions.shape[0] * versions.shape[1] == len(coupled_video) - len(video)
+        # two entities' versions of one phase have correlation 1 - coupling (sampled over all rows)
+        pairs = [(a, b) for a in range(preset.entities) for b in range(a + 1, preset.entities)]
+        correlation = np.mean([np.corrcoef(versions[a, r], versions[b, r])[0, 1]
+                               for a, b in pairs for r in range(rows)])
+        assert correlation == pytest.approx(1 - coupling, abs=0.12)
+        assert np.mean(versions ** 2) == pytest.approx(1.0, abs=0.15)  # the norm is kept
+        assert not np.isclose(versions, video[:rows][None]).all(-1).any()  # no entity keeps the shared row
+
+    # features: the annotations and the image stream are untouched; a video's motion stream
+    # changes exactly when it has a composite action (an entity acted on by a motion)
+    out = synth.generate("tiny", tmp_path / "coupled", dials=Dials(coupling=1.0))
+    assert (out / "annotations.json").read_bytes() == (tiny_dataset / "annotations.json").read_bytes()
+    info = read_info(out)
+    assert info.dials["coupling"] == 1.0 and "--coupling 1 " in info.source
+    before, after = _features(tiny_dataset), _features(out)
+    annotations = read_labels(out).annotations
+    changed = 0
+    for video_id, entry in annotations.items():
+        np.testing.assert_array_equal(after[video_id][1], before[video_id][1])
+        composite = any(None not in info.decomposition[c] for c, start, end in entry.actions)
+        same = np.array_equal(after[video_id][0], before[video_id][0])
+        assert same != composite, video_id
+        changed += not same
+    assert changed > 10
+
+
+def test_coupled_evidence_goes_to_the_entity_acted_on():
+    preset = synth.PRESETS["tiny"]
+    world = synth._world(preset, 0, Dials(coupling=1.0))
+    info = world.info
+    label = next(c for c, (e, m) in enumerate(info.decomposition) if e is not None and m is not None)
+    entity = info.decomposition[label][0]
+    entry = synth.VideoAnnotation("training", 10.0, ((label, 1.0, 9.0),))
+    families = len(world.tempo_family)
+    phases = families * synth.PHASES
+    video = np.zeros((30, phases + info.num_entities + info.num_entities * phases), np.float32)
+    image = np.zeros((30, info.num_entities + families), np.float32)
+    synth._evidence(np.random.default_rng(0), preset, world, entry, video, image)
+    coupled = video[:, phases + info.num_entities:].reshape(30, info.num_entities, phases)
+    assert coupled[:, entity].sum() > 0
+    assert not np.delete(coupled, entity, axis=1).any()  # other entities' versions stay empty
+
+
+# ---------------------------------------------------------------------------------------- rare_share
+
+
+def _instances(annotations, subset: str) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for entry in annotations.values():
+        if entry.subset == subset:
+            for c, _, _ in entry.actions:
+                counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("share, cap", [(0.3, 5), (0.5, 2), (0.5, 0)])
+def test_rare_share_caps_the_training_instances_of_rare_classes_only(share, cap):
+    _, plain, plain_lengths = synth.generate_annotations("default", 0)
+    info, rare, lengths = synth.generate_annotations("default", 0, Dials(rare_share=share, rare_cap=cap))
+    assert lengths == plain_lengths
+    composite = [c for c, (e, m) in enumerate(info.decomposition) if e is not None and m is not None]
+    chosen = info.dials["rare_classes"]
+    assert len(chosen) == round(share * len(composite)) and set(chosen) <= set(composite)
+    assert info.dials["rare_cap"] == cap and info.dials["rare_share"] == share
+    for c in chosen:  # entity and motion stay in a class that is not rare
+        for part in (0, 1):
+            assert any(k not in chosen and pair[part] == info.decomposition[c][part]
+                       for k, pair in enumerate(info.decomposition))
+    before, after = _instances(plain, "training"), _instances(rare, "training")
+    for c in range(info.num_classes):
+        assert after.get(c, 0) == (min(cap, before.get(c, 0)) if c in chosen else before.get(c, 0)), c
+    assert _instances(rare, "testing") == _instances(plain, "testing")
+    for video_id, entry in rare.items():
+        if entry.subset == "testing":
+            assert entry == plain[video_id]
+        else:  # the same actions, less the dropped rare instances, in the same order
+            kept = iter(entry.actions)
+            expected = next(kept, None)
+            for action in plain[video_id].actions:
+                if action == expected:
+                    expected = next(kept, None)
+                else:
+                    assert action[0] in chosen
+            assert expected is None
+
+
+def test_rare_share_leaves_the_features_of_untouched_videos(tiny_dataset, tmp_path):
+    out = synth.generate("tiny", tmp_path / "rare", dials=Dials(rare_share=0.3, rare_cap=1))
+    rare, plain = read_labels(out).annotations, read_labels(tiny_dataset).annotations
+    before, after = _features(tiny_dataset), _features(out)
+    untouched = [v for v in rare if rare[v] == plain[v]]
+    assert len(untouched) < len(rare) and all(rare[v].subset == "training" for v in set(rare) - set(untouched))
+    for video_id in untouched:  # every test video among them
+        for stream in (0, 1):
+            np.testing.assert_array_equal(after[video_id][stream], before[video_id][stream])
+
+
+def test_the_rare_classes_of_a_smaller_share_are_among_those_of_a_larger_one():
+    for seed in range(5):  # so that a sweep can follow one set of classes from frequent to rare
+        shares = [synth.dataset_info("default", seed, Dials(rare_share=r)).dials["rare_classes"] for r in (0.3, 0.6)]
+        assert set(shares[0]) < set(shares[1])
+
+
+def test_rare_share_beyond_what_the_decomposition_allows_is_refused():
+    with pytest.raises(ValueError, match=r"dial rare_share 0.99: 10 of 10 composite classes .* only \d+ can be"):
+        synth.dataset_info("tiny", 0, Dials(rare_share=0.99))
+
+
+# ---------------------------------------------------------------------------------------- text_alignment
+
+
+def _centred_unit(embeddings) -> np.ndarray:
+    x = embeddings.double().numpy()
+    x = x - x.mean(0)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_text_alignment_makes_the_prototypes_projected_prompt_embeddings():
+    from refdense.text import build_text_bank, load_text_encoder
+
+    preset = synth.PRESETS["default"]
+    plain = synth._world(preset, 3)
+    video, image = synth._loadings(preset, plain, 3)
+    world = synth._world(preset, 3, Dials(text_alignment=1.0))
+    aligned_video, aligned_image = synth._loadings(preset, world, 3)
+    # As data/README.md defines it: e = the prompt embedding (MiniLM, "a photo of {name}") centred
+    # over the concepts of its kind, unit norm; a motion family's e = the mean of its members'.
+    bank = build_text_bank(load_text_encoder("minilm"), world.info)
+    entities, motions = _centred_unit(bank.embeddings["entity"]), _centred_unit(bank.embeddings["motion"])
+    families = len(world.tempo_family)
+    family = np.stack([motions[np.array(world.family_of_motion) == f].mean(0) for f in range(families)])
+    family /= np.linalg.norm(family, axis=1, keepdims=True)
+    rng = np.random.default_rng([3, 6])  # W: the image projection, then one per phase
+    to_image = rng.standard_normal((bank.dim, preset.image_dim))
+    to_video = rng.standard_normal((synth.PHASES, bank.dim, preset.video_dim))
+    E = preset.entities
+    np.testing.assert_allclose(aligned_image[:E], entities @ to_image, rtol=1e-5, atol=1e-5)
+    for f in range(families):
+        for p in range(synth.PHASES):
+            np.testing.assert_allclose(aligned_video[f * synth.PHASES + p], family[f] @ to_video[p],
+                                       rtol=1e-5, atol=1e-5)
+    # nothing else moves: the entity traces of the video stream, the family traces of the image stream
+    np.testing.assert_array_equal(aligned_video[families * synth.PHASES:], video[families * synth.PHASES:])
+    np.testing.assert_array_equal(aligned_image[E:], image[E:])
+    # the prototypes share the embeddings' structure: similar prompts, similar prototypes
+    gram = aligned_image[:E] @ aligned_image[:E].T / preset.image_dim
+    text_gram = entities @ entities.T
+    assert np.corrcoef(gram[np.triu_indices(E, 1)], text_gram[np.triu_indices(E, 1)])[0, 1] > 0.5
+    # in between, a mix of the same norm whose text part has the share of variance a
+    half = synth._loadings(preset, synth._world(preset, 3, Dials(text_alignment=0.5)), 3)[1][:E]
+    np.testing.assert_allclose(half, np.sqrt(0.5) * image[:E] + np.sqrt(0.5) * aligned_image[:E], rtol=1e-5, atol=1e-5)
+    assert synth.generate_annotations("default", 3, Dials(text_alignment=1.0))[1] == \
+        synth.generate_annotations("default", 3)[1]
+
+
+# ---------------------------------------------------------------------------------------- train_videos
+
+
+@pytest.mark.parametrize("count", [10, 50])
+def test_train_videos_changes_the_training_split_only(tiny_dataset, tmp_path, count):
+    out = synth.generate("tiny", tmp_path / f"train{count}", dials=Dials(train_videos=count))
+    plain, changed = read_labels(tiny_dataset).annotations, read_labels(out).annotations
+    training = [v for v, e in changed.items() if e.subset == "training"]
+    assert len(training) == count and read_info(out).dials["train_videos"] == count
+    original = [v for v, e in plain.items() if e.subset == "training"]
+    assert [v for v in training if v in plain] == original[:count]  # the first ones, as they were
+    testing = {v for v, e in plain.items() if e.subset == "testing"}
+    assert {v for v, e in changed.items() if e.subset == "testing"} == testing
+    before, after = _features(tiny_dataset), _features(out)
+    for video_id, entry in changed.items():
+        if video_id in plain:  # every kept video, test split included, is the same, byte for byte
+            assert entry == plain[video_id]
+            for stream in (0, 1):
+                np.testing.assert_array_equal(after[video_id][stream], before[video_id][stream])
+
+
+# ---------------------------------------------------------------------------------------- recording
+
+
+def test_dials_are_recorded_in_dataset_json_and_read_back(tmp_path, capsys):
+    out = tmp_path / "dialled"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--coupling", "0.5", "--rare-share", "0.2",
+                 "--rare-cap", "3", "--train-videos", "20"]) == 0
+    assert "--coupling 0.5 --rare-share 0.2 --rare-cap 3 --train-videos 20" in capsys.readouterr().out
+    record = json.loads((out / "dataset.json").read_text())["dials"]
+    assert record == {"coupling": 0.5, "rare_share": 0.2, "rare_cap": 3, "text_alignment": 0.0, "train_videos": 20,
+                      "rare_classes": record["rare_classes"]}
+    assert len(record["rare_classes"]) == 2
+    info = read_info(out)
+    assert info.dials == record and DatasetInfo.from_json(info.to_json()) == info
+    assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "bad"), "--coupling", "2"]) == 2
+    assert "dial coupling: expected a number in [0, 1], found 2.0" in capsys.readouterr().err
+
+
+def test_default_dataset_caches_each_setting_of_the_dials_in_its_own_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
+    folder = default_dataset("tiny", seed=2, dials=Dials(coupling=0.5))
+    assert folder == tmp_path / "synthetic" / "tiny-seed2-coupling0.5"
+    assert read_info(folder).source == synth.dataset_info("tiny", 2, Dials(coupling=0.5)).source
+    assert default_dataset("tiny", seed=2, dials=Dials(train_videos=32)) == tmp_path / "synthetic" / "tiny-seed2"
