@@ -34,7 +34,7 @@ from refdense.synth import PRESETS
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import TrainConfig, diff, load_config
 from refdense.train.evaluate import predictions_path
-from refdense.train.loop import RESUMABLE_CHANGES, train
+from refdense.train.loop import fixed_keys_changed, train
 
 ABLATIONS = REPO_ROOT / "configs" / "ablations"
 BASE = REPO_ROOT / "configs" / "synthetic.yaml"
@@ -130,7 +130,7 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
     history = _history(run_dir)
     if (run_dir / "results.json").is_file():
         saved = load_config(run_dir / "config.yaml")
-        changed = [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
+        changed = fixed_keys_changed(saved, config)
         if changed:
             raise ValueError(f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
                              "differ); remove it or choose another output folder")

@@ -395,15 +395,25 @@ def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict | No
         raise ConfigError(f"cannot resume: {latest} does not exist (was {run_dir} made by `refdense train`?)")
     state = load_checkpoint(latest, resume=True)
     saved = from_dict(state["config"], source=f"{latest} (its stored config)")
-    # a run stored before configs recorded the precision chosen says "auto": compare what it chooses here
-    saved.run.precision = resolve_precision(saved.run.precision, distributed.resolve_device(config.run.device))
-    changed = [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
+    changed = fixed_keys_changed(saved, config)
     if changed:
         details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed)
         raise ConfigError(f"cannot resume {run_dir}: its checkpoint was made with another config ({details}). "
                           f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming: undo the "
                           f"change in {run_dir / 'config.yaml'} or the --set, or start a new run.")
     return state
+
+
+def fixed_keys_changed(saved: TrainConfig, config: TrainConfig) -> list[str]:
+    """The keys in which ``config`` differs from a run's ``saved`` config, other than those a run may
+    change (:data:`RESUMABLE_CHANGES`). Precision is compared as resolved on this machine: a run
+    stored before configs recorded the precision chosen says "auto", and a new config may say it too."""
+    device = distributed.resolve_device(config.run.device)
+    saved, config = (
+        dataclasses.replace(c, run=dataclasses.replace(c.run, precision=resolve_precision(c.run.precision, device)))
+        for c in (saved, config)
+    )
+    return [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
 
 
 def _lookup(config: TrainConfig, dotted: str):
