@@ -169,10 +169,10 @@ def float_mask(key_mask: torch.Tensor, dtype: torch.dtype, scaled_bias: torch.Te
     Returns:
         ``(B, H, N, M)``, or ``(B, 1, 1, M)`` without a bias.
     """
-    padded = ~key_mask[:, None, None, :]
+    valid = key_mask[:, None, None, :]
     if scaled_bias is None:
-        return torch.zeros(padded.shape, dtype=dtype, device=key_mask.device).masked_fill(padded, float("-inf"))
-    return scaled_bias.to(dtype).masked_fill(padded, float("-inf"))
+        return torch.zeros(valid.shape, dtype=dtype, device=key_mask.device).masked_fill(~valid, float("-inf"))
+    return torch.where(valid, scaled_bias.to(dtype), float("-inf"))  # one pass (masked_fill copies, then fills)
 
 
 def attention_weights(

@@ -37,7 +37,7 @@ class MaskedConv1d(nn.Conv1d):
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+        x = torch.where(mask.unsqueeze(-1), x, 0.0)  # one pass (masked_fill is a copy, then a fill)
         (kernel,), (stride,), (padding,), (dilation,) = self.kernel_size, self.stride, self.padding, self.dilation
         if self.groups == 1:
             span = dilation * (kernel - 1) + 1
