@@ -137,8 +137,8 @@ from refdense.cli import main
 
 def write_features(path, items, dtype):  # a write whose clean-up never ends
     path.write_bytes(b"half")
-    print("writing", flush=True)
     try:
+        print("writing", flush=True)  # inside the try: a SIGTERM right after it still meets the finally
         time.sleep(600)
     finally:
         time.sleep(600)
