@@ -569,3 +569,32 @@ def test_criterion_under_bf16_autocast():
     # similarities are divided by tau = 0.07, which magnifies the rounding of the features)
     for name, tolerance in (("bce_entity", 0.008), ("bce_motion", 0.008), ("colv_entity", 0.06), ("colv_motion", 0.06)):
         torch.testing.assert_close(result.terms[name], reference.terms[name], rtol=0, atol=tolerance, msg=name)
+
+
+def test_validate_false_skips_only_the_checks_of_values():
+    logits, labels, mask, feats, text = random_batch()
+    bad = labels.clone()
+    bad[0, 0, 0] = 2.0
+    empty = torch.zeros_like(mask)
+    for loss in (masked_bce, asymmetric_loss):
+        loss(logits, bad, mask, validate=False)  # the values are not read back
+        loss(logits, labels, empty, validate=False)
+        with pytest.raises(ValueError, match=r"targets shape"):  # shapes and types still are
+            loss(logits, labels[..., :4], mask, validate=False)
+        with pytest.raises(ValueError, match=r"mask must be a torch.bool tensor"):
+            loss(logits, labels, mask.float(), validate=False)
+    colv_loss(feats, text, bad, mask, torch.tensor(-0.1), validate=False)
+    with pytest.raises(ValueError, match=r"temperature: expected a finite value > 0, found -0.1"):
+        colv_loss(feats, text, labels, mask, -0.1, validate=False)  # a float costs nothing to check
+
+
+def test_criterion_checks_the_batch_values_once_with_its_own_name():
+    batch = make_batch()
+    batch.motion_labels[1, 2, 0] = 3.0
+    with pytest.raises(ValueError, match=r"RefDenseCriterion: batch.motion_labels must be 0 or 1, found 3.0"):
+        run(criterion(), batch=batch)
+    criterion()(model_output(), batch, validate=False)  # not read back
+    batch = make_batch()
+    batch.mask = torch.zeros_like(batch.mask)
+    with pytest.raises(ValueError, match=r"RefDenseCriterion: the mask is all False"):
+        run(criterion(), batch=batch)

@@ -493,6 +493,17 @@ def test_bad_input_names_expected_and_found(change, message):
         model(*change(video, image, torch.ones(2, 16, dtype=torch.bool)))
 
 
+def test_validate_false_skips_only_the_mask_values():
+    model = make(tiny())
+    video, image = inputs()
+    holes = torch.ones(2, 16, dtype=torch.bool) & (torch.arange(16) != 3)
+    with pytest.raises(ValueError, match="valid segment after padding"):
+        model(video, image, holes)
+    model(video, image, holes, validate=False)  # not read back from the device
+    with pytest.raises(ValueError, match=r"mask must have shape \(2, 16\), found \(2, 15\)"):
+        model(video, image, holes[:, :-1], validate=False)  # shapes are still checked
+
+
 @pytest.mark.parametrize(
     "changes, message",
     [

@@ -4,6 +4,7 @@ evaluation round-trips through the predictions file, bad input fails clearly."""
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import re
@@ -18,11 +19,14 @@ import pytest
 import torch
 
 from refdense.cli import main
+from refdense.data import DenseActionDataset
 from refdense.metrics import paper_table, read_predictions
-from refdense.train import ConfigError, NonFiniteLossError, TrainConfig, evaluate, train
+from refdense.models import predict_full_video
+from refdense.train import ConfigError, NonFiniteLossError, TrainConfig, distributed, evaluate, train
 from refdense.train import checkpoint as checkpoint_module
 from refdense.train.checkpoint import CheckpointError, load_checkpoint
-from refdense.train.config import from_dict
+from refdense.train.components import build_detector, resolve_precision
+from refdense.train.config import from_dict, load_config
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -69,6 +73,8 @@ def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path, capsy
     assert set(result.history[0]["train"]) == {"loss", "bce_action", "bce_entity", "bce_motion",
                                                "colv_entity", "colv_motion"}
     run = tmp_path / "run"
+    chosen = resolve_precision("auto", torch.device("cpu"))  # fp32 on an AVX2 CPU
+    assert config.run.precision == "auto" and load_config(run / "config.yaml").run.precision == chosen
     for name in ("config.yaml", "metrics.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt",
                  "predictions-test.npz", "results.json", "results.md", "plots/loss.png", "plots/val_map.png"):
         assert (run / name).is_file(), name
@@ -297,9 +303,27 @@ def test_one_process_at_a_time_trains_into_a_run_directory(dataset, tmp_path):
         first.stderr.close()
 
 
-def test_bf16_autocast_step_on_cpu(dataset, tmp_path):
-    config = tiny_config(dataset, optim={"epochs": 1}, run={"precision": "bf16"}, data={"validation_fraction": 0})
+def test_bf16_autocast_step_on_cpu_chosen_by_auto_where_the_cpu_has_native_bf16(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # as an AMX CPU reports
+    config = tiny_config(dataset, optim={"epochs": 1}, run={"precision": "auto"}, data={"validation_fraction": 0})
     result = train(config, tmp_path / "run", progress=False)
+    assert load_config(tmp_path / "run/config.yaml").run.precision == "bf16"  # the run records the choice
     assert np.isfinite(result.history[0]["train"]["loss"])
     assert "val" not in result.history[0]
     assert "the last epoch (1)" in (tmp_path / "run/results.md").read_text()
+
+
+def test_predict_split_batches_the_videos_and_gives_each_what_it_gets_alone(dataset, monkeypatch):
+    evaluation = importlib.import_module("refdense.train.evaluate")  # the module (the package exports its function)
+    config = tiny_config(dataset, model={"position": "pat"})
+    videos = DenseActionDataset(dataset, "testing", train=False, validation_fraction=0.125, seed=0)
+    torch.manual_seed(0)
+    model = build_detector(config.model, videos.info).eval()
+    monkeypatch.setattr(evaluation, "VIDEOS_SEGMENTS", 100)  # several chunks of a few videos
+    context = distributed.Context(rank=0, world_size=1, device=torch.device("cpu"))
+    scores = evaluation.predict_split(model, videos, context, "fp32")
+    assert list(scores) == videos.video_ids
+    for index, video_id in enumerate(videos.video_ids):
+        item = videos[index]
+        alone = predict_full_video(model, item["video"], item["image"]).numpy()
+        np.testing.assert_allclose(scores[video_id], alone, atol=1e-6, rtol=1e-5)

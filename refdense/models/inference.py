@@ -7,9 +7,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-#: Default size of one inference batch, in segments (sequences x their padded length). About 0.4 GB
-#: of activations for the Charades RefDense in float32; larger batches gain little on a CPU.
-MAX_BATCH_SEGMENTS = 4096
+#: Default size of one inference batch, in segments (sequences x their padded length): the fastest
+#: on a 2-core CPU for the Charades models (``bench/evaluate.py``: 2048 or 4096 segments were 30 %
+#: slower, their activations no longer fit the caches). A GPU may want more (``max_batch_segments``).
+MAX_BATCH_SEGMENTS = 1024
 
 
 def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torch.Tensor | None:

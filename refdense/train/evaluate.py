@@ -30,7 +30,7 @@ from refdense.train.config import from_dict
 
 
 #: Videos are loaded and predicted in chunks of about this many segments (bounded memory).
-VIDEOS_SEGMENTS = 4 * MAX_BATCH_SEGMENTS
+VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 
 
 @torch.no_grad()
