@@ -421,6 +421,7 @@ def test_videos_predicted_together_get_what_each_gets_alone(arch, position):
         assert [p.shape for p in together] == [(n, CLASSES) for n in lengths]
         for a, b in zip(alone, together):
             torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-5)
+    assert predict_full_videos(model, []) == []
 
 
 def test_predict_full_video_rejects_bad_videos():

@@ -70,6 +70,8 @@ def predict_full_videos(
         length = next(x for x in streams if x is not None).shape[0]
         window = model.max_window or length
         pieces += [(index, start, min(window, length - start)) for start in range(0, length, window)]
+    if not pieces:
+        return []
     pieces.sort(key=lambda piece: piece[2], reverse=True)
     batches, current = [], []
     for piece in pieces:  # longest first: a batch's first piece gives its padded length
