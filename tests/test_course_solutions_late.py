@@ -105,9 +105,9 @@ def test_conditioning_mask_matches_loops_and_the_package():
     rng = np.random.default_rng(1)
     video = (rng.random((40, 5)) < 0.2).astype(int)
     cases = [(video, 0), (video, 1), (video, 4), (video, 20), (video[:3], 10)]
-    assert check_exercise(solutions.conditioning_mask, reference.conditioning_mask, *cases)
-    off_by_one = lambda y, tau: reference.conditioning_mask(y, tau + 1) if tau else y == 1  # noqa: E731
-    assert not check_exercise(off_by_one, reference.conditioning_mask, (video, 4))
+    assert check_exercise(solutions.conditioning_mask, reference.video_conditioning_mask, *cases)
+    off_by_one = lambda y, tau: reference.video_conditioning_mask(y, tau + 1) if tau else y == 1  # noqa: E731
+    assert not check_exercise(off_by_one, reference.video_conditioning_mask, (video, 4))
     # the package agrees: with every score 1 and a threshold of 0.5, recall of a kept pair (i, j) is 1 exactly
     # where c_i has a positive in the frames the mask selects for c_j
     mask = solutions.conditioning_mask(video, 4)

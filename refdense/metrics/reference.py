@@ -54,7 +54,7 @@ def frame_map(scores: Sequence[np.ndarray], labels: Sequence[np.ndarray]) -> dic
     return {"per_class": per_class, "map_all": map_all, "map_present": map_present}
 
 
-def conditioning_mask(video_labels: np.ndarray, tau: int) -> np.ndarray:
+def video_conditioning_mask(video_labels: np.ndarray, tau: int) -> np.ndarray:
     """The conditioning mask ``M`` ``(T, C)`` bool of ONE video's ``(T, C)`` 0/1 labels ``Y``.
 
     ``tau = 0``: ``M = Y`` (the class is on now). ``tau > 0``: ``M[t, c]`` iff ``Y[t, c] = 0`` and
@@ -90,7 +90,7 @@ def action_conditional(
     """
     pooled_scores = np.concatenate(scores).astype(np.float64)
     pooled_labels = np.concatenate(labels)
-    mask = np.concatenate([conditioning_mask(video, tau) for video in labels])
+    mask = np.concatenate([video_conditioning_mask(video, tau) for video in labels])
     num_frames, num_classes = pooled_scores.shape
     precisions, recalls, aps, pairs = [], [], [], []
     for j in range(num_classes):
