@@ -54,6 +54,7 @@ from refdense.data.dataset import Batch
 from refdense.io import atomic_write, exclusive_lock
 from refdense.losses import RefDenseCriterion
 from refdense.metrics import PaperTable
+from refdense.models import Detector
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import (
@@ -117,7 +118,7 @@ class TrainingStep(nn.Module):
     and labels), which read them back to the host; the training loop's batches are made by
     ``collate`` and are valid by construction."""
 
-    def __init__(self, model: nn.Module, criterion: RefDenseCriterion) -> None:
+    def __init__(self, model: Detector, criterion: RefDenseCriterion) -> None:
         super().__init__()
         self.model = model
         self.criterion = criterion
@@ -253,7 +254,7 @@ class TrainingRun:
             tqdm.write(text)
 
     @property
-    def model(self) -> nn.Module:
+    def model(self) -> Detector:
         return self.step_module.model
 
     @property
