@@ -1,6 +1,9 @@
 """The training loop: ``train(config, run_dir)`` is the one entry point (CLI, notebook, demo, ablate).
 
-Read it top to bottom; it is the loop of notebook 09. One epoch is::
+Read it top to bottom; it is the loop of notebook 09. :func:`train` holds the run directory and
+runs a :class:`TrainingRun` in steps: ``setup_data``, ``setup_model``, ``setup_optimizer``, then
+``restore`` (when resuming), ``fit`` (the epochs, each ending with ``save_checkpoint(epoch)``) and
+``test``. One epoch (:func:`train_one_epoch`) is::
 
     for batch in loader:                       # random windows of T segments, padded + mask
         output = model(video, image, mask)     # DetectionOutput: logits (B, T, C), features
