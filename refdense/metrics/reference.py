@@ -9,12 +9,12 @@ probabilities in [0, 1] and 0/1 labels (no validation here; the fast functions v
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 
-def average_precision(scores: Sequence[float], labels: Sequence[int]) -> float:
+def average_precision(scores: Iterable[float], labels: Iterable[int]) -> float:
     """AP of one class from ``(N,)`` scores and ``(N,)`` 0/1 labels: a fraction in [0, 1], NaN without a positive.
 
     Non-interpolated, with scikit-learn's tie rule: walk the distinct scores ``s`` from high to low,
@@ -22,14 +22,14 @@ def average_precision(scores: Sequence[float], labels: Sequence[int]) -> float:
     of calling every frame with a score ``>= s`` positive. Tied frames are called together, so the
     result does not depend on their order.
     """
-    scores = [float(s) for s in scores]
-    labels = [1 if y else 0 for y in labels]
-    positives = sum(labels)
+    score_list = [float(s) for s in scores]
+    label_list = [1 if y else 0 for y in labels]
+    positives = sum(label_list)
     if positives == 0:
         return math.nan
     ap, previous_recall = 0.0, 0.0
-    for s in sorted(set(scores), reverse=True):
-        called = [y for x, y in zip(scores, labels) if x >= s]
+    for s in sorted(set(score_list), reverse=True):
+        called = [y for x, y in zip(score_list, label_list) if x >= s]
         true_positives = sum(called)
         recall = true_positives / positives
         ap += (recall - previous_recall) * (true_positives / len(called))

@@ -150,15 +150,14 @@ class SeededWindows(Dataset):
             raise ValueError("SeededWindows: build the dataset with a generator of its own "
                              "(DenseActionDataset(..., generator=torch.Generator())); it draws from torch's "
                              "global generator otherwise, which SeededWindows does not seed")
-        self.dataset, self.seed = dataset, seed
+        self.dataset, self.seed, self.generator = dataset, seed, dataset.generator
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         epoch, index = key
-        assert self.dataset.generator is not None  # checked in __init__
-        self.dataset.generator.manual_seed(derived_seed(self.seed, epoch, index))
+        self.generator.manual_seed(derived_seed(self.seed, epoch, index))
         return self.dataset[index]
 
 
@@ -271,14 +270,15 @@ class TrainingRun:
             raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
                               f"of processes ({context.world_size}): it is the global batch")
         dataset_dir = open_dataset_dir(config.data.dataset)
-        split = dict(validation_fraction=config.data.validation_fraction, seed=config.run.seed)
-        windows = DenseActionDataset(dataset_dir, "training", window=config.data.window, train=True,
-                                     drop_empty=config.data.drop_empty_videos, generator=torch.Generator(), **split)
+        def split(name: str, **mode: Any) -> DenseActionDataset:  # the carve-out of validation is seeded
+            return DenseActionDataset(dataset_dir, name, validation_fraction=config.data.validation_fraction,
+                                      seed=config.run.seed, **mode)
+
+        windows = split("training", window=config.data.window, train=True, drop_empty=config.data.drop_empty_videos,
+                        generator=torch.Generator())
         train_set = SeededWindows(windows, seed=config.run.seed)
-        validation = None
-        if config.data.validation_fraction > 0:
-            validation = DenseActionDataset(dataset_dir, "validation", train=False, **split)
-        test = DenseActionDataset(dataset_dir, "testing", train=False, **split)
+        validation = split("validation", train=False) if config.data.validation_fraction > 0 else None
+        test = split("testing", train=False)
         self.say(data_summary(dataset_dir, windows, validation, test))
         sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
                                shuffle=True, seed=config.run.seed)
