@@ -96,11 +96,18 @@ def dead_leftovers(folder: Path) -> list[Path]:
     return found
 
 
+def _leftover_match(leftover: Path) -> re.Match[str]:
+    match = _LEFTOVER.fullmatch(leftover.name)
+    if match is None:
+        raise ValueError(f"{leftover} is not a leftover of an atomic write (NAME.tmp-<pid> or NAME.old-<pid>)")
+    return match
+
+
 def clean_leftover(leftover: Path) -> None:
     """Remove a leftover of :func:`dead_leftovers`; a ``NAME.old-<pid>`` (the previous folder, moved
     aside just before the new one was renamed into place) is put back as ``NAME`` when ``NAME`` is
     missing: its process died between the two renames."""
-    match = _LEFTOVER.fullmatch(leftover.name)
+    match = _leftover_match(leftover)
     final = leftover.with_name(match["name"])
     if match["kind"] == "old" and not final.exists():
         leftover.rename(final)
@@ -113,7 +120,7 @@ def clean_leftover(leftover: Path) -> None:
 def remove_stale(final: Path) -> None:
     """Clean up the leftovers of ``final`` (see :func:`clean_leftover`) of processes that no longer run."""
     for leftover in dead_leftovers(final.parent):
-        if _LEFTOVER.fullmatch(leftover.name)["name"] == final.name:
+        if _leftover_match(leftover)["name"] == final.name:
             clean_leftover(leftover)
 
 
@@ -163,7 +170,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             handle.flush()
 
 
-def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> None:
     """``torch.save(obj, path)``, atomically.
 
     torch's own file writer reports a full disk as a RuntimeError without errno, so ``obj`` is

@@ -53,7 +53,7 @@ ASL_CLIP = 0.05
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_mask(mask: Tensor, batch_shape: tuple[int, int] | None, where: str, values: bool) -> None:
+def _check_mask(mask: Tensor, batch_shape: tuple[int, ...] | None, where: str, values: bool) -> None:
     """Type, shape (unless ``batch_shape`` is None) and, with ``values``, at least one valid segment."""
     if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
         found = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
@@ -80,7 +80,7 @@ def _check_binary(labels: Tensor, name: str, where: str) -> None:
 
 def _check_logits_and_targets(logits: Tensor, targets: Tensor, mask: Tensor, where: str, values: bool) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        found = logits.dtype if isinstance(logits, Tensor) else type(logits).__name__
+        found: object = logits.dtype if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"{where}: logits must be a floating-point tensor, found {found}")
     if logits.dim() != 3:
         raise ValueError(f"{where}: logits shape: expected (B, T, C), found {tuple(logits.shape)}")
@@ -334,7 +334,7 @@ def colv_loss(
     """
     where = "colv_loss"
     if not isinstance(video_feats, Tensor) or not video_feats.is_floating_point() or video_feats.dim() != 3:
-        found = (tuple(video_feats.shape), video_feats.dtype) if isinstance(video_feats, Tensor) else type(video_feats).__name__
+        found: object = (tuple(video_feats.shape), video_feats.dtype) if isinstance(video_feats, Tensor) else type(video_feats).__name__
         raise ValueError(f"{where}: video_feats: expected a floating (B, T, D) tensor, found {found}")
     if not isinstance(text_feats, Tensor) or not text_feats.is_floating_point() or text_feats.dim() != 2:
         found = (tuple(text_feats.shape), text_feats.dtype) if isinstance(text_feats, Tensor) else type(text_feats).__name__
@@ -556,6 +556,7 @@ class RefDenseCriterion(nn.Module):
                 )
             self.register_buffer(f"text_{name}", text, persistent=False)
             self.projections[name] = nn.Linear(dim, text.shape[1])
+        self.log_temperature: nn.Parameter | None
         if cfg.learnable_temperature:
             self.log_temperature = nn.Parameter(torch.tensor(math.log(cfg.temperature)))
         else:
@@ -610,7 +611,7 @@ class RefDenseCriterion(nn.Module):
         if validate:
             self._check_batch_values(batch, mask)
         terms: dict[str, Tensor] = {}
-        total = None
+        total: Tensor | None = None
         for term, logits_name, labels_name, weight in self.classification_terms():
             logits = self._get(output, logits_name, term, "output")
             labels = self._get(batch, labels_name, term, "batch")
@@ -623,6 +624,7 @@ class RefDenseCriterion(nn.Module):
                 )
             terms[term] = value
             total = weight * value if total is None else total + weight * value
+        assert total is not None, "the action classification term is always on"
         for name in self.colv_sets:
             term = f"colv_{name}"
             features = self._get(output, _FEATURES[name], term, "output")

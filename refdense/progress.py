@@ -15,12 +15,27 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import IO, Iterable, Iterator, TypeVar
+from collections.abc import Sized
+from typing import IO, Any, Callable, Iterable, Iterator, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
 LINE_SECONDS = 30.0
 Item = TypeVar("Item")
+
+
+class Progress(Protocol):
+    """What :func:`progress_bar` returns: a tqdm bar or :class:`PlainLines`."""
+
+    def update(self, n: int = 1) -> Any: ...
+
+    def set_postfix_str(self, text: str) -> Any: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Progress: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
 
 
 class PlainLines:
@@ -73,12 +88,12 @@ class PlainLines:
     def __enter__(self) -> "PlainLines":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabled: bool | None = None,
-                 leave: bool = True, stream: IO | None = None, interval: float | None = None):
+                 leave: bool = True, stream: IO | None = None, interval: float | None = None) -> Progress:
     """A progress counter with ``update(n)``, ``set_postfix_str(text)`` and ``close()`` (also a context manager).
 
     Args:
@@ -99,13 +114,13 @@ def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabl
 
 
 def track(items: Iterable[Item], *, desc: str, total: int | None = None, unit: str = "it",
-          enabled: bool | None = None, leave: bool = True, postfix=None) -> Iterator[Item]:
+          enabled: bool | None = None, leave: bool = True, postfix: Callable[[], str] | None = None) -> Iterator[Item]:
     """Iterate over ``items`` with a :func:`progress_bar`; ``total`` defaults to ``len(items)``.
 
     ``postfix``, a callable of no argument returning a string, is shown after each item
     (e.g. the running loss).
     """
-    if total is None and hasattr(items, "__len__"):
+    if total is None and isinstance(items, Sized):
         total = len(items)
     with progress_bar(total, desc=desc, unit=unit, enabled=enabled, leave=leave) as bar:
         for item in items:
