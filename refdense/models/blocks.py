@@ -38,6 +38,8 @@ class MaskedConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = torch.where(mask.unsqueeze(-1), x, 0.0)  # one pass (masked_fill is a copy, then a fill)
+        if isinstance(self.padding, str):  # nn.Conv1d's "same" / "valid": the windows below need a number
+            raise ValueError(f"MaskedConv1d needs an integer padding, found {self.padding!r}")
         (kernel,), (stride,), (padding,), (dilation,) = self.kernel_size, self.stride, self.padding, self.dilation
         if self.groups == 1:
             span = dilation * (kernel - 1) + 1
@@ -283,6 +285,7 @@ class MultiScaleTrunk(nn.Module):
         )
         self.mix_fine = MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1)
         self.mix_coarse = nn.ModuleList(MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1) for _ in cfg.strides)
+        self.strides = tuple(cfg.strides)
 
     def forward(
         self,
@@ -293,10 +296,11 @@ class MultiScaleTrunk(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         length = x.shape[1]
         fine_out = self.fine(x, mask, context, context_mask)
-        coarse = None
-        for branch, mix in zip(self.coarse, self.mix_coarse):
-            coarse_mask = downsample_mask(mask, branch.stride)
+        coarse: torch.Tensor | None = None
+        for branch, mix, stride in zip(self.coarse, self.mix_coarse, self.strides):
+            coarse_mask = downsample_mask(mask, stride)
             mixed = mix(branch(fine_out, mask, context, context_mask), coarse_mask)
-            upsampled = upsample_linear(mixed, branch.stride, length, coarse_mask)
+            upsampled = upsample_linear(mixed, stride, length, coarse_mask)
             coarse = upsampled if coarse is None else coarse + upsampled
+        assert coarse is not None, "ModelConfig.strides is never empty"
         return self.mix_fine(fine_out, mask), coarse

@@ -25,7 +25,7 @@ def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torc
     return x.to(device=like.device, dtype=like.dtype)
 
 
-def _check_video(model: Detector, video: Any, image: Any, like: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+def _check_video(model: Detector, video: Any, image: Any, like: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``video``, ``image`` as tensors on the model's device and dtype (None where not read), and checked."""
     video = _as_features("video", video, model.video_dim, like)
     image = _as_features("image", image, model.image_dim, like)
@@ -35,6 +35,22 @@ def _check_video(model: Detector, video: Any, image: Any, like: torch.Tensor) ->
     if video is not None and image is not None and image.shape[0] != length:
         raise ValueError(f"video and image must have the same length T, found {length} and {image.shape[0]}")
     return video, image
+
+
+def _stack_pieces(
+    features: list[torch.Tensor | None], batch: list[tuple[int, int, int]], padded: int, like: torch.Tensor
+) -> torch.Tensor | None:
+    """The pieces ``(video index, start, length)`` of ``batch`` cut from one stream's per-video
+    ``(T_v, D)`` ``features`` and zero-padded into ``(len(batch), padded, D)`` like ``like``; None
+    for a stream the model does not read (None for every video)."""
+    if features[0] is None:
+        return None
+    out = like.new_zeros(len(batch), padded, features[0].shape[1])
+    for row, (index, start, length) in enumerate(batch):
+        piece = features[index]
+        assert piece is not None, "_check_video gives every video the streams the model reads"
+        out[row, :length] = piece[start : start + length]
+    return out
 
 
 @torch.no_grad()
@@ -75,7 +91,8 @@ def predict_full_videos(
     if not pieces:
         return []
     pieces.sort(key=lambda piece: piece[2], reverse=True)
-    batches, current = [], []
+    batches: list[list[tuple[int, int, int]]] = []
+    current: list[tuple[int, int, int]] = []
     for piece in pieces:  # longest first: a batch's first piece gives its padded length
         if current and (len(current) + 1) * current[0][2] > max_batch_segments:
             batches.append(current)
@@ -83,24 +100,18 @@ def predict_full_videos(
         current.append(piece)
     batches.append(current)
 
+    videos_checked, images_checked = [video for video, _ in checked], [image for _, image in checked]
     outputs: list[list[tuple[int, torch.Tensor]]] = [[] for _ in checked]
     was_training = model.training
     model.eval()
     try:
         for batch in batches:
             padded = batch[0][2]
-
-            def stack(stream: int) -> torch.Tensor | None:
-                if checked[0][stream] is None:
-                    return None
-                out = parameter.new_zeros(len(batch), padded, checked[0][stream].shape[1])
-                for row, (index, start, length) in enumerate(batch):
-                    out[row, :length] = checked[index][stream][start : start + length]
-                return out
-
             lengths = torch.tensor([length for _, _, length in batch], device=parameter.device)
             mask = torch.arange(padded, device=parameter.device) < lengths.unsqueeze(1)
-            probs = model(stack(0), stack(1), mask, validate=False).action_logits.sigmoid().float().cpu()
+            video_batch = _stack_pieces(videos_checked, batch, padded, parameter)
+            image_batch = _stack_pieces(images_checked, batch, padded, parameter)
+            probs = model(video_batch, image_batch, mask, validate=False).action_logits.sigmoid().float().cpu()
             for row, (index, start, length) in enumerate(batch):
                 outputs[index].append((start, probs[row, :length]))
     finally:

@@ -7,7 +7,10 @@ import torch
 STREAMS = ("video", "image", "concat")
 
 
-def _check_features(name: str, x: object, dim: int, dtype: torch.dtype, batch_time: tuple[int, int] | None) -> None:
+def _check_features(
+    name: str, x: object, dim: int, dtype: torch.dtype, batch_time: tuple[int, ...] | None
+) -> torch.Tensor:
+    """``x`` checked to be a ``(B, T, dim)`` tensor of ``dtype`` (``(B, T) = batch_time`` when given)."""
     if not isinstance(x, torch.Tensor):
         raise ValueError(f"{name} must be a torch.Tensor of shape (B, T, {dim}), found {type(x).__name__}")
     if x.dtype != dtype:
@@ -17,6 +20,7 @@ def _check_features(name: str, x: object, dim: int, dtype: torch.dtype, batch_ti
         raise ValueError(f"{name} must have shape {expected}, found {tuple(x.shape)}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} must have at least one time step, found shape {tuple(x.shape)}")
+    return x
 
 
 def check_batch(
@@ -48,15 +52,16 @@ def check_batch(
     Raises:
         ValueError naming the expected and the found value.
     """
-    batch_time = None
+    batch_time: tuple[int, ...] | None = None
+    reference: torch.Tensor | None = None  # the first stream read: video, else image
     for name, x, dim in (("video", video, video_dim), ("image", image, image_dim)):
         if dim is not None:
-            _check_features(name, x, dim, dtype, batch_time)
-            batch_time = tuple(x.shape[:2])
-    if batch_time is None:
+            checked = _check_features(name, x, dim, dtype, batch_time)
+            batch_time = tuple(checked.shape[:2])
+            reference = checked if reference is None else reference
+    if batch_time is None or reference is None:
         raise ValueError("the model reads no stream: give video_dim or image_dim")
     if mask is None:
-        reference = video if video_dim is not None else image
         return torch.ones(batch_time, dtype=torch.bool, device=reference.device)
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         found = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
@@ -80,19 +85,26 @@ def check_batch(
     return mask
 
 
-def select_stream(video: torch.Tensor | None, image: torch.Tensor | None, stream: str) -> torch.Tensor:
-    """The features a single-network model reads: ``video``, ``image`` or their channel concatenation.
+def select_stream(video: torch.Tensor | None, image: torch.Tensor | None, stream: str | None) -> torch.Tensor:
+    """The features a model reads: ``video``, ``image`` or their channel concatenation (``stream``
+    ``"video"``, ``"image"``, ``"concat"``).
 
     ``(B, T, Dv)``, ``(B, T, Di)`` -> ``(B, T, Dv)``, ``(B, T, Di)`` or ``(B, T, Dv + Di)``.
+
+    Raises:
+        ValueError when a stream that ``stream`` needs is None.
     """
-    if stream == "video":
+    if stream == "video" and video is not None:
         return video
-    if stream == "image":
+    if stream == "image" and image is not None:
         return image
-    return torch.cat([video, image], dim=-1)
+    if stream == "concat" and video is not None and image is not None:
+        return torch.cat([video, image], dim=-1)
+    found = f"video {'None' if video is None else 'given'}, image {'None' if image is None else 'given'}"
+    raise ValueError(f"the {stream!r} stream needs its features (one of {STREAMS}), found {found}")
 
 
-def stream_dims(stream: str, video_dim: int, image_dim: int) -> tuple[int | None, int | None, int]:
+def stream_dims(stream: str | None, video_dim: int, image_dim: int) -> tuple[int | None, int | None, int]:
     """``(video_dim or None, image_dim or None, input width)`` for a model reading ``stream``."""
     if stream not in STREAMS:
         raise ValueError(f"inputs must be one of {STREAMS}, found {stream!r}")

@@ -72,8 +72,8 @@ class RefDense(Detector):
 
     def forward(
         self,
-        video: torch.Tensor,
-        image: torch.Tensor,
+        video: torch.Tensor | None,
+        image: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         *,
         auxiliary: bool | None = None,
@@ -81,8 +81,10 @@ class RefDense(Detector):
     ) -> DetectionOutput:
         mask = self.check_inputs(video, image, mask, validate=validate)
         auxiliary = self.training if auxiliary is None else auxiliary
-        entity = self.entity(self.input_dropout(image), mask)
-        fine, coarse = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
+        entity = self.entity(self.input_dropout(select_stream(video, image, "image")), mask)
+        fine, coarse = self.motion(
+            self.input_dropout(select_stream(video, image, "video")), mask, context=entity, context_mask=mask
+        )
         motion = fine + coarse
         both = torch.cat([entity, motion], dim=-1)
         return DetectionOutput(
