@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from refdense.metrics.validation import check_values, check_videos, values_valid
+from refdense.metrics.validation import Lengths, Videos, check_values, check_videos, values_valid
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def dense_ranks(scores: np.ndarray) -> np.ndarray:
     return transposed(codes)
 
 
-def pool(scores, labels, lengths=None) -> Pooled:
+def pool(scores: Videos, labels: Videos, lengths: Lengths = None) -> Pooled:
     score_list, label_list = check_videos(scores, labels, lengths, values=False)
     starts = np.zeros(len(score_list) + 1, dtype=np.int64)
     np.cumsum([s.shape[0] for s in score_list], out=starts[1:])
@@ -135,7 +135,9 @@ def transposed(matrix: np.ndarray, rows: np.ndarray | None = None, block: int = 
 
 
 
-def sorted_row_stats(sorted_keys, pos_rows, pos_keys, threshold_keys=None):
+def sorted_row_stats(
+    sorted_keys: np.ndarray, pos_rows: np.ndarray, pos_keys: np.ndarray, threshold_keys: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """AP, positives, true positives and predicted positives of each row of sorted keys.
 
     sorted_keys: (R, n) uint32, each row ascending, ``code << 1 | label``.
@@ -166,7 +168,7 @@ def sorted_row_stats(sorted_keys, pos_rows, pos_keys, threshold_keys=None):
     is_cut = np.zeros(queries.size, dtype=bool)
     if threshold_keys is not None:
         is_cut[np.asarray(query_end) - 1] = True
-    ap = np.bincount(pos_rows, weights=pos_at_least / (n - found[~is_cut]), minlength=rows)
+    ap: np.ndarray = np.bincount(pos_rows, weights=pos_at_least / (n - found[~is_cut]), minlength=rows)
     with np.errstate(invalid="ignore", divide="ignore"):
         ap = ap / positives
     if threshold_keys is None:
@@ -217,7 +219,7 @@ def pooled_frame_map(pooled: Pooled) -> FrameMAP:
     )
 
 
-def frame_map(scores, labels, lengths=None) -> FrameMAP:
+def frame_map(scores: Videos, labels: Videos, lengths: Lengths = None) -> FrameMAP:
     """Per-frame mAP over all pooled frames (docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).
@@ -228,5 +230,5 @@ def frame_map(scores, labels, lengths=None) -> FrameMAP:
 
 
 
-def percent(value: float) -> float | None:
+def percent(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else 100.0 * float(value)

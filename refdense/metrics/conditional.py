@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from refdense.metrics.ap import Pooled, percent, pool, sorted_row_stats, transposed
-from refdense.metrics.validation import check_tau_threshold
+from refdense.metrics.validation import Lengths, Videos, check_tau_threshold
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,12 @@ def conditioning_frames(pooled: Pooled, tau: int) -> list[np.ndarray]:
     return np.split(frames[order], ends[:-1])
 
 
-def conditional_column(pooled: Pooled, j: int, frames_j, threshold_keys, precision, recall, ap) -> None:
-    """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``, (n,))."""
+def conditional_column(
+    pooled: Pooled, j: int, frames_j: np.ndarray, threshold_keys: np.ndarray, precision: np.ndarray,
+    recall: np.ndarray, ap: np.ndarray,
+) -> None:
+    """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``, (n,));
+    ``threshold_keys`` (C,) as :meth:`Pooled.threshold_keys`."""
     keys = pooled.keys
     num_classes = keys.shape[1]
     label_ptr, label_classes = pooled.frame_ptr, pooled.positive_classes  # the classes on in each frame
@@ -156,7 +160,7 @@ def thread_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
 
 
-def action_conditional(scores, labels, lengths=None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
+def action_conditional(scores: Videos, labels: Videos, lengths: Lengths = None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
     """Action-conditional precision, recall, F1 and mAP (MLAD; docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).

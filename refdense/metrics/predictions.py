@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from refdense.metrics.validation import check_videos
+from refdense.metrics.validation import Videos, check_videos
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Predictions:
     video_ids: list
 
 
-def write_predictions(path: str | os.PathLike, scores, labels, video_ids: Sequence[str]) -> None:
+def write_predictions(path: str | os.PathLike, scores: Videos, labels: Videos, video_ids: Sequence[str]) -> None:
     """Write a predictions file (``.npz``) atomically, after validating it.
 
     scores: list of (T_v, C) probabilities; labels: list of (T_v, C) 0/1 arrays; video_ids: one

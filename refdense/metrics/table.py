@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 from refdense.metrics.ap import FrameMAP, percent, pool, pooled_frame_map
 from refdense.metrics.conditional import ActionConditional, pooled_action_conditional, thread_pool
-from refdense.metrics.validation import check_tau_threshold
+from refdense.metrics.validation import Lengths, Videos, check_tau_threshold
 
 
 def _fmt(value: float) -> str:
@@ -24,7 +24,7 @@ class PaperTable:
 
     def to_dict(self) -> dict:
         """``{"frame_map", "frame_map_present", "tau_0": {...}, ...}``, in percent (None for NaN)."""
-        result = {
+        result: dict[str, object] = {
             "frame_map": percent(self.frame_map.map_all),
             "frame_map_present": percent(self.frame_map.map_present),
         }
@@ -50,11 +50,9 @@ def compare_markdown(tables: Mapping[str, PaperTable]) -> str:
     """
     if not tables:
         raise ValueError("compare_markdown: expected at least one table, found none")
-    taus = None
+    taus = list(next(iter(tables.values())).conditional)
     for name, table in tables.items():
-        if taus is None:
-            taus = list(table.conditional)
-        elif list(table.conditional) != taus:
+        if list(table.conditional) != taus:
             raise ValueError(
                 f"compare_markdown: table {name!r} has taus {list(table.conditional)}, expected {taus}"
             )
@@ -75,7 +73,7 @@ def compare_markdown(tables: Mapping[str, PaperTable]) -> str:
     return "\n".join(lines)
 
 
-def paper_table(scores, labels, lengths=None, taus: Sequence[int] = (0, 20), threshold: float = 0.5) -> PaperTable:
+def paper_table(scores: Videos, labels: Videos, lengths: Lengths = None, taus: Sequence[int] = (0, 20), threshold: float = 0.5) -> PaperTable:
     """The table the papers print: per-frame mAP and, for each tau, the action-conditional metrics.
 
     Inputs as in :func:`frame_map`; the inputs are validated and pooled once.

@@ -6,13 +6,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
+
+#: Per-video scores or labels: a list of ``(T_v, C)`` arrays, or a padded ``(V, T, C)`` array (with lengths).
+Videos = np.ndarray | Sequence[npt.ArrayLike]
+#: ``(V,)`` valid lengths of a padded ``(V, T, C)`` array; None for a list of per-video arrays.
+Lengths = npt.ArrayLike | None
 
 
 def video_name(v: int, video_ids: Sequence[str] | None) -> str:
     return f"video {video_ids[v]!r} (#{v})" if video_ids is not None else f"video #{v}"
 
 
-def split_videos(array, lengths, what: str, where: str) -> list[np.ndarray]:
+def split_videos(array: Videos, lengths: Lengths, what: str, where: str) -> list[np.ndarray]:
     """Turn a list of (T_v, C) arrays or a padded (V, T, C) array + lengths into a list of arrays."""
     if isinstance(array, np.ndarray) and array.dtype != object:
         if array.ndim != 3:
@@ -42,9 +48,9 @@ def split_videos(array, lengths, what: str, where: str) -> list[np.ndarray]:
 
 
 def check_videos(
-    scores,
-    labels,
-    lengths=None,
+    scores: Videos,
+    labels: Videos,
+    lengths: Lengths = None,
     video_ids: Sequence[str] | None = None,
     where: str = "",
     values: bool = True,
@@ -104,7 +110,10 @@ def values_valid(scores: np.ndarray, labels: np.ndarray) -> bool:
     return bool(((labels == 0) | (labels == 1)).all())
 
 
-def check_values(score_list, label_list, video_ids=None, where: str = "") -> None:
+def check_values(
+    score_list: Sequence[np.ndarray], label_list: Sequence[np.ndarray], video_ids: Sequence[str] | None = None,
+    where: str = "",
+) -> None:
     """Raise for the first video with a NaN, a score outside [0, 1] or a label outside {0, 1}."""
     for v, (s, y) in enumerate(zip(score_list, label_list)):
         if s.size == 0:
@@ -127,7 +136,7 @@ def check_values(score_list, label_list, video_ids=None, where: str = "") -> Non
             )
 
 
-def check_tau_threshold(tau, threshold) -> None:
+def check_tau_threshold(tau: object, threshold: object) -> None:
     if isinstance(tau, bool) or not isinstance(tau, (int, np.integer)) or tau < 0:
         raise ValueError(f"tau: expected an integer >= 0 (a window in segments), found {tau!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (0 < threshold < 1):
