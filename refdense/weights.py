@@ -24,10 +24,14 @@ import socket
 import threading
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from refdense.io import atomic_path
 from refdense.paths import data_root
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CLIP_MODEL = "RN50"
 CLIP_PRETRAINED = "openai"
@@ -122,7 +126,7 @@ def clip_missing_message(reason: str, how_to_pass: str) -> str:
     )
 
 
-def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str):
+def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str) -> tuple[nn.Module, str]:
     """open_clip's CLIP RN50 (QuickGELU, as OpenAI's) with ``weights``, a file or a folder; returns
     ``(model, source)``, ``source`` saying where the weights came from.
 

@@ -36,15 +36,17 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 from IPython.display import display
 from matplotlib.figure import Figure
 
 from refdense.course.storage import RUN_TO_INTERACT
+from refdense.metrics.validation import Lengths, Videos
 from refdense.losses import ASL_CLIP, ASL_GAMMA_NEG, ASL_GAMMA_POS, COLV_VARIANTS
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry
@@ -76,7 +78,7 @@ class Explorer:
         rows = [widgets.HBox(list(self.sliders.values())[k : k + 3]) for k in range(0, len(self.sliders), 3)]
         self.widget = widgets.VBox([*rows, self.note, self.output])
         self.result: Any = None
-        self.figure: Figure | None = None
+        self.figure: Figure  # drawn by _update below
         for control in self.sliders.values():
             control.observe(self._update, names="value")
         self._update()
@@ -143,7 +145,7 @@ def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_w
     return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves, inactive=inactive)
 
 
-def colv_explorer(embeddings, names, co_occurring=(0, 1), temperature: float = 0.07,
+def colv_explorer(embeddings: npt.ArrayLike, names: Sequence[str], co_occurring: Sequence[int] = (0, 1), temperature: float = 0.07,
                   variant: str = "refdense") -> Explorer:
     """A segment feature among real prompt embeddings: where CoLV (and, beside it, BCE) moves it.
 
@@ -161,13 +163,14 @@ def colv_explorer(embeddings, names, co_occurring=(0, 1), temperature: float = 0
         "variant": widgets.Dropdown(options=list(COLV_VARIANTS), value=variant, description="variant"),
     }
 
-    def compute(temperature: float, co_occurring: tuple, variant: str) -> dict:
+    def compute(temperature: float, co_occurring: tuple[int, ...], variant: str) -> dict[str, Any]:
         return colv_geometry(embeddings, co_occurring, temperature=temperature, variant=variant, names=names)
 
     return Explorer(sliders, compute=compute, plot=plot_colv_geometry)
 
 
-def evaluation_explorer(scores, labels, lengths=None, *, class_names=None, tau: int = 0, threshold: float = 0.5,
+def evaluation_explorer(scores: Videos, labels: Videos, lengths: Lengths = None, *,
+                        class_names: Sequence[str] | None = None, tau: int = 0, threshold: float = 0.5,
                         max_tau: int = 20, matrix: str = "ap") -> Explorer:
     """Action-conditional metrics and the pairwise matrix vs the window tau and the threshold.
 

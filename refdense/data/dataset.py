@@ -224,7 +224,7 @@ class DenseActionDataset(Dataset):
         self.video_ids = [v for v in ids if v not in set(self.dropped_empty)]
         features = read_features(self.root / FEATURES_FILE, self.video_ids, self.info)
         entity, motion = self.info.entity_matrix(), self.info.motion_matrix()
-        self.videos = []
+        self.videos: list[dict[str, Any]] = []
         for video_id in self.video_ids:
             labels = data.labels[video_id]
             self.videos.append({

@@ -28,9 +28,12 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import h5py
 
 from refdense.io import atomic_directory, atomic_path, atomic_write, clean_leftover, dead_leftovers
 
@@ -487,7 +490,7 @@ def read_features(
     return features
 
 
-def _open_h5(path: Path):
+def _open_h5(path: Path) -> h5py.File:
     import h5py
 
     if not path.is_file():

@@ -71,7 +71,8 @@ def split_statistics(annotations: Annotations, lengths: dict[str, int], info: Da
 
 def _statistics(part: Annotations, labels: dict[str, np.ndarray], report: CleanupReport, num_classes: int) -> SplitStatistics:
     durations = np.array([entry.duration for entry in part.values()])
-    instance_durations, classes = [], []
+    instance_durations: list[float] = []
+    classes: list[int] = []
     for video_id, entry in part.items():
         kept, _ = clean_instances(entry.actions, entry.duration, video_id)
         instance_durations.extend(end - start for _, start, end in kept)

@@ -10,3 +10,19 @@ and returns the ``matplotlib.figure.Figure``; nothing here calls ``plt.show()``.
 - ``refdense.viz.evaluation``: action-conditional metrics against the threshold, for the evaluation explorer.
 - ``refdense.viz.pipeline``: the RefDense pipeline (the paper's Fig. 2) with shapes, notebooks and equations.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+
+def figure_of(ax: Axes) -> Figure:
+    """The Figure that holds ``ax`` (the whole Figure when ``ax`` is in a SubFigure): what a plot returns."""
+    from matplotlib.figure import Figure
+
+    figure = ax.figure
+    return figure if isinstance(figure, Figure) else figure.figure

@@ -8,13 +8,14 @@ thresholds, so what the notebook shows is what ``refdense metrics`` reports.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
 from refdense.metrics import action_conditional
+from refdense.metrics.validation import Lengths, Videos
 from refdense.viz.metrics import plot_conditional_matrix
 
 MATRICES = ("ap", "precision", "recall")
@@ -22,15 +23,15 @@ MATRICES = ("ap", "precision", "recall")
 
 
 def evaluation_curves(
-    scores,
-    labels,
-    lengths=None,
+    scores: Videos,
+    labels: Videos,
+    lengths: Lengths = None,
     *,
     tau: int = 0,
     threshold: float = 0.5,
     matrix: str = "ap",
     thresholds: Sequence[float] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Action-conditional metrics at ``(tau, threshold)`` and P/R/F1 over a sweep of thresholds.
 
     Args:

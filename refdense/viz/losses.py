@@ -7,10 +7,11 @@ training computes. The ``plot_*`` functions draw those arrays and return the Fig
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
@@ -67,7 +68,7 @@ def bce_curves(
         raise ValueError(f"bce_curves: positive_rate: expected a share in (0, 1), found {positive_rate!r}")
     logits = torch.logit(torch.as_tensor(p)).reshape(1, -1, 1)
     mask = torch.ones(1, p.size, dtype=torch.bool)
-    out = {"probability": p}
+    out: dict[str, Any] = {"probability": p}
     for name, target in (("positive", 1.0), ("negative", 0.0)):
         x = logits.clone().requires_grad_(True)
         y = torch.full_like(x, target)
@@ -129,7 +130,7 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
 
 
 def _colv_and_bce(unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch.Tensor, temperature: float,
-                  variant: str):
+                  variant: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Callable[[torch.Tensor], torch.Tensor]]]:
     """The similarities ``s(f)`` (C,) of a segment feature f (D,) and two losses of them: CoLV of the
     segment, and BCE of a stand-in head with logits ``z_c = (s_c - s_c(start)) / tau``, undecided
     (p = 0.5 for every class) at the start."""
@@ -167,16 +168,16 @@ def colv_lower_bound(variant: str, num_positive: int, num_negative: int, tempera
 
 
 def colv_geometry(
-    embeddings,
+    embeddings: npt.ArrayLike,
     positives: Sequence[int],
     *,
     temperature: float = 0.07,
     variant: str = "refdense",
     names: Sequence[str] | None = None,
-    feature=None,
+    feature: npt.ArrayLike | None = None,
     steps: int = 20,
     step_size: float = 0.3,
-) -> dict:
+) -> dict[str, Any]:
     """One segment feature f on the unit sphere among the prompt embeddings, and where CoLV moves it.
 
     CoLV of one segment is a function of the feature f through the similarities
@@ -230,7 +231,7 @@ def colv_geometry(
     similarities, losses = _colv_and_bce(unit, labels, start, temperature, variant)
     _, _, directions = torch.linalg.svd(unit - unit.mean(0), full_matrices=False)
     plane = directions[:2].T  # (D, 2)
-    result = {"names": names, "positive": labels.bool().numpy(), "temperature": float(temperature), "variant": variant,
+    result: dict[str, Any] = {"names": names, "positive": labels.bool().numpy(), "temperature": float(temperature), "variant": variant,
               "similarity": similarities(start).numpy(), "view_prompts": (unit @ plane).numpy(),
               "view_start": (start @ plane).numpy(),
               "lower_bound": colv_lower_bound(variant, len(beta), num_classes - len(beta), temperature)}
@@ -244,6 +245,7 @@ def colv_geometry(
             s.retain_grad()
             loss = loss_of(s)
             loss.backward()
+            assert s.grad is not None and f.grad is not None, "backward fills the retained gradients"
             force, grad = -s.grad.detach(), f.grad.detach()
             values.append(float(loss.detach()))
             pulls.append(float(force[positive].mean()) if positive.any() else 0.0)

@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from refdense.metrics import ActionConditional, FrameMAP
+from refdense.viz import figure_of
 
 CONDITIONAL_MATRICES = {"precision": "precision", "recall": "recall", "ap": "AP"}
 
@@ -23,9 +25,9 @@ def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
     return list(class_names)
 
 
-def _axes(ax, size):
+def _axes(ax: Axes | None, size: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
-        return ax.figure, ax
+        return figure_of(ax), ax
     fig = Figure(figsize=size, layout="constrained")
     return fig, fig.add_subplot()
 
@@ -33,7 +35,7 @@ def _axes(ax, size):
 def plot_class_ap(
     result: FrameMAP,
     class_names: Sequence[str] | None = None,
-    ax=None,
+    ax: Axes | None = None,
     top: int | None = None,
 ) -> Figure:
     """Horizontal bars of the per-class AP (percent), best first.
@@ -71,7 +73,7 @@ def plot_conditional_matrix(
     result: ActionConditional,
     class_names: Sequence[str] | None = None,
     which: str = "precision",
-    ax=None,
+    ax: Axes | None = None,
 ) -> Figure:
     """Heat map of a pairwise action-conditional matrix (percent).
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from refdense.viz import figure_of
 
-def _as_matrix(name: str, matrix) -> np.ndarray:
+
+def _as_matrix(name: str, matrix: object) -> np.ndarray:
     if hasattr(matrix, "detach"):  # a torch tensor
         matrix = matrix.detach().float().cpu().numpy()
     matrix = np.asarray(matrix, dtype=float)
@@ -17,18 +21,19 @@ def _as_matrix(name: str, matrix) -> np.ndarray:
     return matrix
 
 
-def _draw(matrix: np.ndarray, ax: Axes | None, title: str, cmap: str, label: str, **imshow) -> Figure:
+def _draw(matrix: np.ndarray, ax: Axes | None, title: str, cmap: str, label: str, **imshow: Any) -> Figure:
     if ax is None:
         _, ax = plt.subplots(figsize=(4.2, 3.6))
     image = ax.imshow(matrix, cmap=cmap, interpolation="nearest", **imshow)
     ax.set_xlabel("key j")
     ax.set_ylabel("query i")
     ax.set_title(title)
-    ax.figure.colorbar(image, ax=ax, label=label)
-    return ax.figure
+    figure = figure_of(ax)
+    figure.colorbar(image, ax=ax, label=label)
+    return figure
 
 
-def plot_position_bias(bias, ax: Axes | None = None, title: str = "position bias S[i, j]") -> Figure:
+def plot_position_bias(bias: object, ax: Axes | None = None, title: str = "position bias S[i, j]") -> Figure:
     """Draw a relative-position bias matrix ``S`` ``(N, N)`` (e.g. one head of
     ``refdense.models.position_bias``), with a diverging colour map centred on zero.
 
@@ -41,7 +46,7 @@ def plot_position_bias(bias, ax: Axes | None = None, title: str = "position bias
     return _draw(matrix, ax, title, "RdBu_r", "bias", vmin=-limit, vmax=limit)
 
 
-def plot_attention(weights, ax: Axes | None = None, title: str = "attention weights") -> Figure:
+def plot_attention(weights: object, ax: Axes | None = None, title: str = "attention weights") -> Figure:
     """Draw attention weights ``(N, N)`` (rows are queries and sum to 1; padded keys are 0).
     Returns the Figure."""
     matrix = _as_matrix("weights", weights)

@@ -14,8 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
+
+from refdense.viz import figure_of
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def stages_of(notebook: str) -> list[Stage]:
     return found
 
 
-def plot_pipeline(here: str | None = None, *, small: bool = False, ax=None) -> Figure:
+def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | None = None) -> Figure:
     """Draw the pipeline; the boxes of notebook ``here`` (e.g. ``"04"``) are highlighted.
 
     Each box shows what it computes, the shape of its output, the paper's equation and the
@@ -107,7 +110,7 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax=None) -> F
     if ax is None:
         fig = plt.figure(figsize=(10, 4.3) if small else (15, 6.6), layout="constrained")
         ax = fig.add_subplot()
-    fig = ax.figure
+    fig = figure_of(ax)
     ax.set(xlim=(-2, 137), ylim=(-1, 71))
     ax.set_axis_off()
     size = 7.5 if small else 9

@@ -5,6 +5,10 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from refdense.viz import figure_of
 
 
 def plot_timeline(
@@ -16,8 +20,8 @@ def plot_timeline(
     max_classes: int = 10,
     duration: float | None = None,
     title: str | None = None,
-    ax=None,
-):
+    ax: Axes | None = None,
+) -> Figure:
     """Draw one block of rows per source: the ground truth, then each model's probabilities.
 
     Each block has one row per shown class, in the class's colour; the ground truth is opaque where
@@ -78,7 +82,7 @@ def plot_timeline(
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 0.9 + 0.22 * max(len(rows), 1)))
     else:
-        fig = ax.figure
+        fig = figure_of(ax)
     right = duration if duration is not None else length
     ax.imshow(image, aspect="auto", interpolation="nearest", extent=(0, right, len(rows), 0))
     per_block = len(classes)

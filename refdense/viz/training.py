@@ -11,13 +11,16 @@ Both functions read the run's history: the list of per-epoch records that
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from refdense.viz import figure_of
 
-def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = None) -> Figure:
+
+def plot_loss_curves(history: Sequence[Mapping[str, Any]], ax: Axes | None = None, title: str | None = None) -> Figure:
     """Mean training loss per epoch: the total (bold) and each term of the criterion."""
     if ax is None:
         ax = Figure(figsize=(6, 3.5), layout="constrained").add_subplot()
@@ -34,11 +37,11 @@ def plot_loss_curves(history: Sequence[Mapping], ax=None, title: str | None = No
     if terms:
         ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
-    return ax.figure
+    return figure_of(ax)
 
 
 def plot_metric_per_epoch(
-    history: Sequence[Mapping], metric: str = "map", ax=None, label: str | None = None, best_epoch: int | None = None
+    history: Sequence[Mapping[str, Any]], metric: str = "map", ax: Axes | None = None, label: str | None = None, best_epoch: int | None = None
 ) -> Figure:
     """A validation metric (per-frame mAP by default, in %) per epoch; ``best_epoch`` is marked.
 
@@ -60,4 +63,4 @@ def plot_metric_per_epoch(
     if label:
         ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return ax.figure
+    return figure_of(ax)
