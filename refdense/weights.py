@@ -31,7 +31,7 @@ from refdense.io import atomic_path
 from refdense.paths import data_root
 
 if TYPE_CHECKING:
-    from torch import nn
+    import open_clip  # no type information: CLIP is Any to mypy
 
 CLIP_MODEL = "RN50"
 CLIP_PRETRAINED = "openai"
@@ -126,7 +126,7 @@ def clip_missing_message(reason: str, how_to_pass: str) -> str:
     )
 
 
-def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str) -> tuple[nn.Module, str]:
+def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str) -> tuple[open_clip.CLIP, str]:
     """open_clip's CLIP RN50 (QuickGELU, as OpenAI's) with ``weights``, a file or a folder; returns
     ``(model, source)``, ``source`` saying where the weights came from.
 

@@ -80,10 +80,12 @@ class Decomposition:
                    tuple(rationale or [""] * len(classes)), source)
 
     def entity_of(self, c: int) -> str | None:
-        return None if self.pairs[c][0] is None else self.entities[self.pairs[c][0]]
+        e = self.pairs[c][0]
+        return None if e is None else self.entities[e]
 
     def motion_of(self, c: int) -> str | None:
-        return None if self.pairs[c][1] is None else self.motions[self.pairs[c][1]]
+        m = self.pairs[c][1]
+        return None if m is None else self.motions[m]
 
     def shared_pairs(self) -> dict[tuple[str | None, str | None], list[str]]:
         """(entity, motion) pairs used by more than one class: those classes cannot be told apart

@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -48,6 +48,11 @@ from refdense.io import atomic_path
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, to_storage
 from refdense.prepare.i3d import InceptionI3d, feature_count, load_i3d
 from refdense.progress import track
+
+if TYPE_CHECKING:  # libraries without type information: these names are Any to mypy
+    import av
+    import open_clip
+    from torchvision.models.video import S3D
 
 SEGMENT_FRAMES = 8
 MIDDLE_FRAME = SEGMENT_FRAMES // 2
@@ -99,7 +104,7 @@ def decode_frames(path: str | os.PathLike, fps: float | None = None) -> Iterator
                 yield frame
 
 
-def rgb(frame, short_side: int | None = None) -> np.ndarray:
+def rgb(frame: av.VideoFrame, short_side: int | None = None) -> np.ndarray:
     """A decoded frame as uint8 (H, W, 3), at its own size or with the shorter side scaled to ``short_side``."""
     if short_side is None:
         return frame.to_ndarray(format="rgb24")
@@ -189,6 +194,15 @@ def i3d_crop(frame: np.ndarray) -> np.ndarray:
     return frame[top:top + I3D_CROP, left:left + I3D_CROP]
 
 
+class VideoEncoder(Protocol):
+    """A video network for :func:`extract_features`: uint8 frames -> ``(n, D)`` float32, the frames
+    cut as its ``layout`` says (``"i3d"`` or ``"segments"``, see there)."""
+
+    layout: str
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray: ...
+
+
 class I3DVideoEncoder:
     """:class:`InceptionI3d` features of one window: uint8 frames (L, 224, 224, 3) -> (ceil(L / 8) - 1, 1024).
 
@@ -218,14 +232,14 @@ def extract_video_i3d(path: str | os.PathLike, image_encoder: Callable, video_en
                       fps: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Both streams of one video in the I3D layout: image (T, Di) and video (T, Dv), or None without
     ``video_encoder`` (then T is what the I3D script gives for this many frames)."""
-    def decoded():
+    def decoded() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
         for index, frame in enumerate(decode_frames(path, fps)):
             keep = index % SEGMENT_FRAMES in I3D_IMAGE_RESIDUES
             yield (i3d_crop(rgb(frame)) if video_encoder is not None else None,
                    rgb(frame, IMAGE_SHORT_SIDE) if keep else None)
 
     images, videos = [], []
-    for start, frames in stream_i3d_windows(decoded()):
+    for _start, frames in stream_i3d_windows(decoded()):
         count = feature_count(len(frames))
         if count < 1:
             raise ValueError(f"{path}: {len(frames)} frames, fewer than the {SEGMENT_FRAMES + 1} I3D needs for one vector")
@@ -254,7 +268,7 @@ class ClipImageEncoder:
         name: stored as the stream's encoder in ``dataset.json``.
     """
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", name: str = "clip-rn50"):
+    def __init__(self, model: open_clip.CLIP, device: str | torch.device = "cpu", name: str = "clip-rn50"):
         self.model = model.eval().to(device)
         self.device = torch.device(device)
         size = getattr(model.visual, "image_size", 224)
@@ -284,7 +298,7 @@ class S3DVideoEncoder:
 
     layout = "segments"
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", size: int = 224,
+    def __init__(self, model: S3D, device: str | torch.device = "cpu", size: int = 224,
                  name: str = "s3d-kinetics400"):
         self.features = model.features.eval().to(device)
         self.device = torch.device(device)
@@ -409,7 +423,7 @@ def _done_ids(out: Path, parts: Path) -> set[str]:
 
 
 def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encoder: Callable,
-                     video_encoder: Callable | None = None, video_features: str | os.PathLike | None = None,
+                     video_encoder: VideoEncoder | None = None, video_features: str | os.PathLike | None = None,
                      fps: float | None = None, chunk_segments: int = 32, dtype: str = "float16",
                      length_tolerance: int = 2, progress: bool | None = None) -> ExtractReport:
     """Extract both feature streams of ``videos`` into the HDF5 file ``out`` (see the module docstring).
@@ -423,7 +437,6 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
     """
     if (video_encoder is None) == (video_features is None):
         raise ValueError("give exactly one of video_encoder (a video network) and video_features (your I3D features)")
-    layout = "i3d" if video_encoder is None else video_encoder.layout
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     report = ExtractReport()
@@ -438,7 +451,7 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
             try:
                 if source is not None and video_id not in source.ids:
                     raise FeatureError(f"no I3D features for this video in {source.path}")
-                if layout == "i3d":
+                if video_encoder is None or video_encoder.layout == "i3d":
                     image, video = extract_video_i3d(path, image_encoder, video_encoder, fps=fps)
                 else:
                     image, video = extract_video_segments(path, image_encoder, video_encoder, fps=fps,
@@ -448,6 +461,7 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
                     if len(video) != len(image):
                         report.truncated.append(video_id)
                     video, image = align_streams(video, image, length_tolerance, f"{path}: video {video_id!r}")
+                assert video is not None, "the video stream comes from video_encoder or else video_features"
                 video, image = to_storage(video, dtype, str(path)), to_storage(image, dtype, str(path))
             except Exception as error:  # a bad video must not cost the others: report and go on
                 report.failed[video_id] = f"{type(error).__name__}: {error}"
@@ -471,7 +485,7 @@ def _merge(out: Path, parts: Path, dtype: str) -> None:
 
     part_files = sorted(parts.glob("*.npz"))
 
-    def items():
+    def items() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
         if out.exists():
             with h5py.File(out, "r") as handle:
                 for video_id in sorted(set(handle["video"]) - {p.stem for p in part_files}):

@@ -96,7 +96,7 @@ class FeatureSource:
     def __enter__(self) -> "FeatureSource":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,7 +101,7 @@ def read_class_list(path: str | Path) -> list[tuple[str, str]]:
     path = Path(path)
     entries: list[tuple[str, str]] = []
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
+        for line in handle:
             line = line.strip()
             if not line:
                 continue
@@ -132,7 +133,7 @@ def _load_json(path: Path) -> dict:
     return data
 
 
-def _check_entry(path: Path, video_id: str, entry) -> None:
+def _check_entry(path: Path, video_id: str, entry: object) -> None:
     if not isinstance(entry, dict) or not {"subset", "duration", "actions"} <= set(entry):
         found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
         raise FormatError(f"{path}: video {video_id!r}: expected keys subset, duration, actions; found {found}")
@@ -203,7 +204,7 @@ def _subset_from_name(path: Path) -> str:
                       "as in Charades_v1_train.csv)")
 
 
-def read_charades_csv(paths: list[str | Path], classes_file: str | Path) -> RawAnnotations:
+def read_charades_csv(paths: Sequence[str | Path], classes_file: str | Path) -> RawAnnotations:
     """Read the official Charades CSVs (train and/or test) with ``Charades_v1_classes.txt``.
 
     The subset comes from the file name (``train`` -> training, ``test`` -> testing), the duration
@@ -319,7 +320,7 @@ VIDEO_ID_PATTERNS = {
 FORMAT_DATASET = {"charades-csv": "charades", "multithumos-txt": "multithumos", "tsu-json": "tsu"}
 
 
-def guess_dataset(video_ids) -> str | None:
+def guess_dataset(video_ids: Iterable[object]) -> str | None:
     """The dataset whose official video-id form at least 90% of ``video_ids`` have, or None."""
     ids = list(video_ids)
     for dataset, pattern in VIDEO_ID_PATTERNS.items():
@@ -328,7 +329,7 @@ def guess_dataset(video_ids) -> str | None:
     return None
 
 
-def check_dataset(dataset: str, video_ids, what: str) -> None:
+def check_dataset(dataset: str, video_ids: Collection[str], what: str) -> None:
     """Raise :class:`FormatError` when ``video_ids`` have the id form of another dataset than ``dataset``."""
     guessed = guess_dataset(video_ids)
     if guessed is not None and guessed != dataset:
@@ -371,21 +372,21 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
-    paths = [Path(p) for p in paths]
-    for path in paths:
+    files = [Path(p) for p in paths]
+    for path in files:
         if not path.exists():
             raise FileNotFoundError(f"annotation file not found: {path}")
     if fmt == "auto":
-        fmt = detect_format(dataset, paths)
+        fmt = detect_format(dataset, files)
     if fmt not in FORMATS:
         raise ValueError(f"unknown annotation format {fmt!r}; expected one of {FORMATS} or 'auto'")
     if FORMAT_DATASET.get(fmt, dataset) != dataset:
         other = FORMAT_DATASET[fmt]
-        raise FormatError(f"{[str(p) for p in paths]} look like {DATASET_NAMES[other]}, not {DATASET_NAMES[dataset]}: "
+        raise FormatError(f"{[str(p) for p in files]} look like {DATASET_NAMES[other]}, not {DATASET_NAMES[dataset]}: "
                           f"{fmt} is the format {DATASET_NAMES[other]} is distributed in; give them to "
                           f"`refdense prepare {other}`, or the {DATASET_NAMES[dataset]} files to this command")
     if fmt == "charades-csv" and classes_file is None:
-        folder = paths[0] if paths[0].is_dir() else paths[0].parent
+        folder = files[0] if files[0].is_dir() else files[0].parent
         candidate = folder / "Charades_v1_classes.txt"
         if not candidate.exists():
             raise FormatError(f"Charades CSVs need the class list: give --classes Charades_v1_classes.txt "
@@ -399,13 +400,14 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
         raise FormatError(f"{dataset}: give the class list file (--classes); class names are read from "
                           "your copy of the dataset, never shipped")
     if fmt == "charades-csv":
-        csvs = sorted(paths[0].glob("Charades_v1_*.csv")) if paths[0].is_dir() else paths
+        csvs = sorted(files[0].glob("Charades_v1_*.csv")) if files[0].is_dir() else files
+        assert classes_file is not None, "the class list of Charades CSVs is required or found above"
         return read_charades_csv(csvs, classes_file)
     if fmt == "multithumos-txt":
-        return read_multithumos_txt(paths[0], classes)
-    if len(paths) != 1:
-        raise FormatError(f"{fmt}: expected one JSON file, got {len(paths)}")
+        return read_multithumos_txt(files[0], classes)
+    if len(files) != 1:
+        raise FormatError(f"{fmt}: expected one JSON file, got {len(files)}")
     if fmt == "tsu-json":
-        return read_tsu(paths[0], classes)
-    check_dataset(dataset, _load_json(paths[0]), f"the annotations in {paths[0]}")
-    return read_super_events(paths[0], classes, one_based=dataset == "multithumos" if one_based is None else one_based)
+        return read_tsu(files[0], classes)
+    check_dataset(dataset, _load_json(files[0]), f"the annotations in {files[0]}")
+    return read_super_events(files[0], classes, one_based=dataset == "multithumos" if one_based is None else one_based)

@@ -403,6 +403,7 @@ def prepare_dataset(
                                         fps=fps, boundary=boundary, drop_empty_training=drop_empty_training)
                 report.add(outcome)
                 if outcome.annotation is not None:
+                    assert outcome.video is not None and outcome.image is not None, "prepare_video keeps them"
                     writer.add(video_id, outcome.video, outcome.image)
                     annotations[video_id] = outcome.annotation
             if not annotations:  # raising here leaves no features.h5 behind (and keeps an older one)
