@@ -46,8 +46,8 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from refdense.course.storage import RUN_TO_INTERACT
-from refdense.metrics.validation import Lengths, Videos
 from refdense.losses import ASL_CLIP, ASL_GAMMA_NEG, ASL_GAMMA_POS, COLV_VARIANTS
+from refdense.metrics.validation import Lengths, Videos
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from refdense.data import default_dataset, read_info
+from refdense.data import DatasetInfo, default_dataset, read_info
 from refdense.io import atomic_write, exclusive_lock
 from refdense.metrics import paper_table, read_predictions
 from refdense.paths import REPO_ROOT
@@ -153,7 +153,7 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
     return predictions_path(run_dir, "testing")
 
 
-def same_network(a: TrainConfig, b: TrainConfig, info) -> bool:
+def same_network(a: TrainConfig, b: TrainConfig, info: DatasetInfo) -> bool:
     """Whether two configurations train the same thing: they differ at most in ``model.arch``, and the
     two architectures build the same module with the same initial weights (``info``: the dataset's
     :class:`DatasetInfo`). Such runs give the same numbers; ``ablate`` trains them once."""
@@ -291,7 +291,8 @@ def _cell(samples: list[float], reference: list[float] | None) -> str:
     return text
 
 
-def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequence[int], base, common,
+def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequence[int], base: str | Path,
+                      common: Sequence[str],
                       same_as: dict[str, str] | None = None, runs: dict[str, list[dict]] | None = None,
                       patience: int | None = None) -> str:
     """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model."""
@@ -315,8 +316,9 @@ def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequen
             continue
         runs_of = values[variant.name]
         reference = None if variant.name == "full" or full is None else full
-        cells = [_cell([r[m] for r in runs_of], reference and [r[m] for r in reference]) for m in METRICS]
-        gain = format_interval(interval(paired_gains(full, runs_of, "mAP"))) if reference else ""
+        cells = [_cell([r[m] for r in runs_of], None if reference is None else [r[m] for r in reference])
+                 for m in METRICS]
+        gain = format_interval(interval(paired_gains(reference, runs_of, "mAP"))) if reference else ""
         lines.append(f"| {variant.table} | {variant.label} | " + " | ".join(cells) + f" | {gain} |")
     missing = [m for m in METRICS for runs_of in values.values() for r in runs_of if math.isnan(r[m])]
     if missing:

@@ -7,12 +7,16 @@ that a checkpoint is always loaded into exactly what it was trained as.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Literal
 
 import torch
 
 from refdense.data import DatasetInfo, default_dataset
 from refdense.losses import LossConfig, RefDenseCriterion
 from refdense.models import Detector, ModelConfig, build_model
+
+if TYPE_CHECKING:
+    from refdense.train.config import OptimConfig
 
 
 def open_dataset_dir(dataset: str) -> Path:
@@ -86,7 +90,11 @@ def cpu_has_native_bf16() -> bool:
     return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+#: ``run.precision``: bf16 autocast, float32, or ``"auto"`` (see :func:`resolve_precision`).
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """``"bf16"`` or ``"fp32"``: ``precision`` itself unless it is ``"auto"``, which picks bf16 autocast
     on CUDA and on CPUs with native bf16 (``cpu_has_native_bf16``), float32 elsewhere (an AVX2-only
     CPU emulates bf16 and runs slower in it than in float32)."""
@@ -96,13 +104,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: Precision) -> torch.autocast:
     """bf16 autocast when ``resolve_precision(precision, device)`` is ``"bf16"``; otherwise a no-op context."""
     enabled = resolve_precision(precision, device) == "bf16"
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def build_optimizer(parameters, optim_cfg) -> torch.optim.Adam:
+def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim_cfg: OptimConfig) -> torch.optim.Adam:
     """The run's Adam (``optim.lr``, ``optim.weight_decay``), fused: one kernel updates every parameter
     on the CPU as on CUDA (the same update as the default implementation, to float rounding)."""
     return torch.optim.Adam(parameters, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, fused=True)

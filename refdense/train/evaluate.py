@@ -24,7 +24,7 @@ from refdense.models.inference import MAX_BATCH_SEGMENTS
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import load_checkpoint, restore
-from refdense.train.components import autocast, build_detector, check_signature, open_dataset_dir
+from refdense.train.components import Precision, autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import from_dict
 
 
@@ -34,7 +34,7 @@ VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 
 @torch.no_grad()
 def predict_split(
-    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32",
+    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: Precision = "fp32",
     progress: bool | None = False,
 ) -> dict[str, np.ndarray] | None:
     """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
@@ -45,7 +45,7 @@ def predict_split(
     ``predict_full_videos`` in batches across its videos. ``progress`` as
     :func:`refdense.progress.progress_bar`'s ``enabled`` (rank 0 only).
     """
-    mine = {}
+    mine: dict[str, np.ndarray] = {}
     indices = range(context.rank, len(dataset), context.world_size)
     chunk, segments = [], 0
     with progress_bar(len(indices), desc=f"predict {dataset.split}", unit="videos", leave=False,
@@ -73,7 +73,7 @@ def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
 
 
 def validation_map(
-    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: str,
+    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: Precision,
     progress: bool | None = False,
 ) -> float | None:
     """Per-frame mAP (%) on ``dataset`` (rank 0; None on other ranks): the model-selection metric."""
@@ -123,7 +123,7 @@ def evaluate(
     dataset: str | None = None,
     split: str = "testing",
     device: str = "auto",
-    precision: str = "auto",
+    precision: Precision = "auto",
     progress: bool | None = None,
 ) -> Evaluation:
     """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``.
@@ -145,6 +145,7 @@ def evaluate(
     context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device, key="device"))
     model.to(context.device)
     scores = predict_split(model, data, context, precision, progress)
+    assert scores is not None, "a single process is the main one: it receives the predictions"
     out = Path(out)
     table = score_and_save(scores, data, out)
     return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)

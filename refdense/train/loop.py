@@ -78,6 +78,7 @@ from refdense.train.checkpoint import (
     write_checkpoint,
 )
 from refdense.train.components import (
+    Precision,
     autocast,
     build_criterion,
     build_detector,
@@ -165,7 +166,7 @@ class EpochSampler(DistributedSampler):
     """PyTorch's ``DistributedSampler`` (shuffled by ``(seed, epoch)``, this process's share of
     it) yielding ``(epoch, index)`` pairs for :class:`SeededWindows`."""
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         return ((self.epoch, index) for index in super().__iter__())
 
 
@@ -183,7 +184,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], object] | None = None,
 ) -> TrainResult:
     """Train a model as ``config`` says, writing the run into ``run_dir``; return the test results.
 
@@ -313,7 +314,7 @@ class TrainingRun:
         self.history, self.best = state[HISTORY], state[BEST]
         self.say(f"resuming {self.run_dir} after epoch {state[EPOCH]}")
 
-    def fit(self, on_epoch: Callable[[dict], None] | None = None) -> None:
+    def fit(self, on_epoch: Callable[[dict], object] | None = None) -> None:
         """Train the epochs not done yet; ``on_epoch`` is called on rank 0 with each epoch's record."""
         config, context, data = self.config, self.context, self.data
         runner: nn.Module = self.step_module
@@ -392,7 +393,7 @@ def train_one_epoch(
     context: distributed.Context,
     epoch: int,
     epochs: int,
-    precision: str,
+    precision: Precision,
     grad_clip: float | None,
     log_every: int,
     checkpoints: Path,
@@ -542,7 +543,7 @@ def fixed_keys_changed(saved: TrainConfig, config: TrainConfig) -> list[str]:
 
 
 def _lookup(config: TrainConfig, dotted: str) -> Any:
-    value = config
+    value: Any = config
     for part in dotted.split("."):
         value = getattr(value, part, None)
     return value

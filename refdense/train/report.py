@@ -6,12 +6,19 @@ import json
 import math
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from refdense.io import atomic_path, atomic_write
 from refdense.metrics import PaperTable
 from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
+
+if TYPE_CHECKING:  # the training loop imports this module
+    from refdense.data import DenseActionDataset
+    from refdense.train.config import TrainConfig
+    from refdense.train.loop import TrainResult
 
 
 def table_summary(table: PaperTable) -> str:
@@ -22,7 +29,9 @@ def table_summary(table: PaperTable) -> str:
     return " | ".join(parts)
 
 
-def data_summary(dataset_dir: Path, train, validation, test) -> str:
+def data_summary(
+    dataset_dir: Path, train: DenseActionDataset, validation: DenseActionDataset | None, test: DenseActionDataset
+) -> str:
     """One paragraph on the data a run trains on: the dataset, the videos of each split, the fixes.
 
     ``train``, ``validation`` (or None) and ``test`` are the run's
@@ -63,15 +72,20 @@ def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], valida
             "the test split was never used to choose.")
 
 
-def save_figure(figure, path: Path) -> None:
+def save_figure(figure: Figure, path: Path) -> None:
     """Save a Figure as PNG atomically and close it (if pyplot manages it)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
 
 
-def write_run_files(result, config, validated: bool) -> None:
-    """``results.json``, ``results.md``, ``plots/loss.png`` and ``plots/val_map.png`` of a run."""
+def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -> None:
+    """``results.json``, ``results.md``, ``plots/loss.png`` and ``plots/val_map.png`` of a run
+    (``result`` of rank 0: with its test table and predictions)."""
+    test, predictions = result.test, result.predictions
+    if test is None or predictions is None:
+        raise ValueError("write_run_files: expected the result of rank 0, with its test table and predictions; "
+                         "found None (another rank's result)")
     run_dir: Path = result.run_dir
     sentence = selection_sentence(result.checkpoint, result.checkpoint_epoch, result.history, validated)
     summary = {
@@ -81,8 +95,8 @@ def write_run_files(result, config, validated: bool) -> None:
         "checkpoint_epoch": result.checkpoint_epoch,
         "selection": "best validation per-frame mAP" if validated else "last epoch (no validation split)",
         "epochs": len(result.history),
-        "test": result.test.to_dict(),
-        "predictions": result.predictions.name,
+        "test": test.to_dict(),
+        "predictions": predictions.name,
     }
     with atomic_write(run_dir / "results.json") as handle:
         json.dump(summary, handle, indent=2)
@@ -93,9 +107,9 @@ def write_run_files(result, config, validated: bool) -> None:
         "",
         "Test split (values in %):",
         "",
-        result.test.to_markdown(),
+        test.to_markdown(),
         "",
-        f"Predictions: `{result.predictions.name}` (read it with `refdense metrics {result.predictions.name}`).",
+        f"Predictions: `{predictions.name}` (read it with `refdense metrics {predictions.name}`).",
         "",
         "![loss](plots/loss.png)",
         "",

@@ -33,7 +33,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -53,7 +53,10 @@ from refdense.train.ablate import (
     paired_gains,
     run_metrics,
 )
-from refdense.train.config import load_config
+from refdense.train.config import TrainConfig, load_config
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DIALS = ("coupling", "rare_share", "text_alignment", "train_videos")
 REFERENCE = "full"
@@ -67,11 +70,21 @@ def dials_at(dial: str, value: float, fixed: Dials = Dials()) -> Dials:
         if float(value) != int(value):
             raise ValueError(f"dial train_videos: expected whole numbers of videos, found {value!r}")
         value = int(value)
-    return dataclasses.replace(fixed, **{dial: value})
+    change: dict[str, Any] = {dial: value}  # the dial is named at run time
+    return dataclasses.replace(fixed, **change)
+
+
+def _rare_classes(preset: str, seed: int, dials: Dials) -> list[int]:
+    """The rare class ids of a preset's dataset at ``dials`` (none when ``dials.rare_share`` is 0)."""
+    if not dials.rare_share:
+        return []
+    recorded = dataset_info(preset, seed, dials).dials
+    assert recorded is not None, "a dataset off the default dials records them"
+    return list(recorded["rare_classes"])
 
 
 def sweep_config(preset: str, dial: str, value: float, seed: int, variant: str, *, fixed: Dials = Dials(),
-                 base: str | Path = BASE, overrides: Sequence[str] = ()):
+                 base: str | Path = BASE, overrides: Sequence[str] = ()) -> tuple[Path, TrainConfig]:
     """The dataset folder (built if missing) and the :class:`TrainConfig` of one run of a sweep."""
     folder = default_dataset(preset, seed=seed, dials=dials_at(dial, value, fixed))
     config = load_config(base, ABLATIONS / f"{variant}.yaml",
@@ -129,13 +142,12 @@ def sweep(
     settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
     common = [*([f"optim.epochs={epochs}"] if epochs else []), *overrides]
     rarest = max(settings, key=lambda d: d.rare_share)
-    rare_classes = {seed: list(dataset_info(preset, seed, rarest).dials["rare_classes"]) if rarest.rare_share else []
-                    for seed in seeds}
+    rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
     runs: dict[str, dict[str, list[dict]]] = {}
     bar = tqdm(total=len(values) * len(seeds) * len(chosen), unit="run", desc=f"sweep {dial}",
                disable=True if progress is False else None)
-    for value, dials in zip(values, settings):
+    for value in values:
         key = f"{value:g}"
         runs[key] = {name: [] for name in chosen}
         for seed in seeds:
@@ -208,7 +220,7 @@ def sweep_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_sweep(result: dict):
+def plot_sweep(result: dict) -> Figure:
     """Figure: mAP of each variant, and the gain of the reference over each, against the dial (mean, 95% interval)."""
     import matplotlib.pyplot as plt
 
