@@ -13,11 +13,14 @@ import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from refdense.paths import REPO_ROOT, data_root
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PROFILES = ("smoke", "full")
 """``smoke`` (default): synthetic data, tiny models, CPU, seconds. ``full``: real or large data, GPU."""
@@ -96,7 +99,7 @@ def setup(seed: int = 0, *, dpi: int = 80) -> CourseSetup:
     )
 
 
-def show(fig) -> None:
+def show(fig: Figure) -> None:
     """Display a Figure once in the notebook and release it from pyplot.
 
     Plot helpers return their Figure; ending a cell with the Figure would show it twice when the

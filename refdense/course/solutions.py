@@ -6,11 +6,24 @@ Try the exercise first; each function here passes the notebook's ``check_exercis
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    from torch import Tensor
+
+    from refdense.metrics import PaperTable
+    from refdense.train.config import TrainConfig
+
+#: ``(entity id | None, motion id | None)`` of each class (``DatasetInfo.decomposition``).
+Pairs = Sequence[tuple[int | None, int | None]]
+
 
 # --- 01_pat_backbone ------------------------------------------------------------------------------
 
 
-def relative_position_bias(q, table):
+def relative_position_bias(q: Tensor, table: Tensor) -> Tensor:
     """Exercise 01.1: ``S[i, j] = q_i . table[clip(i - j, -(M-1), M-1) + M - 1]`` without loops.
 
     ``q`` (N, d), ``table`` (2M - 1, d) -> (N, N).
@@ -24,7 +37,7 @@ def relative_position_bias(q, table):
     return scores.gather(1, rows)
 
 
-def block_parameters(dim, heads, head_dim, max_len, local_hidden):
+def block_parameters(dim: int, heads: int, head_dim: int, max_len: int, local_hidden: int) -> int:
     """Exercise 01.2: parameters of a ``position="pat"`` PositionAwareBlock."""
     inner = heads * head_dim
     norms = 2 * (2 * dim)
@@ -36,7 +49,7 @@ def block_parameters(dim, heads, head_dim, max_len, local_hidden):
 # --- 03_action_entity -----------------------------------------------------------------------------
 
 
-def token_projection(x, mask, weight, bias):
+def token_projection(x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """Exercise 03.1: masked ``k=3`` convolution, channels-last. ``x`` (B, T, D_in), ``mask`` (B, T),
     ``weight`` (D_out, D_in, 3), ``bias`` (D_out,) -> (B, T, D_out)."""
     import torch.nn.functional as F
@@ -45,7 +58,7 @@ def token_projection(x, mask, weight, bias):
     return F.conv1d(x.transpose(1, 2), weight, bias, padding=1).transpose(1, 2)
 
 
-def layer_norm_by_hand(x, weight, bias, eps=1e-5):
+def layer_norm_by_hand(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
     """Exercise 03.2: LayerNorm over the last dimension (biased variance)."""
     mean = x.mean(dim=-1, keepdim=True)
     variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
@@ -55,14 +68,14 @@ def layer_norm_by_hand(x, weight, bias, eps=1e-5):
 # --- 04_action_motion -----------------------------------------------------------------------------
 
 
-def cross_weights(q, k, context_mask):
+def cross_weights(q: Tensor, k: Tensor, context_mask: Tensor) -> Tensor:
     """Exercise 04.1: one head's cross-attention weights. ``q`` (B, N, d), ``k`` (B, T, d),
     ``context_mask`` (B, T) -> (B, N, T), zero on padded keys, rows summing to 1."""
     scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
     return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
 
 
-def cross_attention_scores(T, strides, blocks, placement):
+def cross_attention_scores(T: int, strides: Sequence[int], blocks: int, placement: str) -> int:
     """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video,
     one cross-attention per branch (``placement="branch"``) or per block (``"block"``)."""
     queries = T + sum(-(-T // s) for s in strides)
@@ -73,13 +86,13 @@ def cross_attention_scores(T, strides, blocks, placement):
 # --- 05_fusion ------------------------------------------------------------------------------------
 
 
-def entity_contribution(entity_features, weight, num_entity_channels):
+def entity_contribution(entity_features: Tensor, weight: Tensor, num_entity_channels: int) -> Tensor:
     """Exercise 05.1: the entity part of the ``k=1`` action logits (no bias). ``entity_features``
     (B, T, D), ``weight`` (C, 2D, 1) -> (B, T, C)."""
     return entity_features @ weight[:, :num_entity_channels, 0].T
 
 
-def fusion_k3(features, weight, bias):
+def fusion_k3(features: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """Exercise 05.2: the ``k=3`` fusion of one video without ``conv1d``. ``features`` (T, 2D),
     ``weight`` (C, 2D, 3), ``bias`` (C,) -> (T, C)."""
     import torch.nn.functional as F
@@ -92,7 +105,9 @@ def fusion_k3(features, weight, bias):
 # --- 00_problem_and_data --------------------------------------------------------------------------
 
 
-def inclusive_labels(actions, duration, num_segments, num_classes):
+def inclusive_labels(
+    actions: Iterable[tuple[int, float, float]], duration: float, num_segments: int, num_classes: int
+) -> np.ndarray:
     """Exercise 00.1: dense labels under the inclusive rule ``s <= t / fps_feat <= e``, clipped to the video."""
     import numpy as np
 
@@ -108,7 +123,7 @@ def inclusive_labels(actions, duration, num_segments, num_classes):
 # --- 02_label_decomposition -----------------------------------------------------------------------
 
 
-def decomposition_matrices(pairs, num_entities, num_motions):
+def decomposition_matrices(pairs: Pairs, num_entities: int, num_motions: int) -> tuple[np.ndarray, np.ndarray]:
     """Exercise 02.1: ``(A_ent (C, C_ent), A_mot (C, C_mot))`` float32 from ``(entity | None, motion | None)`` pairs."""
     import numpy as np
 
@@ -122,7 +137,7 @@ def decomposition_matrices(pairs, num_entities, num_motions):
     return entity, motion
 
 
-def ambiguous_pairs(pairs):
+def ambiguous_pairs(pairs: Pairs) -> list[tuple[int, int]]:
     """Exercise 02.2: sorted ``(c, c2)``, ``c < c2``, of classes sharing an entity or a motion (None never shared)."""
     found = []
     for c in range(len(pairs)):
@@ -135,7 +150,7 @@ def ambiguous_pairs(pairs):
 # --- 06_bce_loss ----------------------------------------------------------------------------------
 
 
-def bce_logit_gradient(logits, labels, mask):
+def bce_logit_gradient(logits: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
     """Exercise 06.1: d masked_bce / d logits in closed form, ``(sigmoid(z) - y) / N`` on valid segments, 0 on padding.
 
     ``logits``, ``labels`` (B, T, C); ``mask`` (B, T) bool; N = number of valid segments.
@@ -147,7 +162,7 @@ def bce_logit_gradient(logits, labels, mask):
     return torch.where(valid, torch.sigmoid(padded_free) - labels, torch.zeros_like(logits)) / mask.sum()
 
 
-def balanced_pos_weight(labels, mask):
+def balanced_pos_weight(labels: Tensor, mask: Tensor) -> Tensor:
     """Exercise 06.2: per-class ``negatives / positives`` over the valid segments, 1 where a class has no positive; (C,)."""
     import torch
 
@@ -160,7 +175,7 @@ def balanced_pos_weight(labels, mask):
 # --- 07_colv_loss ---------------------------------------------------------------------------------
 
 
-def supcon_similarity_gradient(similarities, positives, tau):
+def supcon_similarity_gradient(similarities: Tensor, positives: Tensor, tau: float) -> Tensor:
     """Exercise 07.1: d l / d s of the supervised-contrastive variant for one segment, ``(softmax(s / tau) - y / |beta|) / tau``;
     (C,). A positive holding more than its share 1/|beta| of the softmax is pushed away: the positives compete."""
     import torch
@@ -168,7 +183,7 @@ def supcon_similarity_gradient(similarities, positives, tau):
     return (torch.softmax(similarities / tau, dim=0) - positives / positives.sum()) / tau
 
 
-def colv_feature_gradient(feature, prompts, positives, tau):
+def colv_feature_gradient(feature: Tensor, prompts: Tensor, positives: Tensor, tau: float) -> Tensor:
     """Exercise 07.2: d l / d f of the paper's variant for one segment, with respect to the unnormalised feature.
 
     ``feature`` (D,), ``prompts`` (C, D) (not normalised), ``positives`` (C,) 0/1 -> (D,):
@@ -189,7 +204,7 @@ def colv_feature_gradient(feature, prompts, positives, tau):
 # --- 08_evaluation --------------------------------------------------------------------------------
 
 
-def conditioning_mask(video_labels, tau):
+def conditioning_mask(video_labels: npt.ArrayLike, tau: int) -> np.ndarray:
     """Exercise 08.1: the (T, C) conditioning mask of one video: ``Y`` for tau = 0, else
     "off now, on within [t - tau + 1, t]" (window clipped at the video start)."""
     import numpy as np
@@ -204,7 +219,7 @@ def conditioning_mask(video_labels, tau):
     return on_in_window & ~y
 
 
-def average_precision_with_ties(scores, labels):
+def average_precision_with_ties(scores: Iterable[float], labels: Iterable[int]) -> float:
     """Exercise 08.2: AP of one class where each positive counts every frame scoring at least as high
     (tied frames share a precision, scikit-learn's rule); NaN without positives. The package's readable
     definition: :func:`refdense.metrics.reference.average_precision`."""
@@ -216,7 +231,7 @@ def average_precision_with_ties(scores, labels):
 # --- 09_full_training -----------------------------------------------------------------------------
 
 
-def selected_epoch(history):
+def selected_epoch(history: Sequence[Mapping[str, Any]]) -> int:
     """Exercise 09.1: the epoch ``train`` evaluates: best validation mAP (earliest on a tie), else the last epoch."""
     validated = [record for record in history if "val" in record]
     if not validated:
@@ -224,7 +239,7 @@ def selected_epoch(history):
     return max(validated, key=lambda record: record["val"]["map"])["epoch"]
 
 
-def table_gains(ours, baseline):
+def table_gains(ours: PaperTable, baseline: PaperTable) -> dict[str, float]:
     """Exercise 09.2: ``{"mAP": ..., "mAP_ac tau=0": ..., ...}``, ours minus baseline in percentage points."""
     gains = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
     for tau, conditional in ours.conditional.items():
@@ -236,7 +251,7 @@ def table_gains(ours, baseline):
 # --- 10_ablations ---------------------------------------------------------------------------------
 
 
-def variant_config(name, overrides):
+def variant_config(name: str, overrides: Iterable[str]) -> TrainConfig:
     """Exercise 10.1: the TrainConfig ``ablate`` trains for variant ``name``: base recipe, variant file, overrides."""
     from refdense.train.ablate import ABLATIONS, BASE
     from refdense.train.config import load_config
@@ -244,7 +259,7 @@ def variant_config(name, overrides):
     return load_config(BASE, ABLATIONS / f"{name}.yaml", overrides=list(overrides))
 
 
-def loss_terms(name):
+def loss_terms(name: str) -> list[str]:
     """Exercise 10.2: sorted names of the loss terms variant ``name`` trains with (``bce_<set>``, or
     ``bce_coarse`` and ``bce_fine`` for PAT's two heads, and ``colv_<set>``)."""
     loss = variant_config(name, []).loss
