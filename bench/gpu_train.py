@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from refdense.data import default_dataset
 from refdense.paths import REPO_ROOT
+from refdense.synth import default_dataset
 from refdense.train import load_config, train
 
 

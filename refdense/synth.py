@@ -76,16 +76,20 @@ import numpy as np
 from refdense.data.format import (
     ANNOTATIONS_FILE,
     FEATURES_FILE,
+    INFO_FILE,
     Annotations,
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
     dataset_directory,
+    read_info,
     write_annotations,
     write_features,
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
+from refdense.io import exclusive_lock
+from refdense.paths import data_root
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -154,7 +158,7 @@ class Preset:
 
 
 # Bumped whenever a change of this module changes the bytes a preset and seed give; recorded in
-# dataset.json's "source" so that ``refdense.data.default_dataset`` regenerates stale copies.
+# dataset.json's "source" so that :func:`default_dataset` regenerates stale copies.
 GENERATOR_VERSION = 2
 
 PRESETS: dict[str, Preset] = {
@@ -747,3 +751,29 @@ def generate(
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
+
+
+def default_dataset(preset: str = "default", seed: int = 0, dials: Dials | None = None) -> Path:
+    """The folder ``refdense.paths.data_root() / "synthetic" / preset``, generated if missing.
+
+    Generation is deterministic (same preset, seed and dials, same bytes) and atomic (a temporary
+    folder renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other
+    than 0 goes to ``<preset>-seed<seed>``, and mechanism dials (:class:`Dials`) other than the
+    defaults add their names and values (``default-seed3-coupling0.5``). A copy made by another
+    version of the generator (its ``dataset.json`` "source" differs) is regenerated, and the
+    replacement is announced. Processes asking for the same folder at once (parallel sweeps) take
+    turns (a lock on ``<folder>.lock`` beside it): one generates, the others then read it.
+    """
+    dials = (dials or Dials()).for_preset(PRESETS[preset])
+    name = (preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug()
+    folder = data_root() / "synthetic" / name
+    with exclusive_lock(folder.parent / f"{name}.lock", f"dataset {folder}", wait=True):
+        if not (folder / INFO_FILE).is_file():
+            generate(preset, folder, seed=seed, dials=dials)
+        else:
+            expected = dataset_info(preset, seed, dials).source
+            found = read_info(folder).source
+            if found != expected:
+                print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
+                generate(preset, folder, seed=seed, overwrite=True, dials=dials)
+    return folder

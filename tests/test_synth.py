@@ -10,8 +10,9 @@ import pytest
 
 from refdense import synth
 from refdense.cli import main
-from refdense.data import dataset_statistics, default_dataset, read_info, read_labels, split_statistics
+from refdense.data import dataset_statistics, read_info, read_labels, split_statistics
 from refdense.data.format import read_features
+from refdense.synth import default_dataset
 
 # The real datasets' label statistics (docs/METHOD.md, section 6; training split, testing where it gives it).
 REAL_STATISTICS = {

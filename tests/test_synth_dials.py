@@ -10,9 +10,9 @@ import pytest
 
 from refdense import synth
 from refdense.cli import main
-from refdense.data import DatasetInfo, default_dataset, read_info, read_labels
+from refdense.data import DatasetInfo, read_info, read_labels
 from refdense.data.format import read_features, write_annotations, write_info
-from refdense.synth import Dials
+from refdense.synth import Dials, default_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

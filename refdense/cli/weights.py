@@ -39,7 +39,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from refdense.weights import I3D_CHECKPOINTS, download_clip_rn50, download_i3d, weights_dir
+    from refdense.prepare.i3d import download_i3d
+    from refdense.weights import I3D_CHECKPOINTS, download_clip_rn50, weights_dir
 
     folder = (args.dir or weights_dir()) / args.name
     if args.name == "clip-rn50" and args.checkpoint != "both":

@@ -47,7 +47,8 @@ REMAKE = "python -m refdense.course.results"
 
 def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     """Embed every prompt of the synthetic ``preset`` with the ``minilm`` encoder and save the bank to ``out``."""
-    from refdense.data import default_dataset, read_info
+    from refdense.data import read_info
+    from refdense.synth import default_dataset
     from refdense.text import build_text_bank, load_text_encoder
 
     info = read_info(default_dataset(preset))
