@@ -12,7 +12,8 @@ Three networks are pretrained elsewhere:
 
 ``refdense weights download clip-rn50|i3d`` fetches them (:func:`download_clip_rn50`,
 :func:`refdense.prepare.i3d.download_i3d`) on a machine with internet into
-``data/weights/`` (``$REFDENSE_DATA/weights``) and prints how to use them; copy that folder to an
+``weights/`` of the data folder (:func:`refdense.paths.data_root`: ``$REFDENSE_DATA``, a clone's
+``data/``, else the user cache) and prints how to use them; copy that folder to an
 offline machine. Without weights and without network, loading fails within seconds with a message
 that says this, instead of waiting for the Hugging Face client's retries: the cache is looked up
 first, and the hub is probed once with a short timeout before any download is attempted.
@@ -44,7 +45,7 @@ class MissingWeightsError(ValueError):
 
 
 def weights_dir() -> Path:
-    """Where ``refdense weights download`` puts files: ``data/weights`` (``$REFDENSE_DATA/weights``)."""
+    """Where ``refdense weights download`` puts files: ``weights/`` in :func:`refdense.paths.data_root`."""
     return data_root() / "weights"
 
 

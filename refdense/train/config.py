@@ -9,7 +9,10 @@ A run is described by :class:`TrainConfig`, five sections of plain dataclasses::
     run:   seed, device, precision, torch.compile, data loader workers, evaluation period
 
 Files are YAML. Several files can be given: each one overrides the keys it names (the shipped
-ablation files in ``configs/ablations/`` are such partial files). Command-line overrides come
+ablation files in ``configs/ablations/`` are such partial files). The recipes ship inside the
+package (``refdense/configs/``, :data:`CONFIGS`): a relative path ``configs/NAME.yaml`` that is not a
+file of the current folder names the shipped one, so ``--config configs/synthetic.yaml`` works from
+any folder, and a copy in ``./configs/`` takes precedence. Command-line overrides come
 last: ``--set optim.lr=3e-4 --set model.blocks=2``; the value is read as YAML (``true``,
 ``[2, 4]``, ``null``). A mapping merges into what is there: ``--set optim={lr: 3e-4, epochs: 5}``
 changes those two keys of ``optim`` and keeps the others.
@@ -38,6 +41,9 @@ import yaml
 from refdense.io import atomic_write
 from refdense.losses import LossConfig
 from refdense.models import ModelConfig
+from refdense.paths import shipped
+
+CONFIGS = shipped("configs")  # the shipped recipes: charades, multithumos, synthetic, ablations/
 
 
 class ConfigError(ValueError):
@@ -160,12 +166,13 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
     the wrong type.
     """
     merged: dict[str, Any] = {}
-    for path in paths:
-        path = Path(path)
+    for path in map(config_file, paths):
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
-            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+            shipped_names = ", ".join(str(p.relative_to(CONFIGS.parent)) for p in sorted(CONFIGS.rglob("*.yaml")))
+            raise ConfigError(f"cannot read config file {path}: {error.strerror} (the recipes shipped with "
+                              f"refdense: {shipped_names})") from error
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
@@ -179,6 +186,15 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
         _set_path(merged, *parse_override(text), source=f"--set {text}")
         config = from_dict(merged, source=f"--set {text}")
     return config
+
+
+def config_file(path: str | Path) -> Path:
+    """The file a config path names: ``path`` itself, except that a relative ``configs/...`` that is
+    not a file here names the recipe shipped in the package (:data:`CONFIGS`)."""
+    path = Path(path)
+    if path.is_file() or path.is_absolute() or path.parts[:1] != ("configs",):
+        return path
+    return CONFIGS.joinpath(*path.parts[1:])
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
