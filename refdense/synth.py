@@ -90,6 +90,7 @@ from refdense.data.format import (
 from refdense.data.labels import clean_instances, instance_span, segment_times
 from refdense.io import exclusive_lock
 from refdense.paths import data_root
+from refdense.schema import check_fields, require
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -225,17 +226,12 @@ class Dials:
     train_videos: int | None = None
 
     def __post_init__(self) -> None:
-        for name, upper, closed in (("coupling", 1.0, True), ("rare_share", 1.0, False), ("text_alignment", 1.0, True)):
-            value = getattr(self, name)
-            inside = 0.0 <= value <= upper if closed else 0.0 <= value < upper
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not inside:
-                raise ValueError(f"dial {name}: expected a number in [0, 1{']' if closed else ')'}, found {value!r}")
-        if isinstance(self.rare_cap, bool) or not isinstance(self.rare_cap, int) or self.rare_cap < 0:
-            raise ValueError(f"dial rare_cap: expected an integer >= 0, found {self.rare_cap!r}")
-        if self.train_videos is not None and (
-            isinstance(self.train_videos, bool) or not isinstance(self.train_videos, int) or self.train_videos < 1
-        ):
-            raise ValueError(f"dial train_videos: expected a positive integer or None, found {self.train_videos!r}")
+        check_fields(self)
+        require(self, 0.0 <= self.coupling <= 1.0, "coupling", "a number in [0, 1]")
+        require(self, 0.0 <= self.rare_share < 1.0, "rare_share", "a number in [0, 1)")
+        require(self, 0.0 <= self.text_alignment <= 1.0, "text_alignment", "a number in [0, 1]")
+        require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
+        require(self, self.train_videos is None or self.train_videos >= 1, "train_videos", "a positive integer or None")
 
     def for_preset(self, preset: Preset) -> "Dials":
         """These dials with ``train_videos`` None when it equals the preset's (the same dataset)."""

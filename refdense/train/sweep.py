@@ -38,9 +38,8 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from refdense.synth import default_dataset
 from refdense.io import atomic_write
-from refdense.synth import PRESETS, Dials, dataset_info
+from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.ablate import (
     ABLATIONS,
     BASE,
