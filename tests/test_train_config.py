@@ -133,6 +133,6 @@ def test_configs_paths_name_the_shipped_recipes_from_any_folder(tmp_path, monkey
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "synthetic.yaml").write_text("optim: {epochs: 3}\n")
     assert load_config("configs/synthetic.yaml").optim.epochs == 3  # a file of the current folder wins
-    with pytest.raises(ConfigError, match=r"cannot read config file .*(the recipes shipped with refdense: .*"
-                                          r"configs/ablations/pat.yaml.*configs/synthetic.yaml)"):
+    with pytest.raises(ConfigError, match=r"cannot read config file .*\(the recipes shipped with refdense: .*"
+                                          r"configs/ablations/pat\.yaml.*configs/synthetic\.yaml\)"):
         load_config("configs/synthetics.yaml")
