@@ -1,16 +1,17 @@
 """Small finished results that the notebooks load instead of recomputing: what they are, how to remake them.
 
-Both files live in ``results/`` and are committed, so the notebooks run in seconds and offline:
+Both ship with the package, in ``refdense/course/precomputed/`` (:data:`PRECOMPUTED`), so the
+notebooks run in seconds and offline:
 
-- ``results/text_bank-minilm-default.pt``: the prompt embeddings ``u_c`` of every class, entity and
+- ``text_bank-minilm-default.pt``: the prompt embeddings ``u_c`` of every class, entity and
   motion of the synthetic ``default`` preset, made by the ``minilm`` text encoder
   (all-MiniLM-L6-v2; notebook 07). Loading that encoder alone takes 10-40 s on a small CPU.
-- ``results/demo_predictions.npz``: test-split probabilities (float16) and labels of RefDense trained
+- ``demo_predictions.npz``: test-split probabilities (float16) and labels of RefDense trained
   with the demo's recipe (``configs/synthetic.yaml`` on the ``default`` preset; notebook 08), in the
-  predictions format that ``refdense metrics`` reads; beside it ``results/demo_predictions.json``,
+  predictions format that ``refdense metrics`` reads; beside it ``demo_predictions.json``,
   how they were made (the run's config, epochs, best epoch and test table).
 
-Remake both (after the model or the generator changed)::
+Remake both in a clone of the repository (after the model or the generator changed), then commit them::
 
     python -m refdense.course.results                     # trains RefDense as the demo does, one thread
     python -m refdense.course.results --run runs/demo/refdense   # or export a finished run instead
@@ -30,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from refdense.io import atomic_write
-from refdense.paths import REPO_ROOT
+from refdense.paths import clone_root, runs_root, shipped
 
-RESULTS_DIR = REPO_ROOT / "results"
-TEXT_BANK = RESULTS_DIR / "text_bank-minilm-default.pt"
-DEMO_PREDICTIONS = RESULTS_DIR / "demo_predictions.npz"
+PRECOMPUTED = shipped("course", "precomputed")
+TEXT_BANK = PRECOMPUTED / "text_bank-minilm-default.pt"
+DEMO_PREDICTIONS = PRECOMPUTED / "demo_predictions.npz"
 """The predictions; their ``source`` record is the ``.json`` file of the same name."""
 PRESET = "default"
 REMAKE = "python -m refdense.course.results"
@@ -47,7 +48,8 @@ REMAKE = "python -m refdense.course.results"
 
 def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     """Embed every prompt of the synthetic ``preset`` with the ``minilm`` encoder and save the bank to ``out``."""
-    from refdense.data import default_dataset, read_info
+    from refdense.data import read_info
+    from refdense.synth import default_dataset
     from refdense.text import build_text_bank, load_text_encoder
 
     info = read_info(default_dataset(preset))
@@ -136,10 +138,11 @@ def export_predictions(run_dir: str | Path, out: str | Path = DEMO_PREDICTIONS) 
 
 
 def make_demo_predictions(out: str | Path = DEMO_PREDICTIONS, *, epochs: int | None = None,
-                          run_dir: str | Path = REPO_ROOT / "runs" / "course-demo-predictions") -> Path:
+                          run_dir: str | Path | None = None) -> Path:
     """Train RefDense with the demo's configuration (one CPU thread, as the demo), then export its
     test predictions to ``out``. ``epochs`` shortens the training (default: the demo's). A previous
-    run in ``run_dir`` is replaced."""
+    run in ``run_dir`` (default: ``course-demo-predictions`` under :func:`refdense.paths.runs_root`)
+    is replaced."""
     import shutil
 
     import torch
@@ -148,7 +151,7 @@ def make_demo_predictions(out: str | Path = DEMO_PREDICTIONS, *, epochs: int | N
     from refdense.train.loop import train
 
     config = demo_configs(overrides=(f"optim.epochs={epochs}",) if epochs else ())["RefDense"]
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir) if run_dir is not None else runs_root() / "course-demo-predictions"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     before = torch.get_num_threads()
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", metavar="DIR", help="export the predictions of this finished run instead of training")
     parser.add_argument("--epochs", type=int, help="train this many epochs (default: the demo's)")
     args = parser.parse_args(argv)
+    if clone_root() is None:  # the files ship inside the package: never rewrite an installed copy
+        parser.error(f"remake the course's results in a clone of the repository (this package is installed in "
+                     f"{PRECOMPUTED.parents[2]}), then commit them")
     if args.only != "predictions":
         print(f"text bank: {make_text_bank()}", flush=True)
     if args.only != "text-bank":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable, Literal
 
 import torch
 
-from refdense.data import DatasetInfo, default_dataset
+from refdense.data import DatasetInfo
 from refdense.losses import LossConfig, RefDenseCriterion
 from refdense.models import Detector, ModelConfig, build_model
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def open_dataset_dir(dataset: str) -> Path:
     """The folder of ``data.dataset``: an existing folder, or a synthetic preset generated on first use."""
-    from refdense.synth import PRESETS
+    from refdense.synth import PRESETS, default_dataset
 
     path = Path(dataset).expanduser()
     if (path / "dataset.json").is_file():
