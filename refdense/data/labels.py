@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from refdense.data.format import BOUNDARIES
+from refdense.data.format import BOUNDARIES, Boundary
 
 
 @dataclass
@@ -116,7 +116,7 @@ def segment_times(num_segments: int, duration: float) -> np.ndarray:
     return np.arange(num_segments, dtype=np.float64) * (duration / num_segments)
 
 
-def instance_span(times: np.ndarray, start: float, end: float, boundary: str = "strict") -> slice:
+def instance_span(times: np.ndarray, start: float, end: float, boundary: Boundary = "strict") -> slice:
     """The segments positive for one instance ``[start, end]`` under ``boundary``, as a slice of ``times``.
 
     ``times`` (T,) are the increasing segment times of :func:`segment_times`.
@@ -190,7 +190,7 @@ def dense_labels(
     duration: float,
     num_segments: int,
     num_classes: int,
-    boundary: str = "strict",
+    boundary: Boundary = "strict",
     video_id: str = "",
 ) -> tuple[np.ndarray, CleanupReport]:
     """Dense labels of one video from its instances in seconds.

@@ -109,7 +109,7 @@ def select_stream(video: torch.Tensor | None, image: torch.Tensor | None, stream
 
 def stream_dims(stream: str | None, video_dim: int, image_dim: int) -> tuple[int | None, int | None, int]:
     """``(video_dim or None, image_dim or None, input width)`` for a model reading ``stream``."""
-    if stream not in STREAMS:
+    if stream is None or stream not in STREAMS:
         raise ValueError(f"inputs must be one of {STREAMS}, found {stream!r}")
     return (
         video_dim if stream in ("video", "concat") else None,

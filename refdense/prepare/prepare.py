@@ -34,6 +34,7 @@ import numpy as np
 from refdense.data.format import (
     ANNOTATIONS_FILE,
     FEATURES_FILE,
+    Boundary,
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
@@ -265,7 +266,7 @@ class VideoOutcome:
 
 
 def annotate_video(
-    video_id: str, entry: dict, length: int, *, segment_frames: int, fps: float, boundary: str,
+    video_id: str, entry: dict, length: int, *, segment_frames: int, fps: float, boundary: Boundary,
     drop_empty_training: bool,
 ) -> VideoOutcome:
     """The cleaned annotation of a video of ``length`` segments (``entry``: its raw annotation);
@@ -299,7 +300,7 @@ def annotate_video(
 
 
 def prepare_video(
-    video_id: str, entry: dict, features: VideoFeatures, *, segment_frames: int, fps: float, boundary: str,
+    video_id: str, entry: dict, features: VideoFeatures, *, segment_frames: int, fps: float, boundary: Boundary,
     drop_empty_training: bool,
 ) -> VideoOutcome:
     """One video: its features read and checked (:class:`VideoFeatures`), then its annotation
@@ -317,7 +318,7 @@ def prepare_video(
 
 def dataset_info(
     raw: RawAnnotations, decomposition: Decomposition | None, widths: dict[str, int], *, name: str, fps: float,
-    segment_frames: int, boundary: str, video_encoder: str, image_encoder: str, video_features: str | Path,
+    segment_frames: int, boundary: Boundary, video_encoder: str, image_encoder: str, video_features: str | Path,
     image_features: str | Path,
 ) -> DatasetInfo:
     """``dataset.json`` of the prepared dataset (``widths``: of the video and image streams)."""
@@ -346,7 +347,7 @@ def prepare_dataset(
     name: str,
     fps: float,
     segment_frames: int = 8,
-    boundary: str = "strict",
+    boundary: Boundary = "strict",
     dtype: str = "float16",
     length_tolerance: int = 2,
     drop_empty_training: bool = False,
