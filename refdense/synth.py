@@ -69,7 +69,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -274,7 +274,10 @@ class _World:
 
 
 def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
-    names, family, member, tempo = [], [], [], []
+    names: list[str] = []
+    family: list[int] = []
+    member: list[int] = []
+    tempo: list[bool] = []
     pairs = count // 2
     if pairs > len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS):
         raise ValueError(f"motions: at most {2 * (len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS)) + 1} supported, found {count}")
@@ -348,11 +351,7 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
             decomposition.append((int(concept), None) if part == 0 else (None, int(concept)))
     order = rng.permutation(len(decomposition))
     decomposition = [decomposition[i] for i in order]
-    classes = [
-        f"{motions[m]} the {entities[e]}" if e is not None and m is not None
-        else f"look at the {entities[e]}" if e is not None else motions[m]
-        for e, m in decomposition
-    ]
+    classes = [_class_name(entities, motions, e, m) for e, m in decomposition]
     info = DatasetInfo(
         name=preset.name,
         classes=tuple(classes),
@@ -375,18 +374,18 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children.
-    scripts = []
+    members_of_script: list[tuple[int, list[int]]] = []  # (parent, children)
     motion_only = [c for c, (e, m) in enumerate(decomposition) if e is None]
     for e in range(preset.entities):
         members = [c for c, (ce, _) in enumerate(decomposition) if ce == e]
         members.sort(key=lambda c: decomposition[c][1] is not None)  # entity-only first
         if not members:
             continue
-        scripts.append([members[0], members[1:]])
+        members_of_script.append((members[0], members[1:]))
     for k, c in enumerate(motion_only):
-        scripts[k % len(scripts)][1].append(c)
-    sequence = rng.random(len(scripts)) < preset.sequence_share
-    scripts = tuple(_Script(p, tuple(ch), bool(s)) for (p, ch), s in zip(scripts, sequence))
+        members_of_script[k % len(members_of_script)][1].append(c)
+    sequence = rng.random(len(members_of_script)) < preset.sequence_share
+    scripts = tuple(_Script(p, tuple(ch), bool(s)) for (p, ch), s in zip(members_of_script, sequence))
     ranks = rng.permutation(len(classes)) + 1
     class_weights = 1.0 / ranks.astype(np.float64) ** preset.zipf
     class_weights /= class_weights.sum()
@@ -394,6 +393,17 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     script_weights /= script_weights.sum()
     return _World(info, tuple(family), tuple(member), tuple(tempo), scripts, np.cumsum(class_weights),
                   np.cumsum(script_weights), dials, rare)
+
+
+def _class_name(entities: Sequence[str], motions: Sequence[str], e: int | None, m: int | None) -> str:
+    """A class's name from its entity and motion ids: "<motion> the <entity>", "look at the <entity>" or "<motion>"."""
+    if e is not None and m is not None:
+        return f"{motions[m]} the {entities[e]}"
+    if e is not None:
+        return f"look at the {entities[e]}"
+    if m is not None:
+        return motions[m]
+    raise ValueError("a synthetic class has an entity, a motion or both; found neither")
 
 
 def _rare_classes(decomposition: list[tuple[int | None, int | None]], share: float, seed: int) -> tuple[int, ...]:
@@ -507,14 +517,14 @@ def generate_annotations(
         for video_id, entry in annotations.items():
             if entry.subset != "training":
                 continue
-            actions = []
+            capped = []
             for action in entry.actions:
                 if action[0] in kept:
                     if kept[action[0]] == world.dials.rare_cap:
                         continue
                     kept[action[0]] += 1
-                actions.append(action)
-            annotations[video_id] = replace(entry, actions=tuple(actions))
+                capped.append(action)
+            annotations[video_id] = replace(entry, actions=tuple(capped))
     return world.info, annotations, lengths
 
 
@@ -568,12 +578,12 @@ def _evidence(
                 phase[segments, f * PHASES + steps] += amplitude
             np.maximum(family[span, f], amplitude, out=family[span, f])
     for _ in range(rng.poisson(preset.distractor_rate * entry.duration)):
-        span = max(1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second))
-        start = rng.integers(length)
-        in_view[start:start + span, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
+        width = max(1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second))
+        first = rng.integers(length)
+        in_view[first:first + width, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
     for _ in range(rng.poisson(preset.fragment_rate * entry.duration)):
-        start = rng.integers(length)
-        phase[start:start + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
+        first = rng.integers(length)
+        phase[first:first + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
 
 
 def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -637,7 +647,9 @@ def _prompt_embeddings(entities: tuple[str, ...], motions: tuple[str, ...]) -> t
     from refdense.text import load_text_encoder, make_prompt
 
     encoder = load_text_encoder(TEXT_ENCODER)
-    return tuple(encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in (entities, motions))
+    entity_prompts, motion_prompts = (encoder.encode([make_prompt(n) for n in names]).double().numpy()
+                                      for names in (entities, motions))
+    return entity_prompts, motion_prompts
 
 
 def _fill_noise(seed: int, index: int, video: np.ndarray, image: np.ndarray) -> None:
@@ -696,6 +708,7 @@ def _features(
 
     upcoming = start_noise(0) if batches else None
     for k, batch in enumerate(batches):
+        assert upcoming is not None, "start_noise(k) ran for every batch k"
         bounds, features, noise = upcoming
         spans = list(zip(batch, bounds, bounds[1:]))
         video_evidence, image_evidence = (buffer[: bounds[-1]] for buffer in evidence_buffers)
