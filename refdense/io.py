@@ -32,6 +32,8 @@ class DiskFullError(OSError):
     ``errno`` is ``ENOSPC`` or ``EDQUOT``; ``strerror`` is the message for a person.
     """
 
+    strerror: str  # always given (OSError's may be None)
+
 
 class LockedError(ValueError):
     """Another process holds the lock (see :func:`exclusive_lock`)."""

@@ -12,6 +12,8 @@ import argparse
 import importlib
 import signal
 import sys
+from types import FrameType
+from typing import NoReturn
 
 from refdense.io import DiskFullError
 
@@ -51,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum, frame):
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
     # Turn SIGTERM (timeout, kill, a cluster scheduler) into SystemExit so that ``finally`` blocks
     # run and temporary files of interrupted writes are removed. SIGTERM must stop the process
     # whatever it is doing, so the clean-up gets SIGTERM_GRACE_SECONDS: then SIGALRM, whose default

@@ -6,7 +6,7 @@ import argparse
 import textwrap
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "ablate",
         help="run the paper's ablations (Tables 3-7) over several seeds",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from refdense.cli import CommandError
+
+if TYPE_CHECKING:
+    from refdense.prepare.decompose import Decomposition
 
 EPILOG = """routes:
   refdense decompose charades --mapping Charades_v1_mapping.txt --objects Charades_v1_objectclasses.txt \\
@@ -16,7 +20,7 @@ EPILOG = """routes:
 Pass the resulting file to `refdense prepare --decomposition FILE`."""
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "decompose",
         help="decompose action classes into entities and motions (Charades files, shipped MultiTHUMOS, LLM)",
@@ -45,7 +49,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _print(decomposition) -> None:
+def _print(decomposition: Decomposition) -> None:
     width = max(len(name) for name in decomposition.classes)
     for c, name in enumerate(decomposition.classes):
         entity, motion = decomposition.entity_of(c) or "-", decomposition.motion_of(c) or "-"
@@ -53,7 +57,7 @@ def _print(decomposition) -> None:
         print(f"{name:<{width}}  {entity:<16} {motion:<20} {why}")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from refdense.prepare.decompose import (
         build_decomposition_prompt,
         charades_decomposition,

@@ -6,7 +6,7 @@ import argparse
 import textwrap
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="evaluate a checkpoint on a dataset split (paper table + predictions npz)",

@@ -19,7 +19,7 @@ EPILOG = """examples:
 Offline: pass local weights (`refdense weights download clip-rn50|i3d` on a machine with internet)."""
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "extract-features",
         help="extract CLIP image and I3D/S3D video features per 8-frame segment from a folder of videos",
@@ -52,7 +52,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from refdense.prepare.extract import (
         extract_features,
         list_videos,

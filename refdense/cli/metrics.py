@@ -19,7 +19,7 @@ examples:
   refdense metrics predictions.npz --taus 0 20 40 --threshold 0.5 --json > table.json"""
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "metrics",
         help="per-frame mAP and action-conditional metrics of a predictions .npz",
@@ -45,7 +45,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from refdense.metrics import paper_table, read_predictions
 
     try:

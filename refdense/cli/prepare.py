@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from refdense.cli import CommandError
+
+if TYPE_CHECKING:
+    from refdense.prepare.decompose import Decomposition
 
 EPILOG = """examples:
   refdense prepare multithumos --annotations multithumos.json \\
@@ -21,7 +25,7 @@ Both feature streams are required (I3D video features, CLIP image features: see
 prepare-report.json in the output folder."""
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "prepare",
         help="convert official annotations and features of Charades, MultiTHUMOS or TSU into a dataset folder",
@@ -73,7 +77,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _decomposition(args, raw_classes_file):
+def _decomposition(args: argparse.Namespace, raw_classes_file: str | Path | None) -> Decomposition | None:
     from refdense.prepare.decompose import charades_decomposition, read_decomposition, shipped_decomposition
 
     if args.decomposition == "none":
@@ -84,14 +88,14 @@ def _decomposition(args, raw_classes_file):
         return shipped_decomposition("multithumos")
     if args.dataset == "charades" and raw_classes_file is not None:
         folder = Path(raw_classes_file).parent
-        files = [folder / f"Charades_v1_{kind}.txt" for kind in ("mapping", "objectclasses", "verbclasses")]
-        if all(f.exists() for f in files):
-            return charades_decomposition(*files, raw_classes_file)
+        mapping, objects, verbs = (folder / f"Charades_v1_{kind}.txt" for kind in ("mapping", "objectclasses", "verbclasses"))
+        if all(f.exists() for f in (mapping, objects, verbs)):
+            return charades_decomposition(mapping, objects, verbs, raw_classes_file)
     raise CommandError(f"{args.dataset}: no decomposition found; give --decomposition FILE (made with "
                        "`refdense decompose`) or --decomposition none")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from refdense.prepare.formats import read_annotations
     from refdense.prepare.prepare import DEFAULT_FPS, prepare_dataset
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from refdense.synth import Dials
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "sweep",
         help="measure a component's gain against one mechanism dial of the synthetic data",
@@ -43,13 +47,13 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_fixed(items: list[str]):
+def parse_fixed(items: list[str]) -> Dials:
     """``["train_videos=60", "rare_cap=3"]`` -> :class:`refdense.synth.Dials`; errors name the item."""
     import dataclasses
 
     from refdense.synth import Dials
 
-    values = {}
+    values: dict[str, Any] = {}  # Dials checks the values
     names = [f.name for f in dataclasses.fields(Dials)]
     for item in items:
         name, sep, text = item.partition("=")

@@ -18,7 +18,7 @@ a clone's data/weights, else ~/.cache/refdense/weights);
 the command prints the options that use them. Copy the folder to an offline machine as it is."""
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "weights",
         help="download pretrained weights (CLIP RN50, I3D) for offline use",
@@ -40,7 +40,7 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from refdense.prepare.i3d import download_i3d
     from refdense.weights import I3D_CHECKPOINTS, download_clip_rn50, weights_dir
 

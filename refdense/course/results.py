@@ -27,11 +27,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from refdense.io import atomic_write
 from refdense.paths import clone_root, runs_root, shipped
+
+if TYPE_CHECKING:
+    from refdense.data import DatasetInfo
+    from refdense.text import TextBank
 
 PRECOMPUTED = shipped("course", "precomputed")
 TEXT_BANK = PRECOMPUTED / "text_bank-minilm-default.pt"
@@ -60,7 +65,7 @@ def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     return out
 
 
-def load_text_bank(info, path: str | Path = TEXT_BANK):
+def load_text_bank(info: DatasetInfo, path: str | Path = TEXT_BANK) -> TextBank:
     """The committed MiniLM text bank, checked against ``info`` (a ``DatasetInfo``: its class,
     entity and motion names must be the bank's). Raises ValueError naming the difference and the
     command that remakes the bank."""
