@@ -20,8 +20,9 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 

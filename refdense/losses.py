@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -444,7 +445,7 @@ class LossConfig:
         require(self, 0 <= self.asl_clip < 1, "asl_clip", "a number in [0, 1)")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "LossConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> LossConfig:
         """Build from a mapping (e.g. the ``loss:`` section of a YAML file); unknown keys and bad
         values raise :class:`refdense.schema.ConfigError` naming them."""
         return build(cls, values, source="LossConfig")

@@ -15,8 +15,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sized
-from typing import IO, Any, Callable, Iterable, Iterator, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sized
+from typing import IO, Any, Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -85,7 +85,7 @@ class PlainLines:
         if self.lines:
             self._print()
 
-    def __enter__(self) -> "PlainLines":
+    def __enter__(self) -> PlainLines:
         return self
 
     def __exit__(self, *exc: object) -> None:

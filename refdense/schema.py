@@ -27,7 +27,8 @@ import difflib
 import math
 import types
 import typing
-from typing import Any, Literal, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 

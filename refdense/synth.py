@@ -66,10 +66,11 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -233,7 +234,7 @@ class Dials:
         require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
         require(self, self.train_videos is None or self.train_videos >= 1, "train_videos", "a positive integer or None")
 
-    def for_preset(self, preset: Preset) -> "Dials":
+    def for_preset(self, preset: Preset) -> Dials:
         """These dials with ``train_videos`` None when it equals the preset's (the same dataset)."""
         return replace(self, train_videos=None) if self.train_videos == preset.training else self
 

@@ -33,9 +33,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol, Sequence, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import torch
 from torch import Tensor
@@ -293,7 +294,7 @@ class TextBank:
         atomic_torch_save(payload, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TextBank":
+    def load(cls, path: str | os.PathLike) -> TextBank:
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 -- any unreadable file is reported the same way

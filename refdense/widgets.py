@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt

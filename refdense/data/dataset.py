@@ -23,9 +23,10 @@ given, else from torch's global generator. Nothing else is random, so:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -137,7 +138,7 @@ class Batch:
     mask: torch.Tensor
     video_ids: list[str]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         """A copy with every tensor on ``device``."""
         moved = {
             f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)

@@ -26,9 +26,10 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -168,7 +169,7 @@ class DatasetInfo:
         } | ({} if self.dials is None else {"dials": dict(self.dials)})
 
     @classmethod
-    def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
+    def from_json(cls, data: object, where: str = "DatasetInfo") -> DatasetInfo:
         """Build from the parsed ``dataset.json``; errors (:class:`DatasetError`) name ``where``, the key and the value."""
         try:
             return build(cls, data, source=where)

@@ -20,8 +20,8 @@ which keeps the temporal boundaries of the action labels.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -63,7 +63,7 @@ class CleanupReport:
     videos_without_actions: list[str] = field(default_factory=list)
     fixes: list[InstanceFix] = field(default_factory=list)
 
-    def __iadd__(self, other: "CleanupReport") -> "CleanupReport":
+    def __iadd__(self, other: CleanupReport) -> CleanupReport:
         self.instances += other.instances
         self.clipped += other.clipped
         self.clipped_seconds += other.clipped_seconds

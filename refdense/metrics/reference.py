@@ -9,7 +9,7 @@ probabilities in [0, 1] and 0/1 labels (no validation here; the fast functions v
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

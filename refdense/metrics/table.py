@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from refdense.metrics.ap import FrameMAP, percent, pool, pooled_frame_map
 from refdense.metrics.conditional import ActionConditional, pooled_action_conditional, thread_pool

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, get_args
+from typing import Any, Literal, get_args
 
 from refdense.models.attention import PositionMode
 from refdense.models.inputs import Stream
@@ -108,7 +109,7 @@ class ModelConfig:
         return 2 * self.dim if self.arch == "refdense" else self.dim
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
         """Build from a mapping (e.g. a YAML section); unknown keys and bad values raise
         :class:`refdense.schema.ConfigError` naming them."""
         return build(cls, values, source="ModelConfig")

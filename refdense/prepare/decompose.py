@@ -64,7 +64,7 @@ class Decomposition:
     @classmethod
     def from_names(cls, name: str, classes: list[str], entity_names: list[str | None],
                    motion_names: list[str | None], rationale: list[str] | None = None,
-                   source: str = "") -> "Decomposition":
+                   source: str = "") -> Decomposition:
         """Build from one (entity name | None, motion name | None) per class; names are numbered
         in order of first appearance."""
         if not (len(classes) == len(entity_names) == len(motion_names)):
@@ -107,7 +107,7 @@ class Decomposition:
         return (text + f"; {no_entity} classes without entity, {no_motion} without motion; "
                 f"{len(shared)} (entity, motion) pairs shared by several classes")
 
-    def reorder(self, classes: list[str], where: str = "decomposition") -> "Decomposition":
+    def reorder(self, classes: list[str], where: str = "decomposition") -> Decomposition:
         """The same decomposition in the order of ``classes`` (a dataset's class list); every class
         must be covered and no other class may appear."""
         index = {name: c for c, name in enumerate(self.classes)}

@@ -36,9 +36,10 @@ A video that cannot be decoded is reported and skipped; the others are kept.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch

@@ -93,7 +93,7 @@ class FeatureSource:
             self._h5.close()
             self._h5 = None
 
-    def __enter__(self) -> "FeatureSource":
+    def __enter__(self) -> FeatureSource:
         return self
 
     def __exit__(self, *exc: object) -> None:

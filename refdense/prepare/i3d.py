@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 import os
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 import torch.nn.functional as F

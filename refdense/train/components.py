@@ -6,8 +6,9 @@ that a checkpoint is always loaded into exactly what it was trained as.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 

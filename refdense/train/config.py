@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import yaml
 
@@ -144,7 +145,7 @@ class TrainConfig:
         with atomic_write(path) as handle:
             yaml.safe_dump(self.to_dict(), handle, sort_keys=False)
 
-    def with_overrides(self, *overrides: str) -> "TrainConfig":
+    def with_overrides(self, *overrides: str) -> TrainConfig:
         """A copy with ``"a.b=value"`` overrides applied (see :func:`parse_override`)."""
         config = self
         for text in overrides:

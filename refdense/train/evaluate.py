@@ -27,7 +27,6 @@ from refdense.train.checkpoint import load_checkpoint, restore
 from refdense.train.components import Precision, autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import from_dict
 
-
 #: Videos are loaded and predicted in chunks of about this many segments (bounded memory).
 VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 

@@ -8,7 +8,8 @@ thresholds, so what the notebook shows is what ``refdense metrics`` reports.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np

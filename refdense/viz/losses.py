@@ -7,7 +7,8 @@ training computes. The ``plot_*`` functions draw those arrays and return the Fig
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np

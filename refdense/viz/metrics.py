@@ -5,7 +5,7 @@ Each function takes ``ax=None`` (a new figure is made) and returns the Figure.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
