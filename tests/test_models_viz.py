@@ -34,6 +34,15 @@ def test_attention_plot_uses_the_given_axes():
     plt.close(fig)
 
 
+def test_a_plot_on_an_axes_of_a_subfigure_returns_the_whole_figure():
+    fig = plt.figure()
+    left, _ = fig.subfigures(1, 2)
+    ax = left.add_subplot()
+    assert plot_attention(np.eye(3), ax=ax) is fig  # a Figure to save, not the SubFigure
+    assert ax.images and len(left.axes) == 2  # drawn in the subfigure, with its colour bar
+    plt.close(fig)
+
+
 def test_plots_reject_a_matrix_that_is_not_2d():
     with pytest.raises(ValueError, match=r"weights must be a 2-D \(queries, keys\) matrix, found shape \(2, 5, 5\)"):
         plot_attention(np.zeros((2, 5, 5)))

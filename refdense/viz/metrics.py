@@ -89,7 +89,7 @@ def plot_conditional_matrix(
     fig, ax = _axes(ax, (size + 1, size))
     image = ax.imshow(np.ma.masked_invalid(matrix), vmin=0, vmax=100, cmap="viridis", interpolation="nearest")
     ax.set_facecolor("0.9")
-    fig.colorbar(image, ax=ax, label=f"{CONDITIONAL_MATRICES[which]} (%)", shrink=0.8)
+    ax.figure.colorbar(image, ax=ax, label=f"{CONDITIONAL_MATRICES[which]} (%)", shrink=0.8)
     if matrix.shape[0] <= 40:
         ticks = np.arange(matrix.shape[0])
         ax.set_xticks(ticks, names, rotation=90, fontsize=8)

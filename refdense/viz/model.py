@@ -28,9 +28,8 @@ def _draw(matrix: np.ndarray, ax: Axes | None, title: str, cmap: str, label: str
     ax.set_xlabel("key j")
     ax.set_ylabel("query i")
     ax.set_title(title)
-    figure = figure_of(ax)
-    figure.colorbar(image, ax=ax, label=label)
-    return figure
+    ax.figure.colorbar(image, ax=ax, label=label)
+    return figure_of(ax)
 
 
 def plot_position_bias(bias: object, ax: Axes | None = None, title: str = "position bias S[i, j]") -> Figure:
