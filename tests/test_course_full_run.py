@@ -79,4 +79,4 @@ def test_the_summary_reads_in_the_right_units():
     assert estimate.epoch_seconds == pytest.approx(360.0)
     assert estimate.summary() == ("cuda:0: 0.2 s/step x 1500 steps + validation 60 s = epoch 6.0 min; "
                                   "25 epochs 2.5 h; peak memory 3.00 GiB (CUDA allocator peak)")
-    assert [duration(s) for s in (42, 390, 9000)] == ["42 s", "6.5 min", "2.5 h"]
+    assert [duration(s) for s in (0.31, 42, 390, 9000)] == ["0.3 s", "42 s", "6.5 min", "2.5 h"]

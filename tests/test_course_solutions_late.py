@@ -148,35 +148,35 @@ def test_average_precision_with_ties_matches_frame_map():
 # --- 09_full_training ------------------------------------------------------------------------------
 
 
-def test_selected_epoch_follows_the_loop_rules():
-    history = [{"epoch": 1, "val": {"map": 20.0}}, {"epoch": 2, "val": {"map": 25.0}}, {"epoch": 3, "val": {"map": 25.0}}]
-    assert solutions.selected_epoch(history) == 2  # best, earliest on a tie (the loop keeps a strictly better one)
-    assert solutions.selected_epoch([{"epoch": 1}, {"epoch": 2}]) == 2  # no validation: the last epoch
-    sparse = [{"epoch": 1}, {"epoch": 2, "val": {"map": 3.0}}, {"epoch": 3}, {"epoch": 4, "val": {"map": 1.0}}]
-    assert solutions.selected_epoch(sparse) == 2  # only validated epochs compete
-    chosen = {json.dumps(history): 2, json.dumps(sparse): 2}
-    assert check_exercise(solutions.selected_epoch, lambda h: chosen[json.dumps(h)], (history,), (sparse,))
-    latest_best = lambda h: max(h, key=lambda r: (r["val"]["map"], r["epoch"]))["epoch"]  # noqa: E731
-    assert not check_exercise(latest_best, lambda h: 2, (history,))
+def _best_constant_bce_by_search(labels):
+    """The notebook's brute force: every probability of a fine grid, the best per class."""
+    frames = np.concatenate(labels).astype(np.float64)  # (N, C)
+    positives, negatives = frames.sum(0), (1 - frames).sum(0)  # (C,)
+    p = np.linspace(1e-6, 1 - 1e-6, 200001)[:, None]  # (P, 1)
+    bce = -(positives * np.log(p) + negatives * np.log1p(-p)) / len(frames)  # (P, C)
+    return float(bce.min(0).mean())
 
 
-def test_table_gains_are_differences_in_points():
-    rng = np.random.default_rng(3)
-    labels = [(rng.random((40, 4)) < 0.3).astype(int) for _ in range(3)]
-    good = [np.clip(0.6 * y + 0.4 * rng.random(y.shape), 0, 1) for y in labels]
-    poor = [rng.random(y.shape) for y in labels]
-    ours, baseline = paper_table(good, labels, taus=(0, 2)), paper_table(poor, labels, taus=(0, 2))
-    gains = solutions.table_gains(ours, baseline)
-    assert set(gains) == {"mAP"} | {f"{k} tau={t}" for t in (0, 2) for k in ("mAP_ac", "F1_ac", "P_ac", "R_ac")}
-    assert gains["mAP"] == pytest.approx(100 * (ours.frame_map.map_all - baseline.frame_map.map_all))
-    assert gains["F1_ac tau=2"] == pytest.approx(100 * (ours.conditional[2].F1_ac - baseline.conditional[2].F1_ac))
-    assert gains["mAP"] > 0
-    by_hand = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
-    by_hand |= {f"{k} tau={t}": 100 * (getattr(ours.conditional[t], k) - getattr(baseline.conditional[t], k))
-                for t in (0, 2) for k in ("mAP_ac", "F1_ac", "P_ac", "R_ac")}
-    assert check_exercise(solutions.table_gains, lambda a, b: by_hand, (ours, baseline))
-    fractions = lambda a, b: {k: v / 100 for k, v in solutions.table_gains(a, b).items()}  # noqa: E731
-    assert not check_exercise(fractions, solutions.table_gains, (ours, baseline))
+def test_best_constant_bce_is_the_mean_binary_entropy_of_the_class_shares():
+    rng = np.random.default_rng(4)
+    labels = [(rng.random((n, 5)) < [0.05, 0.2, 0.5, 0.7, 0.0]).astype(np.uint8) for n in (30, 80, 45)]
+    assert check_exercise(solutions.best_constant_bce, _best_constant_bce_by_search, (labels,), atol=1e-6)
+    assert solutions.best_constant_bce([np.ones((4, 2))]) == 0.0  # always on: a constant 1 is perfect
+    assert solutions.best_constant_bce([np.array([[1], [0]])]) == pytest.approx(np.log(2))
+    pooled = lambda y: solutions.best_constant_bce([np.concatenate(y).reshape(-1, 1)])  # noqa: E731  one share for all classes
+    assert not check_exercise(pooled, _best_constant_bce_by_search, (labels,))
+
+
+def test_chance_map_is_the_mean_share_of_positive_frames():
+    rng = np.random.default_rng(5)
+    labels = [(rng.random((n, 4)) < [0.1, 0.3, 0.0, 0.6]).astype(np.uint8) for n in (20, 70)]
+
+    def constant_scores_map(y):
+        return frame_map([np.full(v.shape, 0.5, np.float32) for v in y], y).map_all
+
+    assert check_exercise(solutions.chance_map, constant_scores_map, (labels,), (labels[:1],))
+    per_video = lambda y: float(np.mean([v.mean(0).mean() for v in y]))  # noqa: E731  videos of unequal length
+    assert not check_exercise(per_video, constant_scores_map, (labels,))
 
 
 # --- 10_ablations ----------------------------------------------------------------------------------

@@ -119,7 +119,9 @@ class Preflight:
 
 
 def duration(seconds: float) -> str:
-    """``seconds`` in the unit a reader wants: ``"42 s"``, ``"6.5 min"``, ``"2.6 h"``."""
+    """``seconds`` in the unit a reader wants: ``"0.3 s"``, ``"42 s"``, ``"6.5 min"``, ``"2.6 h"``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:

@@ -221,21 +221,32 @@ def average_precision_with_ties(scores, labels):
 # --- 09_full_training -----------------------------------------------------------------------------
 
 
-def selected_epoch(history):
-    """Exercise 09.1: the epoch ``train`` evaluates: best validation mAP (earliest on a tie), else the last epoch."""
-    validated = [record for record in history if "val" in record]
-    if not validated:
-        return history[-1]["epoch"]
-    return max(validated, key=lambda record: record["val"]["map"])["epoch"]
+def best_constant_bce(labels):
+    """Exercise 09.1: the lowest mean BCE of a predictor that ignores the video (one constant
+    probability per class), over every frame and class of ``labels`` (per-video ``(T, C)`` 0/1 arrays).
+
+    For class c with a share pi_c of positive frames, -pi log p - (1 - pi) log(1 - p) is lowest at
+    p = pi, where it is the binary entropy H(pi_c) (0 for pi in {0, 1}); every class has the same
+    frames, so the mean over frames and classes is the mean of H(pi_c) over the classes.
+    """
+    import numpy as np
+
+    share = np.concatenate([np.asarray(y, dtype=np.float64) for y in labels]).mean(0)  # (C,)
+    inside = np.clip(share, 1e-300, 1 - 1e-16)
+    entropy = -(share * np.log(inside) + (1 - share) * np.log1p(-inside))
+    return float(np.where((share > 0) & (share < 1), entropy, 0.0).mean())
 
 
-def table_gains(ours, baseline):
-    """Exercise 09.2: ``{"mAP": ..., "mAP_ac tau=0": ..., ...}``, ours minus baseline in percentage points."""
-    gains = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
-    for tau, conditional in ours.conditional.items():
-        for key in ("mAP_ac", "F1_ac", "P_ac", "R_ac"):
-            gains[f"{key} tau={tau}"] = 100 * (getattr(conditional, key) - getattr(baseline.conditional[tau], key))
-    return gains
+def chance_map(labels):
+    """Exercise 09.2: the per-frame mAP (a fraction, as ``frame_map(...).map_all``) of constant scores.
+
+    All frames tie, so each positive is ranked with every frame: the precision at each positive, and
+    so the AP of class c, is its share of positive frames pi_c (0 for a class without positives,
+    as map_all counts it); the mAP is the mean of pi_c over the classes.
+    """
+    import numpy as np
+
+    return float(np.concatenate([np.asarray(y, dtype=np.float64) for y in labels]).mean(0).mean())
 
 
 # --- 10_ablations ---------------------------------------------------------------------------------
