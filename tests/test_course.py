@@ -232,15 +232,18 @@ def _solution_cases():
 
     from refdense.course import solutions
     from refdense.data import DatasetInfo, StreamInfo, dense_labels
-    from refdense.models import CrossAttention, ModelConfig, PositionAwareBlock, build_model, position_bias
+    from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
     from refdense.models.attention import attention_weights
 
     g = torch.Generator().manual_seed(0)
     randn = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
 
-    def block_count(dim, heads, head_dim, max_len, local_hidden):
-        block = PositionAwareBlock(dim, heads, head_dim, max_len, "pat", local_hidden)
-        return sum(p.numel() for p in block.parameters())
+    def ramp_by_softmax(slope, distances, length=401):
+        # notebook 01: the ramp table in the package's relative bias, softmax of the middle query's row
+        centre = length // 2
+        table = -slope * torch.arange(-(length - 1), length, dtype=torch.float64).abs()[:, None]  # (2L - 1, 1)
+        bias = position_bias(torch.ones(1, 1, length, 1, dtype=torch.float64), table, "relative")[0, 0]
+        return bias[centre].softmax(0)[centre - distances]
 
     def cross_count(T, strides, blocks, placement):
         cfg = ModelConfig(dim=8, heads=1, head_dim=8, blocks=blocks, strides=strides, max_len=256, local_hidden=8,
@@ -307,17 +310,11 @@ def _solution_cases():
             shares_none_too,
             [decomposition, [(0, None), (None, 0), (None, None), (0, 0)]],
         ),
-        "relative_position_bias": (
-            solutions.relative_position_bias,
-            lambda q, t: position_bias(q[None, None], t, "relative")[0, 0],
-            lambda q, t: q @ t[: q.shape[0]].T,
-            [(randn(5, 4), randn(9, 4)), (randn(9, 3), randn(7, 3)), (randn(1, 2), randn(3, 2))],
-        ),
-        "block_parameters": (
-            solutions.block_parameters,
-            block_count,
-            lambda dim, heads, head_dim, max_len, hidden: 12 * dim * dim,
-            [(512, 8, 64, 256, 4096), (32, 2, 16, 64, 64), (8, 1, 8, 4, 16)],
+        "ramp_attention": (
+            solutions.ramp_attention,
+            ramp_by_softmax,
+            lambda slope, r: torch.exp(-slope * r.abs().double()),  # not normalised
+            [(0.5, torch.arange(-5, 6)), (1.0, torch.tensor([0, 1, -1, 7])), (0.1, torch.arange(-20, 21))],
         ),
         "token_projection": (
             solutions.token_projection,
@@ -359,7 +356,7 @@ def _solution_cases():
 
 
 SOLUTION_NAMES = [
-    "inclusive_labels", "decomposition_matrices", "ambiguous_pairs", "relative_position_bias", "block_parameters", "token_projection", "layer_norm_by_hand",
+    "inclusive_labels", "decomposition_matrices", "ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
     "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 

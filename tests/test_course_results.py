@@ -111,7 +111,7 @@ def test_export_demo_writes_one_file_per_run_of_the_demo(tmp_path, monkeypatch):
 
 
 def test_a_run_loads_as_a_committed_file_does(tmp_path):
-    scores, labels = fake_run(tmp_path / "run")
+    scores, _ = fake_run(tmp_path / "run")
     run = load_run(tmp_path / "run")
     assert run.video_ids == ["a", "b"] and run.source["history"] == [{"epoch": 1}, {"epoch": 2}]
     for got, expected in zip(run.scores, scores):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from refdense.course import solutions
 from refdense.course.checks import check_exercise
 from refdense.losses import colv_loss, colv_loss_from_similarities, masked_bce
-from refdense.metrics import action_conditional, frame_map, paper_table
+from refdense.metrics import action_conditional, frame_map
 
 
 def _one_segment_mask():

@@ -25,10 +25,6 @@ from refdense.train.config import TrainConfig
 MODEL_CHOICES = {"both": ("RefDense", "PAT"), "refdense": ("RefDense",), "pat": ("PAT",)}
 """``models`` parameter of notebook 09 -> the first word of the demo's run names it keeps."""
 
-CPU_HOURS_PER_CHARADES_EPOCH = 8
-"""Order of magnitude of one Charades epoch of RefDense on a 2-core CPU (from the measured step time)."""
-
-
 def pick_models(configs: dict[str, TrainConfig], models: str) -> dict[str, TrainConfig]:
     """The runs of ``configs`` (display name -> config, as ``demo_configs`` returns) that ``models``
     names: ``"both"``, ``"refdense"`` or ``"pat"``. Raises ValueError for any other value."""
@@ -50,8 +46,9 @@ def require_accelerator(device: torch.device, allow_cpu: bool) -> None:
     """
     if torch.device(device).type == "cpu" and not allow_cpu:
         raise CPUNotAllowedError(
-            f"the full profile trains the paper's recipe and found no GPU (device {device}); on a CPU one "
-            f"Charades epoch takes about {CPU_HOURS_PER_CHARADES_EPOCH} hours per model. Run it on a machine "
+            f"the full profile trains the paper's recipe and found no GPU (device {device}); on a 2-core CPU a "
+            "training step of the Charades recipe takes 2-4 s, about 1-1.5 hours per epoch and model, 1-2 days "
+            "for 25 epochs of both models. Run it on a machine "
             "with a GPU, or set ALLOW_CPU = True in the parameters cell (REFDENSE_ALLOW_CPU=1) to train on "
             "the CPU anyway; the pre-flight cell then estimates how long it will take.")
 
@@ -113,7 +110,7 @@ class Preflight:
     def summary(self) -> str:
         """One line, e.g. ``cuda: 0.21 s/step x 1597 steps + validation 40 s = epoch 6 min; 25 epochs 2.6 h; ...``."""
         return (f"{self.device}: {self.step_seconds:.3g} s/step x {self.steps_per_epoch} steps + validation "
-                f"{duration(self.validation_seconds)} = epoch {duration(self.epoch_seconds)}; {self.epochs} epochs "
+                f"{duration(self.validation_seconds)} = epoch {duration(self.epoch_seconds)}; {self.epochs} epoch{'s' * (self.epochs != 1)} "
                 f"{duration(self.total_seconds)}; peak memory {self.peak_memory_bytes / 2**30:.2f} GiB "
                 f"({self.memory_kind})")
 

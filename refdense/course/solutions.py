@@ -10,27 +10,17 @@ from __future__ import annotations
 # --- 01_pat_backbone ------------------------------------------------------------------------------
 
 
-def relative_position_bias(q, table):
-    """Exercise 01.1: ``S[i, j] = q_i . table[clip(i - j, -(M-1), M-1) + M - 1]`` without loops.
+def ramp_attention(slope, distances):
+    """Exercise 01.1: the attention weights that a ramp bias ``S_ij = -slope |i - j|`` alone gives a
+    query far from both ends of a long sequence, at the signed ``distances`` (a tensor of ints).
 
-    ``q`` (N, d), ``table`` (2M - 1, d) -> (N, N).
+    The weights are proportional to rho^|r| with rho = exp(-slope); the sum over every distance is
+    1 + 2 rho / (1 - rho) = (1 + rho) / (1 - rho), so w_r = (1 - rho) / (1 + rho) rho^|r|.
     """
-    import torch
+    import math
 
-    n, max_len = q.shape[0], (table.shape[0] + 1) // 2
-    scores = q @ table.T  # (N, 2M - 1): every query against every row
-    positions = torch.arange(n)
-    rows = (positions[:, None] - positions[None, :]).clamp(-(max_len - 1), max_len - 1) + max_len - 1
-    return scores.gather(1, rows)
-
-
-def block_parameters(dim, heads, head_dim, max_len, local_hidden):
-    """Exercise 01.2: parameters of a ``position="pat"`` PositionAwareBlock."""
-    inner = heads * head_dim
-    norms = 2 * (2 * dim)
-    attention = (dim * inner + inner) + (dim * 2 * inner + 2 * inner) + (inner * dim + dim) + max_len * head_dim
-    local = (dim * local_hidden + local_hidden) + (3 * local_hidden + local_hidden) + (local_hidden * dim + dim)
-    return norms + attention + local
+    rho = math.exp(-slope)
+    return (1 - rho) / (1 + rho) * rho ** distances.abs().double()
 
 
 # --- 03_action_entity -----------------------------------------------------------------------------
