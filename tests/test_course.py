@@ -281,9 +281,6 @@ def _solution_cases():
         both = (a_e @ a_e.T + a_m @ a_m.T) > 0
         return [(c, c2) for c, c2 in zip(*np.nonzero(np.triu(both, k=1)))]
 
-    def strict_labels(actions, duration, segments, classes):
-        return dense_labels(actions, duration, segments, classes, boundary="strict")[0]
-
     def shares_none_too(pairs):
         return [(c, c2) for c in range(len(pairs)) for c2 in range(c + 1, len(pairs))
                 if pairs[c][0] == pairs[c2][0] or pairs[c][1] == pairs[c2][1]]
@@ -291,12 +288,12 @@ def _solution_cases():
     decomposition = [(0, 3), (2, 2), (None, 2), (2, 3), (2, None), (1, 1), (1, 2), (None, None), (1, 0)]
     mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     return {
-        "inclusive_labels": (
-            solutions.inclusive_labels,
-            lambda actions, duration, segments, classes: dense_labels(actions, duration, segments, classes,
-                                                                        boundary="inclusive")[0],
-            strict_labels,
-            [([(0, 1.0, 2.0)], 4.0, 8, 2), ([(1, 0.0, 3.0), (1, 2.5, 5.0), (0, 4.0, 9.0)], 6.0, 12, 3)],
+        "strict_segment_count": (
+            solutions.strict_segment_count,
+            lambda s, e, d, n: int(dense_labels([(0, s, e)], d, n, 1, boundary="strict")[0].sum()),
+            lambda s, e, d, n: round((e - s) * n / d),  # the duration in segment periods
+            [(1.0, 2.0, 4.0, 8), (0.0, 4.0, 4.0, 8), (1.1, 1.3, 4.0, 8), (1.4, 1.6, 4.0, 8)]
+            + [tuple(sorted(np.random.default_rng(seed).uniform(0, 30.0, 2))) + (30.0, 11 + seed) for seed in range(40)],
         ),
         "decomposition_matrices": (
             solutions.decomposition_matrices,
@@ -356,7 +353,7 @@ def _solution_cases():
 
 
 SOLUTION_NAMES = [
-    "inclusive_labels", "decomposition_matrices", "ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
+    "strict_segment_count", "decomposition_matrices", "ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
     "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 

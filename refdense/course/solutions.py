@@ -82,17 +82,14 @@ def fusion_k3(features, weight, bias):
 # --- 00_problem_and_data --------------------------------------------------------------------------
 
 
-def inclusive_labels(actions, duration, num_segments, num_classes):
-    """Exercise 00.1: dense labels under the inclusive rule ``s <= t / fps_feat <= e``, clipped to the video."""
-    import numpy as np
+def strict_segment_count(start, end, duration, num_segments):
+    """Exercise 00.2: how many segments an instance ``[start, end]`` inside the video covers under the
+    strict rule ``s < t d / T < e``: the integers t with ``s T / d < t < e T / d`` and ``t <= T - 1``."""
+    import math
 
-    labels = np.zeros((num_segments, num_classes), dtype=np.uint8)
-    times = np.arange(num_segments) * (duration / num_segments)
-    for c, start, end in actions:
-        start, end = max(start, 0.0), min(end, duration)
-        if end > start:
-            labels[(times >= start) & (times <= end), c] = 1
-    return labels
+    first = math.floor(start * num_segments / duration) + 1
+    last = min(math.ceil(end * num_segments / duration) - 1, num_segments - 1)
+    return max(0, last - first + 1)
 
 
 # --- 02_label_decomposition -----------------------------------------------------------------------
