@@ -231,7 +231,7 @@ def _solution_cases():
     import torch.nn.functional as F
 
     from refdense.course import solutions
-    from refdense.data import DatasetInfo, StreamInfo, dense_labels
+    from refdense.data import dense_labels
     from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
     from refdense.models.attention import attention_weights
 
@@ -261,31 +261,12 @@ def _solution_cases():
         zeros = torch.zeros(*features.shape[:2], weight.shape[1] - channels)
         return F.conv1d(torch.cat([features, zeros], -1).transpose(1, 2), weight).transpose(1, 2)
 
-    def matrices_reference(pairs, num_entities, num_motions):
-        info = DatasetInfo(
-            name="x", classes=tuple(f"class {c}" for c in range(len(pairs))),
-            entities=tuple(f"entity {k}" for k in range(num_entities)),
-            motions=tuple(f"motion {k}" for k in range(num_motions)), decomposition=tuple(pairs),
-            streams={"video": StreamInfo(4, "v"), "image": StreamInfo(4, "i")},
-        )
-        return info.entity_matrix(), info.motion_matrix()
+    def counted_on_a_grid(num_entities, num_motions):  # notebook 02's reference
+        grid_ent = np.repeat(np.eye(num_entities), num_motions, axis=0)
+        grid_mot = np.tile(np.eye(num_motions), (num_entities, 1))
+        shared = (grid_ent @ grid_ent.T + grid_mot @ grid_mot.T) > 0
+        return int(np.triu(shared, k=1).sum())
 
-    def ambiguous_reference(pairs):
-        width = 1 + max([v for p in pairs for v in p if v is not None], default=0)
-        a_e, a_m = np.zeros((len(pairs), width)), np.zeros((len(pairs), width))
-        for c, (e, m) in enumerate(pairs):
-            if e is not None:
-                a_e[c, e] = 1
-            if m is not None:
-                a_m[c, m] = 1
-        both = (a_e @ a_e.T + a_m @ a_m.T) > 0
-        return [(c, c2) for c, c2 in zip(*np.nonzero(np.triu(both, k=1)))]
-
-    def shares_none_too(pairs):
-        return [(c, c2) for c in range(len(pairs)) for c2 in range(c + 1, len(pairs))
-                if pairs[c][0] == pairs[c2][0] or pairs[c][1] == pairs[c2][1]]
-
-    decomposition = [(0, 3), (2, 2), (None, 2), (2, 3), (2, None), (1, 1), (1, 2), (None, None), (1, 0)]
     mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     return {
         "strict_segment_count": (
@@ -295,17 +276,11 @@ def _solution_cases():
             [(1.0, 2.0, 4.0, 8), (0.0, 4.0, 4.0, 8), (1.1, 1.3, 4.0, 8), (1.4, 1.6, 4.0, 8)]
             + [tuple(sorted(np.random.default_rng(seed).uniform(0, 30.0, 2))) + (30.0, 11 + seed) for seed in range(40)],
         ),
-        "decomposition_matrices": (
-            solutions.decomposition_matrices,
-            matrices_reference,
-            lambda pairs, ne, nm: tuple(a.T for a in matrices_reference(pairs, nm, ne)),  # transposed
-            [(decomposition, 3, 4), ([(0, None), (None, 1), (1, 1)], 2, 3)],
-        ),
-        "ambiguous_pairs": (
-            solutions.ambiguous_pairs,
-            ambiguous_reference,
-            shares_none_too,
-            [decomposition, [(0, None), (None, 0), (None, None), (0, 0)]],
+        "grid_ambiguous_pairs": (
+            solutions.grid_ambiguous_pairs,
+            counted_on_a_grid,
+            lambda e, m: e * m * (m - 1) + m * e * (e - 1),  # ordered pairs: each counted twice
+            [(4, 4), (10, 10), (3, 7), (1, 5), (38, 38)],
         ),
         "ramp_attention": (
             solutions.ramp_attention,
@@ -353,7 +328,7 @@ def _solution_cases():
 
 
 SOLUTION_NAMES = [
-    "strict_segment_count", "decomposition_matrices", "ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
+    "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
     "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 

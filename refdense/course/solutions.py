@@ -95,28 +95,13 @@ def strict_segment_count(start, end, duration, num_segments):
 # --- 02_label_decomposition -----------------------------------------------------------------------
 
 
-def decomposition_matrices(pairs, num_entities, num_motions):
-    """Exercise 02.1: ``(A_ent (C, C_ent), A_mot (C, C_mot))`` float32 from ``(entity | None, motion | None)`` pairs."""
-    import numpy as np
+def grid_ambiguous_pairs(num_entities, num_motions):
+    """Exercise 02.2: pairs of classes sharing a part in a full grid of E entities x M motions.
 
-    entity = np.zeros((len(pairs), num_entities), dtype=np.float32)
-    motion = np.zeros((len(pairs), num_motions), dtype=np.float32)
-    for c, (e, m) in enumerate(pairs):
-        if e is not None:
-            entity[c, e] = 1.0
-        if m is not None:
-            motion[c, m] = 1.0
-    return entity, motion
-
-
-def ambiguous_pairs(pairs):
-    """Exercise 02.2: sorted ``(c, c2)``, ``c < c2``, of classes sharing an entity or a motion (None never shared)."""
-    found = []
-    for c in range(len(pairs)):
-        for c2 in range(c + 1, len(pairs)):
-            if any(pairs[c][i] is not None and pairs[c][i] == pairs[c2][i] for i in (0, 1)):
-                found.append((c, c2))
-    return found
+    Two distinct grid classes share the entity or the motion, never both: E rows of M classes give
+    E * M (M - 1) / 2 pairs, M columns of E classes M * E (E - 1) / 2.
+    """
+    return num_entities * num_motions * (num_motions - 1) // 2 + num_motions * num_entities * (num_entities - 1) // 2
 
 
 # --- 06_bce_loss ----------------------------------------------------------------------------------
