@@ -234,9 +234,23 @@ def _solution_cases():
     from refdense.data import dense_labels
     from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
     from refdense.models.attention import attention_weights
+    from refdense.models.blocks import Branch
 
     g = torch.Generator().manual_seed(0)
     randn = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
+
+    def measured_reach(blocks):  # notebook 03's reference: attention off, the farthest output an input moves
+        cfg = ModelConfig(dim=8, heads=1, head_dim=8, entity_blocks=blocks, max_len=64, local_hidden=16)
+        branch = Branch(6, cfg, stride=1, blocks=blocks).double().eval()  # float64: tiny effects stay visible
+        with torch.no_grad():
+            for block in branch.blocks:
+                block.attn.to_out.weight.zero_()
+                block.attn.to_out.bias.zero_()
+            inputs, everywhere = randn(1, 41, 6).double(), torch.ones(1, 41, dtype=torch.bool)
+            moved = inputs.clone()
+            moved[0, 20] += 1.0
+            changed = (branch(moved, everywhere) != branch(inputs, everywhere)).any(-1)[0].nonzero().flatten()
+        return int((changed - 20).abs().max())
 
     def ramp_by_softmax(slope, distances, length=401):
         # notebook 01: the ramp table in the package's relative bias, softmax of the middle query's row
@@ -288,17 +302,11 @@ def _solution_cases():
             lambda slope, r: torch.exp(-slope * r.abs().double()),  # not normalised
             [(0.5, torch.arange(-5, 6)), (1.0, torch.tensor([0, 1, -1, 7])), (0.1, torch.arange(-20, 21))],
         ),
-        "token_projection": (
-            solutions.token_projection,
-            lambda x, m, w, b: _masked_conv(w, b)(x, m).detach(),
-            lambda x, m, w, b: F.conv1d(x.transpose(1, 2), w, b, padding=1).transpose(1, 2),  # forgets the mask
-            [(randn(2, 6, 5), mask, randn(3, 5, 3), randn(3)), (randn(1, 9, 2), torch.ones(1, 9, dtype=torch.bool), randn(4, 2, 3), randn(4))],
-        ),
-        "layer_norm_by_hand": (
-            solutions.layer_norm_by_hand,
-            lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b),
-            lambda x, w, b: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * w + b,  # unbiased std
-            [(randn(2, 5, 8), randn(8), randn(8)), (randn(3, 4) * 10 + 3, torch.ones(4), torch.zeros(4))],
+        "reach_without_attention": (
+            solutions.reach_without_attention,
+            measured_reach,
+            lambda blocks: 1 + 2 * blocks,  # counts each block's convolution twice
+            [1, 2, 3],
         ),
         "cross_weights": (
             solutions.cross_weights,
@@ -328,7 +336,7 @@ def _solution_cases():
 
 
 SOLUTION_NAMES = [
-    "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "token_projection", "layer_norm_by_hand",
+    "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "reach_without_attention",
     "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 
