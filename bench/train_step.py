@@ -88,7 +88,10 @@ class OurStep:
         self.context = context
 
     def __call__(self, batch: Batch) -> None:
-        train_one_epoch(self.runner, [batch], self.optimizer, self.config, self.context, 0, True, Path("unused"))
+        optim, run = self.config.optim, self.config.run
+        train_one_epoch(self.runner, [batch], self.optimizer, context=self.context, epoch=0, epochs=optim.epochs,
+                        precision=run.precision, grad_clip=optim.grad_clip, log_every=run.log_every,
+                        checkpoints=Path("unused"), quiet=True)
 
 
 class PublishedStep:

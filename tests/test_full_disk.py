@@ -26,7 +26,7 @@ import torch
 from refdense.cli import main
 from refdense.io import DiskFullError, atomic_write
 from refdense.metrics import read_predictions, write_predictions
-from refdense.train.checkpoint import save_checkpoint
+from refdense.train.checkpoint import write_checkpoint
 
 disk, mode = Path(sys.argv[1]), sys.argv[2]
 if mode == "simulated":
@@ -42,7 +42,7 @@ if mode == "simulated":
 
 def checkpoint(size=None):
     if size is not None:
-        save_checkpoint(disk / "latest.pt", {"epoch": size, "model": {"w": torch.zeros(size)}})
+        write_checkpoint(disk / "latest.pt", {"epoch": size, "model": {"w": torch.zeros(size)}})
     return torch.load(disk / "latest.pt", weights_only=True)["epoch"]
 
 

@@ -1,12 +1,11 @@
-"""The fast metrics against a plain reference written from docs/METHOD.md, section 7, word by word."""
+"""The fast metrics against the plain reference written from docs/METHOD.md, section 7, word by word
+(:mod:`refdense.metrics.reference`)."""
 
 from __future__ import annotations
 
 import json
 import math
 import shlex
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,88 +18,9 @@ from refdense.metrics import (
     read_predictions,
     write_predictions,
 )
-
-# --------------------------------------------------------------------------------------------
-# Plain reference: loops over classes and frames, no cleverness.
-# --------------------------------------------------------------------------------------------
-
-
-def reference_ap(scores, labels):
-    """Non-interpolated AP with scikit-learn's tie rule: walk the distinct scores from high to
-    low; at each, add (recall increase) * (precision of "score >= s"). None without positive."""
-    scores = [float(s) for s in scores]
-    labels = [int(y) for y in labels]
-    total_positives = sum(labels)
-    if total_positives == 0:
-        return None
-    ap = 0.0
-    previous_recall = 0.0
-    for s in sorted(set(scores), reverse=True):
-        called = [y for x, y in zip(scores, labels) if x >= s]
-        true_positives = sum(called)
-        recall = true_positives / total_positives
-        ap += (recall - previous_recall) * (true_positives / len(called))
-        previous_recall = recall
-    return ap
-
-
-def reference_frame_map(score_list, label_list):
-    scores = np.concatenate(score_list).astype(np.float64)
-    labels = np.concatenate(label_list)
-    aps = [reference_ap(scores[:, c], labels[:, c]) for c in range(scores.shape[1])]
-    mean_all = sum(a if a is not None else 0.0 for a in aps) / len(aps)
-    present = [a for a in aps if a is not None]
-    mean_present = sum(present) / len(present) if present else math.nan
-    return aps, mean_all, mean_present
-
-
-def reference_mask(label_list, tau):
-    """M as defined in docs/METHOD.md: tau = 0: M = Y; else n[t,c] = sum of Y[u,c], u in [t-tau+1, t] clipped at
-    the video start, and M[t,c] = 1 iff n[t,c] > 0 and Y[t,c] = 0."""
-    masks = []
-    for y in label_list:
-        num_frames, num_classes = y.shape
-        m = np.zeros((num_frames, num_classes), dtype=int)
-        for t in range(num_frames):
-            for c in range(num_classes):
-                if tau == 0:
-                    m[t, c] = y[t, c]
-                else:
-                    n = sum(y[u, c] for u in range(max(0, t - tau + 1), t + 1))
-                    m[t, c] = 1 if (n > 0 and y[t, c] == 0) else 0
-        masks.append(m)
-    return np.concatenate(masks)
-
-
-def reference_action_conditional(score_list, label_list, tau, threshold=0.5):
-    scores = np.concatenate(score_list).astype(np.float64)
-    labels = np.concatenate(label_list)
-    mask = reference_mask(label_list, tau)
-    num_classes = scores.shape[1]
-    precisions, recalls, aps, kept = [], [], [], set()
-    for j in range(num_classes):
-        frames = [t for t in range(len(scores)) if mask[t, j] == 1]
-        for i in range(num_classes):
-            if i == j:
-                continue
-            y = [int(labels[t, i]) for t in frames]
-            if sum(y) == 0:
-                continue
-            s = [scores[t, i] for t in frames]
-            predicted = [1 if x >= threshold else 0 for x in s]
-            true_positives = sum(p * g for p, g in zip(predicted, y))
-            precisions.append(true_positives / sum(predicted) if sum(predicted) else 0.0)
-            recalls.append(true_positives / sum(y))
-            aps.append(reference_ap(s, y))
-            kept.add((i, j))
-    if not kept:
-        return dict(P=math.nan, R=math.nan, F1=math.nan, mAP=math.nan, pairs=0, kept=kept)
-    p = sum(precisions) / len(precisions)
-    r = sum(recalls) / len(recalls)
-    return dict(
-        P=p, R=r, F1=2 * p * r / (p + r) if p + r else 0.0, mAP=sum(aps) / len(aps), pairs=len(kept), kept=kept
-    )
-
+from refdense.cli import build_parser
+from refdense.cli.evaluate import run as evaluate_command
+from refdense.metrics import reference
 
 # --------------------------------------------------------------------------------------------
 # Inputs
@@ -124,9 +44,10 @@ def random_videos(rng, num_videos=4, num_classes=5, length=(1, 30), density=0.3,
 
 def assert_matches_reference(scores, labels, taus=(0, 1, 3, 20), threshold=0.5):
     fm = frame_map(scores, labels)
-    aps, mean_all, mean_present = reference_frame_map(scores, labels)
+    ref = reference.frame_map(scores, labels)
+    aps, mean_all, mean_present = ref["per_class"], ref["map_all"], ref["map_present"]
     for c, a in enumerate(aps):
-        if a is None:
+        if math.isnan(a):
             assert math.isnan(fm.per_class[c])
         else:
             assert fm.per_class[c] == pytest.approx(a, abs=1e-9)
@@ -137,15 +58,15 @@ def assert_matches_reference(scores, labels, taus=(0, 1, 3, 20), threshold=0.5):
         assert fm.map_present == pytest.approx(mean_present, abs=1e-9)
     for tau in taus:
         fast = action_conditional(scores, labels, tau=tau, threshold=threshold)
-        ref = reference_action_conditional(scores, labels, tau, threshold)
-        assert fast.pairs == ref["pairs"]
-        assert {(int(i), int(j)) for i, j in zip(*np.nonzero(fast.kept))} == ref["kept"]
-        for name, key in (("P_ac", "P"), ("R_ac", "R"), ("F1_ac", "F1"), ("mAP_ac", "mAP")):
+        ref = reference.action_conditional(scores, labels, tau, threshold)
+        assert fast.pairs == len(ref["pairs"])
+        assert {(int(i), int(j)) for i, j in zip(*np.nonzero(fast.kept))} == set(ref["pairs"])
+        for name in ("P_ac", "R_ac", "F1_ac", "mAP_ac"):
             value = getattr(fast, name)
-            if math.isnan(ref[key]):
+            if math.isnan(ref[name]):
                 assert math.isnan(value), (tau, name)
             else:
-                assert value == pytest.approx(ref[key], abs=1e-9), (tau, name)
+                assert value == pytest.approx(ref[name], abs=1e-9), (tau, name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +225,7 @@ def test_predictions_round_trip(tmp_path):
         assert data["video_ids"].tolist() == ["a", "b", "c"] and data["labels"].dtype == np.uint8
 
 
-def test_predictions_of_earlier_versions_are_refused_with_the_command_that_converts_them(tmp_path):
+def test_predictions_of_earlier_versions_are_refused_saying_how_to_write_them_again(tmp_path):
     rng = np.random.default_rng(3)
     scores, labels = random_videos(rng, num_videos=2, num_classes=3)
     path = tmp_path / "old predictions.npz"
@@ -314,10 +235,15 @@ def test_predictions_of_earlier_versions_are_refused_with_the_command_that_conve
     np.savez(path, **per_video, video_ids=np.array(["x", "y"]))  # what refdense wrote before
     with pytest.raises(ValueError, match="refused: scores, labels hold pickled Python objects") as error:
         read_predictions(path)
-    command = str(error.value).splitlines()[-1].strip()
-    assert command.startswith("python -c ")
-    done = subprocess.run([sys.executable, *shlex.split(command)[1:]], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    message = str(error.value)
+    assert "allow_pickle" not in message  # nothing suggests unpickling the file
+    # the command it gives is one `refdense evaluate` accepts
+    command = next(line for line in message.splitlines() if "refdense evaluate" in line).split(": ", 1)[1]
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert args.func is evaluate_command and args.out == str(path)
+    # ... and the other way, write_predictions from the arrays that made the file, gives a file that reads back
+    assert "write_predictions(path, scores, labels, video_ids)" in message
+    write_predictions(path, scores, labels, ["x", "y"])
     converted = read_predictions(path)
     assert converted.video_ids == ["x", "y"]
     assert all(np.array_equal(a, b) for a, b in zip(converted.scores, scores))

@@ -11,6 +11,7 @@ import yaml
 from refdense.models import (
     PAT,
     DetectionOutput,
+    Detector,
     MaskedConv1d,
     ModelConfig,
     RefDense,
@@ -20,6 +21,7 @@ from refdense.models import (
     predict_full_videos,
 )
 from refdense.models.blocks import upsample_linear
+from refdense.models.config import ARCHS
 
 VIDEO, IMAGE, CLASSES, ENTITIES, MOTIONS = 12, 10, 5, 3, 4
 FIELDS = [f.name for f in dataclasses.fields(DetectionOutput)]
@@ -145,6 +147,26 @@ def test_forward_returns_detection_output_with_the_documented_shapes(arch):
         assert out.entity_logits is None and out.motion_logits is None and out.motion_features is None
         assert out.action_features.shape == (2, 11, 16)
     assert out.action_features.shape[-1] == tiny(arch=arch).action_feature_dim
+
+
+@pytest.mark.parametrize("position", ["pat", "relative"])
+@pytest.mark.parametrize("arch, stream", [("refdense", None)] + [
+    (arch, stream) for arch in ARCHS if arch != "refdense" for stream in ("video", "image", "concat")])
+def test_every_architecture_is_a_detector_with_what_inference_relies_on(arch, stream, position):
+    model = make(tiny(arch=arch, position=position, inputs=stream))
+    assert isinstance(model, Detector)
+    assert model.max_window == (16 if position == "pat" else None)
+    reads = {"video": (VIDEO, None), "image": (None, IMAGE), "concat": (VIDEO, IMAGE), None: (VIDEO, IMAGE)}
+    assert (model.video_dim, model.image_dim) == reads[stream]
+    # the forward of the contract: a stream the model does not read may be None; padding is masked
+    video, image = inputs(batch=2, length=7)
+    mask = torch.arange(7) < torch.tensor([[7], [4]])
+    out = model(video if model.video_dim else None, image if model.image_dim else None, mask, validate=False)
+    assert isinstance(out, DetectionOutput) and out.action_logits.shape == (2, 7, CLASSES)
+    with pytest.raises(ValueError, match=r"mask must be a valid prefix followed by padding"):
+        model(video, image, mask.flip(1))
+    probs = predict_full_videos(model, [(video[0], image[0]), (video[1, :4], image[1, :4])])
+    torch.testing.assert_close(probs[1], out.action_logits[1, :4].sigmoid(), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("position", ["pat", "relative"])

@@ -26,7 +26,7 @@ from refdense.prepare.formats import (
     read_annotations,
     read_class_list,
 )
-from refdense.prepare.prepare import merge_overlaps, prepare_dataset
+from refdense.prepare.prepare import PrepareReport, annotate_video, merge_overlaps, prepare_dataset
 
 CLASSES = ["juggle a pebble", "wave at a kite", "sniff a teapot"]
 
@@ -308,6 +308,24 @@ def test_inspect_shows_how_a_folder_was_prepared(tmp_path, capsys):
     (tmp_path / "out" / "prepare-report.json").write_text("{}")
     assert main(["inspect", str(tmp_path / "out")]) == 2
     assert "expected a preparation report of format" in capsys.readouterr().err
+
+
+def test_a_video_is_prepared_into_a_value_that_the_report_counts():
+    entry = {"subset": "training", "duration": None, "actions": [[0, 1.0, 12.0], [0, 0.5, 2.0]],
+             "origins": ["Walk.txt:1", "Walk.txt:2"]}
+    steps = dict(segment_frames=8, fps=24.0, boundary="strict")
+    outcome = annotate_video("v", entry, 30, **steps, drop_empty_training=False)
+    assert outcome.duration_from_features and outcome.annotation.duration == 10.0  # 30 segments * 8 / 24 fps
+    assert outcome.annotation.actions == ((0, 0.5, 10.0),)  # clipped to the video, then merged
+    assert (outcome.cleanup.clipped, outcome.cleanup.merged, outcome.skipped) == (1, 1, None)
+    empty = annotate_video("w", dict(entry, actions=[], origins=[]), 30, **steps, drop_empty_training=True)
+    assert empty.annotation is None and empty.skipped is None  # dropped, not skipped
+    report = PrepareReport()
+    assert report.videos_written == {} and report.durations_from_features == 0  # nothing counted until added
+    report.add(outcome)
+    report.add(empty)
+    assert report.videos_written == {"training": 1} and report.durations_from_features == 2
+    assert report.dropped_empty_training == ["w"] and report.cleanup.clipped == 1
 
 
 def test_prepare_drops_empty_training_videos_on_request(tmp_path):

@@ -27,6 +27,7 @@ from refdense.train import checkpoint as checkpoint_module
 from refdense.train.checkpoint import CheckpointError, load_checkpoint
 from refdense.train.components import build_detector, resolve_precision
 from refdense.train.config import from_dict, load_config
+from refdense.train.loop import SeededWindows
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -116,6 +117,20 @@ def test_resumed_training_equals_uninterrupted_training(dataset, tmp_path):
     for a, b in zip(straight["optimizer"]["state"].values(), resumed["optimizer"]["state"].values()):
         assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["train"] for r in straight["history"]] == [r["train"] for r in resumed["history"]]
+
+
+def test_seeded_windows_draw_each_window_from_seed_epoch_and_video_alone(dataset):
+    def windows():
+        return SeededWindows(DenseActionDataset(dataset, "training", window=8, generator=torch.Generator()), seed=3)
+
+    one, other = windows(), windows()
+    starts = [one[epoch, index]["start"] for epoch in (0, 1) for index in range(len(one))]
+    torch.manual_seed(123)  # the global generator plays no part, nor the order of the items
+    assert [other[epoch, index]["start"] for epoch in (0, 1) for index in range(len(other))] == starts
+    assert other[1, 2]["start"] == starts[len(one) + 2]
+    assert starts[: len(one)] != starts[len(one):]  # another epoch, other windows
+    with pytest.raises(ValueError, match=r"build the dataset with a generator of its own"):
+        SeededWindows(DenseActionDataset(dataset, "training", window=8), seed=3)
 
 
 def test_resume_refuses_another_config_and_a_missing_run(dataset, tmp_path):

@@ -107,13 +107,20 @@ def config(**run):
     return from_dict({"optim": {"epochs": 1, "lr": 1e-3, "grad_clip": 1.0}, "run": {"device": "cpu", **run}})
 
 
+def epoch_args(checkpoints: str = "x", **run) -> dict:
+    """The keyword arguments of ``train_one_epoch`` for the first epoch of a run of ``config(**run)``."""
+    cfg = config(**run)
+    return dict(context=CPU, epoch=0, epochs=cfg.optim.epochs, precision=cfg.run.precision,
+                grad_clip=cfg.optim.grad_clip, log_every=cfg.run.log_every, checkpoints=Path(checkpoints), quiet=True)
+
+
 @pytest.mark.parametrize("log_every, syncs", [(2, 3), (50, 1)])
 def test_a_training_epoch_waits_for_the_device_once_per_logging_interval(monkeypatch, log_every, syncs):
     runner = tiny_model_and_criterion()
     optimizer = build_optimizer(runner.parameters(), OptimConfig(lr=1e-3))
     counter = SyncCounter(monkeypatch)
     with counter:
-        means = train_one_epoch(runner, batches(5), optimizer, config(log_every=log_every), CPU, 0, True, Path("x"))
+        means = train_one_epoch(runner, batches(5), optimizer, **epoch_args(log_every=log_every))
     assert counter.count == syncs  # 5 steps: intervals end after steps 2, 4 and 5, or once at the end
     assert set(means) == {"loss", "bce_action", "bce_entity", "bce_motion", "colv_entity", "colv_motion"}
     # ... and the same step with the values checked waits many times: the checks are what it skips
@@ -129,7 +136,7 @@ def test_epoch_means_are_the_means_of_the_steps_losses():
     data = batches(3)
     torch.manual_seed(5)  # the same dropout masks in both
     means = train_one_epoch(runner, data, build_optimizer(runner.parameters(), OptimConfig(lr=1e-3)),
-                            config(log_every=2), CPU, 0, True, Path("x"))
+                            **epoch_args(log_every=2))
     optimizer = build_optimizer(reference.parameters(), OptimConfig(lr=1e-3))
     losses = []
     torch.manual_seed(5)
@@ -151,10 +158,10 @@ def test_a_non_finite_loss_skips_every_later_update_and_stops_at_the_end_of_the_
     optimizer = build_optimizer(runner.parameters(), OptimConfig(lr=1e-3))
     torch.manual_seed(5)  # the same dropout masks in both runs
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite \(loss nan, bce_action nan"):
-        train_one_epoch(runner, data, optimizer, config(log_every=50), CPU, 0, True, Path("ckpt"))
+        train_one_epoch(runner, data, optimizer, **epoch_args("ckpt", log_every=50))
     reference_optimizer = build_optimizer(after_first_step.parameters(), OptimConfig(lr=1e-3))
     torch.manual_seed(5)
-    train_one_epoch(after_first_step, data[:1], reference_optimizer, config(), CPU, 0, True, Path("x"))
+    train_one_epoch(after_first_step, data[:1], reference_optimizer, **epoch_args())
     for (name, kept), expected in zip(runner.named_parameters(), after_first_step.parameters()):
         assert torch.equal(kept, expected), name  # the weights of step 1, untouched since
     assert all(int(state["step"]) == 1 for state in optimizer.state.values())

@@ -373,15 +373,31 @@ def write_annotations(path: str | os.PathLike, annotations: Annotations) -> Path
 # -------------------------------------------------------------------------------------- features
 
 
-def write_features(
-    path: str | os.PathLike,
-    items: Iterable[tuple[str, np.ndarray, np.ndarray]],
-    dtype: str = "float16",
-) -> Path:
-    """Write ``(video_id, video (T, Dv), image (T, Di))`` items to an HDF5 file, atomically.
+class FeatureWriter:
+    """The ``add`` of :func:`feature_writer`: writes one video's two streams into the open file."""
 
-    The bytes depend only on the items (no timestamps, datasets created in the given order), so
-    the same items give the same file. A disk without room for the next video (and
+    def __init__(self, path: Path, tmp: Path, groups: dict[str, Any], dtype: str) -> None:
+        self.path, self.tmp, self.groups, self.dtype = path, tmp, groups, dtype
+
+    def add(self, video_id: str, video: np.ndarray, image: np.ndarray) -> None:
+        """Write ``video`` ``(T, Dv)`` and ``image`` ``(T, Di)`` of ``video_id`` (stored in ``dtype``)."""
+        if video.shape[0] != image.shape[0]:
+            raise DatasetError(f"{self.path}: video {video_id!r}: stream lengths differ, "
+                               f"video {video.shape[0]} vs image {image.shape[0]} segments")
+        needed = np.dtype(self.dtype).itemsize * (video.size + image.size) + HDF5_MARGIN_BYTES
+        if shutil.disk_usage(self.tmp.parent).free < needed:
+            raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes needed for {video_id!r}")
+        for stream, array in (("video", video), ("image", image)):
+            self.groups[stream].create_dataset(video_id, data=np.asarray(array, dtype=self.dtype), track_times=False)
+
+
+@contextlib.contextmanager
+def feature_writer(path: str | os.PathLike, dtype: str = "float16") -> Iterator[FeatureWriter]:
+    """An HDF5 feature file written one video at a time (``writer.add(video_id, video, image)``),
+    atomically: the file appears at ``path`` only when the ``with`` block ends without an error.
+
+    The bytes depend only on the videos added (no timestamps, datasets created in the given order),
+    so the same videos give the same file. A disk without room for the next video (and
     :data:`HDF5_MARGIN_BYTES`) raises :class:`refdense.io.DiskFullError` before HDF5 runs out of it.
     """
     import h5py
@@ -390,16 +406,20 @@ def write_features(
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", track_order=False) as handle:
             groups = {stream: handle.create_group(stream, track_order=False) for stream in STREAMS}
-            for video_id, video, image in items:
-                if video.shape[0] != image.shape[0]:
-                    raise DatasetError(f"{path}: video {video_id!r}: stream lengths differ, "
-                                       f"video {video.shape[0]} vs image {image.shape[0]} segments")
-                needed = np.dtype(dtype).itemsize * (video.size + image.size) + HDF5_MARGIN_BYTES
-                if shutil.disk_usage(tmp.parent).free < needed:
-                    raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes needed for {video_id!r}")
-                for stream, array in (("video", video), ("image", image)):
-                    groups[stream].create_dataset(video_id, data=np.asarray(array, dtype=dtype), track_times=False)
-    return path
+            yield FeatureWriter(path, tmp, groups, dtype)
+
+
+def write_features(
+    path: str | os.PathLike,
+    items: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    dtype: str = "float16",
+) -> Path:
+    """Write ``(video_id, video (T, Dv), image (T, Di))`` items to an HDF5 file, atomically
+    (:func:`feature_writer`, which says what the bytes depend on)."""
+    with feature_writer(path, dtype) as writer:
+        for video_id, video, image in items:
+            writer.add(video_id, video, image)
+    return Path(path)
 
 
 def feature_lengths(path: str | os.PathLike, info: DatasetInfo | None = None) -> dict[str, int]:

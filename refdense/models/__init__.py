@@ -3,7 +3,8 @@
 Channels-last tensors ``(B, T, D)``, ``mask (B, T)`` bool True on valid segments; every model's
 forward is ``model(video, image, mask, *, validate=True) -> DetectionOutput`` (logits), where
 ``validate=False`` skips the checks of the mask's values, which wait for the device (the training
-loop's batches are valid by construction). Build models with ``build_model(ModelConfig(...), ...)``.
+loop's batches are valid by construction). Every model is a :class:`Detector`, which declares what
+inference relies on. Build models with ``build_model(ModelConfig(...), ...)``.
 """
 
 from refdense.models.attention import CrossAttention, PositionAwareSelfAttention, position_bias
@@ -19,6 +20,7 @@ from refdense.models.blocks import (
 from refdense.models.build import build_model
 from refdense.models.complexity import complexity
 from refdense.models.config import ModelConfig
+from refdense.models.detector import Detector
 from refdense.models.inference import predict_full_video, predict_full_videos
 from refdense.models.output import DetectionOutput
 from refdense.models.pat import PAT
@@ -29,6 +31,7 @@ __all__ = [
     "Branch",
     "CrossAttention",
     "DetectionOutput",
+    "Detector",
     "LocalRelational",
     "MaskedConv1d",
     "ModelConfig",

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from torch import nn
-
 from refdense.models.config import ModelConfig
+from refdense.models.detector import Detector
 from refdense.models.pat import PAT
 from refdense.models.refdense import ActionEntityDetector, RefDense
 
 
 def build_model(
     cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int, num_entities: int, num_motions: int
-) -> nn.Module:
+) -> Detector:
     """The detector of ``cfg.arch``; its forward is ``model(video, image, mask) -> DetectionOutput``.
 
     Args:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from refdense.models.detector import Detector
 
 
 @torch.no_grad()
-def complexity(model: nn.Module, video_dim: int, image_dim: int, T: int = 256) -> tuple[int, float]:
+def complexity(model: Detector, video_dim: int, image_dim: int, T: int = 256) -> tuple[int, float]:
     """Parameters and forward GMACs at batch 1 and ``T`` segments.
 
     MACs are counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and

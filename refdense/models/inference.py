@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
-from torch import nn
+
+from refdense.models.detector import Detector
 
 #: Default size of one inference batch, in segments (sequences x their padded length): the fastest
 #: on a 2-core CPU for the Charades models (``bench/evaluate.py``: 2048 or 4096 segments were 30 %
@@ -24,7 +25,7 @@ def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torc
     return x.to(device=like.device, dtype=like.dtype)
 
 
-def _check_video(model: nn.Module, video: Any, image: Any, like: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+def _check_video(model: Detector, video: Any, image: Any, like: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
     """``video``, ``image`` as tensors on the model's device and dtype (None where not read), and checked."""
     video = _as_features("video", video, model.video_dim, like)
     image = _as_features("image", image, model.image_dim, like)
@@ -38,7 +39,7 @@ def _check_video(model: nn.Module, video: Any, image: Any, like: torch.Tensor) -
 
 @torch.no_grad()
 def predict_full_videos(
-    model: nn.Module, videos: Sequence[tuple[Any, Any]], *, max_batch_segments: int = MAX_BATCH_SEGMENTS
+    model: Detector, videos: Sequence[tuple[Any, Any]], *, max_batch_segments: int = MAX_BATCH_SEGMENTS
 ) -> list[torch.Tensor]:
     """Action probabilities of whole videos of any length, computed in batches across videos.
 
@@ -55,7 +56,8 @@ def predict_full_videos(
     The model runs in eval mode without gradients; its previous training mode is restored.
 
     Args:
-        model: a model from ``build_model``.
+        model: a :class:`Detector` (``build_model`` makes them): its ``video_dim`` and ``image_dim``
+            say which streams are read, ``max_window`` how long a piece may be.
         videos: ``(video, image)`` pairs, ``(T_v, Dv)`` and ``(T_v, Di)`` features (tensors or numpy
             arrays); a stream the model does not read is ignored (may be None).
         max_batch_segments: the size of a batch, in padded segments.
@@ -106,7 +108,7 @@ def predict_full_videos(
     return [torch.cat([part for _, part in sorted(parts, key=lambda p: p[0])]) for parts in outputs]
 
 
-def predict_full_video(model: nn.Module, video: Any, image: Any = None) -> torch.Tensor:
+def predict_full_video(model: Detector, video: Any, image: Any = None) -> torch.Tensor:
     """Action probabilities ``(T, C)`` float32 on the CPU of one whole video of any length:
     ``predict_full_videos`` of that one video (see there)."""
     return predict_full_videos(model, [(video, image)])[0]

@@ -10,11 +10,12 @@ from torch import nn
 
 from refdense.models.blocks import MultiScaleTrunk
 from refdense.models.config import ModelConfig
-from refdense.models.inputs import check_batch, select_stream, stream_dims
+from refdense.models.detector import Detector
+from refdense.models.inputs import select_stream, stream_dims
 from refdense.models.output import DetectionOutput
 
 
-class PAT(nn.Module):
+class PAT(Detector):
     """PAT on one feature stream (``cfg.stream``: video, image or their concatenation).
 
     ``features -> Dropout(input_dropout) -> MultiScaleTrunk -> (fine, coarse)``;
@@ -33,11 +34,10 @@ class PAT(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int) -> None:
-        super().__init__()
+        reads_video, reads_image, in_dim = stream_dims(cfg.stream, video_dim, image_dim)
+        super().__init__(cfg, video_dim=reads_video, image_dim=reads_image)
         self.stream = cfg.stream
-        self.video_dim, self.image_dim, in_dim = stream_dims(self.stream, video_dim, image_dim)
         self.fine_weight = cfg.fine_weight
-        self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.trunk = MultiScaleTrunk(in_dim, cfg)
         self.fine_head = nn.Linear(cfg.dim, num_classes)
@@ -53,15 +53,7 @@ class PAT(nn.Module):
         *,
         validate: bool = True,
     ) -> DetectionOutput:
-        mask = check_batch(
-            video,
-            image,
-            mask,
-            video_dim=self.video_dim,
-            image_dim=self.image_dim,
-            dtype=self.fine_head.weight.dtype,
-            validate=validate,
-        )
+        mask = self.check_inputs(video, image, mask, validate=validate)
         x = self.input_dropout(select_stream(video, image, self.stream))
         fine, coarse = self.trunk(x, mask)
         fine_logits, coarse_logits = self.fine_head(fine), self.coarse_head(coarse)

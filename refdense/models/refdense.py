@@ -7,7 +7,8 @@ from torch import nn
 
 from refdense.models.blocks import Branch, MaskedConv1d, MultiScaleTrunk
 from refdense.models.config import ModelConfig
-from refdense.models.inputs import check_batch, select_stream, stream_dims
+from refdense.models.detector import Detector
+from refdense.models.inputs import select_stream, stream_dims
 from refdense.models.output import DetectionOutput
 
 
@@ -22,7 +23,7 @@ def action_head(cfg: ModelConfig, in_dim: int, num_classes: int) -> MaskedConv1d
     return MaskedConv1d(in_dim, num_classes, kernel_size=cfg.fusion_kernel, padding=cfg.fusion_kernel // 2)
 
 
-class RefDense(nn.Module):
+class RefDense(Detector):
     """RefDense: Action-Entity on image features, Action-Motion on video features, fused (Eq. 5-9).
 
     - Action-Entity: ``F_ent = action_entity(Dropout(image))`` ``(B, T, dim)`` (Eq. 5).
@@ -58,9 +59,7 @@ class RefDense(nn.Module):
         num_entities: int,
         num_motions: int,
     ) -> None:
-        super().__init__()
-        self.video_dim, self.image_dim = video_dim, image_dim
-        self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
+        super().__init__(cfg, video_dim=video_dim, image_dim=image_dim)
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.entity = action_entity(cfg, image_dim)
         self.motion = MultiScaleTrunk(
@@ -80,15 +79,7 @@ class RefDense(nn.Module):
         auxiliary: bool | None = None,
         validate: bool = True,
     ) -> DetectionOutput:
-        mask = check_batch(
-            video,
-            image,
-            mask,
-            video_dim=self.video_dim,
-            image_dim=self.image_dim,
-            dtype=self.action_head.weight.dtype,
-            validate=validate,
-        )
+        mask = self.check_inputs(video, image, mask, validate=validate)
         auxiliary = self.training if auxiliary is None else auxiliary
         entity = self.entity(self.input_dropout(image), mask)
         fine, coarse = self.motion(self.input_dropout(video), mask, context=entity, context_mask=mask)
@@ -104,7 +95,7 @@ class RefDense(nn.Module):
         )
 
 
-class ActionEntityDetector(nn.Module):
+class ActionEntityDetector(Detector):
     """The Action-Entity sub-network alone as an action detector (``arch="entity_only"``, Table 3).
 
     ``features = cfg.stream`` (concatenated I3D + CLIP by default) ``-> Dropout(input_dropout) ->
@@ -115,12 +106,11 @@ class ActionEntityDetector(nn.Module):
     """
 
     def __init__(self, cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int) -> None:
-        super().__init__()
+        reads_video, reads_image, in_dim = stream_dims(cfg.stream, video_dim, image_dim)
+        super().__init__(cfg, video_dim=reads_video, image_dim=reads_image)
         self.stream = cfg.stream
-        self.video_dim, self.image_dim, in_dim = stream_dims(self.stream, video_dim, image_dim)
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         self.entity = action_entity(cfg, in_dim)
-        self.max_window = cfg.max_len if cfg.position == "pat" else None  # longest input in one pass
         self.head_dropout = nn.Dropout(cfg.head_dropout)
         self.action_head = action_head(cfg, cfg.dim, num_classes)
 
@@ -132,15 +122,7 @@ class ActionEntityDetector(nn.Module):
         *,
         validate: bool = True,
     ) -> DetectionOutput:
-        mask = check_batch(
-            video,
-            image,
-            mask,
-            video_dim=self.video_dim,
-            image_dim=self.image_dim,
-            dtype=self.action_head.weight.dtype,
-            validate=validate,
-        )
+        mask = self.check_inputs(video, image, mask, validate=validate)
         features = self.entity(self.input_dropout(select_stream(video, image, self.stream)), mask)
         return DetectionOutput(
             action_logits=self.action_head(self.head_dropout(features), mask), action_features=features

@@ -1,18 +1,23 @@
 """Checkpoints: tensors and plain types only, written atomically, read back without running code.
 
-A checkpoint is one ``torch.save`` file holding a dict::
+A checkpoint is one ``torch.save`` file holding a dict; its keys are the constants of this module
+(named in capitals below), shared by the writer (``TrainingRun.save_checkpoint`` in
+:mod:`refdense.train.loop`) and the reader (:func:`load_checkpoint`)::
 
-    format      "refdense-checkpoint/2"
-    config      the run's TrainConfig as a plain dict
-    dataset     the dataset's signature: {"video_dim", "image_dim", "classes", "entities", "motions"}
-                (the names in output order; ``refdense.train.components.dataset_signature``)
-    epoch       number of completed epochs (training resumes at this epoch)
-    model       state_dict of the detection model
-    criterion   state_dict of the loss module (CoLV projections, learnable temperature)
-    best        {"epoch": int, "val_map": float} of the best validation epoch so far
-    history     the per-epoch records written so far to metrics.jsonl (``epoch`` of them)
-    optimizer   state_dict of the optimizer            (``latest.pt`` only: what resuming needs)
-    scheduler   state_dict of the learning-rate scheduler  (``latest.pt`` only)
+    format      FORMAT_KEY  "refdense-checkpoint/2"
+    config      CONFIG      the run's TrainConfig as a plain dict
+    dataset     DATASET     the dataset's signature: {"video_dim", "image_dim", "classes", "entities",
+                            "motions"} (the names in output order; ``components.dataset_signature``)
+    epoch       EPOCH       number of completed epochs (training resumes at this epoch)
+    model       MODEL       state_dict of the detection model
+    criterion   CRITERION   state_dict of the loss module (CoLV projections, learnable temperature)
+    history     HISTORY     the per-epoch records written so far to metrics.jsonl (``epoch`` of them)
+    best        BEST        {"epoch": int, "val_map": float} of the best validation epoch so far (:class:`Best`)
+    optimizer   OPTIMIZER   state_dict of the optimizer            (``latest.pt`` only: what resuming needs)
+    scheduler   SCHEDULER   state_dict of the learning-rate scheduler  (``latest.pt`` only)
+
+A run directory keeps two: ``checkpoints/latest.pt`` (:data:`LATEST_FILE`, to resume) and
+``checkpoints/best.pt`` (:data:`BEST_FILE`, the epoch with the best validation mAP, to evaluate).
 
 Nothing else is stored (no random-number states: an epoch's randomness is derived from the seed
 and the epoch number), so every checkpoint loads with ``torch.load(weights_only=True)``, which
@@ -33,7 +38,7 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 
@@ -42,22 +47,44 @@ from refdense.io import atomic_torch_save
 FORMAT = "refdense-checkpoint/2"
 FORMAT_1 = "refdense-checkpoint/1"
 
+# The keys of a checkpoint (module docstring).
+FORMAT_KEY = "format"
+CONFIG = "config"
+DATASET = "dataset"
+EPOCH = "epoch"
+MODEL = "model"
+CRITERION = "criterion"
+HISTORY = "history"
+BEST = "best"
+OPTIMIZER = "optimizer"
+SCHEDULER = "scheduler"
+
 # The parts of every checkpoint and their types; resuming also needs RESUME_PARTS.
-PARTS = {"config": dict, "dataset": dict, "epoch": int, "model": dict, "criterion": dict, "best": dict,
-         "history": list}
-RESUME_PARTS = {"optimizer": dict, "scheduler": dict}
+PARTS = {CONFIG: dict, DATASET: dict, EPOCH: int, MODEL: dict, CRITERION: dict, BEST: dict, HISTORY: list}
+RESUME_PARTS = {OPTIMIZER: dict, SCHEDULER: dict}
+
+# The two checkpoints of a run directory, in its ``checkpoints/`` folder.
+LATEST_FILE = "latest.pt"
+BEST_FILE = "best.pt"
+
+
+class Best(TypedDict):
+    """The ``best`` part: the best validation epoch so far (1-based; 0 and ``-inf`` before any)."""
+
+    epoch: int
+    val_map: float
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit what it is loaded into."""
 
 
-def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+def write_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write ``state`` (see the module docstring) to ``path`` atomically.
 
     A full disk raises :class:`refdense.io.DiskFullError`; the previous file at ``path`` is kept.
     """
-    atomic_torch_save({"format": FORMAT, **state}, path)
+    atomic_torch_save({FORMAT_KEY: FORMAT, **state}, path)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -90,9 +117,9 @@ def load_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
     """
     path = Path(path)
     state = _read(path)
-    found = state.get("format")
+    found = state.get(FORMAT_KEY)
     if found == FORMAT_1:
-        config = state.get("config")
+        config = state.get(CONFIG)
         data = config.get("data") if isinstance(config, dict) else None
         dataset = data.get("dataset", "DATASET") if isinstance(data, dict) else "DATASET"
         raise CheckpointError(
@@ -112,17 +139,17 @@ def load_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError(f"{path}: missing {', '.join(missing)}; not {kind}")
     wrong = [f"{key}: expected {kind.__name__}, found {type(state[key]).__name__}"
              for key, kind in expected.items() if not isinstance(state[key], kind) or isinstance(state[key], bool)]
-    for part in ("model", "criterion"):
+    for part in (MODEL, CRITERION):
         if isinstance(state[part], dict) and not all(isinstance(v, torch.Tensor) for v in state[part].values()):
             wrong.append(f"{part} holds values that are not tensors")
     if not wrong:
-        best, history = state["best"], state["history"]
+        best, history = state[BEST], state[HISTORY]
         if not (isinstance(best.get("epoch"), int) and isinstance(best.get("val_map"), (int, float))):
             wrong.append(f"best is {best!r}, expected {{'epoch': int, 'val_map': float}}")
-        if len(history) != state["epoch"] or not all(
+        if len(history) != state[EPOCH] or not all(
                 isinstance(r, dict) and isinstance(r.get("epoch"), int) and isinstance(r.get("train"), dict)
                 for r in history):
-            wrong.append(f"history is not {state['epoch']} records of metrics.jsonl")
+            wrong.append(f"history is not {state[EPOCH]} records of metrics.jsonl")
     if wrong:
         raise CheckpointError(f"{path}: not a valid refdense checkpoint: {'; '.join(wrong)}")
     return state
@@ -162,15 +189,15 @@ def upgrade_checkpoints(path: str | Path, dataset: str) -> list[Path]:
     upgraded = []
     for file in files:
         state = _read(file)
-        if state.get("format") != FORMAT_1:
+        if state.get(FORMAT_KEY) != FORMAT_1:
             continue
-        old = state.get("dataset", {})
+        old = state.get(DATASET, {})
         counts = {"video_dim": info.video_dim, "image_dim": info.image_dim, "num_classes": info.num_classes,
                   "num_entities": info.num_entities, "num_motions": info.num_motions}
         wrong = [f"{key} {old.get(key)!r} in the checkpoint, {value} in {dataset!r}"
                  for key, value in counts.items() if old.get(key) != value]
         if wrong:
             raise CheckpointError(f"{file} was not trained on {dataset!r}: {'; '.join(wrong)}")
-        save_checkpoint(file, {**state, "dataset": signature, "format": FORMAT})
+        write_checkpoint(file, {**state, DATASET: signature, FORMAT_KEY: FORMAT})
         upgraded.append(file)
     return upgraded

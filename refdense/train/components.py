@@ -9,11 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from refdense.data import DatasetInfo, default_dataset
 from refdense.losses import LossConfig, RefDenseCriterion
-from refdense.models import ModelConfig, build_model
+from refdense.models import Detector, ModelConfig, build_model
 
 
 def open_dataset_dir(dataset: str) -> Path:
@@ -56,7 +55,7 @@ def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
         raise ValueError(f"{what} does not fit this dataset: {'; '.join(wrong)}")
 
 
-def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> nn.Module:
+def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> Detector:
     """The detection model for ``info``'s feature widths and class counts."""
     return build_model(model_cfg, video_dim=info.video_dim, image_dim=info.image_dim,
                        num_classes=info.num_classes, num_entities=info.num_entities,

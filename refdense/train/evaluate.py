@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
-from refdense.models import predict_full_videos
+from refdense.models import Detector, predict_full_videos
 from refdense.models.inference import MAX_BATCH_SEGMENTS
 from refdense.progress import progress_bar
 from refdense.train import distributed
@@ -35,7 +34,7 @@ VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 
 @torch.no_grad()
 def predict_split(
-    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32",
+    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: str = "fp32",
     progress: bool | None = False,
 ) -> dict[str, np.ndarray] | None:
     """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
@@ -74,7 +73,7 @@ def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
 
 
 def validation_map(
-    model: nn.Module, dataset: DenseActionDataset, context: distributed.Context, precision: str,
+    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: str,
     progress: bool | None = False,
 ) -> float | None:
     """Per-frame mAP (%) on ``dataset`` (rank 0; None on other ranks): the model-selection metric."""

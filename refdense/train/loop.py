@@ -1,6 +1,9 @@
 """The training loop: ``train(config, run_dir)`` is the one entry point (CLI, notebook, demo, ablate).
 
-Read it top to bottom; it is the loop of notebook 09. One epoch is::
+Read it top to bottom; it is the loop of notebook 09. :func:`train` holds the run directory and
+runs a :class:`TrainingRun` in steps: ``setup_data``, ``setup_model``, ``setup_optimizer``, then
+``restore`` (when resuming), ``fit`` (the epochs, each ending with ``save_checkpoint(epoch)``) and
+``test``. One epoch (:func:`train_one_epoch`) is::
 
     for batch in loader:                       # random windows of T segments, padded + mask
         output = model(video, image, mask)     # DetectionOutput: logits (B, T, C), features
@@ -40,7 +43,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,12 +52,31 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from refdense.data import DenseActionDataset, collate
+from refdense.data import DatasetInfo, DenseActionDataset, collate
+from refdense.data.dataset import Batch
 from refdense.io import atomic_write, exclusive_lock
+from refdense.losses import RefDenseCriterion
 from refdense.metrics import PaperTable
+from refdense.models import Detector
 from refdense.progress import progress_bar
 from refdense.train import distributed
-from refdense.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from refdense.train.checkpoint import (
+    BEST,
+    BEST_FILE,
+    CONFIG,
+    CRITERION,
+    DATASET,
+    EPOCH,
+    HISTORY,
+    LATEST_FILE,
+    MODEL,
+    OPTIMIZER,
+    SCHEDULER,
+    Best,
+    load_checkpoint,
+    restore,
+    write_checkpoint,
+)
 from refdense.train.components import (
     autocast,
     build_criterion,
@@ -79,7 +101,7 @@ class NonFiniteLossError(RuntimeError):
     """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainResult:
     """What :func:`train` returns (everything is also in the run directory)."""
 
@@ -87,8 +109,8 @@ class TrainResult:
     history: list[dict]  # one record per epoch, as in metrics.jsonl
     checkpoint: Path  # the checkpoint evaluated on the test split
     checkpoint_epoch: int  # ... and its epoch (1-based)
-    test: PaperTable | None  # None when the dataset has no test videos
-    predictions: Path | None  # predictions-test.npz
+    test: PaperTable | None  # None on ranks other than 0
+    predictions: Path | None  # predictions-test.npz (None on ranks other than 0)
 
 
 class TrainingStep(nn.Module):
@@ -99,12 +121,12 @@ class TrainingStep(nn.Module):
     and labels), which read them back to the host; the training loop's batches are made by
     ``collate`` and are valid by construction."""
 
-    def __init__(self, model: nn.Module, criterion: nn.Module) -> None:
+    def __init__(self, model: Detector, criterion: RefDenseCriterion) -> None:
         super().__init__()
         self.model = model
         self.criterion = criterion
 
-    def forward(self, batch, validate: bool = True):
+    def forward(self, batch: Batch, validate: bool = True) -> Any:
         output = self.model(batch.video, batch.image, batch.mask, validate=validate)
         return self.criterion(output, batch, validate=validate)
 
@@ -118,17 +140,22 @@ class SeededWindows(Dataset):
     """A training dataset whose random window of video ``i`` in epoch ``e`` is drawn from a generator
     seeded by ``(seed, e, i)``: the same window whatever the process, worker or resume point.
 
-    Indexed by ``(epoch, index)`` pairs, which :class:`EpochSampler` yields.
+    ``dataset`` is a training-mode :class:`DenseActionDataset` built with a ``generator`` of its own
+    (``generator=torch.Generator()``), which this class reseeds before each item. Indexed by
+    ``(epoch, index)`` pairs, which :class:`EpochSampler` yields.
     """
 
     def __init__(self, dataset: DenseActionDataset, seed: int) -> None:
-        self.dataset, self.seed = dataset, seed
-        self.generator = dataset.generator = torch.Generator()
+        if dataset.generator is None:
+            raise ValueError("SeededWindows: build the dataset with a generator of its own "
+                             "(DenseActionDataset(..., generator=torch.Generator())); it draws from torch's "
+                             "global generator otherwise, which SeededWindows does not seed")
+        self.dataset, self.seed, self.generator = dataset, seed, dataset.generator
 
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict:
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         epoch, index = key
         self.generator.manual_seed(derived_seed(self.seed, epoch, index))
         return self.dataset[index]
@@ -138,7 +165,7 @@ class EpochSampler(DistributedSampler):
     """PyTorch's ``DistributedSampler`` (shuffled by ``(seed, epoch)``, this process's share of
     it) yielding ``(epoch, index)`` pairs for :class:`SeededWindows`."""
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
         return ((self.epoch, index) for index in super().__iter__())
 
 
@@ -184,140 +211,234 @@ def train(
         lock = exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}") if context.is_main else \
             contextlib.nullcontext()
         with lock:
-            return _train(config, run_dir, context, resume, progress, on_epoch)
+            resumed = _open_run_dir(config, run_dir, resume)
+            run = TrainingRun(config, run_dir, context, quiet=progress is False or not context.is_main)
+            if resumed is not None:
+                run.restore(resumed)
+            run.fit(on_epoch)
+            return run.test()
     finally:
         distributed.teardown(context)
 
 
-def _train(config, run_dir, context, resume, progress, on_epoch) -> TrainResult:
-    quiet = progress is False or not context.is_main
-    say = (lambda text: None) if quiet else tqdm.write
-    checkpoints = run_dir / "checkpoints"
-    resumed = _open_run_dir(config, run_dir, resume)
-    if config.optim.batch_size % context.world_size:
-        raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
-                          f"of processes ({context.world_size}): it is the global batch")
+@dataclass(frozen=True)
+class RunData:
+    """The data of a run (:meth:`TrainingRun.setup_data`): random training windows, whole videos
+    for validation (None when ``data.validation_fraction`` is 0) and test."""
 
-    # ---- data: random training windows; whole videos for validation and test
-    dataset_dir = open_dataset_dir(config.data.dataset)
-    split = dict(validation_fraction=config.data.validation_fraction, seed=config.run.seed)
-    train_set = SeededWindows(DenseActionDataset(dataset_dir, "training", window=config.data.window, train=True,
-                                                 drop_empty=config.data.drop_empty_videos, **split),
-                              seed=config.run.seed)
-    info = train_set.dataset.info
-    val_set = None
-    if config.data.validation_fraction > 0:
-        val_set = DenseActionDataset(dataset_dir, "validation", train=False, **split)
-    test_set = DenseActionDataset(dataset_dir, "testing", train=False, **split)
-    say(data_summary(dataset_dir, train_set.dataset, val_set, test_set))
-    sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
-                           shuffle=True, seed=config.run.seed)
-    loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
-                        collate_fn=collate, num_workers=config.run.num_workers,
-                        pin_memory=context.device.type == "cuda", persistent_workers=config.run.num_workers > 0)
+    dataset_dir: Path
+    info: DatasetInfo
+    train: SeededWindows
+    sampler: EpochSampler
+    loader: DataLoader
+    validation: DenseActionDataset | None
+    test: DenseActionDataset
 
-    # ---- model and criterion (same seed on every process: same initial weights), optimizer
-    torch.manual_seed(config.run.seed)
-    model = build_detector(config.model, info)
-    criterion = build_criterion(config.loss, config.model, info, dataset_dir, config.data.text_encoder,
-                                config.data.text_weights)
-    step_module = TrainingStep(model, criterion).to(context.device)
-    optimizer = build_optimizer(step_module.parameters(), config.optim)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.optim.step_size, gamma=config.optim.gamma)
-    history: list[dict] = []
-    best = {"epoch": 0, "val_map": -math.inf}
-    if resumed is not None:
-        latest = checkpoints / "latest.pt"
-        check_signature(resumed["dataset"], info, f"checkpoint {latest}")
-        for part, target in (("model", model), ("criterion", criterion), ("optimizer", optimizer),
-                             ("scheduler", scheduler)):
-            restore(target, resumed, part, latest)
-        history, best = resumed["history"], resumed["best"]
-        say(f"resuming {run_dir} after epoch {resumed['epoch']}")
 
-    runner: nn.Module = step_module
-    if context.distributed:
-        # Ablations can leave a head out of the loss: its parameters then get no gradient.
-        runner = DistributedDataParallel(runner, find_unused_parameters=True)
-    if config.run.compile:
-        runner = torch.compile(runner)
-    if context.is_main:
-        config.save(run_dir / "config.yaml")
+class TrainingRun:
+    """One call of :func:`train`, in steps: the constructor sets up the data, the model and the
+    optimizer; :meth:`restore` continues from a checkpoint; :meth:`fit` trains the epochs, writing
+    a checkpoint after each (:meth:`save_checkpoint`); :meth:`test` predicts the test split with
+    the best checkpoint."""
 
-    # ---- epochs
-    for epoch in range(len(history), config.optim.epochs):
-        started = time.perf_counter()
-        seed_epoch(config.run.seed, epoch, context.rank)
-        sampler.set_epoch(epoch)
-        train_loss = train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints)
-        record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train": train_loss,
-                  "steps": len(loader), "train_seconds": round(time.perf_counter() - started, 2)}
-        scheduler.step()
-        last = epoch + 1 == config.optim.epochs
-        if val_set is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
-            val_map = validation_map(model, val_set, context, config.run.precision, False if quiet else None)
-            if context.is_main:
-                record["val"] = {"map": val_map}
-                if val_map > best["val_map"]:
-                    best = {"epoch": epoch + 1, "val_map": val_map}
-        record["seconds"] = round(time.perf_counter() - started, 2)
-        history.append(record)
-        _check_finite_weights(step_module, epoch, checkpoints)
+    def __init__(self, config: TrainConfig, run_dir: Path, context: distributed.Context, *, quiet: bool) -> None:
+        self.config, self.run_dir, self.context, self.quiet = config, run_dir, context, quiet
+        self.checkpoints = run_dir / "checkpoints"
+        self.data = self.setup_data()
+        self.step_module = self.setup_model()
+        self.optimizer, self.scheduler = self.setup_optimizer()
+        self.history: list[dict] = []
+        self.best: Best = {"epoch": 0, "val_map": -math.inf}
+
+    def say(self, text: str) -> None:
+        """One line for the reader (rank 0, unless the run is quiet)."""
+        if not self.quiet:
+            tqdm.write(text)
+
+    @property
+    def model(self) -> Detector:
+        return self.step_module.model
+
+    @property
+    def criterion(self) -> RefDenseCriterion:
+        return self.step_module.criterion
+
+    def setup_data(self) -> RunData:
+        """The three splits of ``data.dataset`` and the loader of the training windows."""
+        config, context = self.config, self.context
+        if config.optim.batch_size % context.world_size:
+            raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
+                              f"of processes ({context.world_size}): it is the global batch")
+        dataset_dir = open_dataset_dir(config.data.dataset)
+        def split(name: str, **mode: Any) -> DenseActionDataset:  # the carve-out of validation is seeded
+            return DenseActionDataset(dataset_dir, name, validation_fraction=config.data.validation_fraction,
+                                      seed=config.run.seed, **mode)
+
+        windows = split("training", window=config.data.window, train=True, drop_empty=config.data.drop_empty_videos,
+                        generator=torch.Generator())
+        train_set = SeededWindows(windows, seed=config.run.seed)
+        validation = split("validation", train=False) if config.data.validation_fraction > 0 else None
+        test = split("testing", train=False)
+        self.say(data_summary(dataset_dir, windows, validation, test))
+        sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
+                               shuffle=True, seed=config.run.seed)
+        loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
+                            collate_fn=collate, num_workers=config.run.num_workers,
+                            pin_memory=context.device.type == "cuda", persistent_workers=config.run.num_workers > 0)
+        return RunData(dataset_dir, windows.info, train_set, sampler, loader, validation, test)
+
+    def setup_model(self) -> TrainingStep:
+        """The model and its criterion on the run's device, seeded by ``run.seed`` (the same initial
+        weights on every process)."""
+        config, info = self.config, self.data.info
+        torch.manual_seed(config.run.seed)
+        model = build_detector(config.model, info)
+        criterion = build_criterion(config.loss, config.model, info, self.data.dataset_dir, config.data.text_encoder,
+                                    config.data.text_weights)
+        return TrainingStep(model, criterion).to(self.context.device)
+
+    def setup_optimizer(self) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
+        """Adam over the model's and the criterion's parameters, and its step schedule."""
+        optim = self.config.optim
+        optimizer = build_optimizer(self.step_module.parameters(), optim)
+        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``state``, the run's ``latest.pt`` (read by :func:`_open_run_dir`)."""
+        latest = self.checkpoints / LATEST_FILE
+        check_signature(state[DATASET], self.data.info, f"checkpoint {latest}")
+        for part, target in ((MODEL, self.model), (CRITERION, self.criterion), (OPTIMIZER, self.optimizer),
+                             (SCHEDULER, self.scheduler)):
+            restore(target, state, part, latest)
+        self.history, self.best = state[HISTORY], state[BEST]
+        self.say(f"resuming {self.run_dir} after epoch {state[EPOCH]}")
+
+    def fit(self, on_epoch: Callable[[dict], None] | None = None) -> None:
+        """Train the epochs not done yet; ``on_epoch`` is called on rank 0 with each epoch's record."""
+        config, context, data = self.config, self.context, self.data
+        runner: nn.Module = self.step_module
+        if context.distributed:
+            # Ablations can leave a head out of the loss: its parameters then get no gradient.
+            runner = DistributedDataParallel(runner, find_unused_parameters=True)
+        if config.run.compile:
+            runner = torch.compile(runner)  # type: ignore[assignment]
         if context.is_main:
-            state = {"config": config.to_dict(), "dataset": dataset_signature(info), "epoch": epoch + 1,
-                     "model": model.state_dict(), "criterion": criterion.state_dict(), "history": history}
-            if best["epoch"] == epoch + 1 or (val_set is None and last):
-                save_checkpoint(checkpoints / "best.pt", state | {"best": best})
-            save_checkpoint(checkpoints / "latest.pt", state | {
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "best": best})
-            _write_history(run_dir, history)
-            say(epoch_summary(record, config.optim.epochs, best))
-            if on_epoch is not None:
-                on_epoch(record)
+            config.save(self.run_dir / "config.yaml")
+        for epoch in range(len(self.history), config.optim.epochs):
+            started = time.perf_counter()
+            seed_epoch(config.run.seed, epoch, context.rank)
+            data.sampler.set_epoch(epoch)
+            train_loss = train_one_epoch(
+                runner, data.loader, self.optimizer, context=context, epoch=epoch, epochs=config.optim.epochs,
+                precision=config.run.precision, grad_clip=config.optim.grad_clip, log_every=config.run.log_every,
+                checkpoints=self.checkpoints, quiet=self.quiet)
+            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train": train_loss,
+                      "steps": len(data.loader), "train_seconds": round(time.perf_counter() - started, 2)}
+            self.scheduler.step()
+            last = epoch + 1 == config.optim.epochs
+            if data.validation is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
+                val_map = validation_map(self.model, data.validation, context, config.run.precision,
+                                         False if self.quiet else None)
+                if val_map is not None:  # rank 0
+                    record["val"] = {"map": val_map}
+                    if val_map > self.best["val_map"]:
+                        self.best = {"epoch": epoch + 1, "val_map": val_map}
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            self.history.append(record)
+            _check_finite_weights(self.step_module, epoch, self.checkpoints)
+            if context.is_main:
+                self.save_checkpoint(epoch + 1)
+                _write_history(self.run_dir, self.history)
+                self.say(epoch_summary(record, config.optim.epochs, self.best))
+                if on_epoch is not None:
+                    on_epoch(record)
 
-    # ---- the test split, predicted by the selected checkpoint (rank 0 reads it, all ranks predict)
-    chosen = checkpoints / "best.pt"
-    state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
-    restore(model, state, "model", chosen)
-    scores = predict_split(model, test_set, context, config.run.precision, False if quiet else None)
-    result = TrainResult(run_dir, history, chosen, int(state["epoch"]), None, None)
-    if context.is_main:
-        result.predictions = predictions_path(run_dir, "testing")
-        result.test = score_and_save(scores, test_set, result.predictions)
-        write_run_files(result, config, validated=val_set is not None)
-        say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(result.test))
-    return result
+    def save_checkpoint(self, epoch: int) -> None:
+        """Write ``latest.pt`` after ``epoch`` (1-based) epochs, and ``best.pt`` when ``epoch`` is the
+        best so far (or, without validation, the last); the keys are :mod:`refdense.train.checkpoint`'s."""
+        state = {CONFIG: self.config.to_dict(), DATASET: dataset_signature(self.data.info), EPOCH: epoch,
+                 MODEL: self.model.state_dict(), CRITERION: self.criterion.state_dict(), HISTORY: self.history}
+        last = epoch == self.config.optim.epochs
+        if self.best["epoch"] == epoch or (self.data.validation is None and last):
+            write_checkpoint(self.checkpoints / BEST_FILE, state | {BEST: self.best})
+        write_checkpoint(self.checkpoints / LATEST_FILE, state | {
+            OPTIMIZER: self.optimizer.state_dict(), SCHEDULER: self.scheduler.state_dict(), BEST: self.best})
+
+    def test(self) -> TrainResult:
+        """The test split predicted by the best checkpoint (rank 0 reads it, all ranks predict),
+        scored and written with the run's result files."""
+        chosen = self.checkpoints / BEST_FILE
+        context = self.context
+        state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
+        restore(self.model, state, MODEL, chosen)
+        scores = predict_split(self.model, self.data.test, context, self.config.run.precision,
+                               False if self.quiet else None)
+        table = predictions = None
+        if scores is not None:  # rank 0
+            predictions = predictions_path(self.run_dir, "testing")
+            table = score_and_save(scores, self.data.test, predictions)
+        result = TrainResult(self.run_dir, self.history, chosen, int(state[EPOCH]), table, predictions)
+        if table is not None:
+            write_run_files(result, self.config, validated=self.data.validation is not None)
+            self.say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(table))
+        return result
 
 
-def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, checkpoints) -> dict[str, float]:
+def train_one_epoch(
+    runner: nn.Module,
+    loader: DataLoader | Sequence[Batch],
+    optimizer: torch.optim.Optimizer,
+    *,
+    context: distributed.Context,
+    epoch: int,
+    epochs: int,
+    precision: str,
+    grad_clip: float | None,
+    log_every: int,
+    checkpoints: Path,
+    quiet: bool,
+) -> dict[str, float]:
     """One pass over the training windows; returns the mean of each loss term over the epoch's steps.
 
+    Args:
+        runner: a :class:`TrainingStep` (possibly wrapped by DDP or ``torch.compile``): ``runner(batch,
+            validate=False)`` returns the criterion's result (``total`` and the ``terms``).
+        loader: the epoch's batches.
+        optimizer: the run's fused Adam (:func:`refdense.train.components.build_optimizer`).
+        context: this process's rank, world size and device.
+        epoch: the epoch, 0-based, of ``epochs`` in all (progress bar and error messages).
+        precision: ``run.precision`` (bf16 autocast or float32).
+        grad_clip: ``optim.grad_clip``, the largest gradient norm (None: no clipping).
+        log_every: ``run.log_every``, the steps of a logging interval.
+        checkpoints: the run's checkpoint folder, named when the loss is not finite.
+        quiet: no progress bar.
+
     The steps never wait for the device: the loss terms stay tensors, summed on the device, and are
-    read back (and, in a distributed run, all-reduced) once per logging interval of
-    ``run.log_every`` steps and at the end of the epoch. A non-finite loss is caught without reading
-    it back: from that step on, the fused Adam skips every update (its ``found_inf`` flag), and the end
-    of the interval stops with :class:`NonFiniteLossError`, naming the step and its loss terms; no
-    weights computed from a non-finite loss are ever kept.
+    read back (and, in a distributed run, all-reduced) once per logging interval of ``log_every``
+    steps and at the end of the epoch. A non-finite loss is caught without reading it back: from
+    that step on, the fused Adam skips every update (its ``found_inf`` flag), and the end of the
+    interval stops with :class:`NonFiniteLossError`, naming the step and its loss terms; no weights
+    computed from a non-finite loss are ever kept.
     """
     runner.train()
     device = context.device
     keys: list[str] = []
     totals: list[float] = []  # each term, then the number of steps, summed over the logged intervals
-    interval = None  # the same for the current interval, summed on the device
-    first_bad = None  # the step index and the values of the first non-finite loss (NaN while there is none)
+    interval = torch.zeros(0)  # the same for the current interval, summed on the device
+    first_bad = torch.zeros(0)  # the step index and the values of the first non-finite loss (NaN while there is none)
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
     step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
-    optimizer.found_inf = stopped  # read by the fused Adam: it skips the update while this is nonzero
-    bar = progress_bar(len(loader), desc=f"epoch {epoch + 1}/{config.optim.epochs}", unit="steps", leave=False,
+    optimizer.found_inf = stopped  # type: ignore[attr-defined]  # read by the fused Adam: no update while nonzero
+    bar = progress_bar(len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="steps", leave=False,
                        enabled=False if quiet else None)
     try:
         for step, batch in enumerate(loader):
             batch = batch.to(device, non_blocking=True)
-            with autocast(device, config.run.precision):
+            with autocast(device, precision):
                 result = runner(batch, validate=False)
             one = result.total.new_ones(())
             values = torch.stack([result.total.detach(), *result.terms.values(), one]).double()  # (terms + 1,)
-            if interval is None:
+            if not keys:
                 keys = ["loss", *result.terms]
                 interval = torch.zeros_like(values)
                 first_bad = torch.full((len(values) + 1,), math.nan, dtype=torch.float64, device=device)
@@ -328,23 +449,27 @@ def train_one_epoch(runner, loader, optimizer, config, context, epoch, quiet, ch
             step_index += 1
             optimizer.zero_grad(set_to_none=True)
             result.total.backward()
-            if config.optim.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], config.optim.grad_clip)
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], grad_clip)
             optimizer.step()
-            if (step + 1) % config.run.log_every == 0 or step + 1 == len(loader):
-                logged = _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints)
+            if (step + 1) % log_every == 0 or step + 1 == len(loader):
+                logged = _reduce_interval(context, interval, stopped, first_bad, keys=keys, epoch=epoch,
+                                          checkpoints=checkpoints)
                 totals = [a + b for a, b in zip(totals, logged)] if totals else logged
                 interval.zero_()
                 bar.set_postfix_str(f"loss {totals[0] / totals[-1]:.4f}")
             bar.update()
     finally:
-        del optimizer.found_inf
+        del optimizer.found_inf  # type: ignore[attr-defined]
         bar.close()
     means = {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
     return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}
 
 
-def _reduce_interval(context, interval, stopped, first_bad, keys, epoch, checkpoints) -> list[float]:
+def _reduce_interval(
+    context: distributed.Context, interval: torch.Tensor, stopped: torch.Tensor, first_bad: torch.Tensor, *,
+    keys: list[str], epoch: int, checkpoints: Path,
+) -> list[float]:
     """The one host synchronisation of a logging interval: ``interval`` (terms, steps) summed over
     the processes, as floats; raises :class:`NonFiniteLossError` when any process met a non-finite loss."""
     *reduced, bad_processes = distributed.all_sum(context, torch.cat([interval, stopped.double().reshape(1)])).tolist()
@@ -370,7 +495,7 @@ def _check_finite_weights(module: nn.Module, epoch: int, checkpoints: Path) -> N
                                  f"is kept in {checkpoints}.")
 
 
-def epoch_summary(record: dict, epochs: int, best: dict) -> str:
+def epoch_summary(record: dict, epochs: int, best: Best) -> str:
     """``"epoch 3/25  loss 0.4120 (bce_action 0.2011, ...)  val mAP 21.70 (best 21.70 @ 3)  lr 1e-04  9.1 steps/s  12.5 s"``."""
     loss = record["train"]
     terms = ", ".join(f"{k} {v:.4f}" for k, v in loss.items() if k != "loss")
@@ -383,9 +508,9 @@ def epoch_summary(record: dict, epochs: int, best: dict) -> str:
 # --------------------------------------------------------------------------- run directory
 
 
-def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict | None:
+def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any] | None:
     """The checkpoint to resume from (None for a new run), once ``run_dir`` is known to fit."""
-    latest = run_dir / "checkpoints" / "latest.pt"
+    latest = run_dir / "checkpoints" / LATEST_FILE
     if not resume:
         if latest.exists():
             raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
@@ -394,7 +519,7 @@ def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict | No
     if not latest.exists():
         raise ConfigError(f"cannot resume: {latest} does not exist (was {run_dir} made by `refdense train`?)")
     state = load_checkpoint(latest, resume=True)
-    saved = from_dict(state["config"], source=f"{latest} (its stored config)")
+    saved = from_dict(state[CONFIG], source=f"{latest} (its stored config)")
     changed = fixed_keys_changed(saved, config)
     if changed:
         details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed)
@@ -416,7 +541,7 @@ def fixed_keys_changed(saved: TrainConfig, config: TrainConfig) -> list[str]:
     return [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]
 
 
-def _lookup(config: TrainConfig, dotted: str):
+def _lookup(config: TrainConfig, dotted: str) -> Any:
     value = config
     for part in dotted.split("."):
         value = getattr(value, part, None)
