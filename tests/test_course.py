@@ -233,7 +233,6 @@ def _solution_cases():
     from refdense.course import solutions
     from refdense.data import dense_labels
     from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
-    from refdense.models.attention import attention_weights
     from refdense.models.blocks import Branch
 
     g = torch.Generator().manual_seed(0)
@@ -281,7 +280,6 @@ def _solution_cases():
         shared = (grid_ent @ grid_ent.T + grid_mot @ grid_mot.T) > 0
         return int(np.triu(shared, k=1).sum())
 
-    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     return {
         "strict_segment_count": (
             solutions.strict_segment_count,
@@ -308,12 +306,6 @@ def _solution_cases():
             lambda blocks: 1 + 2 * blocks,  # counts each block's convolution twice
             [1, 2, 3],
         ),
-        "cross_weights": (
-            solutions.cross_weights,
-            lambda q, k, m: attention_weights(q[:, None], k[:, None], m)[:, 0],
-            lambda q, k, m: (q @ k.transpose(1, 2) / q.shape[-1] ** 0.5).softmax(-1),  # forgets the mask
-            [(randn(2, 3, 4), randn(2, 6, 4), mask), (randn(1, 5, 8), randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool))],
-        ),
         "cross_attention_scores": (
             solutions.cross_attention_scores,
             cross_count,
@@ -337,7 +329,7 @@ def _solution_cases():
 
 SOLUTION_NAMES = [
     "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "reach_without_attention",
-    "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
+    "cross_attention_scores", "entity_contribution", "fusion_k3",
 ]
 
 

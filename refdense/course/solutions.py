@@ -36,13 +36,6 @@ def reach_without_attention(blocks):
 # --- 04_action_motion -----------------------------------------------------------------------------
 
 
-def cross_weights(q, k, context_mask):
-    """Exercise 04.1: one head's cross-attention weights. ``q`` (B, N, d), ``k`` (B, T, d),
-    ``context_mask`` (B, T) -> (B, N, T), zero on padded keys, rows summing to 1."""
-    scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
-    return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
-
-
 def cross_attention_scores(T, strides, blocks, placement):
     """Exercise 04.2: query-key scores per head of all Action-Motion cross-attentions for one video,
     one cross-attention per branch (``placement="branch"``) or per block (``"block"``)."""
