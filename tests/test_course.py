@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import nbformat
 import numpy as np
@@ -216,20 +217,8 @@ def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
 # --- solutions: the checker says True for each solution and False (without raising) for a wrong answer
 
 
-def _masked_conv(weight, bias):
-    from refdense.models import MaskedConv1d
-
-    conv = MaskedConv1d(weight.shape[1], weight.shape[0], kernel_size=weight.shape[2], padding=weight.shape[2] // 2)
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-        conv.bias.copy_(bias)
-    return conv
-
-
 def _solution_cases():
     """(solution, reference, wrong answer, cases) for every exercise, with the notebooks' references."""
-    import torch.nn.functional as F
-
     from refdense.course import solutions
     from refdense.data import dense_labels
     from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
@@ -270,9 +259,14 @@ def _solution_cases():
             net(torch.zeros(1, T, 4), torch.zeros(1, T, 4))
         return sum(scores)
 
-    def entity_reference(features, weight, channels):
-        zeros = torch.zeros(*features.shape[:2], weight.shape[1] - channels)
-        return F.conv1d(torch.cat([features, zeros], -1).transpose(1, 2), weight).transpose(1, 2)
+    def and_weight_by_bisection(p):  # notebook 05's reference
+        low, high = 0.0, 100.0
+        for _ in range(100):
+            w = (low + high) / 2
+            both = torch.sigmoid(torch.tensor(0.5 * w, dtype=torch.float64))
+            one = torch.sigmoid(torch.tensor(-0.5 * w, dtype=torch.float64))
+            low, high = (low, w) if both >= p and one <= 1 - p else (w, high)
+        return high
 
     def counted_on_a_grid(num_entities, num_motions):  # notebook 02's reference
         grid_ent = np.repeat(np.eye(num_entities), num_motions, axis=0)
@@ -312,24 +306,18 @@ def _solution_cases():
             lambda T, strides, blocks, placement: blocks * T * (T + sum(-(-T // s) for s in strides)),  # per block
             [(64, [2, 4, 8], 1, "branch"), (100, [2, 4, 8], 3, "block"), (37, [2], 2, "branch")],
         ),
-        "entity_contribution": (
-            solutions.entity_contribution,
-            entity_reference,
-            lambda f, w, c: f @ w[:, -c:, 0].T,  # reads the motion half
-            [(randn(2, 4, 3), randn(5, 6, 1), 3), (randn(1, 5, 3), randn(2, 7, 1), 3)],
-        ),
-        "fusion_k3": (
-            solutions.fusion_k3,
-            lambda f, w, b: _masked_conv(w, b)(f[None], torch.ones(1, f.shape[0], dtype=torch.bool))[0].detach(),
-            lambda f, w, b: f @ w[:, :, 1].T + b,  # the centre tap only
-            [(randn(6, 4), randn(3, 4, 3), randn(3)), (randn(1, 2), randn(5, 2, 3), torch.zeros(5))],
+        "and_weight": (
+            solutions.and_weight,
+            and_weight_by_bisection,
+            lambda p: math.log(p / (1 - p)),  # forgets that each part gives only half of the margin
+            [0.9, 0.95, 0.99, 0.6],
         ),
     }
 
 
 SOLUTION_NAMES = [
     "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "reach_without_attention",
-    "cross_attention_scores", "entity_contribution", "fusion_k3",
+    "cross_attention_scores", "and_weight",
 ]
 
 

@@ -47,20 +47,13 @@ def cross_attention_scores(T, strides, blocks, placement):
 # --- 05_fusion ------------------------------------------------------------------------------------
 
 
-def entity_contribution(entity_features, weight, num_entity_channels):
-    """Exercise 05.1: the entity part of the ``k=1`` action logits (no bias). ``entity_features``
-    (B, T, D), ``weight`` (C, 2D, 1) -> (B, T, C)."""
-    return entity_features @ weight[:, :num_entity_channels, 0].T
+def and_weight(p):
+    """Exercise 05.2: the smallest w of the head ``z = w f_e + w f_m - 1.5 w`` (0/1 part features) with
+    probability >= p when both parts are on and <= 1 - p when one is: sigmoid(0.5 w) >= p, so
+    w = 2 log(p / (1 - p))."""
+    import math
 
-
-def fusion_k3(features, weight, bias):
-    """Exercise 05.2: the ``k=3`` fusion of one video without ``conv1d``. ``features`` (T, 2D),
-    ``weight`` (C, 2D, 3), ``bias`` (C,) -> (T, C)."""
-    import torch.nn.functional as F
-
-    padded = F.pad(features, (0, 0, 1, 1))
-    length = features.shape[0]
-    return sum(padded[k : k + length] @ weight[:, :, k].T for k in range(3)) + bias
+    return 2 * math.log(p / (1 - p))
 
 
 # --- 00_problem_and_data --------------------------------------------------------------------------
