@@ -21,8 +21,7 @@ from pathlib import Path
 
 import torch
 
-from refdense.data import default_dataset
-from refdense.paths import REPO_ROOT
+from refdense.synth import default_dataset
 from refdense.train import load_config, train
 
 
@@ -41,7 +40,7 @@ def main() -> None:
                  f"run.compile={str(args.compile).lower()}", f"run.num_workers={args.workers}"]
     if args.preset == "tiny":  # CPU smoke test of the script itself
         overrides += ["data.window=32", "model.max_len=32", "model.dim=32", "model.local_hidden=64"]
-    config = load_config(REPO_ROOT / "configs" / "charades.yaml", overrides=overrides)
+    config = load_config("configs/charades.yaml", overrides=overrides)
     cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from refdense.data import default_dataset, read_info
+from refdense.data import read_info
+from refdense.synth import default_dataset
 from refdense.text import text_bank_for
 from refdense.train.ablate import ABLATIONS, BASE
 from refdense.train.config import load_config

@@ -40,7 +40,6 @@ import torch
 from refdense.data.dataset import Batch
 from refdense.losses import RefDenseCriterion
 from refdense.models import build_model, complexity
-from refdense.paths import REPO_ROOT
 from refdense.train import distributed
 from refdense.train.components import build_optimizer
 from refdense.train.config import load_config
@@ -75,7 +74,7 @@ class OurStep:
 
     def __init__(self, arch: str, precision: str, context: distributed.Context) -> None:
         files, overrides = RECIPES[arch]
-        self.config = load_config(*(REPO_ROOT / f for f in files), overrides=[*overrides, f"run.precision={precision}"])
+        self.config = load_config(*files, overrides=[*overrides, f"run.precision={precision}"])
         model_cfg = self.config.model
         torch.manual_seed(0)
         self.model = build_model(model_cfg, **DIMS)
@@ -160,7 +159,7 @@ def main() -> None:
           f"threads {torch.get_num_threads()}, batch {args.batch}, T {args.length}, torch {torch.__version__}")
     for arch in ("pat", "refdense"):
         with torch.device("meta"):
-            model = build_model(load_config(*(REPO_ROOT / f for f in RECIPES[arch][0]),
+            model = build_model(load_config(*RECIPES[arch][0],
                                             overrides=RECIPES[arch][1]).model, **DIMS)
         params, gmacs = complexity(model, DIMS["video_dim"], DIMS["image_dim"], T=256)
         print(f"{arch}: {params:,} parameters, {gmacs:.2f} GMACs per window (B=1, T=256)")

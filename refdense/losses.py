@@ -29,17 +29,23 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from refdense.schema import build, check_fields, require
+
 REDUCTIONS = ("mean", "sum", "none")
-COLV_VARIANTS = ("refdense", "infonce", "supcon")
-CLASSIFICATION_LOSSES = ("bce", "asymmetric")
-CONCEPT_SETS = ("action", "entity", "motion")
-ACTION_HEADS = ("fused", "separate")
+ColvVariant = Literal["refdense", "infonce", "supcon"]
+COLV_VARIANTS = get_args(ColvVariant)
+ClassificationLoss = Literal["bce", "asymmetric"]
+CLASSIFICATION_LOSSES = get_args(ClassificationLoss)
+ConceptSet = Literal["action", "entity", "motion"]
+CONCEPT_SETS = get_args(ConceptSet)
+ActionHeads = Literal["fused", "separate"]
+ACTION_HEADS = get_args(ActionHeads)
 
 # Settings of the asymmetric loss the published PAT code trains with (utils.AsymmetricLoss: its
 # gamma_neg=4 line is commented out in favour of 3).
@@ -410,15 +416,15 @@ class LossConfig:
     in :class:`RefDenseCriterion`.
     """
 
-    classification: str = "bce"
-    action_heads: str = "fused"
+    classification: ClassificationLoss = "bce"
+    action_heads: ActionHeads = "fused"
     fine_head_weight: float = 0.1
     action_weight: float = 1.0
     entity_weight: float = 1.0
     motion_weight: float = 1.0
     colv_weight: float = 1.0
-    colv_sets: list[str] = field(default_factory=lambda: ["entity", "motion"])
-    colv_variant: str = "refdense"
+    colv_sets: list[ConceptSet] = field(default_factory=lambda: ["entity", "motion"])
+    colv_variant: ColvVariant = "refdense"
     temperature: float = 0.07
     learnable_temperature: bool = False
     use_entity_labels: bool = True
@@ -428,48 +434,20 @@ class LossConfig:
     asl_clip: float = ASL_CLIP
 
     def __post_init__(self) -> None:
-        where = "LossConfig"
-        if self.classification not in CLASSIFICATION_LOSSES:
-            raise ValueError(f"{where}: classification: expected one of {CLASSIFICATION_LOSSES}, found {self.classification!r}")
-        if self.action_heads not in ACTION_HEADS:
-            raise ValueError(f"{where}: action_heads: expected one of {ACTION_HEADS}, found {self.action_heads!r}")
+        check_fields(self)
         for name in ("action_weight", "entity_weight", "motion_weight", "colv_weight", "fine_head_weight"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{where}: {name}: expected a finite number >= 0, found {value!r}")
-            setattr(self, name, float(value))
-        if isinstance(self.colv_sets, str) or not all(isinstance(s, str) for s in self.colv_sets):
-            raise ValueError(f"{where}: colv_sets: expected a list of names from {CONCEPT_SETS}, found {self.colv_sets!r}")
-        self.colv_sets = list(self.colv_sets)
-        unknown = [s for s in self.colv_sets if s not in CONCEPT_SETS]
-        if unknown or len(set(self.colv_sets)) != len(self.colv_sets):
-            raise ValueError(
-                f"{where}: colv_sets: expected distinct names from {CONCEPT_SETS}, found {self.colv_sets!r}"
-            )
-        if self.colv_variant not in COLV_VARIANTS:
-            raise ValueError(f"{where}: colv_variant: expected one of {COLV_VARIANTS}, found {self.colv_variant!r}")
-        if isinstance(self.temperature, bool) or not isinstance(self.temperature, (int, float)) or not (
-            math.isfinite(self.temperature) and self.temperature > 0
-        ):
-            raise ValueError(f"{where}: temperature: expected a finite number > 0, found {self.temperature!r}")
-        self.temperature = float(self.temperature)
-        for name in ("learnable_temperature", "use_entity_labels", "use_motion_labels"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{where}: {name}: expected true or false, found {getattr(self, name)!r}")
-        if self.asl_gamma_neg < 0 or self.asl_gamma_pos < 0 or not 0 <= self.asl_clip < 1:
-            raise ValueError(
-                f"{where}: expected asl_gamma_neg >= 0, asl_gamma_pos >= 0, 0 <= asl_clip < 1, found "
-                f"{self.asl_gamma_neg}, {self.asl_gamma_pos}, {self.asl_clip}"
-            )
+            require(self, getattr(self, name) >= 0, name, "a finite number >= 0")
+        require(self, len(set(self.colv_sets)) == len(self.colv_sets), "colv_sets", "distinct names")
+        require(self, self.temperature > 0, "temperature", "a finite number > 0")
+        require(self, self.asl_gamma_neg >= 0, "asl_gamma_neg", "a finite number >= 0")
+        require(self, self.asl_gamma_pos >= 0, "asl_gamma_pos", "a finite number >= 0")
+        require(self, 0 <= self.asl_clip < 1, "asl_clip", "a number in [0, 1)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "LossConfig":
-        """Build from a mapping (e.g. the ``loss:`` section of a YAML file); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"LossConfig: unknown keys {unknown}; expected keys among {sorted(known)}")
-        return cls(**dict(values))
+        """Build from a mapping (e.g. the ``loss:`` section of a YAML file); unknown keys and bad
+        values raise :class:`refdense.schema.ConfigError` naming them."""
+        return build(cls, values, source="LossConfig")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (YAML/JSON-serialisable)."""

@@ -76,16 +76,21 @@ import numpy as np
 from refdense.data.format import (
     ANNOTATIONS_FILE,
     FEATURES_FILE,
+    INFO_FILE,
     Annotations,
     DatasetInfo,
     StreamInfo,
     VideoAnnotation,
     dataset_directory,
+    read_info,
     write_annotations,
     write_features,
     write_info,
 )
 from refdense.data.labels import clean_instances, instance_span, segment_times
+from refdense.io import exclusive_lock
+from refdense.paths import data_root
+from refdense.schema import check_fields, require
 
 PHASES = 3  # phase prototypes per motion family
 BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENTS * (Dv + Di) * 12 bytes)
@@ -154,7 +159,7 @@ class Preset:
 
 
 # Bumped whenever a change of this module changes the bytes a preset and seed give; recorded in
-# dataset.json's "source" so that ``refdense.data.default_dataset`` regenerates stale copies.
+# dataset.json's "source" so that :func:`default_dataset` regenerates stale copies.
 GENERATOR_VERSION = 2
 
 PRESETS: dict[str, Preset] = {
@@ -221,17 +226,12 @@ class Dials:
     train_videos: int | None = None
 
     def __post_init__(self) -> None:
-        for name, upper, closed in (("coupling", 1.0, True), ("rare_share", 1.0, False), ("text_alignment", 1.0, True)):
-            value = getattr(self, name)
-            inside = 0.0 <= value <= upper if closed else 0.0 <= value < upper
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not inside:
-                raise ValueError(f"dial {name}: expected a number in [0, 1{']' if closed else ')'}, found {value!r}")
-        if isinstance(self.rare_cap, bool) or not isinstance(self.rare_cap, int) or self.rare_cap < 0:
-            raise ValueError(f"dial rare_cap: expected an integer >= 0, found {self.rare_cap!r}")
-        if self.train_videos is not None and (
-            isinstance(self.train_videos, bool) or not isinstance(self.train_videos, int) or self.train_videos < 1
-        ):
-            raise ValueError(f"dial train_videos: expected a positive integer or None, found {self.train_videos!r}")
+        check_fields(self)
+        require(self, 0.0 <= self.coupling <= 1.0, "coupling", "a number in [0, 1]")
+        require(self, 0.0 <= self.rare_share < 1.0, "rare_share", "a number in [0, 1)")
+        require(self, 0.0 <= self.text_alignment <= 1.0, "text_alignment", "a number in [0, 1]")
+        require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
+        require(self, self.train_videos is None or self.train_videos >= 1, "train_videos", "a positive integer or None")
 
     def for_preset(self, preset: Preset) -> "Dials":
         """These dials with ``train_videos`` None when it equals the preset's (the same dataset)."""
@@ -747,3 +747,29 @@ def generate(
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
+
+
+def default_dataset(preset: str = "default", seed: int = 0, dials: Dials | None = None) -> Path:
+    """The folder ``refdense.paths.data_root() / "synthetic" / preset``, generated if missing.
+
+    Generation is deterministic (same preset, seed and dials, same bytes) and atomic (a temporary
+    folder renamed into place), so an interrupted call leaves nothing that loads. ``seed`` other
+    than 0 goes to ``<preset>-seed<seed>``, and mechanism dials (:class:`Dials`) other than the
+    defaults add their names and values (``default-seed3-coupling0.5``). A copy made by another
+    version of the generator (its ``dataset.json`` "source" differs) is regenerated, and the
+    replacement is announced. Processes asking for the same folder at once (parallel sweeps) take
+    turns (a lock on ``<folder>.lock`` beside it): one generates, the others then read it.
+    """
+    dials = (dials or Dials()).for_preset(PRESETS[preset])
+    name = (preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug()
+    folder = data_root() / "synthetic" / name
+    with exclusive_lock(folder.parent / f"{name}.lock", f"dataset {folder}", wait=True):
+        if not (folder / INFO_FILE).is_file():
+            generate(preset, folder, seed=seed, dials=dials)
+        else:
+            expected = dataset_info(preset, seed, dials).source
+            found = read_info(folder).source
+            if found != expected:
+                print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
+                generate(preset, folder, seed=seed, overwrite=True, dials=dials)
+    return folder

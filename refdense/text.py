@@ -35,7 +35,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Literal, Mapping, Protocol, Sequence, get_args
 
 import torch
 from torch import Tensor
@@ -44,7 +44,8 @@ from refdense.io import atomic_torch_save
 from refdense.weights import CLIP_MODEL, MissingWeightsError, load_clip_rn50
 
 PROMPT_TEMPLATE = "a photo of {}"
-ENCODERS = ("clip", "minilm", "random")
+EncoderName = Literal["clip", "minilm", "random"]
+ENCODERS = get_args(EncoderName)
 CONCEPT_SETS = ("action", "entity", "motion")
 BANK_FORMAT = "refdense-text-bank/1"
 

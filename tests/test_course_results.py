@@ -11,8 +11,9 @@ import torch
 from refdense.course.results import (DEMO_EXPORTS, DEMO_PAT_PREDICTIONS, DEMO_PREDICTIONS, export_demo,
                                      export_predictions, load_demo_predictions, load_run, load_text_bank,
                                      source_path)
-from refdense.data import default_dataset, read_info
+from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions, write_predictions
+from refdense.synth import default_dataset
 
 
 def test_the_committed_text_bank_is_minilm_on_the_default_preset():

@@ -549,7 +549,7 @@ def test_config_rejects_bad_values(changes, message):
 def test_config_round_trips_through_yaml_and_rejects_unknown_keys():
     cfg = tiny(arch="pat", inputs="concat", position="relative")
     assert ModelConfig.from_dict(yaml.safe_load(yaml.safe_dump(cfg.to_dict()))) == cfg
-    with pytest.raises(ValueError, match=r"unknown ModelConfig field\(s\) \['layers'\]"):
+    with pytest.raises(ValueError, match=r"ModelConfig: unknown key layers"):
         ModelConfig.from_dict({"layers": 3})
     with pytest.raises(ValueError, match="num_entities must be a positive integer, found 0"):
         build_model(tiny(), video_dim=4, image_dim=4, num_classes=2, num_entities=0, num_motions=2)

@@ -176,7 +176,7 @@ def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "dial: expected one of coupling, rare_share, text_alignment, train_videos, found 'colour'" in error
     assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
-    assert "dial coupling: expected a number in [0, 1], found 1.5" in capsys.readouterr().err
+    assert "Dials.coupling must be a number in [0, 1], found 1.5" in capsys.readouterr().err
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
     assert "expected 'full' (the reference of the gains)" in capsys.readouterr().err
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--fixed", "train=3", "--out", str(tmp_path)]) == 2

@@ -10,8 +10,9 @@ import pytest
 
 from refdense import synth
 from refdense.cli import main
-from refdense.data import dataset_statistics, default_dataset, read_info, read_labels, split_statistics
+from refdense.data import dataset_statistics, read_info, read_labels, split_statistics
 from refdense.data.format import read_features
+from refdense.synth import default_dataset
 
 # The real datasets' label statistics (docs/METHOD.md, section 6; training split, testing where it gives it).
 REAL_STATISTICS = {
@@ -242,6 +243,16 @@ def test_default_dataset_generates_once(tmp_path, monkeypatch):
     stamp = (folder / "features.h5").stat().st_mtime_ns
     assert default_dataset("tiny") == folder and (folder / "features.h5").stat().st_mtime_ns == stamp
     assert read_info(folder).name == "tiny"
+
+
+def test_synth_without_out_fills_the_data_folder_where_training_finds_the_preset(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
+    assert main(["synth", "--preset", "tiny", "--seed", "2", "--coupling", "0.5"]) == 0
+    folder = tmp_path / "synthetic" / "tiny-seed2-coupling0.5"
+    assert f"dataset {folder} (preset tiny, seed 2" in capsys.readouterr().out
+    assert default_dataset("tiny", seed=2, dials=synth.Dials(coupling=0.5)) == folder
+    assert main(["synth", "--preset", "tiny", "--overwrite"]) == 2
+    assert "--overwrite needs --out" in capsys.readouterr().err
 
 
 def test_default_dataset_regenerates_a_copy_made_by_another_generator_version(tmp_path, monkeypatch, capsys):

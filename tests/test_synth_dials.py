@@ -10,9 +10,9 @@ import pytest
 
 from refdense import synth
 from refdense.cli import main
-from refdense.data import DatasetInfo, default_dataset, read_info, read_labels
+from refdense.data import DatasetInfo, read_info, read_labels
 from refdense.data.format import read_features, write_annotations, write_info
-from refdense.synth import Dials
+from refdense.synth import Dials, default_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -73,11 +73,11 @@ def test_train_videos_equal_to_the_presets_is_the_preset(tiny_dataset, tmp_path)
 
 
 def test_dials_are_checked_and_named():
-    for bad, message in ((dict(coupling=1.5), r"dial coupling: expected a number in \[0, 1\], found 1.5"),
-                         (dict(rare_share=1.0), r"dial rare_share: expected a number in \[0, 1\), found 1.0"),
-                         (dict(text_alignment=-0.1), r"dial text_alignment: .* found -0.1"),
-                         (dict(rare_cap=-1), r"dial rare_cap: expected an integer >= 0, found -1"),
-                         (dict(train_videos=0), r"dial train_videos: expected a positive integer or None, found 0")):
+    for bad, message in ((dict(coupling=1.5), r"Dials.coupling must be a number in \[0, 1\], found 1.5"),
+                         (dict(rare_share=1.0), r"Dials.rare_share must be a number in \[0, 1\), found 1.0"),
+                         (dict(text_alignment=-0.1), r"Dials.text_alignment must be .* found -0.1"),
+                         (dict(rare_cap=-1), r"Dials.rare_cap must be an integer >= 0, found -1"),
+                         (dict(train_videos=0), r"Dials.train_videos must be a positive integer or None, found 0")):
         with pytest.raises(ValueError, match=message):
             Dials(**bad)
     assert Dials(coupling=0.5, train_videos=60).slug() == "-coupling0.5-train_videos60"
@@ -292,7 +292,7 @@ def test_dials_are_recorded_in_dataset_json_and_read_back(tmp_path, capsys):
     info = read_info(out)
     assert info.dials == record and DatasetInfo.from_json(info.to_json()) == info
     assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "bad"), "--coupling", "2"]) == 2
-    assert "dial coupling: expected a number in [0, 1], found 2.0" in capsys.readouterr().err
+    assert "Dials.coupling must be a number in [0, 1], found 2.0" in capsys.readouterr().err
 
 
 def test_default_dataset_caches_each_setting_of_the_dials_in_its_own_folder(tmp_path, monkeypatch):

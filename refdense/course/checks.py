@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from refdense.paths import REPO_ROOT, data_root
+from refdense.paths import data_root, runs_root
 
 PROFILES = ("smoke", "full")
 """``smoke`` (default): synthetic data, tiny models, CPU, seconds. ``full``: real or large data, GPU."""
@@ -28,7 +28,8 @@ class CourseSetup:
     """What the setup cell of a notebook returns.
 
     ``profile`` is ``"smoke"`` or ``"full"``; ``device`` a ``torch.device``; ``data`` the data
-    folder (``$REFDENSE_DATA`` or ``<repo>/data``); ``runs`` where notebooks write training runs;
+    folder (:func:`refdense.paths.data_root`: ``$REFDENSE_DATA`` or ``<repo>/data``); ``runs`` where
+    notebooks write training runs (:func:`refdense.paths.runs_root`: ``$REFDENSE_RUNS`` or ``<repo>/runs``);
     ``real_dataset`` the prepared real dataset named by ``$REFDENSE_REAL_DATASET`` (or None).
     """
 
@@ -91,7 +92,7 @@ def setup(seed: int = 0, *, dpi: int = 80) -> CourseSetup:
         device=device,
         seed=seed,
         data=data_root(),
-        runs=Path(os.environ.get("REFDENSE_RUNS", REPO_ROOT / "runs")),
+        runs=runs_root(),
         real_dataset=Path(real) if real else None,
     )
 

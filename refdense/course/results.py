@@ -1,17 +1,19 @@
 """Small finished results that the notebooks load instead of recomputing: what they are, how to remake them.
 
-They live in ``results/`` and are committed, so the notebooks run in seconds and offline:
+They ship with the package, in ``refdense/course/precomputed/`` (:data:`PRECOMPUTED`), so the
+notebooks run in seconds and offline:
 
-- ``results/text_bank-minilm-default.pt``: the prompt embeddings ``u_c`` of every class, entity and
+- ``text_bank-minilm-default.pt``: the prompt embeddings ``u_c`` of every class, entity and
   motion of the synthetic ``default`` preset, made by the ``minilm`` text encoder
   (all-MiniLM-L6-v2; notebook 07). Loading that encoder alone takes 10-40 s on a small CPU.
-- ``results/demo_predictions.npz`` and ``results/demo_predictions-pat.npz``: test-split
-  probabilities (float16) and labels of the two runs of ``refdense demo`` (RefDense, and PAT on
-  I3D+CLIP concatenated, on the ``default`` preset; notebooks 08 and 09), in the predictions format
-  that ``refdense metrics`` reads; beside each a ``.json`` file saying how they were made (the
-  run's config, its history of one record per epoch, the best epoch and the test table).
+- ``demo_predictions.npz`` and ``demo_predictions-pat.npz``: test-split probabilities (float16)
+  and labels of the two runs of ``refdense demo`` (RefDense, and PAT on I3D+CLIP concatenated, on
+  the ``default`` preset; notebooks 08 and 09), in the predictions format that ``refdense metrics``
+  reads; beside each a ``.json`` file saying how they were made (the run's config, its history of
+  one record per epoch, the best epoch and the test table).
 
-Remake them (after the model, the losses or the generator changed)::
+Remake them in a clone of the repository (after the model, the losses or the generator changed),
+then commit them::
 
     python -m refdense.course.results                     # trains both runs as the demo does, one thread
     python -m refdense.course.results --run runs/demo     # or export the runs of `refdense demo`
@@ -31,13 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from refdense.io import atomic_write
-from refdense.paths import REPO_ROOT
+from refdense.paths import clone_root, runs_root, shipped
 
-RESULTS_DIR = REPO_ROOT / "results"
-TEXT_BANK = RESULTS_DIR / "text_bank-minilm-default.pt"
-DEMO_PREDICTIONS = RESULTS_DIR / "demo_predictions.npz"
+PRECOMPUTED = shipped("course", "precomputed")
+TEXT_BANK = PRECOMPUTED / "text_bank-minilm-default.pt"
+DEMO_PREDICTIONS = PRECOMPUTED / "demo_predictions.npz"
 """RefDense's predictions; their ``source`` record is the ``.json`` file of the same name."""
-DEMO_PAT_PREDICTIONS = RESULTS_DIR / "demo_predictions-pat.npz"
+DEMO_PAT_PREDICTIONS = PRECOMPUTED / "demo_predictions-pat.npz"
 """The PAT baseline's predictions (PAT on I3D+CLIP concatenated, the demo's baseline)."""
 DEMO_EXPORTS = {"refdense": DEMO_PREDICTIONS, "pat": DEMO_PAT_PREDICTIONS}
 """Run folder of ``refdense demo`` (``runs/demo/<name>``) -> the committed file of its predictions."""
@@ -52,7 +54,8 @@ REMAKE = "python -m refdense.course.results"
 
 def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     """Embed every prompt of the synthetic ``preset`` with the ``minilm`` encoder and save the bank to ``out``."""
-    from refdense.data import default_dataset, read_info
+    from refdense.data import read_info
+    from refdense.synth import default_dataset
     from refdense.text import build_text_bank, load_text_encoder
 
     info = read_info(default_dataset(preset))
@@ -160,13 +163,14 @@ def export_demo(demo_dir: str | Path) -> list[Path]:
     return [export_predictions(Path(demo_dir) / name, out) for name, out in DEMO_EXPORTS.items()]
 
 
-def make_demo_predictions(*, epochs: int | None = None,
-                          demo_dir: str | Path = REPO_ROOT / "runs" / "course-demo-predictions") -> list[Path]:
-    """Train RefDense and PAT as ``refdense demo`` does (one CPU thread) into ``demo_dir``, replacing
-    runs there, then export both runs' test predictions (:func:`export_demo`). ``epochs`` shortens
-    the training (default: the demo's)."""
+def make_demo_predictions(*, epochs: int | None = None, demo_dir: str | Path | None = None) -> list[Path]:
+    """Train RefDense and PAT as ``refdense demo`` does (one CPU thread) into ``demo_dir`` (default:
+    ``course-demo-predictions`` under :func:`refdense.paths.runs_root`), replacing runs there, then
+    export both runs' test predictions (:func:`export_demo`). ``epochs`` shortens the training
+    (default: the demo's)."""
     from refdense.train.demo import demo
 
+    demo_dir = Path(demo_dir) if demo_dir is not None else runs_root() / "course-demo-predictions"
     demo(demo_dir, overrides=(f"optim.epochs={epochs}",) if epochs else (), threads=1, progress=True)
     return export_demo(demo_dir)
 
@@ -196,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", metavar="DIR", help="export the runs of this finished `refdense demo` instead of training")
     parser.add_argument("--epochs", type=int, help="train this many epochs (default: the demo's)")
     args = parser.parse_args(argv)
+    if clone_root() is None:  # the files ship inside the package: never rewrite an installed copy
+        parser.error(f"remake the course's results in a clone of the repository (this package is installed in "
+                     f"{PRECOMPUTED.parents[2]}), then commit them")
     if args.only != "predictions":
         print(f"text bank: {make_text_bank()}", flush=True)
     if args.only != "text-bank":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from refdense.paths import REPO_ROOT
+from refdense.paths import clone_root
 
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 RUN_TO_INTERACT = "run this cell to get the sliders"
@@ -57,7 +57,7 @@ def pre_save_hook(model: dict, **kwargs: Any) -> None:
         strip_widgets(model["content"])
 
 
-def changed_notebooks(repo: Path = REPO_ROOT) -> list[Path]:
+def changed_notebooks(repo: Path) -> list[Path]:
     """Course notebooks that differ from the committed version (``git status``), sorted."""
     try:
         listing = subprocess.run(
@@ -70,8 +70,9 @@ def changed_notebooks(repo: Path = REPO_ROOT) -> list[Path]:
     return sorted(repo / name for name in names if name.endswith(".ipynb"))
 
 
-def restore_notebooks(repo: Path = REPO_ROOT) -> list[Path]:
-    """Copy changed notebooks to ``runs/notebook-backup/<time>/`` and check out the committed ones.
+def restore_notebooks(repo: Path) -> list[Path]:
+    """Copy changed notebooks of the clone ``repo`` to ``repo/runs/notebook-backup/<time>/`` and check
+    out the committed ones.
 
     Returns the notebooks restored. Nothing is lost: the learner's copies stay in the backup folder.
     """
@@ -88,17 +89,20 @@ def restore_notebooks(repo: Path = REPO_ROOT) -> list[Path]:
 
 
 def main() -> int:
+    repo = clone_root()
     try:
-        restored = restore_notebooks()
+        if repo is None:
+            raise RuntimeError("the notebooks live in a clone of the repository; run this from one")
+        restored = restore_notebooks(repo)
     except (RuntimeError, subprocess.CalledProcessError) as error:
         print(f"restore-notebooks: error: {error}", file=sys.stderr)
         return 1
     if not restored:
         print("restore-notebooks: every notebook is as committed; nothing to do")
         return 0
-    backup = REPO_ROOT / "runs" / "notebook-backup"
+    backup = repo / "runs" / "notebook-backup"
     for path in restored:
-        print(f"restored {path.relative_to(REPO_ROOT)}")
+        print(f"restored {path.relative_to(repo)}")
     print(f"your copies are in {backup}/ (newest folder)")
     return 0
 

@@ -28,11 +28,12 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping, get_args
 
 import numpy as np
 
 from refdense.io import atomic_directory, atomic_path, atomic_write, clean_leftover, dead_leftovers
+from refdense.schema import ConfigError, build, check_fields, require
 
 FORMAT = "refdense-dataset/1"
 INFO_FILE = "dataset.json"
@@ -40,7 +41,8 @@ ANNOTATIONS_FILE = "annotations.json"
 FEATURES_FILE = "features.h5"
 STREAMS = ("video", "image")
 SUBSETS = ("training", "testing")
-BOUNDARIES = ("strict", "inclusive")
+Boundary = Literal["strict", "inclusive"]
+BOUNDARIES = get_args(Boundary)
 # HDF5 (2.0 under h5py 3.16) crashes the process (a segfault) when the disk fills up under it,
 # instead of raising: write_features checks before each video that its bytes and this margin for
 # HDF5's own bookkeeping are free, and raises ENOSPC itself.
@@ -60,6 +62,10 @@ class StreamInfo:
 
     dim: int
     encoder: str
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        require(self, self.dim >= 1, "dim", "a positive integer")
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,31 @@ class DatasetInfo:
     streams: Mapping[str, StreamInfo]
     segment_frames: int = 8
     fps: float = 24.0
-    boundary: str = "strict"
+    boundary: Boundary = "strict"
     source: str = ""
     dials: Mapping[str, Any] | None = None
     format: str = field(default=FORMAT)
 
     def __post_init__(self) -> None:
-        self.validate()
+        check_fields(self)
+        require(self, self.format == FORMAT, "format", repr(FORMAT))
+        for key in ("classes", "entities", "motions"):
+            names = getattr(self, key)
+            require(self, all(names), key, "non-empty strings")
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            require(self, not duplicates, key, f"unique names (duplicates {duplicates})")
+        require(self, len(self.classes) > 0, "classes", "at least one class")
+        require(self, len(self.decomposition) == self.num_classes, "decomposition",
+                f"one [entity, motion] pair per class ({self.num_classes})", found=len(self.decomposition))
+        for c, pair in enumerate(self.decomposition):
+            for index, width, kind in ((pair[0], self.num_entities, "entity"), (pair[1], self.num_motions, "motion")):
+                require(self, index is None or 0 <= index < width, f"decomposition[{c}]",
+                        f"[entity, motion] with the {kind} index in [0, {width}) or null ({self.classes[c]!r})",
+                        found=index)
+        require(self, set(self.streams) == set(STREAMS), "streams", f"exactly the streams {list(STREAMS)}",
+                found=sorted(self.streams))
+        require(self, self.segment_frames >= 1, "segment_frames", "a positive integer")
+        require(self, self.fps > 0, "fps", "a positive number")
 
     @property
     def num_classes(self) -> int:
@@ -125,49 +149,6 @@ class DatasetInfo:
                 matrix[c, pair[part]] = 1.0
         return matrix
 
-    def validate(self, where: str = "DatasetInfo") -> None:
-        """Raise :class:`DatasetError` if any field is inconsistent."""
-
-        def fail(message: str) -> None:
-            raise DatasetError(f"{where}: {message}")
-
-        if self.format != FORMAT:
-            fail(f"format: expected {FORMAT!r}, found {self.format!r}")
-        for key in ("classes", "entities", "motions"):
-            names = getattr(self, key)
-            if key == "classes" and not names:
-                fail("classes: expected at least one class, found none")
-            if any(not isinstance(n, str) or not n for n in names):
-                fail(f"{key}: expected non-empty strings, found {list(names)!r}")
-            if len(set(names)) != len(names):
-                duplicates = sorted({n for n in names if names.count(n) > 1})
-                fail(f"{key}: expected unique names, found duplicates {duplicates}")
-        if len(self.decomposition) != self.num_classes:
-            fail(f"decomposition: expected one [entity, motion] pair per class ({self.num_classes}), "
-                 f"found {len(self.decomposition)}")
-        for c, pair in enumerate(self.decomposition):
-            if len(pair) != 2:
-                fail(f"decomposition[{c}]: expected [entity_or_null, motion_or_null], found {list(pair)!r}")
-            for index, width, kind in ((pair[0], self.num_entities, "entity"), (pair[1], self.num_motions, "motion")):
-                if index is None:
-                    continue
-                if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < width:
-                    fail(f"decomposition[{c}] ({self.classes[c]!r}): expected {kind} index in "
-                         f"[0, {width}) or null, found {index!r}")
-        if set(self.streams) != set(STREAMS):
-            fail(f"streams: expected {list(STREAMS)}, found {sorted(self.streams)}")
-        for key, stream in self.streams.items():
-            if isinstance(stream.dim, bool) or not isinstance(stream.dim, int) or stream.dim < 1:
-                fail(f"streams.{key}.dim: expected a positive integer, found {stream.dim!r}")
-        if isinstance(self.segment_frames, bool) or not isinstance(self.segment_frames, int) or self.segment_frames < 1:
-            fail(f"segment_frames: expected a positive integer, found {self.segment_frames!r}")
-        if not _is_number(self.fps) or not _finite(self.fps) or self.fps <= 0:
-            fail(f"fps: expected a positive number, found {self.fps!r}")
-        if self.boundary not in BOUNDARIES:
-            fail(f"boundary: expected one of {list(BOUNDARIES)}, found {self.boundary!r}")
-        if self.dials is not None and not isinstance(self.dials, Mapping):
-            fail(f"dials: expected an object of the generator's dials or no key, found {self.dials!r}")
-
     def to_json(self) -> dict:
         return {
             "format": self.format,
@@ -185,44 +166,11 @@ class DatasetInfo:
 
     @classmethod
     def from_json(cls, data: object, where: str = "DatasetInfo") -> "DatasetInfo":
-        """Build from the parsed ``dataset.json``; errors name ``where``."""
-        if not isinstance(data, dict):
-            raise DatasetError(f"{where}: expected a JSON object, found {type(data).__name__}")
-        required = ("name", "classes", "entities", "motions", "decomposition", "streams")
-        missing = [key for key in required if key not in data]
-        if missing:
-            raise DatasetError(f"{where}: missing keys {missing}")
-        known = {"format", "segment_frames", "fps", "boundary", "source", "dials", *required}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DatasetError(f"{where}: unknown keys {unknown} (expected some of {sorted(known)})")
-        streams = data["streams"]
-        if not isinstance(streams, dict) or any(
-            not isinstance(s, dict) or set(s) != {"dim", "encoder"} for s in streams.values()
-        ):
-            raise DatasetError(f"{where}: streams: expected {{name: {{'dim': int, 'encoder': str}}}}, found {streams!r}")
-        for key in ("classes", "entities", "motions", "decomposition"):
-            if not isinstance(data[key], list):
-                raise DatasetError(f"{where}: {key}: expected a list, found {type(data[key]).__name__}")
-        if any(not isinstance(pair, list) for pair in data["decomposition"]):
-            raise DatasetError(f"{where}: decomposition: expected a list of [entity, motion] pairs")
+        """Build from the parsed ``dataset.json``; errors (:class:`DatasetError`) name ``where``, the key and the value."""
         try:
-            return cls(
-                name=str(data["name"]),
-                classes=tuple(data["classes"]),
-                entities=tuple(data["entities"]),
-                motions=tuple(data["motions"]),
-                decomposition=tuple(tuple(pair) for pair in data["decomposition"]),
-                streams={k: StreamInfo(dim=v["dim"], encoder=str(v["encoder"])) for k, v in streams.items()},
-                segment_frames=data.get("segment_frames", 8),
-                fps=data.get("fps", 24.0),
-                boundary=data.get("boundary", "strict"),
-                source=str(data.get("source", "")),
-                dials=data.get("dials"),
-                format=data.get("format", FORMAT),
-            )
-        except DatasetError as error:  # name the file rather than the class
-            raise DatasetError(f"{where}: {str(error).removeprefix('DatasetInfo: ')}") from None
+            return build(cls, data, source=where)
+        except ConfigError as error:
+            raise DatasetError(str(error)) from None
 
 
 def unique_keys(pairs: list[tuple[str, object]]) -> dict:

@@ -46,11 +46,14 @@ reference ("math") implementation otherwise (training with a bias on the CPU).
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-POSITION_MODES = ("pat", "relative")
+PositionMode = Literal["pat", "relative"]
+POSITION_MODES = get_args(PositionMode)
 
 
 def check_position_mode(position: str) -> None:

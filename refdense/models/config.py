@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, get_args
 
-from refdense.models.attention import POSITION_MODES
-from refdense.models.inputs import STREAMS
+from refdense.models.attention import PositionMode
+from refdense.models.inputs import Stream
+from refdense.schema import build, check_fields, require
 
-ARCHS = ("refdense", "pat", "entity_only", "motion_only")
+Arch = Literal["refdense", "pat", "entity_only", "motion_only"]
+ARCHS = get_args(Arch)
 
 #: Where RefDense's Action-Motion branches cross-attend to F_ent: once per branch after its blocks
 #: (the default reading of Eq. 6-7) or inside every block (a variant).
-CROSS_ATTENTION_PLACEMENTS = ("branch", "block")
+CrossAttentionPlacement = Literal["branch", "block"]
+CROSS_ATTENTION_PLACEMENTS = get_args(CrossAttentionPlacement)
 
 #: The stream each single-network architecture reads when ``inputs`` is None (Table 3 of the paper
 #: feeds the sub-networks alone with I3D and CLIP features concatenated).
@@ -59,9 +63,9 @@ class ModelConfig:
             ``refdense`` and ``entity_only``.
     """
 
-    arch: str = "refdense"
-    inputs: str | None = None
-    position: str = "pat"
+    arch: Arch = "refdense"
+    inputs: Stream | None = None
+    position: PositionMode = "pat"
     dim: int = 512
     heads: int = 8
     head_dim: int = 64
@@ -74,51 +78,24 @@ class ModelConfig:
     head_dropout: float = 0.5
     fine_weight: float = 0.1
     cross_attention: bool = True
-    cross_attention_placement: str = "branch"
+    cross_attention_placement: CrossAttentionPlacement = "branch"
     entity_head: bool = True
     motion_head: bool = True
     fusion_kernel: int = 1
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"ModelConfig.arch must be one of {ARCHS}, found {self.arch!r}")
-        if self.arch == "refdense" and self.inputs is not None:
-            raise ValueError(
-                "ModelConfig.inputs must be None for arch='refdense' (it reads video in Action-Motion and "
-                f"image in Action-Entity), found {self.inputs!r}"
-            )
-        if self.inputs is not None and self.inputs not in STREAMS:
-            raise ValueError(f"ModelConfig.inputs must be None or one of {STREAMS}, found {self.inputs!r}")
-        if self.position not in POSITION_MODES:
-            raise ValueError(f"ModelConfig.position must be one of {POSITION_MODES}, found {self.position!r}")
+        check_fields(self)
+        require(self, self.arch != "refdense" or self.inputs is None, "inputs",
+                "None for arch='refdense' (it reads video in Action-Motion and image in Action-Entity)")
         for name in ("dim", "heads", "head_dim", "blocks", "entity_blocks", "max_len", "local_hidden", "fusion_kernel"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, found {value!r}")
-        if self.fusion_kernel % 2 == 0:
-            raise ValueError(f"ModelConfig.fusion_kernel must be odd (same-length output), found {self.fusion_kernel}")
-        if self.cross_attention_placement not in CROSS_ATTENTION_PLACEMENTS:
-            raise ValueError(
-                f"ModelConfig.cross_attention_placement must be one of {CROSS_ATTENTION_PLACEMENTS}, "
-                f"found {self.cross_attention_placement!r}"
-            )
-        if isinstance(self.strides, (str, int)) or not len(self.strides):
-            raise ValueError(f"ModelConfig.strides must be a non-empty list of coarse strides, found {self.strides!r}")
-        self.strides = list(self.strides)
-        for s in self.strides:
-            if isinstance(s, bool) or not isinstance(s, int) or s < 2 or self.max_len % s:
-                raise ValueError(
-                    f"ModelConfig.strides must be integers >= 2 that divide max_len={self.max_len}, found {self.strides}"
-                )
+            require(self, getattr(self, name) >= 1, name, "a positive integer")
+        require(self, self.fusion_kernel % 2 == 1, "fusion_kernel", "odd (same-length output)")
+        require(self, len(self.strides) > 0, "strides", "a non-empty list of coarse strides")
+        require(self, all(s >= 2 and self.max_len % s == 0 for s in self.strides), "strides",
+                f"integers >= 2 that divide max_len={self.max_len}")
         for name in ("input_dropout", "head_dropout"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"ModelConfig.{name} must be in [0, 1), found {value!r}")
-        if not 0.0 <= self.fine_weight <= 1.0:
-            raise ValueError(f"ModelConfig.fine_weight must be in [0, 1], found {self.fine_weight!r}")
-        for name in ("cross_attention", "entity_head", "motion_head"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"ModelConfig.{name} must be true or false, found {getattr(self, name)!r}")
+            require(self, 0.0 <= getattr(self, name) < 1.0, name, "in [0, 1)")
+        require(self, 0.0 <= self.fine_weight <= 1.0, "fine_weight", "in [0, 1]")
 
     @property
     def stream(self) -> str | None:
@@ -131,13 +108,10 @@ class ModelConfig:
         return 2 * self.dim if self.arch == "refdense" else self.dim
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
-        """Build from a mapping (e.g. a YAML section); unknown keys are an error naming them."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s) {unknown}; expected some of {sorted(known)}")
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any]) -> "ModelConfig":
+        """Build from a mapping (e.g. a YAML section); unknown keys and bad values raise
+        :class:`refdense.schema.ConfigError` naming them."""
+        return build(cls, values, source="ModelConfig")
 
     def to_dict(self) -> dict:
         """Plain dict of the fields (lists, strings, numbers, bools), ready for YAML."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-STREAMS = ("video", "image", "concat")
+Stream = Literal["video", "image", "concat"]
+STREAMS = get_args(Stream)
 
 
 def _check_features(name: str, x: object, dim: int, dtype: torch.dtype, batch_time: tuple[int, int] | None) -> None:

@@ -6,7 +6,7 @@ Three routes lead to the same :class:`Decomposition`:
   (``c000 o001 v001``: class, object, verb), ``Charades_v1_objectclasses.txt`` and
   ``Charades_v1_verbclasses.txt``; the object ``None`` means "no entity".
 - MultiTHUMOS: the package ships its own curated decomposition of the 65 class names
-  (``data/decompositions/multithumos.json``, one line of rationale per class), read by
+  (``refdense/prepare/decompositions/multithumos.json``, one line of rationale per class), read by
   :func:`shipped_decomposition`.
 - Any class list: :func:`build_decomposition_prompt` writes the prompt to give an LLM (the paper
   used GPT-4) and :func:`parse_decomposition_answer` checks its answer (every class covered, no
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from refdense.data.format import unique_keys
 from refdense.io import atomic_write
+from refdense.paths import shipped
 from refdense.prepare.formats import FormatError, read_class_list
 
 FORMAT = "refdense-decomposition/1"
@@ -169,10 +170,8 @@ def write_decomposition(path: str | Path, decomposition: Decomposition) -> Path:
 
 
 def shipped_decomposition_path(name: str = "multithumos") -> Path:
-    """Where the package's curated decomposition of ``name`` lives (``data/decompositions/``)."""
-    from refdense.paths import REPO_ROOT
-
-    return REPO_ROOT / "data" / "decompositions" / f"{name}.json"
+    """Where the package's curated decomposition of ``name`` lives (``refdense/prepare/decompositions/``)."""
+    return shipped("prepare", "decompositions", f"{name}.json")
 
 
 def shipped_decomposition(name: str = "multithumos") -> Decomposition:

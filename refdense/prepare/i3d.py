@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import urllib.request
 from pathlib import Path
 from typing import Mapping
 
@@ -31,7 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from refdense.weights import MissingWeightsError, i3d_download_hint
+from refdense.io import atomic_path
+from refdense.progress import progress_bar
+from refdense.weights import I3D_CHECKPOINTS, I3D_URL, MissingWeightsError, i3d_download_hint
 
 FEATURE_DIM = 1024
 FRAMES_PER_FEATURE = 8
@@ -211,3 +214,23 @@ def check_i3d_state(state: Mapping[str, Tensor], expected: Mapping[str, Tensor],
                  f"wrong shapes {some(wrong)}" if wrong else ""]
         raise ValueError(f"{source}: not an RGB InceptionI3d checkpoint (pytorch-i3d layout): "
                          + "; ".join(p for p in parts if p))
+
+
+def download_i3d(name: str, folder: str | os.PathLike, progress: bool | None = None) -> Path:
+    """Download one I3D checkpoint (``"charades"`` or ``"imagenet"``) into ``folder``; returns the file.
+
+    The file is checked by loading it (:func:`load_i3d`) before it is kept.
+    """
+    if name not in I3D_CHECKPOINTS:
+        raise ValueError(f"I3D checkpoint: expected one of {sorted(I3D_CHECKPOINTS)}, found {name!r}")
+    target = Path(folder) / I3D_CHECKPOINTS[name]
+    url = I3D_URL.format(I3D_CHECKPOINTS[name])
+    with atomic_path(target) as tmp:
+        with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as handle:
+            size = int(response.headers.get("Content-Length") or 0) or None
+            with progress_bar(total=size, desc=target.name, unit="B", enabled=progress) as bar:
+                while chunk := response.read(1 << 20):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+        load_i3d(tmp)
+    return target

@@ -26,18 +26,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from refdense.data import default_dataset, read_info
+from refdense.data import read_info
 from refdense.io import atomic_write, exclusive_lock
 from refdense.metrics import paper_table, read_predictions
-from refdense.paths import REPO_ROOT
-from refdense.synth import PRESETS
+from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
-from refdense.train.config import TrainConfig, diff, load_config
+from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
 from refdense.train.evaluate import predictions_path
 from refdense.train.loop import fixed_keys_changed, train
 
-ABLATIONS = REPO_ROOT / "configs" / "ablations"
-BASE = REPO_ROOT / "configs" / "synthetic.yaml"
+ABLATIONS = CONFIGS / "ablations"
+BASE = CONFIGS / "synthetic.yaml"
 
 
 @dataclass(frozen=True)

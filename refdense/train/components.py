@@ -10,14 +10,14 @@ from pathlib import Path
 
 import torch
 
-from refdense.data import DatasetInfo, default_dataset
+from refdense.data import DatasetInfo
 from refdense.losses import LossConfig, RefDenseCriterion
 from refdense.models import Detector, ModelConfig, build_model
 
 
 def open_dataset_dir(dataset: str) -> Path:
     """The folder of ``data.dataset``: an existing folder, or a synthetic preset generated on first use."""
-    from refdense.synth import PRESETS
+    from refdense.synth import PRESETS, default_dataset
 
     path = Path(dataset).expanduser()
     if (path / "dataset.json").is_file():

@@ -1,6 +1,6 @@
 """The main job (``refdense demo``, what ``make demo`` runs): RefDense vs PAT on the synthetic data.
 
-1. build the synthetic ``default`` dataset if it is missing (``data/synthetic/default``);
+1. build the synthetic ``default`` dataset if it is missing (``synthetic/default`` in :func:`refdense.paths.data_root`);
 2. train RefDense (``configs/synthetic.yaml``) and the PAT baseline on I3D+CLIP features
    concatenated (the same file + ``configs/ablations/pat.yaml``) with the same budget: epochs,
    batch, optimizer, schedule, seed;
@@ -20,11 +20,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from refdense.paths import REPO_ROOT
-from refdense.train.config import TrainConfig, load_config
+from refdense.train.config import CONFIGS, TrainConfig, load_config
 from refdense.train.loop import TrainResult, train
 
-CONFIGS = REPO_ROOT / "configs"
 MODELS = {"RefDense": (), "PAT (I3D+CLIP concat)": ("ablations/pat.yaml",)}
 
 

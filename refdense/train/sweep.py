@@ -2,7 +2,7 @@
 
 For each value of one dial (:class:`refdense.synth.Dials`; ``data/README.md``, "Mechanism dials")
 and each seed ``k``, the sweep builds the dataset of the preset with seed ``k`` and the dial at that
-value (cached by :func:`refdense.data.default_dataset`), and trains each variant (a file in
+value (cached by :func:`refdense.synth.default_dataset`), and trains each variant (a file in
 ``configs/ablations``) on it with ``run.seed = k``, exactly as ``refdense ablate`` trains a run
 (:func:`refdense.train.ablate.fit`: resumable, early stopping with a patience). A seed is one
 replicate: one world (the concepts, prototypes and videos) and one training of each variant.
@@ -38,9 +38,8 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from refdense.data import default_dataset
 from refdense.io import atomic_write
-from refdense.synth import PRESETS, Dials, dataset_info
+from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.ablate import (
     ABLATIONS,
     BASE,
