@@ -116,20 +116,24 @@ def test_conditioning_mask_matches_loops_and_the_package():
         assert set(np.flatnonzero(result.kept[:, j])) == expected
 
 
-def test_average_precision_with_ties_matches_frame_map():
-    rng = np.random.default_rng(2)
-    scores = np.round(rng.random(60), 1).astype(np.float32)  # many ties
-    labels = (rng.random(60) < 0.3).astype(int)
-    package = lambda s, y: frame_map([s[:, None]], [y[:, None]]).per_class[0]  # noqa: E731
-    cases = [(scores, labels), (np.array([0.5, 0.5, 0.5, 0.1], dtype=np.float32), np.array([1, 0, 0, 1]))]
-    assert check_exercise(solutions.average_precision_with_ties, package, *cases)
+def _two_level_ap_by_frame_map(high_positives, high_frames, low_positives, low_frames):
+    """Notebook 08's reference: the two scores and their labels through the package's per-frame AP."""
+    scores = np.repeat([0.9, 0.1], [high_frames, low_frames]).astype(np.float32)
+    labels = np.zeros(high_frames + low_frames, dtype=np.uint8)
+    labels[:high_positives] = 1
+    labels[high_frames : high_frames + low_positives] = 1
+    return frame_map([scores[:, None]], [labels[:, None]]).per_class[0]
 
-    def rank_based(s, y):  # the order-dependent rule: ties broken by position
-        order = np.argsort(-s, kind="stable")
-        hits = np.cumsum(y[order])
-        return float(np.mean((hits / np.arange(1, len(s) + 1))[y[order] == 1]))
 
-    assert not check_exercise(rank_based, package, cases[1])
+def test_two_level_ap_follows_the_tie_rule():
+    cases = [(3, 5, 1, 10), (4, 4, 0, 20), (0, 6, 2, 2), (10, 40, 5, 200), (1, 1, 1, 1)]
+    assert check_exercise(solutions.two_level_ap, _two_level_ap_by_frame_map, *cases)
+
+    def ranked_low_positives_first(p_h, n_h, p_l, n_l):  # order-dependent: ties broken with positives first
+        precisions = [(k + 1) / (k + 1) for k in range(p_h)] + [(p_h + k + 1) / (n_h + k + 1) for k in range(p_l)]
+        return float(np.mean(precisions))
+
+    assert not check_exercise(ranked_low_positives_first, _two_level_ap_by_frame_map, (3, 5, 1, 10))
 
 
 # --- 09_full_training ------------------------------------------------------------------------------

@@ -153,13 +153,16 @@ def conditioning_mask(video_labels, tau):
     return on_in_window & ~y
 
 
-def average_precision_with_ties(scores, labels):
-    """Exercise 08.2: AP of one class where each positive counts every frame scoring at least as high
-    (tied frames share a precision, scikit-learn's rule); NaN without positives. The package's readable
-    definition: :func:`refdense.metrics.reference.average_precision`."""
-    from refdense.metrics.reference import average_precision
-
-    return average_precision(scores, labels)
+def two_level_ap(high_positives, high_frames, low_positives, low_frames):
+    """Exercise 08.2: AP under the tie rule of a class whose frames get one of two scores: each high
+    positive has precision p_H / n_H, each low positive (p_H + p_L) / (n_H + n_L); AP is their mean
+    over the p_H + p_L positives (NaN without positives)."""
+    positives = high_positives + low_positives
+    if positives == 0:
+        return float("nan")
+    high = high_positives * high_positives / high_frames if high_frames else 0.0
+    low = low_positives * positives / (high_frames + low_frames)
+    return (high + low) / positives
 
 
 # --- 09_full_training -----------------------------------------------------------------------------
