@@ -100,16 +100,25 @@ def test_colv_feature_gradient_matches_autograd_through_the_normalisation():
 # --- 08_evaluation ---------------------------------------------------------------------------------
 
 
-def test_conditioning_mask_matches_loops_and_the_package():
-    rng = np.random.default_rng(1)
-    video = (rng.random((40, 5)) < 0.2).astype(int)
-    cases = [(video, 0), (video, 1), (video, 4), (video, 20), (video[:3], 10)]
-    assert check_exercise(solutions.conditioning_mask, reference.video_conditioning_mask, *cases)
-    off_by_one = lambda y, tau: reference.video_conditioning_mask(y, tau + 1) if tau else y == 1  # noqa: E731
-    assert not check_exercise(off_by_one, reference.video_conditioning_mask, (video, 4))
-    # the package agrees: with every score 1 and a threshold of 0.5, recall of a kept pair (i, j) is 1 exactly
-    # where c_i has a positive in the frames the mask selects for c_j
-    mask = solutions.conditioning_mask(video, 4)
+def _counted_frames(length, tau, frames_after):
+    """Notebook 08's reference: one instance in a video of one class, its conditioning frames counted."""
+    video = np.zeros((5 + length + frames_after, 1), dtype=np.uint8)
+    video[5 : 5 + length] = 1
+    return int(reference.video_conditioning_mask(video, tau).sum())
+
+
+def test_conditioning_frames_count_the_instance_or_what_follows_it():
+    cases = [(4, 0, 10), (4, 3, 10), (4, 20, 10), (1, 1, 5), (6, 5, 2), (3, 8, 0), (7, 2, 30)]
+    assert check_exercise(solutions.instance_conditioning_frames, _counted_frames, *cases)
+    window_of_tau = lambda length, tau, after: length if tau == 0 else min(tau, after)  # noqa: E731
+    assert not check_exercise(window_of_tau, _counted_frames, *cases)
+
+
+def test_the_conditioning_mask_selects_the_frames_of_the_kept_pairs():
+    # with every score 1 and a threshold of 0.5, a pair (i, j) is kept exactly where c_i has a positive in
+    # the frames the mask selects for c_j
+    video = (np.random.default_rng(1).random((40, 5)) < 0.2).astype(int)
+    mask = reference.video_conditioning_mask(video, 4)
     result = action_conditional([np.ones(video.shape, dtype=np.float32)], [video], tau=4)
     for j in range(5):
         expected = {i for i in range(5) if i != j and video[mask[:, j], i].any()}

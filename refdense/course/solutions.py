@@ -138,19 +138,11 @@ def colv_feature_gradient(feature, prompts, positives, tau):
 # --- 08_evaluation --------------------------------------------------------------------------------
 
 
-def conditioning_mask(video_labels, tau):
-    """Exercise 08.1: the (T, C) conditioning mask of one video: ``Y`` for tau = 0, else
-    "off now, on within [t - tau + 1, t]" (window clipped at the video start)."""
-    import numpy as np
-
-    y = np.asarray(video_labels) != 0
-    if tau == 0:
-        return y
-    cumulative = np.concatenate([np.zeros((1, y.shape[1]), dtype=np.int64), np.cumsum(y, axis=0)])
-    length = y.shape[0]
-    window_start = np.maximum(np.arange(length) - tau + 1, 0)
-    on_in_window = cumulative[1:] > cumulative[window_start]
-    return on_in_window & ~y
+def instance_conditioning_frames(length, tau, frames_after):
+    """Exercise 08.1: conditioning frames of one instance of ``length`` segments followed by
+    ``frames_after`` off segments: the instance itself at tau = 0; at tau > 0 the off frames t with
+    t <= end + tau - 1, i.e. min(tau - 1, frames_after)."""
+    return length if tau == 0 else min(tau - 1, frames_after)
 
 
 def two_level_ap(high_positives, high_frames, low_positives, low_frames):
