@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # nbval keeps each notebook on one worker (--dist loadfile): its cells depend on each other.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: setup demo test unit notebooks lab restore-notebooks clean
+.PHONY: setup demo test lint unit notebooks lab restore-notebooks clean
 
 setup: $(STAMP)
 
@@ -29,11 +29,17 @@ NBVAL := $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-curren
 # portable kernel set (ATEN_CPU_CAPABILITY=default: floats differ in the last bits, as on another
 # CPU) on freshly generated data in a temporary folder, so that no checked output depends on the
 # machine or on what ran before.
-test: setup
+test: setup lint
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests
 	$(TEST_ENV) $(NBVAL)
 	fresh=$$(mktemp -d) && trap 'rm -rf "$$fresh"' EXIT && \
 		$(TEST_ENV) ATEN_CPU_CAPABILITY=default REFDENSE_DATA="$$fresh" $(NBVAL)
+
+# The package's style and types (settings in pyproject.toml).
+lint: setup
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+	$(BIN)/mypy
 
 unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import nbformat
 import numpy as np
@@ -216,31 +217,35 @@ def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
 # --- solutions: the checker says True for each solution and False (without raising) for a wrong answer
 
 
-def _masked_conv(weight, bias):
-    from refdense.models import MaskedConv1d
-
-    conv = MaskedConv1d(weight.shape[1], weight.shape[0], kernel_size=weight.shape[2], padding=weight.shape[2] // 2)
-    with torch.no_grad():
-        conv.weight.copy_(weight)
-        conv.bias.copy_(bias)
-    return conv
-
-
 def _solution_cases():
     """(solution, reference, wrong answer, cases) for every exercise, with the notebooks' references."""
-    import torch.nn.functional as F
-
     from refdense.course import solutions
-    from refdense.data import DatasetInfo, StreamInfo, dense_labels
-    from refdense.models import CrossAttention, ModelConfig, PositionAwareBlock, build_model, position_bias
-    from refdense.models.attention import attention_weights
+    from refdense.data import dense_labels
+    from refdense.models import CrossAttention, ModelConfig, build_model, position_bias
+    from refdense.models.blocks import Branch
 
     g = torch.Generator().manual_seed(0)
     randn = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
 
-    def block_count(dim, heads, head_dim, max_len, local_hidden):
-        block = PositionAwareBlock(dim, heads, head_dim, max_len, "pat", local_hidden)
-        return sum(p.numel() for p in block.parameters())
+    def measured_reach(blocks):  # notebook 03's reference: attention off, the farthest output an input moves
+        cfg = ModelConfig(dim=8, heads=1, head_dim=8, entity_blocks=blocks, max_len=64, local_hidden=16)
+        branch = Branch(6, cfg, stride=1, blocks=blocks).double().eval()  # float64: tiny effects stay visible
+        with torch.no_grad():
+            for block in branch.blocks:
+                block.attn.to_out.weight.zero_()
+                block.attn.to_out.bias.zero_()
+            inputs, everywhere = randn(1, 41, 6).double(), torch.ones(1, 41, dtype=torch.bool)
+            moved = inputs.clone()
+            moved[0, 20] += 1.0
+            changed = (branch(moved, everywhere) != branch(inputs, everywhere)).any(-1)[0].nonzero().flatten()
+        return int((changed - 20).abs().max())
+
+    def ramp_by_softmax(slope, distances, length=401):
+        # notebook 01: the ramp table in the package's relative bias, softmax of the middle query's row
+        centre = length // 2
+        table = -slope * torch.arange(-(length - 1), length, dtype=torch.float64).abs()[:, None]  # (2L - 1, 1)
+        bias = position_bias(torch.ones(1, 1, length, 1, dtype=torch.float64), table, "relative")[0, 0]
+        return bias[centre].softmax(0)[centre - distances]
 
     def cross_count(T, strides, blocks, placement):
         cfg = ModelConfig(dim=8, heads=1, head_dim=8, blocks=blocks, strides=strides, max_len=256, local_hidden=8,
@@ -254,88 +259,46 @@ def _solution_cases():
             net(torch.zeros(1, T, 4), torch.zeros(1, T, 4))
         return sum(scores)
 
-    def entity_reference(features, weight, channels):
-        zeros = torch.zeros(*features.shape[:2], weight.shape[1] - channels)
-        return F.conv1d(torch.cat([features, zeros], -1).transpose(1, 2), weight).transpose(1, 2)
+    def and_weight_by_bisection(p):  # notebook 05's reference
+        low, high = 0.0, 100.0
+        for _ in range(100):
+            w = (low + high) / 2
+            both = torch.sigmoid(torch.tensor(0.5 * w, dtype=torch.float64))
+            one = torch.sigmoid(torch.tensor(-0.5 * w, dtype=torch.float64))
+            low, high = (low, w) if both >= p and one <= 1 - p else (w, high)
+        return high
 
-    def matrices_reference(pairs, num_entities, num_motions):
-        info = DatasetInfo(
-            name="x", classes=tuple(f"class {c}" for c in range(len(pairs))),
-            entities=tuple(f"entity {k}" for k in range(num_entities)),
-            motions=tuple(f"motion {k}" for k in range(num_motions)), decomposition=tuple(pairs),
-            streams={"video": StreamInfo(4, "v"), "image": StreamInfo(4, "i")},
-        )
-        return info.entity_matrix(), info.motion_matrix()
+    def counted_on_a_grid(num_entities, num_motions):  # notebook 02's reference
+        grid_ent = np.repeat(np.eye(num_entities), num_motions, axis=0)
+        grid_mot = np.tile(np.eye(num_motions), (num_entities, 1))
+        shared = (grid_ent @ grid_ent.T + grid_mot @ grid_mot.T) > 0
+        return int(np.triu(shared, k=1).sum())
 
-    def ambiguous_reference(pairs):
-        width = 1 + max([v for p in pairs for v in p if v is not None], default=0)
-        a_e, a_m = np.zeros((len(pairs), width)), np.zeros((len(pairs), width))
-        for c, (e, m) in enumerate(pairs):
-            if e is not None:
-                a_e[c, e] = 1
-            if m is not None:
-                a_m[c, m] = 1
-        both = (a_e @ a_e.T + a_m @ a_m.T) > 0
-        return [(c, c2) for c, c2 in zip(*np.nonzero(np.triu(both, k=1)))]
-
-    def strict_labels(actions, duration, segments, classes):
-        return dense_labels(actions, duration, segments, classes, boundary="strict")[0]
-
-    def shares_none_too(pairs):
-        return [(c, c2) for c in range(len(pairs)) for c2 in range(c + 1, len(pairs))
-                if pairs[c][0] == pairs[c2][0] or pairs[c][1] == pairs[c2][1]]
-
-    decomposition = [(0, 3), (2, 2), (None, 2), (2, 3), (2, None), (1, 1), (1, 2), (None, None), (1, 0)]
-    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
     return {
-        "inclusive_labels": (
-            solutions.inclusive_labels,
-            lambda actions, duration, segments, classes: dense_labels(actions, duration, segments, classes,
-                                                                        boundary="inclusive")[0],
-            strict_labels,
-            [([(0, 1.0, 2.0)], 4.0, 8, 2), ([(1, 0.0, 3.0), (1, 2.5, 5.0), (0, 4.0, 9.0)], 6.0, 12, 3)],
+        "strict_segment_count": (
+            solutions.strict_segment_count,
+            lambda s, e, d, n: int(dense_labels([(0, s, e)], d, n, 1, boundary="strict")[0].sum()),
+            lambda s, e, d, n: round((e - s) * n / d),  # the duration in segment periods
+            [(1.0, 2.0, 4.0, 8), (0.0, 4.0, 4.0, 8), (1.1, 1.3, 4.0, 8), (1.4, 1.6, 4.0, 8)]
+            + [tuple(sorted(np.random.default_rng(seed).uniform(0, 30.0, 2))) + (30.0, 11 + seed) for seed in range(40)],
         ),
-        "decomposition_matrices": (
-            solutions.decomposition_matrices,
-            matrices_reference,
-            lambda pairs, ne, nm: tuple(a.T for a in matrices_reference(pairs, nm, ne)),  # transposed
-            [(decomposition, 3, 4), ([(0, None), (None, 1), (1, 1)], 2, 3)],
+        "grid_ambiguous_pairs": (
+            solutions.grid_ambiguous_pairs,
+            counted_on_a_grid,
+            lambda e, m: e * m * (m - 1) + m * e * (e - 1),  # ordered pairs: each counted twice
+            [(4, 4), (10, 10), (3, 7), (1, 5), (38, 38)],
         ),
-        "ambiguous_pairs": (
-            solutions.ambiguous_pairs,
-            ambiguous_reference,
-            shares_none_too,
-            [decomposition, [(0, None), (None, 0), (None, None), (0, 0)]],
+        "ramp_attention": (
+            solutions.ramp_attention,
+            ramp_by_softmax,
+            lambda slope, r: torch.exp(-slope * r.abs().double()),  # not normalised
+            [(0.5, torch.arange(-5, 6)), (1.0, torch.tensor([0, 1, -1, 7])), (0.1, torch.arange(-20, 21))],
         ),
-        "relative_position_bias": (
-            solutions.relative_position_bias,
-            lambda q, t: position_bias(q[None, None], t, "relative")[0, 0],
-            lambda q, t: q @ t[: q.shape[0]].T,
-            [(randn(5, 4), randn(9, 4)), (randn(9, 3), randn(7, 3)), (randn(1, 2), randn(3, 2))],
-        ),
-        "block_parameters": (
-            solutions.block_parameters,
-            block_count,
-            lambda dim, heads, head_dim, max_len, hidden: 12 * dim * dim,
-            [(512, 8, 64, 256, 4096), (32, 2, 16, 64, 64), (8, 1, 8, 4, 16)],
-        ),
-        "token_projection": (
-            solutions.token_projection,
-            lambda x, m, w, b: _masked_conv(w, b)(x, m).detach(),
-            lambda x, m, w, b: F.conv1d(x.transpose(1, 2), w, b, padding=1).transpose(1, 2),  # forgets the mask
-            [(randn(2, 6, 5), mask, randn(3, 5, 3), randn(3)), (randn(1, 9, 2), torch.ones(1, 9, dtype=torch.bool), randn(4, 2, 3), randn(4))],
-        ),
-        "layer_norm_by_hand": (
-            solutions.layer_norm_by_hand,
-            lambda x, w, b: F.layer_norm(x, (x.shape[-1],), w, b),
-            lambda x, w, b: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * w + b,  # unbiased std
-            [(randn(2, 5, 8), randn(8), randn(8)), (randn(3, 4) * 10 + 3, torch.ones(4), torch.zeros(4))],
-        ),
-        "cross_weights": (
-            solutions.cross_weights,
-            lambda q, k, m: attention_weights(q[:, None], k[:, None], m)[:, 0],
-            lambda q, k, m: (q @ k.transpose(1, 2) / q.shape[-1] ** 0.5).softmax(-1),  # forgets the mask
-            [(randn(2, 3, 4), randn(2, 6, 4), mask), (randn(1, 5, 8), randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool))],
+        "reach_without_attention": (
+            solutions.reach_without_attention,
+            measured_reach,
+            lambda blocks: 1 + 2 * blocks,  # counts each block's convolution twice
+            [1, 2, 3],
         ),
         "cross_attention_scores": (
             solutions.cross_attention_scores,
@@ -343,24 +306,18 @@ def _solution_cases():
             lambda T, strides, blocks, placement: blocks * T * (T + sum(-(-T // s) for s in strides)),  # per block
             [(64, [2, 4, 8], 1, "branch"), (100, [2, 4, 8], 3, "block"), (37, [2], 2, "branch")],
         ),
-        "entity_contribution": (
-            solutions.entity_contribution,
-            entity_reference,
-            lambda f, w, c: f @ w[:, -c:, 0].T,  # reads the motion half
-            [(randn(2, 4, 3), randn(5, 6, 1), 3), (randn(1, 5, 3), randn(2, 7, 1), 3)],
-        ),
-        "fusion_k3": (
-            solutions.fusion_k3,
-            lambda f, w, b: _masked_conv(w, b)(f[None], torch.ones(1, f.shape[0], dtype=torch.bool))[0].detach(),
-            lambda f, w, b: f @ w[:, :, 1].T + b,  # the centre tap only
-            [(randn(6, 4), randn(3, 4, 3), randn(3)), (randn(1, 2), randn(5, 2, 3), torch.zeros(5))],
+        "and_weight": (
+            solutions.and_weight,
+            and_weight_by_bisection,
+            lambda p: math.log(p / (1 - p)),  # forgets that each part gives only half of the margin
+            [0.9, 0.95, 0.99, 0.6],
         ),
     }
 
 
 SOLUTION_NAMES = [
-    "inclusive_labels", "decomposition_matrices", "ambiguous_pairs", "relative_position_bias", "block_parameters", "token_projection", "layer_norm_by_hand",
-    "cross_weights", "cross_attention_scores", "entity_contribution", "fusion_k3",
+    "strict_segment_count", "grid_ambiguous_pairs", "ramp_attention", "reach_without_attention",
+    "cross_attention_scores", "and_weight",
 ]
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from refdense.course.results import (DEMO_PREDICTIONS, export_predictions, load_demo_predictions, load_text_bank,
+from refdense.course.results import (DEMO_EXPORTS, DEMO_PAT_PREDICTIONS, DEMO_PREDICTIONS, export_demo,
+                                     export_predictions, load_demo_predictions, load_run, load_text_bank,
                                      source_path)
 from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions, write_predictions
@@ -34,16 +35,27 @@ def test_a_text_bank_of_other_classes_is_refused_with_the_command_that_remakes_i
         load_text_bank(read_info(default_dataset("tiny")), tmp_path / "missing.pt")
 
 
-def test_the_committed_predictions_are_what_their_run_reported():
-    demo = load_demo_predictions()
+@pytest.mark.parametrize("path, arch", [(DEMO_PREDICTIONS, "refdense"), (DEMO_PAT_PREDICTIONS, "pat")])
+def test_the_committed_predictions_are_what_their_run_reported(path, arch):
+    demo = load_demo_predictions(path)
     info = read_info(default_dataset("default"))
     assert len(demo.scores) == len(demo.labels) == len(demo.video_ids) > 0
     assert all(s.shape == y.shape and s.shape[1] == info.num_classes for s, y in zip(demo.scores, demo.labels))
     run = demo.source["results"]
-    assert run["dataset"] == "default" and run["arch"] == "refdense"
+    assert run["dataset"] == "default" and run["arch"] == arch
     recomputed = 100 * frame_map(demo.scores, demo.labels).map_all
     assert abs(recomputed - run["test"]["frame_map"]) < 0.2  # float16 scores
-    read_predictions(DEMO_PREDICTIONS)  # `refdense metrics` reads it too
+    history = demo.source["history"]
+    assert [record["epoch"] for record in history] == list(range(1, demo.source["epochs"] + 1))
+    best = max(history, key=lambda record: record["val"]["map"])
+    assert run["checkpoint_epoch"] == best["epoch"]
+    read_predictions(path)  # `refdense metrics` reads it too
+
+
+def test_both_committed_runs_share_the_test_videos_and_labels():
+    refdense, pat = load_demo_predictions(DEMO_PREDICTIONS), load_demo_predictions(DEMO_PAT_PREDICTIONS)
+    assert refdense.video_ids == pat.video_ids
+    assert all(np.array_equal(a, b) for a, b in zip(refdense.labels, pat.labels))
 
 
 def fake_run(run_dir, seed=0):
@@ -71,6 +83,7 @@ def test_export_writes_compact_predictions_that_load_back(tmp_path):
     for got, expected in zip(demo.labels, labels):
         np.testing.assert_array_equal(got, expected)
     assert demo.source["epochs"] == 2 and demo.source["results"]["dataset"] == "toy"
+    assert demo.source["history"] == [{"epoch": 1}, {"epoch": 2}]
     assert "refdense" in demo.source["config"]
 
 
@@ -83,3 +96,27 @@ def test_export_and_load_say_what_is_missing(tmp_path):
     write_predictions(tmp_path / "plain.npz", scores, labels, ["a", "b"])
     with pytest.raises(FileNotFoundError, match=r"plain.json: missing"):
         load_demo_predictions(tmp_path / "plain.npz")
+
+
+def test_export_demo_writes_one_file_per_run_of_the_demo(tmp_path, monkeypatch):
+    demo_dir = tmp_path / "demo"
+    demo_dir.mkdir()
+    for seed, name in enumerate(DEMO_EXPORTS):
+        fake_run(demo_dir / name, seed)
+    outs = {name: tmp_path / f"{name}.npz" for name in DEMO_EXPORTS}
+    monkeypatch.setattr("refdense.course.results.DEMO_EXPORTS", outs)
+    assert export_demo(demo_dir) == list(outs.values())
+    first, second = (load_demo_predictions(out) for out in outs.values())
+    assert first.source["run"] == "refdense" and second.source["run"] == "pat"
+    assert not np.allclose(first.scores[0], second.scores[0], atol=1e-2)
+
+
+def test_a_run_loads_as_a_committed_file_does(tmp_path):
+    scores, _ = fake_run(tmp_path / "run")
+    run = load_run(tmp_path / "run")
+    assert run.video_ids == ["a", "b"] and run.source["history"] == [{"epoch": 1}, {"epoch": 2}]
+    for got, expected in zip(run.scores, scores):
+        np.testing.assert_array_equal(got, expected)  # the run's own float32, not rounded
+    with pytest.raises(FileNotFoundError, match="metrics.jsonl: missing"):
+        (tmp_path / "run" / "metrics.jsonl").unlink()
+        load_run(tmp_path / "run")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from refdense.course import solutions
 from refdense.course.checks import check_exercise
 from refdense.losses import colv_loss, colv_loss_from_similarities, masked_bce
-from refdense.metrics import action_conditional, frame_map, paper_table, reference
+from refdense.metrics import action_conditional, frame_map, reference
 
 
 def _one_segment_mask():
@@ -101,70 +100,83 @@ def test_colv_feature_gradient_matches_autograd_through_the_normalisation():
 # --- 08_evaluation ---------------------------------------------------------------------------------
 
 
-def test_conditioning_mask_matches_loops_and_the_package():
-    rng = np.random.default_rng(1)
-    video = (rng.random((40, 5)) < 0.2).astype(int)
-    cases = [(video, 0), (video, 1), (video, 4), (video, 20), (video[:3], 10)]
-    assert check_exercise(solutions.conditioning_mask, reference.video_conditioning_mask, *cases)
-    off_by_one = lambda y, tau: reference.video_conditioning_mask(y, tau + 1) if tau else y == 1  # noqa: E731
-    assert not check_exercise(off_by_one, reference.video_conditioning_mask, (video, 4))
-    # the package agrees: with every score 1 and a threshold of 0.5, recall of a kept pair (i, j) is 1 exactly
-    # where c_i has a positive in the frames the mask selects for c_j
-    mask = solutions.conditioning_mask(video, 4)
+def _counted_frames(length, tau, frames_after):
+    """Notebook 08's reference: one instance in a video of one class, its conditioning frames counted."""
+    video = np.zeros((5 + length + frames_after, 1), dtype=np.uint8)
+    video[5 : 5 + length] = 1
+    return int(reference.video_conditioning_mask(video, tau).sum())
+
+
+def test_conditioning_frames_count_the_instance_or_what_follows_it():
+    cases = [(4, 0, 10), (4, 3, 10), (4, 20, 10), (1, 1, 5), (6, 5, 2), (3, 8, 0), (7, 2, 30)]
+    assert check_exercise(solutions.instance_conditioning_frames, _counted_frames, *cases)
+    window_of_tau = lambda length, tau, after: length if tau == 0 else min(tau, after)  # noqa: E731
+    assert not check_exercise(window_of_tau, _counted_frames, *cases)
+
+
+def test_the_conditioning_mask_selects_the_frames_of_the_kept_pairs():
+    # with every score 1 and a threshold of 0.5, a pair (i, j) is kept exactly where c_i has a positive in
+    # the frames the mask selects for c_j
+    video = (np.random.default_rng(1).random((40, 5)) < 0.2).astype(int)
+    mask = reference.video_conditioning_mask(video, 4)
     result = action_conditional([np.ones(video.shape, dtype=np.float32)], [video], tau=4)
     for j in range(5):
         expected = {i for i in range(5) if i != j and video[mask[:, j], i].any()}
         assert set(np.flatnonzero(result.kept[:, j])) == expected
 
 
-def test_average_precision_with_ties_matches_frame_map():
-    rng = np.random.default_rng(2)
-    scores = np.round(rng.random(60), 1).astype(np.float32)  # many ties
-    labels = (rng.random(60) < 0.3).astype(int)
-    package = lambda s, y: frame_map([s[:, None]], [y[:, None]]).per_class[0]  # noqa: E731
-    cases = [(scores, labels), (np.array([0.5, 0.5, 0.5, 0.1], dtype=np.float32), np.array([1, 0, 0, 1]))]
-    assert check_exercise(solutions.average_precision_with_ties, package, *cases)
+def _two_level_ap_by_frame_map(high_positives, high_frames, low_positives, low_frames):
+    """Notebook 08's reference: the two scores and their labels through the package's per-frame AP."""
+    scores = np.repeat([0.9, 0.1], [high_frames, low_frames]).astype(np.float32)
+    labels = np.zeros(high_frames + low_frames, dtype=np.uint8)
+    labels[:high_positives] = 1
+    labels[high_frames : high_frames + low_positives] = 1
+    return frame_map([scores[:, None]], [labels[:, None]]).per_class[0]
 
-    def rank_based(s, y):  # the order-dependent rule: ties broken by position
-        order = np.argsort(-s, kind="stable")
-        hits = np.cumsum(y[order])
-        return float(np.mean((hits / np.arange(1, len(s) + 1))[y[order] == 1]))
 
-    assert not check_exercise(rank_based, package, cases[1])
+def test_two_level_ap_follows_the_tie_rule():
+    cases = [(3, 5, 1, 10), (4, 4, 0, 20), (0, 6, 2, 2), (10, 40, 5, 200), (1, 1, 1, 1)]
+    assert check_exercise(solutions.two_level_ap, _two_level_ap_by_frame_map, *cases)
+
+    def ranked_low_positives_first(p_h, n_h, p_l, n_l):  # order-dependent: ties broken with positives first
+        precisions = [(k + 1) / (k + 1) for k in range(p_h)] + [(p_h + k + 1) / (n_h + k + 1) for k in range(p_l)]
+        return float(np.mean(precisions))
+
+    assert not check_exercise(ranked_low_positives_first, _two_level_ap_by_frame_map, (3, 5, 1, 10))
 
 
 # --- 09_full_training ------------------------------------------------------------------------------
 
 
-def test_selected_epoch_follows_the_loop_rules():
-    history = [{"epoch": 1, "val": {"map": 20.0}}, {"epoch": 2, "val": {"map": 25.0}}, {"epoch": 3, "val": {"map": 25.0}}]
-    assert solutions.selected_epoch(history) == 2  # best, earliest on a tie (the loop keeps a strictly better one)
-    assert solutions.selected_epoch([{"epoch": 1}, {"epoch": 2}]) == 2  # no validation: the last epoch
-    sparse = [{"epoch": 1}, {"epoch": 2, "val": {"map": 3.0}}, {"epoch": 3}, {"epoch": 4, "val": {"map": 1.0}}]
-    assert solutions.selected_epoch(sparse) == 2  # only validated epochs compete
-    chosen = {json.dumps(history): 2, json.dumps(sparse): 2}
-    assert check_exercise(solutions.selected_epoch, lambda h: chosen[json.dumps(h)], (history,), (sparse,))
-    latest_best = lambda h: max(h, key=lambda r: (r["val"]["map"], r["epoch"]))["epoch"]  # noqa: E731
-    assert not check_exercise(latest_best, lambda h: 2, (history,))
+def _best_constant_bce_by_search(labels):
+    """The notebook's brute force: every probability of a fine grid, the best per class."""
+    frames = np.concatenate(labels).astype(np.float64)  # (N, C)
+    positives, negatives = frames.sum(0), (1 - frames).sum(0)  # (C,)
+    p = np.linspace(1e-6, 1 - 1e-6, 200001)[:, None]  # (P, 1)
+    bce = -(positives * np.log(p) + negatives * np.log1p(-p)) / len(frames)  # (P, C)
+    return float(bce.min(0).mean())
 
 
-def test_table_gains_are_differences_in_points():
-    rng = np.random.default_rng(3)
-    labels = [(rng.random((40, 4)) < 0.3).astype(int) for _ in range(3)]
-    good = [np.clip(0.6 * y + 0.4 * rng.random(y.shape), 0, 1) for y in labels]
-    poor = [rng.random(y.shape) for y in labels]
-    ours, baseline = paper_table(good, labels, taus=(0, 2)), paper_table(poor, labels, taus=(0, 2))
-    gains = solutions.table_gains(ours, baseline)
-    assert set(gains) == {"mAP"} | {f"{k} tau={t}" for t in (0, 2) for k in ("mAP_ac", "F1_ac", "P_ac", "R_ac")}
-    assert gains["mAP"] == pytest.approx(100 * (ours.frame_map.map_all - baseline.frame_map.map_all))
-    assert gains["F1_ac tau=2"] == pytest.approx(100 * (ours.conditional[2].F1_ac - baseline.conditional[2].F1_ac))
-    assert gains["mAP"] > 0
-    by_hand = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
-    by_hand |= {f"{k} tau={t}": 100 * (getattr(ours.conditional[t], k) - getattr(baseline.conditional[t], k))
-                for t in (0, 2) for k in ("mAP_ac", "F1_ac", "P_ac", "R_ac")}
-    assert check_exercise(solutions.table_gains, lambda a, b: by_hand, (ours, baseline))
-    fractions = lambda a, b: {k: v / 100 for k, v in solutions.table_gains(a, b).items()}  # noqa: E731
-    assert not check_exercise(fractions, solutions.table_gains, (ours, baseline))
+def test_best_constant_bce_is_the_mean_binary_entropy_of_the_class_shares():
+    rng = np.random.default_rng(4)
+    labels = [(rng.random((n, 5)) < [0.05, 0.2, 0.5, 0.7, 0.0]).astype(np.uint8) for n in (30, 80, 45)]
+    assert check_exercise(solutions.best_constant_bce, _best_constant_bce_by_search, (labels,), atol=1e-6)
+    assert solutions.best_constant_bce([np.ones((4, 2))]) == 0.0  # always on: a constant 1 is perfect
+    assert solutions.best_constant_bce([np.array([[1], [0]])]) == pytest.approx(np.log(2))
+    pooled = lambda y: solutions.best_constant_bce([np.concatenate(y).reshape(-1, 1)])  # noqa: E731  one share for all classes
+    assert not check_exercise(pooled, _best_constant_bce_by_search, (labels,))
+
+
+def test_chance_map_is_the_mean_share_of_positive_frames():
+    rng = np.random.default_rng(5)
+    labels = [(rng.random((n, 4)) < [0.1, 0.3, 0.0, 0.6]).astype(np.uint8) for n in (20, 70)]
+
+    def constant_scores_map(y):
+        return frame_map([np.full(v.shape, 0.5, np.float32) for v in y], y).map_all
+
+    assert check_exercise(solutions.chance_map, constant_scores_map, (labels,), (labels[:1],))
+    per_video = lambda y: float(np.mean([v.mean(0).mean() for v in y]))  # noqa: E731  videos of unequal length
+    assert not check_exercise(per_video, constant_scores_map, (labels,))
 
 
 # --- 10_ablations ----------------------------------------------------------------------------------

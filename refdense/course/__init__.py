@@ -8,4 +8,8 @@
   top to bottom and stores their outputs (what ``make notebooks`` does).
 - ``refdense.course.storage``: what a stored notebook keeps (no widget views or state; JupyterLab's
   save hook) and ``make restore-notebooks``.
+- ``refdense.course.results``: the precomputed files the notebooks load (the MiniLM text bank, the
+  demo's trained RefDense and PAT predictions with their histories) and the command that remakes them.
+- ``refdense.course.full_run``: the guards of notebook 09's ``full`` profile (which models, no CPU
+  unless allowed, a prepared dataset or a clear error, a pre-flight estimate of time and memory).
 """

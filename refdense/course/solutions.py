@@ -6,74 +6,43 @@ Try the exercise first; each function here passes the notebook's ``check_exercis
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
     from torch import Tensor
 
-    from refdense.metrics import PaperTable
     from refdense.train.config import TrainConfig
-
-#: ``(entity id | None, motion id | None)`` of each class (``DatasetInfo.decomposition``).
-Pairs = Sequence[tuple[int | None, int | None]]
 
 
 # --- 01_pat_backbone ------------------------------------------------------------------------------
 
 
-def relative_position_bias(q: Tensor, table: Tensor) -> Tensor:
-    """Exercise 01.1: ``S[i, j] = q_i . table[clip(i - j, -(M-1), M-1) + M - 1]`` without loops.
+def ramp_attention(slope: float, distances: Tensor) -> Tensor:
+    """Exercise 01.1: the attention weights that a ramp bias ``S_ij = -slope |i - j|`` alone gives a
+    query far from both ends of a long sequence, at the signed ``distances`` (a tensor of ints).
 
-    ``q`` (N, d), ``table`` (2M - 1, d) -> (N, N).
+    The weights are proportional to rho^|r| with rho = exp(-slope); the sum over every distance is
+    1 + 2 rho / (1 - rho) = (1 + rho) / (1 - rho), so w_r = (1 - rho) / (1 + rho) rho^|r|.
     """
-    import torch
+    import math
 
-    n, max_len = q.shape[0], (table.shape[0] + 1) // 2
-    scores = q @ table.T  # (N, 2M - 1): every query against every row
-    positions = torch.arange(n)
-    rows = (positions[:, None] - positions[None, :]).clamp(-(max_len - 1), max_len - 1) + max_len - 1
-    return scores.gather(1, rows)
-
-
-def block_parameters(dim: int, heads: int, head_dim: int, max_len: int, local_hidden: int) -> int:
-    """Exercise 01.2: parameters of a ``position="pat"`` PositionAwareBlock."""
-    inner = heads * head_dim
-    norms = 2 * (2 * dim)
-    attention = (dim * inner + inner) + (dim * 2 * inner + 2 * inner) + (inner * dim + dim) + max_len * head_dim
-    local = (dim * local_hidden + local_hidden) + (3 * local_hidden + local_hidden) + (local_hidden * dim + dim)
-    return norms + attention + local
+    rho = math.exp(-slope)
+    return (1 - rho) / (1 + rho) * rho ** distances.abs().double()
 
 
 # --- 03_action_entity -----------------------------------------------------------------------------
 
 
-def token_projection(x: Tensor, mask: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Exercise 03.1: masked ``k=3`` convolution, channels-last. ``x`` (B, T, D_in), ``mask`` (B, T),
-    ``weight`` (D_out, D_in, 3), ``bias`` (D_out,) -> (B, T, D_out)."""
-    import torch.nn.functional as F
-
-    x = x.masked_fill(~mask[..., None], 0.0)
-    return F.conv1d(x.transpose(1, 2), weight, bias, padding=1).transpose(1, 2)
-
-
-def layer_norm_by_hand(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
-    """Exercise 03.2: LayerNorm over the last dimension (biased variance)."""
-    mean = x.mean(dim=-1, keepdim=True)
-    variance = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
-    return (x - mean) / (variance + eps).sqrt() * weight + bias
+def reach_without_attention(blocks: int) -> int:
+    """Exercise 03.2: with attention switched off, an input segment reaches the outputs within this
+    many segments: the token projection (k = 3) reaches 1, each block's depthwise convolution (k = 3)
+    1 more; linear layers, LayerNorms, GELU and residual sums act on each segment alone."""
+    return 1 + blocks
 
 
 # --- 04_action_motion -----------------------------------------------------------------------------
-
-
-def cross_weights(q: Tensor, k: Tensor, context_mask: Tensor) -> Tensor:
-    """Exercise 04.1: one head's cross-attention weights. ``q`` (B, N, d), ``k`` (B, T, d),
-    ``context_mask`` (B, T) -> (B, N, T), zero on padded keys, rows summing to 1."""
-    scores = q @ k.transpose(1, 2) / q.shape[-1] ** 0.5
-    return scores.masked_fill(~context_mask[:, None, :], float("-inf")).softmax(dim=-1)
 
 
 def cross_attention_scores(T: int, strides: Sequence[int], blocks: int, placement: str) -> int:
@@ -87,65 +56,38 @@ def cross_attention_scores(T: int, strides: Sequence[int], blocks: int, placemen
 # --- 05_fusion ------------------------------------------------------------------------------------
 
 
-def entity_contribution(entity_features: Tensor, weight: Tensor, num_entity_channels: int) -> Tensor:
-    """Exercise 05.1: the entity part of the ``k=1`` action logits (no bias). ``entity_features``
-    (B, T, D), ``weight`` (C, 2D, 1) -> (B, T, C)."""
-    return entity_features @ weight[:, :num_entity_channels, 0].T
+def and_weight(p: float) -> float:
+    """Exercise 05.2: the smallest w of the head ``z = w f_e + w f_m - 1.5 w`` (0/1 part features) with
+    probability >= p when both parts are on and <= 1 - p when one is: sigmoid(0.5 w) >= p, so
+    w = 2 log(p / (1 - p))."""
+    import math
 
-
-def fusion_k3(features: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Exercise 05.2: the ``k=3`` fusion of one video without ``conv1d``. ``features`` (T, 2D),
-    ``weight`` (C, 2D, 3), ``bias`` (C,) -> (T, C)."""
-    import torch.nn.functional as F
-
-    padded = F.pad(features, (0, 0, 1, 1))
-    length = features.shape[0]
-    return sum(padded[k : k + length] @ weight[:, :, k].T for k in range(3)) + bias
+    return 2 * math.log(p / (1 - p))
 
 
 # --- 00_problem_and_data --------------------------------------------------------------------------
 
 
-def inclusive_labels(
-    actions: Iterable[tuple[int, float, float]], duration: float, num_segments: int, num_classes: int
-) -> np.ndarray:
-    """Exercise 00.1: dense labels under the inclusive rule ``s <= t / fps_feat <= e``, clipped to the video."""
-    import numpy as np
+def strict_segment_count(start: float, end: float, duration: float, num_segments: int) -> int:
+    """Exercise 00.2: how many segments an instance ``[start, end]`` inside the video covers under the
+    strict rule ``s < t d / T < e``: the integers t with ``s T / d < t < e T / d`` and ``t <= T - 1``."""
+    import math
 
-    labels = np.zeros((num_segments, num_classes), dtype=np.uint8)
-    times = np.arange(num_segments) * (duration / num_segments)
-    for c, start, end in actions:
-        start, end = max(start, 0.0), min(end, duration)
-        if end > start:
-            labels[(times >= start) & (times <= end), c] = 1
-    return labels
+    first = math.floor(start * num_segments / duration) + 1
+    last = min(math.ceil(end * num_segments / duration) - 1, num_segments - 1)
+    return max(0, last - first + 1)
 
 
 # --- 02_label_decomposition -----------------------------------------------------------------------
 
 
-def decomposition_matrices(pairs: Pairs, num_entities: int, num_motions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exercise 02.1: ``(A_ent (C, C_ent), A_mot (C, C_mot))`` float32 from ``(entity | None, motion | None)`` pairs."""
-    import numpy as np
+def grid_ambiguous_pairs(num_entities: int, num_motions: int) -> int:
+    """Exercise 02.2: pairs of classes sharing a part in a full grid of E entities x M motions.
 
-    entity = np.zeros((len(pairs), num_entities), dtype=np.float32)
-    motion = np.zeros((len(pairs), num_motions), dtype=np.float32)
-    for c, (e, m) in enumerate(pairs):
-        if e is not None:
-            entity[c, e] = 1.0
-        if m is not None:
-            motion[c, m] = 1.0
-    return entity, motion
-
-
-def ambiguous_pairs(pairs: Pairs) -> list[tuple[int, int]]:
-    """Exercise 02.2: sorted ``(c, c2)``, ``c < c2``, of classes sharing an entity or a motion (None never shared)."""
-    found = []
-    for c in range(len(pairs)):
-        for c2 in range(c + 1, len(pairs)):
-            if any(pairs[c][i] is not None and pairs[c][i] == pairs[c2][i] for i in (0, 1)):
-                found.append((c, c2))
-    return found
+    Two distinct grid classes share the entity or the motion, never both: E rows of M classes give
+    E * M (M - 1) / 2 pairs, M columns of E classes M * E (E - 1) / 2.
+    """
+    return num_entities * num_motions * (num_motions - 1) // 2 + num_motions * num_entities * (num_entities - 1) // 2
 
 
 # --- 06_bce_loss ----------------------------------------------------------------------------------
@@ -205,48 +147,54 @@ def colv_feature_gradient(feature: Tensor, prompts: Tensor, positives: Tensor, t
 # --- 08_evaluation --------------------------------------------------------------------------------
 
 
-def conditioning_mask(video_labels: npt.ArrayLike, tau: int) -> np.ndarray:
-    """Exercise 08.1: the (T, C) conditioning mask of one video: ``Y`` for tau = 0, else
-    "off now, on within [t - tau + 1, t]" (window clipped at the video start)."""
-    import numpy as np
-
-    y = np.asarray(video_labels) != 0
-    if tau == 0:
-        return y
-    cumulative = np.concatenate([np.zeros((1, y.shape[1]), dtype=np.int64), np.cumsum(y, axis=0)])
-    length = y.shape[0]
-    window_start = np.maximum(np.arange(length) - tau + 1, 0)
-    on_in_window = cumulative[1:] > cumulative[window_start]
-    return on_in_window & ~y
+def instance_conditioning_frames(length: int, tau: int, frames_after: int) -> int:
+    """Exercise 08.1: conditioning frames of one instance of ``length`` segments followed by
+    ``frames_after`` off segments: the instance itself at tau = 0; at tau > 0 the off frames t with
+    t <= end + tau - 1, i.e. min(tau - 1, frames_after)."""
+    return length if tau == 0 else min(tau - 1, frames_after)
 
 
-def average_precision_with_ties(scores: Iterable[float], labels: Iterable[int]) -> float:
-    """Exercise 08.2: AP of one class where each positive counts every frame scoring at least as high
-    (tied frames share a precision, scikit-learn's rule); NaN without positives. The package's readable
-    definition: :func:`refdense.metrics.reference.average_precision`."""
-    from refdense.metrics.reference import average_precision
-
-    return average_precision(scores, labels)
+def two_level_ap(high_positives: int, high_frames: int, low_positives: int, low_frames: int) -> float:
+    """Exercise 08.2: AP under the tie rule of a class whose frames get one of two scores: each high
+    positive has precision p_H / n_H, each low positive (p_H + p_L) / (n_H + n_L); AP is their mean
+    over the p_H + p_L positives (NaN without positives)."""
+    positives = high_positives + low_positives
+    if positives == 0:
+        return float("nan")
+    high = high_positives * high_positives / high_frames if high_frames else 0.0
+    low = low_positives * positives / (high_frames + low_frames)
+    return (high + low) / positives
 
 
 # --- 09_full_training -----------------------------------------------------------------------------
 
 
-def selected_epoch(history: Sequence[Mapping[str, Any]]) -> int:
-    """Exercise 09.1: the epoch ``train`` evaluates: best validation mAP (earliest on a tie), else the last epoch."""
-    validated = [record for record in history if "val" in record]
-    if not validated:
-        return history[-1]["epoch"]
-    return max(validated, key=lambda record: record["val"]["map"])["epoch"]
+def best_constant_bce(labels: Iterable[npt.ArrayLike]) -> float:
+    """Exercise 09.1: the lowest mean BCE of a predictor that ignores the video (one constant
+    probability per class), over every frame and class of ``labels`` (per-video ``(T, C)`` 0/1 arrays).
+
+    For class c with a share pi_c of positive frames, -pi log p - (1 - pi) log(1 - p) is lowest at
+    p = pi, where it is the binary entropy H(pi_c) (0 for pi in {0, 1}); every class has the same
+    frames, so the mean over frames and classes is the mean of H(pi_c) over the classes.
+    """
+    import numpy as np
+
+    share = np.concatenate([np.asarray(y, dtype=np.float64) for y in labels]).mean(0)  # (C,)
+    inside = np.clip(share, 1e-300, 1 - 1e-16)
+    entropy = -(share * np.log(inside) + (1 - share) * np.log1p(-inside))
+    return float(np.where((share > 0) & (share < 1), entropy, 0.0).mean())
 
 
-def table_gains(ours: PaperTable, baseline: PaperTable) -> dict[str, float]:
-    """Exercise 09.2: ``{"mAP": ..., "mAP_ac tau=0": ..., ...}``, ours minus baseline in percentage points."""
-    gains = {"mAP": 100 * (ours.frame_map.map_all - baseline.frame_map.map_all)}
-    for tau, conditional in ours.conditional.items():
-        for key in ("mAP_ac", "F1_ac", "P_ac", "R_ac"):
-            gains[f"{key} tau={tau}"] = 100 * (getattr(conditional, key) - getattr(baseline.conditional[tau], key))
-    return gains
+def chance_map(labels: Iterable[npt.ArrayLike]) -> float:
+    """Exercise 09.2: the per-frame mAP (a fraction, as ``frame_map(...).map_all``) of constant scores.
+
+    All frames tie, so each positive is ranked with every frame: the precision at each positive, and
+    so the AP of class c, is its share of positive frames pi_c (0 for a class without positives,
+    as map_all counts it); the mAP is the mean of pi_c over the classes.
+    """
+    import numpy as np
+
+    return float(np.concatenate([np.asarray(y, dtype=np.float64) for y in labels]).mean(0).mean())
 
 
 # --- 10_ablations ---------------------------------------------------------------------------------
