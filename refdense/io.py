@@ -42,8 +42,11 @@ class LockedError(ValueError):
 
 def _disk_full(error: OSError, final: Path, what: str) -> DiskFullError:
     kept = f"the previous {what} is kept" if final.exists() else f"no {what} was written"
-    return DiskFullError(error.errno, f"no space left on the device while writing {final}; {kept}. "
-                                      "Free some space and run the command again")
+    return DiskFullError(
+        error.errno,
+        f"no space left on the device while writing {final}; {kept}. "
+        "Free some space and run the command again",
+    )
 
 
 @contextlib.contextmanager
@@ -102,7 +105,9 @@ def dead_leftovers(folder: Path) -> list[Path]:
 def _leftover_match(leftover: Path) -> re.Match[str]:
     match = _LEFTOVER.fullmatch(leftover.name)
     if match is None:
-        raise ValueError(f"{leftover} is not a leftover of an atomic write (NAME.tmp-<pid> or NAME.old-<pid>)")
+        raise ValueError(
+            f"{leftover} is not a leftover of an atomic write (NAME.tmp-<pid> or NAME.old-<pid>)"
+        )
     return match
 
 
@@ -210,8 +215,10 @@ def exclusive_lock(path: str | os.PathLike, what: str, wait: bool = False) -> It
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
-            raise LockedError(f"{what} is in use by another process (pid {holder}, holding {path}); "
-                              "wait for it to finish or stop it") from None
+            raise LockedError(
+                f"{what} is in use by another process (pid {holder}, holding {path}); "
+                "wait for it to finish or stop it"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")

@@ -66,7 +66,9 @@ def _check_mask(mask: Tensor, batch_shape: tuple[int, ...] | None, where: str, v
         found = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
         raise ValueError(f"{where}: mask must be a torch.bool tensor, found {found}")
     if batch_shape is not None and tuple(mask.shape) != tuple(batch_shape):
-        raise ValueError(f"{where}: mask shape: expected (B, T) = {tuple(batch_shape)}, found {tuple(mask.shape)}")
+        raise ValueError(
+            f"{where}: mask shape: expected (B, T) = {tuple(batch_shape)}, found {tuple(mask.shape)}"
+        )
     if values and not bool(mask.any()):
         raise ValueError(
             f"{where}: the mask is all False: expected at least one valid segment in the batch, found 0 "
@@ -85,7 +87,9 @@ def _check_binary(labels: Tensor, name: str, where: str) -> None:
         )
 
 
-def _check_logits_and_targets(logits: Tensor, targets: Tensor, mask: Tensor, where: str, values: bool) -> None:
+def _check_logits_and_targets(
+    logits: Tensor, targets: Tensor, mask: Tensor, where: str, values: bool
+) -> None:
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         found: object = logits.dtype if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"{where}: logits must be a floating-point tensor, found {found}")
@@ -213,7 +217,9 @@ def asymmetric_loss(
 def _check_temperature(temperature: float | Tensor, where: str, values: bool) -> None:
     if isinstance(temperature, Tensor):
         if temperature.numel() != 1:
-            raise ValueError(f"{where}: temperature: expected one value, found shape {tuple(temperature.shape)}")
+            raise ValueError(
+                f"{where}: temperature: expected one value, found shape {tuple(temperature.shape)}"
+            )
         if not values:
             return
         value = float(temperature.detach())
@@ -270,10 +276,14 @@ def colv_loss_from_similarities(
     if reduction not in REDUCTIONS:
         raise ValueError(f"{where}: reduction: expected one of {REDUCTIONS}, found {reduction!r}")
     if not isinstance(similarities, Tensor) or similarities.dim() != 3:
-        raise ValueError(f"{where}: similarities shape: expected (B, T, C), found {getattr(similarities, 'shape', None)}")
+        raise ValueError(
+            f"{where}: similarities shape: expected (B, T, C), found {getattr(similarities, 'shape', None)}"
+        )
     if not isinstance(labels, Tensor) or tuple(labels.shape) != tuple(similarities.shape):
         found = tuple(labels.shape) if isinstance(labels, Tensor) else type(labels).__name__
-        raise ValueError(f"{where}: labels shape: expected (B, T, C) = {tuple(similarities.shape)}, found {found}")
+        raise ValueError(
+            f"{where}: labels shape: expected (B, T, C) = {tuple(similarities.shape)}, found {found}"
+        )
     if validate:
         _check_binary(labels, "labels", where)
     _check_mask(mask, tuple(similarities.shape[:2]), where, validate)
@@ -341,10 +351,18 @@ def colv_loss(
     """
     where = "colv_loss"
     if not isinstance(video_feats, Tensor) or not video_feats.is_floating_point() or video_feats.dim() != 3:
-        found: object = (tuple(video_feats.shape), video_feats.dtype) if isinstance(video_feats, Tensor) else type(video_feats).__name__
+        found: object = (
+            (tuple(video_feats.shape), video_feats.dtype)
+            if isinstance(video_feats, Tensor)
+            else type(video_feats).__name__
+        )
         raise ValueError(f"{where}: video_feats: expected a floating (B, T, D) tensor, found {found}")
     if not isinstance(text_feats, Tensor) or not text_feats.is_floating_point() or text_feats.dim() != 2:
-        found = (tuple(text_feats.shape), text_feats.dtype) if isinstance(text_feats, Tensor) else type(text_feats).__name__
+        found = (
+            (tuple(text_feats.shape), text_feats.dtype)
+            if isinstance(text_feats, Tensor)
+            else type(text_feats).__name__
+        )
         raise ValueError(f"{where}: text_feats: expected a floating (C, D) tensor, found {found}")
     if text_feats.shape[1] != video_feats.shape[2]:
         raise ValueError(
@@ -520,7 +538,9 @@ class RefDenseCriterion(nn.Module):
         for name in self.colv_sets:
             dim = feature_dim.get(name) if isinstance(feature_dim, Mapping) else feature_dim
             if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-                raise ValueError(f"RefDenseCriterion: feature_dim of the {name!r} features: expected an int > 0, found {dim!r}")
+                raise ValueError(
+                    f"RefDenseCriterion: feature_dim of the {name!r} features: expected an int > 0, found {dim!r}"
+                )
             embeddings = getattr(text_bank, "embeddings", None)
             if embeddings is None or name not in embeddings:
                 available = sorted(embeddings) if isinstance(embeddings, Mapping) else None
@@ -598,7 +618,12 @@ class RefDenseCriterion(nn.Module):
                 value = masked_bce(logits, labels, mask, validate=False)
             else:
                 value = asymmetric_loss(
-                    logits, labels, mask, gamma_neg=cfg.asl_gamma_neg, gamma_pos=cfg.asl_gamma_pos, clip=cfg.asl_clip,
+                    logits,
+                    labels,
+                    mask,
+                    gamma_neg=cfg.asl_gamma_neg,
+                    gamma_pos=cfg.asl_gamma_pos,
+                    clip=cfg.asl_clip,
                     validate=False,
                 )
             terms[term] = value
@@ -615,8 +640,13 @@ class RefDenseCriterion(nn.Module):
                     f"found {tuple(features.shape)}"
                 )
             value = colv_loss(
-                projection(features), getattr(self, f"text_{name}"), labels, mask, self.temperature,
-                variant=cfg.colv_variant, validate=False,
+                projection(features),
+                getattr(self, f"text_{name}"),
+                labels,
+                mask,
+                self.temperature,
+                variant=cfg.colv_variant,
+                validate=False,
             )
             terms[term] = value
             total = total + cfg.colv_weight * value

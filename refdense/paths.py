@@ -40,8 +40,10 @@ def shipped(*parts: str) -> Path:
     """
     resource = importlib.resources.files("refdense").joinpath(*parts)
     if not isinstance(resource, Path):
-        raise RuntimeError(f"refdense is installed in a form that is not plain files ({resource}); "
-                           "install it with pip (a wheel or the source folder)")
+        raise RuntimeError(
+            f"refdense is installed in a form that is not plain files ({resource}); "
+            "install it with pip (a wheel or the source folder)"
+        )
     return resource
 
 

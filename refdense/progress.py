@@ -92,8 +92,16 @@ class PlainLines:
         self.close()
 
 
-def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabled: bool | None = None,
-                 leave: bool = True, stream: IO | None = None, interval: float | None = None) -> Progress:
+def progress_bar(
+    total: int | None = None,
+    *,
+    desc: str,
+    unit: str = "it",
+    enabled: bool | None = None,
+    leave: bool = True,
+    stream: IO | None = None,
+    interval: float | None = None,
+) -> Progress:
     """A progress counter with ``update(n)``, ``set_postfix_str(text)`` and ``close()`` (also a context manager).
 
     Args:
@@ -113,8 +121,16 @@ def progress_bar(total: int | None = None, *, desc: str, unit: str = "it", enabl
     return PlainLines(total, desc, unit, stream, LINE_SECONDS if interval is None else interval)
 
 
-def track(items: Iterable[Item], *, desc: str, total: int | None = None, unit: str = "it",
-          enabled: bool | None = None, leave: bool = True, postfix: Callable[[], str] | None = None) -> Iterator[Item]:
+def track(
+    items: Iterable[Item],
+    *,
+    desc: str,
+    total: int | None = None,
+    unit: str = "it",
+    enabled: bool | None = None,
+    leave: bool = True,
+    postfix: Callable[[], str] | None = None,
+) -> Iterator[Item]:
     """Iterate over ``items`` with a :func:`progress_bar`; ``total`` defaults to ``len(items)``.
 
     ``postfix``, a callable of no argument returning a string, is shown after each item

@@ -96,7 +96,9 @@ def build(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
 
 def _section(cls: type[T], data: Any, prefix: str) -> T:
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the top level'} must be a mapping of keys, found {data!r}")
+        raise ConfigError(
+            f"{prefix.rstrip('.') or 'the top level'} must be a mapping of keys, found {data!r}"
+        )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {}
@@ -125,7 +127,9 @@ def _check(kind: Any, value: Any, key: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if value is None and len(options) < len(args):
             return None
-        literal = [choice for a in options if typing.get_origin(a) is Literal for choice in typing.get_args(a)]
+        literal = [
+            choice for a in options if typing.get_origin(a) is Literal for choice in typing.get_args(a)
+        ]
         if literal and len(options) == 1:
             if value not in literal:
                 raise _ValueProblem(key, f"must be None or one of {_choices(literal)}, found {value!r}")

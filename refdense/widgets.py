@@ -93,7 +93,9 @@ class Explorer:
         reasons = dict(self._inactive(values)) if self._inactive else {}
         for name, control in self.sliders.items():
             control.disabled = name in reasons
-        self.note.value = "; ".join(f"<i>{name}</i> does nothing here: {why}" for name, why in reasons.items())
+        self.note.value = "; ".join(
+            f"<i>{name}</i> does nothing here: {why}" for name, why in reasons.items()
+        )
         self.result = self._compute(**values)
         self.figure = self._plot(self.result)
         with self.output:
@@ -115,9 +117,14 @@ class Explorer:
         return bundle
 
 
-def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_weight: float = 1.0,
-                 gamma_neg: float = ASL_GAMMA_NEG, gamma_pos: float = ASL_GAMMA_POS,
-                 clip: float = ASL_CLIP) -> Explorer:
+def bce_explorer(
+    positive_rate: float = 0.05,
+    classification: str = "bce",
+    pos_weight: float = 1.0,
+    gamma_neg: float = ASL_GAMMA_NEG,
+    gamma_pos: float = ASL_GAMMA_POS,
+    clip: float = ASL_CLIP,
+) -> Explorer:
     """BCE or the asymmetric loss of one entry, its gradient, and where a class of a given rarity settles.
 
     Controls: ``positive_rate`` (0.2% to 50%, log scale), ``classification`` (``bce`` or
@@ -126,28 +133,59 @@ def bce_explorer(positive_rate: float = 0.05, classification: str = "bce", pos_w
     and the note says so. Result: :func:`refdense.viz.losses.bce_curves`.
     """
     sliders = {
-        "positive_rate": widgets.FloatLogSlider(value=positive_rate, base=10, min=-2.7, max=np.log10(0.5), step=0.05,
-                                                description="pos. rate", readout_format=".3f", continuous_update=False),
-        "classification": widgets.Dropdown(options=["bce", "asymmetric"], value=classification, description="loss"),
-        "pos_weight": widgets.FloatLogSlider(value=pos_weight, base=10, min=-1, max=2, step=0.05,
-                                             description="pos_weight", continuous_update=False),
-        "gamma_neg": widgets.FloatSlider(value=gamma_neg, min=0, max=6, step=0.5, description="gamma_neg",
-                                         continuous_update=False),
-        "gamma_pos": widgets.FloatSlider(value=gamma_pos, min=0, max=4, step=0.5, description="gamma_pos",
-                                         continuous_update=False),
-        "clip": widgets.FloatSlider(value=clip, min=0, max=0.3, step=0.01, description="clip", continuous_update=False),
+        "positive_rate": widgets.FloatLogSlider(
+            value=positive_rate,
+            base=10,
+            min=-2.7,
+            max=np.log10(0.5),
+            step=0.05,
+            description="pos. rate",
+            readout_format=".3f",
+            continuous_update=False,
+        ),
+        "classification": widgets.Dropdown(
+            options=["bce", "asymmetric"], value=classification, description="loss"
+        ),
+        "pos_weight": widgets.FloatLogSlider(
+            value=pos_weight,
+            base=10,
+            min=-1,
+            max=2,
+            step=0.05,
+            description="pos_weight",
+            continuous_update=False,
+        ),
+        "gamma_neg": widgets.FloatSlider(
+            value=gamma_neg, min=0, max=6, step=0.5, description="gamma_neg", continuous_update=False
+        ),
+        "gamma_pos": widgets.FloatSlider(
+            value=gamma_pos, min=0, max=4, step=0.5, description="gamma_pos", continuous_update=False
+        ),
+        "clip": widgets.FloatSlider(
+            value=clip, min=0, max=0.3, step=0.01, description="clip", continuous_update=False
+        ),
     }
 
     def inactive(values: dict) -> dict[str, str]:
         if values["classification"] == "bce":
-            return {name: "it is a parameter of the asymmetric loss" for name in ("gamma_neg", "gamma_pos", "clip")}
-        return {"pos_weight": "the asymmetric loss has no positive weight (its gammas and clip rebalance instead)"}
+            return {
+                name: "it is a parameter of the asymmetric loss"
+                for name in ("gamma_neg", "gamma_pos", "clip")
+            }
+        return {
+            "pos_weight": "the asymmetric loss has no positive weight (its gammas and clip rebalance instead)"
+        }
 
     return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves, inactive=inactive)
 
 
-def colv_explorer(embeddings: npt.ArrayLike, names: Sequence[str], co_occurring: Sequence[int] = (0, 1), temperature: float = 0.07,
-                  variant: str = "refdense") -> Explorer:
+def colv_explorer(
+    embeddings: npt.ArrayLike,
+    names: Sequence[str],
+    co_occurring: Sequence[int] = (0, 1),
+    temperature: float = 0.07,
+    variant: str = "refdense",
+) -> Explorer:
     """A segment feature among real prompt embeddings: where CoLV (and, beside it, BCE) moves it.
 
     ``embeddings`` (C, D) are the prompts' embeddings u_c, ``names`` their C names. Controls:
@@ -157,10 +195,15 @@ def colv_explorer(embeddings: npt.ArrayLike, names: Sequence[str], co_occurring:
     """
     names = [str(n) for n in names]
     sliders = {
-        "temperature": widgets.FloatLogSlider(value=temperature, base=10, min=-2, max=0, step=0.05,
-                                              description="tau", continuous_update=False),
-        "co_occurring": widgets.SelectMultiple(options=[(n, c) for c, n in enumerate(names)], value=tuple(co_occurring),
-                                               rows=min(len(names), 6), description="on"),
+        "temperature": widgets.FloatLogSlider(
+            value=temperature, base=10, min=-2, max=0, step=0.05, description="tau", continuous_update=False
+        ),
+        "co_occurring": widgets.SelectMultiple(
+            options=[(n, c) for c, n in enumerate(names)],
+            value=tuple(co_occurring),
+            rows=min(len(names), 6),
+            description="on",
+        ),
         "variant": widgets.Dropdown(options=list(COLV_VARIANTS), value=variant, description="variant"),
     }
 
@@ -170,9 +213,17 @@ def colv_explorer(embeddings: npt.ArrayLike, names: Sequence[str], co_occurring:
     return Explorer(sliders, compute=compute, plot=plot_colv_geometry)
 
 
-def evaluation_explorer(scores: Videos, labels: Videos, lengths: Lengths = None, *,
-                        class_names: Sequence[str] | None = None, tau: int = 0, threshold: float = 0.5,
-                        max_tau: int = 20, matrix: str = "ap") -> Explorer:
+def evaluation_explorer(
+    scores: Videos,
+    labels: Videos,
+    lengths: Lengths = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    tau: int = 0,
+    threshold: float = 0.5,
+    max_tau: int = 20,
+    matrix: str = "ap",
+) -> Explorer:
     """Action-conditional metrics and the pairwise matrix vs the window tau and the threshold.
 
     ``scores``, ``labels``, ``lengths`` as :func:`refdense.metrics.action_conditional` (probabilities
@@ -181,11 +232,14 @@ def evaluation_explorer(scores: Videos, labels: Videos, lengths: Lengths = None,
     Result: :func:`refdense.viz.evaluation.evaluation_curves`.
     """
     if isinstance(max_tau, bool) or not isinstance(max_tau, int) or not 0 <= tau <= max_tau:
-        raise ValueError(f"evaluation_explorer: expected integers 0 <= tau <= max_tau, found tau={tau!r}, max_tau={max_tau!r}")
+        raise ValueError(
+            f"evaluation_explorer: expected integers 0 <= tau <= max_tau, found tau={tau!r}, max_tau={max_tau!r}"
+        )
     sliders = {
         "tau": widgets.IntSlider(value=tau, min=0, max=max_tau, description="tau", continuous_update=False),
-        "threshold": widgets.FloatSlider(value=threshold, min=0.05, max=0.95, step=0.05, description="threshold",
-                                         continuous_update=False),
+        "threshold": widgets.FloatSlider(
+            value=threshold, min=0.05, max=0.95, step=0.05, description="threshold", continuous_update=False
+        ),
         "matrix": widgets.Dropdown(options=list(MATRICES), value=matrix, description="matrix"),
     }
     return Explorer(

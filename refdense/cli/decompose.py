@@ -32,7 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     routes = parser.add_subparsers(dest="route", metavar="ROUTE", required=True)
     charades = routes.add_parser("charades", help="from the official Charades mapping files (your copy)")
     charades.add_argument("--mapping", required=True, help="Charades_v1_mapping.txt (lines 'c000 o001 v001')")
-    charades.add_argument("--objects", required=True, help="Charades_v1_objectclasses.txt ('o000 None' = no entity)")
+    charades.add_argument(
+        "--objects", required=True, help="Charades_v1_objectclasses.txt ('o000 None' = no entity)"
+    )
     charades.add_argument("--verbs", required=True, help="Charades_v1_verbclasses.txt")
     charades.add_argument("--classes", required=True, help="Charades_v1_classes.txt")
     charades.add_argument("--out", required=True, type=Path, help="decomposition JSON to write")
@@ -69,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         if args.route == "prompt":
-            print(build_decomposition_prompt([n for _, n in read_class_list(args.classes)], args.dataset), end="")
+            print(
+                build_decomposition_prompt([n for _, n in read_class_list(args.classes)], args.dataset),
+                end="",
+            )
             return 0
         if args.route == "charades":
             decomposition = charades_decomposition(args.mapping, args.objects, args.verbs, args.classes)
@@ -78,8 +83,12 @@ def run(args: argparse.Namespace) -> int:
             _print(decomposition)
         else:
             text = Path(args.answer).read_text(encoding="utf-8")
-            decomposition = parse_decomposition_answer(text, [n for _, n in read_class_list(args.classes)],
-                                                       name=args.name, source=f"LLM answer {Path(args.answer).name}")
+            decomposition = parse_decomposition_answer(
+                text,
+                [n for _, n in read_class_list(args.classes)],
+                name=args.name,
+                source=f"LLM answer {Path(args.answer).name}",
+            )
         if getattr(args, "out", None):
             write_decomposition(args.out, decomposition)
             print(f"written {args.out}")

@@ -15,12 +15,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the paper-style table side by side, per-class AP, timelines of test videos and the loss curves. "
         "About 10 minutes on 2 CPU cores.",
     )
-    parser.add_argument("--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a config key for both models, e.g. --set optim.epochs=5")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default: %(default)s; small models gain little from more, and "
-                        "on a busy machine more threads fight over the cores)")
+    parser.add_argument(
+        "--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a config key for both models, e.g. --set optim.epochs=5",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default: %(default)s; small models gain little from more, and "
+        "on a busy machine more threads fight over the cores)",
+    )
     parser.set_defaults(func=run)
 
 

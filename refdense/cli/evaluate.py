@@ -12,20 +12,33 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="evaluate a checkpoint on a dataset split (paper table + predictions npz)",
         description=textwrap.fill(
             "Run a trained checkpoint over every video of a dataset split (whole videos), print "
-        "the paper's metrics (per-frame mAP; action-conditional mAP_ac, F1_ac, P_ac, R_ac at tau 0 and "
-        "20) and write the predictions as an npz that `refdense metrics` reads.", width=88),
+            "the paper's metrics (per-frame mAP; action-conditional mAP_ac, F1_ac, P_ac, R_ac at tau 0 and "
+            "20) and write the predictions as an npz that `refdense metrics` reads.",
+            width=88,
+        ),
         epilog="example:\n  refdense evaluate runs/synthetic/checkpoints/best.pt   # writes runs/synthetic/"
         "predictions-test.npz",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("checkpoint", help="a checkpoint written by `refdense train` (e.g. RUN/checkpoints/best.pt)")
-    parser.add_argument("--dataset", help="dataset folder or synthetic preset (default: the one it was trained on)")
-    parser.add_argument("--split", default="testing", choices=("training", "validation", "testing"),
-                        help="which videos (default: %(default)s; validation is the run's own carve-out)")
-    parser.add_argument("--out", help="predictions file to write (default, in the checkpoint's run directory: "
-                        "predictions-test.npz for best.pt on the test split, the file `refdense train` wrote; "
-                        "predictions-val.npz / -train.npz for the other splits; predictions-test-latest.npz "
-                        "for latest.pt)")
+    parser.add_argument(
+        "checkpoint", help="a checkpoint written by `refdense train` (e.g. RUN/checkpoints/best.pt)"
+    )
+    parser.add_argument(
+        "--dataset", help="dataset folder or synthetic preset (default: the one it was trained on)"
+    )
+    parser.add_argument(
+        "--split",
+        default="testing",
+        choices=("training", "validation", "testing"),
+        help="which videos (default: %(default)s; validation is the run's own carve-out)",
+    )
+    parser.add_argument(
+        "--out",
+        help="predictions file to write (default, in the checkpoint's run directory: "
+        "predictions-test.npz for best.pt on the test split, the file `refdense train` wrote; "
+        "predictions-val.npz / -train.npz for the other splits; predictions-test-latest.npz "
+        "for latest.pt)",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -38,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from refdense.train.evaluate import predictions_path
 
     checkpoint = Path(args.checkpoint)
-    out = Path(args.out) if args.out else predictions_path(checkpoint.resolve().parent.parent, args.split,
-                                                           checkpoint.stem)
+    out = (
+        Path(args.out)
+        if args.out
+        else predictions_path(checkpoint.resolve().parent.parent, args.split, checkpoint.stem)
+    )
     try:
         result = evaluate(checkpoint, out, dataset=args.dataset, split=args.split, device=args.device)
     except ValueError as error:

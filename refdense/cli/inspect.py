@@ -36,13 +36,23 @@ def run(args: argparse.Namespace) -> int:
     except (DatasetError, ValueError) as error:
         raise CommandError(str(error)) from None
     if args.json:
-        print(json.dumps({"name": info.name, "source": info.source,
-                          "splits": {s: v.to_dict() for s, v in stats.items()},
-                          "prepare_report": prepared}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "source": info.source,
+                    "splits": {s: v.to_dict() for s, v in stats.items()},
+                    "prepare_report": prepared,
+                },
+                indent=1,
+            )
+        )
         return 0
-    print(f"{info.name}: {info.num_classes} classes, {info.num_entities} entities, {info.num_motions} motions, "
-          f"streams video {info.video_dim}-d ({info.streams['video'].encoder}) / image {info.image_dim}-d "
-          f"({info.streams['image'].encoder}), boundary {info.boundary}")
+    print(
+        f"{info.name}: {info.num_classes} classes, {info.num_entities} entities, {info.num_motions} motions, "
+        f"streams video {info.video_dim}-d ({info.streams['video'].encoder}) / image {info.image_dim}-d "
+        f"({info.streams['image'].encoder}), boundary {info.boundary}"
+    )
     if prepared is not None:
         print(f"preparation ({Path(args.dir) / REPORT_FILE}):")
         print("  " + summarize_prepare_report(prepared).replace("\n", "\n  "))

@@ -30,15 +30,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("predictions", metavar="PRED.npz", help="predictions file (scores and labels)")
     parser.add_argument(
-        "--taus", type=int, nargs="+", default=[0, 20], metavar="TAU",
+        "--taus",
+        type=int,
+        nargs="+",
+        default=[0, 20],
+        metavar="TAU",
         help="windows in segments for the action-conditional metrics (default: 0 20)",
     )
     parser.add_argument(
-        "--threshold", type=float, default=0.5,
+        "--threshold",
+        type=float,
+        default=0.5,
         help="a segment is predicted positive iff score >= threshold (default: 0.5)",
     )
     parser.add_argument(
-        "--json", action="store_true",
+        "--json",
+        action="store_true",
         help='print JSON instead: {"frame_map", "frame_map_present", "tau_0": {"mAP_ac", "F1_ac", "P_ac", '
         '"R_ac", "pairs"}, ...}, in percent (null where undefined)',
     )
@@ -60,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         videos, frames = len(predictions.scores), sum(len(s) for s in predictions.scores)
         classes = predictions.scores[0].shape[1]
-        print(f"{args.predictions}: {videos} videos, {frames} segments, {classes} classes; "
-              f"threshold {args.threshold:g}; pairs kept: "
-              + ", ".join(f"tau={tau}: {ac.pairs}" for tau, ac in table.conditional.items()))
+        print(
+            f"{args.predictions}: {videos} videos, {frames} segments, {classes} classes; "
+            f"threshold {args.threshold:g}; pairs kept: "
+            + ", ".join(f"tau={tau}: {ac.pairs}" for tau, ac in table.conditional.items())
+        )
         print(table.to_markdown())
     return 0

@@ -15,12 +15,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "sweep",
         help="measure a component's gain against one mechanism dial of the synthetic data",
         description=textwrap.fill(
-            "For each value of one dial of the synthetic generator (data/README.md, \"Mechanism dials\") and each "
+            'For each value of one dial of the synthetic generator (data/README.md, "Mechanism dials") and each '
             "seed, build the dataset (cached in the data folder's synthetic/) and train each variant (files in configs/ablations) "
             "on it; write OUT/DIAL/sweep.json, SWEEP.md and sweep.png (OUT/DIAL-<fixed dials>/ with --fixed) "
             "with the gain of the full model over each variant (mean and 95% interval over seeds, and its trend "
             "against the dial). A seed makes both the dataset and the run. Finished runs "
-            "are reused and interrupted ones resumed, so the command can be stopped and started again.", width=88),
+            "are reused and interrupted ones resumed, so the command can be stopped and started again.",
+            width=88,
+        ),
         epilog="examples:\n"
         "  refdense sweep --dial coupling --values 0 0.5 1 --variants full no_cross_attention --out runs/sweeps\n"
         "  refdense sweep --dial rare_share --values 0 0.3 0.6 --variants full no_sub_labels --patience 4 \\\n"
@@ -31,18 +33,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--dial", required=True, help="coupling | rare_share | text_alignment | train_videos")
     parser.add_argument("--values", type=float, nargs="+", required=True, help="the dial's values")
-    parser.add_argument("--variants", nargs="+", default=["full", "no_cross_attention"],
-                        help="files in configs/ablations, with full, the reference (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["full", "no_cross_attention"],
+        help="files in configs/ablations, with full, the reference (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default: 0 1 2 3 4)"
+    )
     parser.add_argument("--preset", default="default", help="synthetic preset (default: %(default)s)")
-    parser.add_argument("--fixed", action="append", default=[], metavar="DIAL=VALUE",
-                        help="another dial held at a value in every dataset, e.g. --fixed train_videos=60")
+    parser.add_argument(
+        "--fixed",
+        action="append",
+        default=[],
+        metavar="DIAL=VALUE",
+        help="another dial held at a value in every dataset, e.g. --fixed train_videos=60",
+    )
     parser.add_argument("--epochs", type=int, help="the most epochs per run (default: the base config's)")
-    parser.add_argument("--patience", type=int,
-                        help="stop a run when its best validation epoch is this many epochs behind")
+    parser.add_argument(
+        "--patience", type=int, help="stop a run when its best validation epoch is this many epochs behind"
+    )
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override a key in every run, e.g. --set model.dim=64")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override a key in every run, e.g. --set model.dim=64",
+    )
     parser.add_argument("--out", default="runs/sweeps", help="output folder (default: %(default)s)")
     parser.set_defaults(func=run)
 
@@ -72,9 +92,19 @@ def run(args: argparse.Namespace) -> int:
     from refdense.train.sweep import sweep
 
     try:
-        path = sweep(args.dial, args.values, args.out, preset=args.preset, variants=args.variants, seeds=args.seeds,
-                     fixed=parse_fixed(args.fixed), epochs=args.epochs, patience=args.patience,
-                     base=args.config or BASE, overrides=args.overrides)
+        path = sweep(
+            args.dial,
+            args.values,
+            args.out,
+            preset=args.preset,
+            variants=args.variants,
+            seeds=args.seeds,
+            fixed=parse_fixed(args.fixed),
+            epochs=args.epochs,
+            patience=args.patience,
+            base=args.config or BASE,
+            overrides=args.overrides,
+        )
     except ValueError as error:
         raise CommandError(str(error)) from None
     print((path.parent / "SWEEP.md").read_text())

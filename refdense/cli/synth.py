@@ -16,20 +16,42 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "($REFDENSE_DATA, a clone's data/, else the user cache), where training finds the preset by name "
         "(data.dataset: tiny); it is generated once and reused.",
     )
-    parser.add_argument("--preset", default="default",
-                        help="tiny | default | charades-like | multithumos-like (default: %(default)s)")
-    parser.add_argument("--out", help="output folder (must be missing or empty unless --overwrite; "
-                        "default: DATA/synthetic/<preset>[-seed<k>][<dials>], kept if already there)")
+    parser.add_argument(
+        "--preset",
+        default="default",
+        help="tiny | default | charades-like | multithumos-like (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        help="output folder (must be missing or empty unless --overwrite; "
+        "default: DATA/synthetic/<preset>[-seed<k>][<dials>], kept if already there)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
-    dials = parser.add_argument_group("mechanism dials", "off by default; see data/README.md, \"Mechanism dials\"")
-    dials.add_argument("--coupling", type=float, default=0.0,
-                       help="0-1: how much a motion's video appearance depends on the entity it acts on")
-    dials.add_argument("--rare-share", type=float, default=0.0,
-                       help="0-1 (excluded): share of composite classes whose training instances are capped")
-    dials.add_argument("--rare-cap", type=int, default=5, help="training instances kept per rare class (default: 5)")
-    dials.add_argument("--text-alignment", type=float, default=0.0,
-                       help="0-1: how much the entity and motion prototypes follow the prompts' text embeddings")
+    dials = parser.add_argument_group(
+        "mechanism dials", 'off by default; see data/README.md, "Mechanism dials"'
+    )
+    dials.add_argument(
+        "--coupling",
+        type=float,
+        default=0.0,
+        help="0-1: how much a motion's video appearance depends on the entity it acts on",
+    )
+    dials.add_argument(
+        "--rare-share",
+        type=float,
+        default=0.0,
+        help="0-1 (excluded): share of composite classes whose training instances are capped",
+    )
+    dials.add_argument(
+        "--rare-cap", type=int, default=5, help="training instances kept per rare class (default: 5)"
+    )
+    dials.add_argument(
+        "--text-alignment",
+        type=float,
+        default=0.0,
+        help="0-1: how much the entity and motion prototypes follow the prompts' text embeddings",
+    )
     dials.add_argument("--train-videos", type=int, help="number of training videos (default: the preset's)")
     parser.set_defaults(func=run)
 
@@ -44,16 +66,25 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--preset: expected one of {sorted(synth.PRESETS)}, found {args.preset!r}")
     started = time.perf_counter()
     try:
-        dials = synth.Dials(coupling=args.coupling, rare_share=args.rare_share, rare_cap=args.rare_cap,
-                            text_alignment=args.text_alignment, train_videos=args.train_videos)
+        dials = synth.Dials(
+            coupling=args.coupling,
+            rare_share=args.rare_share,
+            rare_cap=args.rare_cap,
+            text_alignment=args.text_alignment,
+            train_videos=args.train_videos,
+        )
         if args.out is None:
             if args.overwrite:
-                raise CommandError("--overwrite needs --out (the dataset in the data folder is kept up to date by itself)")
+                raise CommandError(
+                    "--overwrite needs --out (the dataset in the data folder is kept up to date by itself)"
+                )
             out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
         else:
             out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
     except (FileExistsError, ValueError) as error:
         raise CommandError(str(error)) from None
-    print(f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
-          f"{time.perf_counter() - started:.1f} s")
+    print(
+        f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
     return 0

@@ -21,22 +21,39 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="train a model from config files (or resume a run)",
         description=textwrap.fill(
             "Train a dense action detector as the config files say, writing a run directory: "
-        "config.yaml (the resolved config), metrics.jsonl (one line per epoch), checkpoints/latest.pt "
-        "and best.pt, predictions-test.npz, results.md and plots. The best epoch is chosen on a "
-        "validation split carved from the training videos; the test split is evaluated once, at the "
-        "end, with that checkpoint. Several GPUs or machines: start it with torchrun.", width=88),
+            "config.yaml (the resolved config), metrics.jsonl (one line per epoch), checkpoints/latest.pt "
+            "and best.pt, predictions-test.npz, results.md and plots. The best epoch is chosen on a "
+            "validation split carved from the training videos; the test split is evaluated once, at the "
+            "end, with that checkpoint. Several GPUs or machines: start it with torchrun.",
+            width=88,
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", action="append", default=[], metavar="FILE",
-                        help="YAML config; repeat it to layer files (later ones override earlier ones)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-                        help="override one key, e.g. --set optim.lr=3e-4 (the value is read as YAML)")
-    parser.add_argument("--out", metavar="RUN_DIR",
-                        help="run directory (default: runs/<name of the last config file>)")
-    parser.add_argument("--resume", metavar="RUN_DIR",
-                        help="continue the run in RUN_DIR from its last checkpoint (same config; "
-                        "--set optim.epochs=N may extend it)")
+    parser.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="YAML config; repeat it to layer files (later ones override earlier ones)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="overrides",
+        help="override one key, e.g. --set optim.lr=3e-4 (the value is read as YAML)",
+    )
+    parser.add_argument(
+        "--out", metavar="RUN_DIR", help="run directory (default: runs/<name of the last config file>)"
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its last checkpoint (same config; "
+        "--set optim.epochs=N may extend it)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     parser.set_defaults(func=run)
 
@@ -60,11 +77,17 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(*args.config, overrides=args.overrides)
             run_dir = Path(args.out or Path("runs") / Path(args.config[-1]).stem)
         result = train(config, run_dir, resume=bool(args.resume), progress=False if args.quiet else None)
-    except (ValueError, NonFiniteLossError) as error:  # ConfigError, CheckpointError, DatasetError, LockedError
+    except (
+        ValueError,
+        NonFiniteLossError,
+    ) as error:  # ConfigError, CheckpointError, DatasetError, LockedError
         raise CommandError(str(error)) from None
     except DiskFullError as error:
-        resume = (f"; then continue the run with `refdense train --resume {run_dir}`"
-                  if (run_dir / "checkpoints" / "latest.pt").is_file() else "")
+        resume = (
+            f"; then continue the run with `refdense train --resume {run_dir}`"
+            if (run_dir / "checkpoints" / "latest.pt").is_file()
+            else ""
+        )
         raise CommandError(error.strerror + resume) from None
     if result.test is not None and not args.quiet:
         print(f"run written to {run_dir}; test results in {run_dir / 'results.md'}")

@@ -28,15 +28,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    download = actions.add_parser("download", help="download weights into a folder",
-                                  description="Download weights into DIR/<name>/ and print how to use them.",
-                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    download = actions.add_parser(
+        "download",
+        help="download weights into a folder",
+        description="Download weights into DIR/<name>/ and print how to use them.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     download.add_argument("name", choices=NAMES, help="clip-rn50 or i3d")
-    download.add_argument("--checkpoint", choices=("charades", "imagenet", "both"), default="both",
-                          help="i3d: rgb_charades.pt (fine-tuned on Charades; the community's Charades features), "
-                               "rgb_imagenet.pt (Kinetics-400; other datasets), or both (default)")
-    download.add_argument("--dir", type=Path, help="folder to download into (default: weights/ in the data folder, "
-                          "$REFDENSE_DATA, a clone's data/ or the user cache)")
+    download.add_argument(
+        "--checkpoint",
+        choices=("charades", "imagenet", "both"),
+        default="both",
+        help="i3d: rgb_charades.pt (fine-tuned on Charades; the community's Charades features), "
+        "rgb_imagenet.pt (Kinetics-400; other datasets), or both (default)",
+    )
+    download.add_argument(
+        "--dir",
+        type=Path,
+        help="folder to download into (default: weights/ in the data folder, "
+        "$REFDENSE_DATA, a clone's data/ or the user cache)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -51,17 +63,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.name == "clip-rn50":
             path = download_clip_rn50(folder)
-            print(f"CLIP RN50 weights: {path}\n"
-                  "Use them (here, or on an offline machine after copying the folder):\n"
-                  f"  refdense extract-features ... --image-weights {folder}\n"
-                  f"  refdense train --config configs/charades.yaml --set data.text_weights={folder}")
+            print(
+                f"CLIP RN50 weights: {path}\n"
+                "Use them (here, or on an offline machine after copying the folder):\n"
+                f"  refdense extract-features ... --image-weights {folder}\n"
+                f"  refdense train --config configs/charades.yaml --set data.text_weights={folder}"
+            )
             return 0
         names = sorted(I3D_CHECKPOINTS) if args.checkpoint == "both" else [args.checkpoint]
         paths = [download_i3d(name, folder) for name in names]
     except (OSError, RuntimeError, ValueError) as error:
-        raise CommandError(f"download failed ({type(error).__name__}: {error}); this command needs internet "
-                           "access: run it on a machine that has it and copy the folder") from None
-    print("I3D checkpoints: " + ", ".join(str(p) for p in paths) + "\n"
-          "Use one (rgb_charades.pt for Charades, rgb_imagenet.pt for other datasets):\n"
-          f"  refdense extract-features ... --video-encoder i3d --video-weights {paths[0]}")
+        raise CommandError(
+            f"download failed ({type(error).__name__}: {error}); this command needs internet "
+            "access: run it on a machine that has it and copy the folder"
+        ) from None
+    print(
+        "I3D checkpoints: " + ", ".join(str(p) for p in paths) + "\n"
+        "Use one (rgb_charades.pt for Charades, rgb_imagenet.pt for other datasets):\n"
+        f"  refdense extract-features ... --video-encoder i3d --video-weights {paths[0]}"
+    )
     return 0

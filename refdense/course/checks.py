@@ -191,7 +191,9 @@ def _call(fn: Callable, case: Any) -> Any:
     return fn(*copy.deepcopy(args))
 
 
-def check_exercise(fn: Callable, reference_fn: Callable, *cases: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+def check_exercise(
+    fn: Callable, reference_fn: Callable, *cases: Any, atol: float = 1e-5, rtol: float = 1e-4
+) -> bool:
     """Run an exercise answer on each case, compare with the reference, print a verdict; never raises.
 
     ``cases`` are argument tuples (a non-tuple is a single argument); each call gets its own deep

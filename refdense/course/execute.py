@@ -26,7 +26,10 @@ from refdense.io import atomic_write
 
 def source_sha256(nb: nbformat.NotebookNode) -> str:
     """A hash of every cell's type and source (code and markdown), in order; outputs do not count."""
-    cells = [[cell.cell_type, cell.source if isinstance(cell.source, str) else "".join(cell.source)] for cell in nb.cells]
+    cells = [
+        [cell.cell_type, cell.source if isinstance(cell.source, str) else "".join(cell.source)]
+        for cell in nb.cells
+    ]
     return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
@@ -103,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m refdense.course.execute",
         description="Execute course notebooks top to bottom and store clean outputs (default profile).",
     )
-    parser.add_argument("paths", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)")
+    parser.add_argument(
+        "paths", nargs="*", default=["notebooks"], help="notebooks or folders (default: notebooks)"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell (default 600)")
-    parser.add_argument("--profile", default="smoke", choices=("smoke", "full"), help="REFDENSE_PROFILE for the run")
+    parser.add_argument(
+        "--profile", default="smoke", choices=("smoke", "full"), help="REFDENSE_PROFILE for the run"
+    )
     args = parser.parse_args(argv)
     try:
         notebooks = find_notebooks(args.paths)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 MODEL_CHOICES = {"both": ("RefDense", "PAT"), "refdense": ("RefDense",), "pat": ("PAT",)}
 """``models`` parameter of notebook 09 -> the first word of the demo's run names it keeps."""
 
+
 def pick_models(configs: dict[str, TrainConfig], models: str) -> dict[str, TrainConfig]:
     """The runs of ``configs`` (display name -> config, as ``demo_configs`` returns) that ``models``
     names: ``"both"``, ``"refdense"`` or ``"pat"``. Raises ValueError for any other value."""
@@ -55,7 +56,8 @@ def require_accelerator(device: torch.device, allow_cpu: bool) -> None:
             "training step of the Charades recipe takes 2-4 s, about 1-1.5 hours per epoch and model, 1-2 days "
             "for 25 epochs of both models. Run it on a machine "
             "with a GPU, or set ALLOW_CPU = True in the parameters cell (REFDENSE_ALLOW_CPU=1) to train on "
-            "the CPU anyway; the pre-flight cell then estimates how long it will take.")
+            "the CPU anyway; the pre-flight cell then estimates how long it will take."
+        )
 
 
 def full_dataset(dataset: str, recipe: str) -> Path:
@@ -70,18 +72,21 @@ def full_dataset(dataset: str, recipe: str) -> Path:
     from refdense.synth import PRESETS
 
     stand_in = f"{recipe}-like"
-    how = (f"prepare the real dataset with `refdense prepare {recipe} --annotations ... --video-features ... "
-           f"--image-features ... --out data/real/{recipe}` (see `refdense prepare --help`), or generate the "
-           f"synthetic stand-in of the same size with `refdense synth --preset {stand_in} "
-           f"--out {data_root() / 'synthetic' / stand_in}` (several GB), then set dataset to that folder")
+    how = (
+        f"prepare the real dataset with `refdense prepare {recipe} --annotations ... --video-features ... "
+        f"--image-features ... --out data/real/{recipe}` (see `refdense prepare --help`), or generate the "
+        f"synthetic stand-in of the same size with `refdense synth --preset {stand_in} "
+        f"--out {data_root() / 'synthetic' / stand_in}` (several GB), then set dataset to that folder"
+    )
     if not dataset.strip():
         raise FileNotFoundError(f"the full profile needs a dataset and none was given: {how}")
     path = Path(dataset).expanduser()
     if dataset in PRESETS and not (path / "dataset.json").is_file():
         path = data_root() / "synthetic" / dataset
     if not (path / "dataset.json").is_file():
-        raise FileNotFoundError(f"dataset {dataset!r}: no dataset at {path} ({path / 'dataset.json'} is missing); "
-                                + how)
+        raise FileNotFoundError(
+            f"dataset {dataset!r}: no dataset at {path} ({path / 'dataset.json'} is missing); " + how
+        )
     return path
 
 
@@ -114,10 +119,12 @@ class Preflight:
 
     def summary(self) -> str:
         """One line, e.g. ``cuda: 0.21 s/step x 1597 steps + validation 40 s = epoch 6 min; 25 epochs 2.6 h; ...``."""
-        return (f"{self.device}: {self.step_seconds:.3g} s/step x {self.steps_per_epoch} steps + validation "
-                f"{duration(self.validation_seconds)} = epoch {duration(self.epoch_seconds)}; {self.epochs} epoch{'s' * (self.epochs != 1)} "
-                f"{duration(self.total_seconds)}; peak memory {self.peak_memory_bytes / 2**30:.2f} GiB "
-                f"({self.memory_kind})")
+        return (
+            f"{self.device}: {self.step_seconds:.3g} s/step x {self.steps_per_epoch} steps + validation "
+            f"{duration(self.validation_seconds)} = epoch {duration(self.epoch_seconds)}; {self.epochs} epoch{'s' * (self.epochs != 1)} "
+            f"{duration(self.total_seconds)}; peak memory {self.peak_memory_bytes / 2**30:.2f} GiB "
+            f"({self.memory_kind})"
+        )
 
 
 def duration(seconds: float) -> str:
@@ -131,8 +138,13 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def preflight(config: TrainConfig, device: str | torch.device, steps: int = 3, warmup: int = 1,
-              validation_segments: int = 4096) -> Preflight:
+def preflight(
+    config: TrainConfig,
+    device: str | torch.device,
+    steps: int = 3,
+    warmup: int = 1,
+    validation_segments: int = 4096,
+) -> Preflight:
     """Time ``steps`` training steps of ``config`` on ``device`` (after ``warmup`` untimed ones) and
     the prediction of about ``validation_segments`` validation segments; estimate one epoch and the
     whole run (``config.optim.epochs``) from them.
@@ -160,14 +172,31 @@ def preflight(config: TrainConfig, device: str | torch.device, steps: int = 3, w
     precision = resolve_precision(config.run.precision, device)
     dataset_dir = open_dataset_dir(config.data.dataset)
     split: dict[str, Any] = dict(validation_fraction=config.data.validation_fraction, seed=config.run.seed)
-    train_set = DenseActionDataset(dataset_dir, "training", window=config.data.window, train=True,
-                                   drop_empty=config.data.drop_empty_videos, **split)
-    loader = DataLoader(train_set, batch_size=config.optim.batch_size, shuffle=True, collate_fn=collate,
-                        drop_last=len(train_set) >= config.optim.batch_size * (steps + warmup))
+    train_set = DenseActionDataset(
+        dataset_dir,
+        "training",
+        window=config.data.window,
+        train=True,
+        drop_empty=config.data.drop_empty_videos,
+        **split,
+    )
+    loader = DataLoader(
+        train_set,
+        batch_size=config.optim.batch_size,
+        shuffle=True,
+        collate_fn=collate,
+        drop_last=len(train_set) >= config.optim.batch_size * (steps + warmup),
+    )
     torch.manual_seed(config.run.seed)
     model = build_detector(config.model, train_set.info)
-    criterion = build_criterion(config.loss, config.model, train_set.info, dataset_dir, config.data.text_encoder,
-                                config.data.text_weights)
+    criterion = build_criterion(
+        config.loss,
+        config.model,
+        train_set.info,
+        dataset_dir,
+        config.data.text_encoder,
+        config.data.text_weights,
+    )
     runner = TrainingStep(model, criterion).to(device)
     optimizer = build_optimizer(runner.parameters(), config.optim)
     if cuda:
@@ -214,11 +243,19 @@ def preflight(config: TrainConfig, device: str | torch.device, steps: int = 3, w
     if cuda:
         peak, kind = torch.cuda.max_memory_allocated(device), "CUDA allocator peak"
     else:
-        peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "peak resident memory of this process"
-    return Preflight(device=str(device), step_seconds=timed / steps,
-                     steps_per_epoch=math.ceil(len(train_set) / config.optim.batch_size),
-                     validation_seconds=validation_seconds, epochs=config.optim.epochs,
-                     peak_memory_bytes=int(peak), memory_kind=kind)
+        peak, kind = (
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "peak resident memory of this process",
+        )
+    return Preflight(
+        device=str(device),
+        step_seconds=timed / steps,
+        steps_per_epoch=math.ceil(len(train_set) / config.optim.batch_size),
+        validation_seconds=validation_seconds,
+        epochs=config.optim.epochs,
+        peak_memory_bytes=int(peak),
+        memory_kind=kind,
+    )
 
 
 def _cycle(loader: Iterable[Batch]) -> Iterator[Batch]:

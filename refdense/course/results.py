@@ -79,8 +79,9 @@ def load_text_bank(info: DatasetInfo, path: str | Path = TEXT_BANK) -> TextBank:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the course's MiniLM text bank is missing; "
-                                f"make it with `{REMAKE} --only text-bank`")
+        raise FileNotFoundError(
+            f"{path}: the course's MiniLM text bank is missing; make it with `{REMAKE} --only text-bank`"
+        )
     bank = TextBank.load(path)
     try:
         bank.check("minilm", concept_names(info), PROMPT_TEMPLATE, str(path))
@@ -125,15 +126,21 @@ def load_run(run_dir: str | Path) -> TrainedPredictions:
     from refdense.train.evaluate import predictions_path
 
     run_dir = Path(run_dir)
-    needed = [predictions_path(run_dir, "testing"),
-              *(run_dir / name for name in ("results.json", "metrics.jsonl", "config.yaml"))]
+    needed = [
+        predictions_path(run_dir, "testing"),
+        *(run_dir / name for name in ("results.json", "metrics.jsonl", "config.yaml")),
+    ]
     for path in needed:
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; expected a finished training run in {run_dir} "
-                                    "(train one with `refdense demo` or `refdense train`)")
+            raise FileNotFoundError(
+                f"{path}: missing; expected a finished training run in {run_dir} "
+                "(train one with `refdense demo` or `refdense train`)"
+            )
     predictions_file, results_file, history_file, config_file = needed
     predictions = read_predictions(predictions_file)
-    history = [json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    history = [
+        json.loads(line) for line in history_file.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     source = {
         "run": run_dir.name,
         "config": config_file.read_text(encoding="utf-8"),
@@ -141,8 +148,12 @@ def load_run(run_dir: str | Path) -> TrainedPredictions:
         "history": history,
         "results": json.loads(results_file.read_text(encoding="utf-8")),
     }
-    return TrainedPredictions([s.astype(np.float32) for s in predictions.scores],
-                           [y.astype(np.uint8) for y in predictions.labels], list(predictions.video_ids), source)
+    return TrainedPredictions(
+        [s.astype(np.float32) for s in predictions.scores],
+        [y.astype(np.uint8) for y in predictions.labels],
+        list(predictions.video_ids),
+        source,
+    )
 
 
 def export_predictions(run_dir: str | Path, out: str | Path = DEMO_PREDICTIONS) -> Path:
@@ -152,7 +163,9 @@ def export_predictions(run_dir: str | Path, out: str | Path = DEMO_PREDICTIONS) 
     from refdense.metrics import write_predictions
 
     run = load_run(run_dir)
-    source = run.source | {"made_by": f"{REMAKE} (export of {run.source['run']}), {time.strftime('%Y-%m-%d')}"}
+    source = run.source | {
+        "made_by": f"{REMAKE} (export of {run.source['run']}), {time.strftime('%Y-%m-%d')}"
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_predictions(out, [s.astype(np.float16) for s in run.scores], run.labels, run.video_ids)
@@ -190,8 +203,9 @@ def load_demo_predictions(path: str | Path = DEMO_PREDICTIONS) -> TrainedPredict
     path = Path(path)
     for needed in (path, source_path(path)):
         if not needed.is_file():
-            raise FileNotFoundError(f"{needed}: missing; make the demo's predictions with "
-                                    f"`{REMAKE} --only predictions`")
+            raise FileNotFoundError(
+                f"{needed}: missing; make the demo's predictions with `{REMAKE} --only predictions`"
+            )
     predictions = read_predictions(path)
     source = json.loads(source_path(path).read_text(encoding="utf-8"))
     scores = [s.astype(np.float32) for s in predictions.scores]
@@ -202,12 +216,16 @@ def load_demo_predictions(path: str | Path = DEMO_PREDICTIONS) -> TrainedPredict
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=REMAKE, description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("text-bank", "predictions"), help="remake one file only")
-    parser.add_argument("--run", metavar="DIR", help="export the runs of this finished `refdense demo` instead of training")
+    parser.add_argument(
+        "--run", metavar="DIR", help="export the runs of this finished `refdense demo` instead of training"
+    )
     parser.add_argument("--epochs", type=int, help="train this many epochs (default: the demo's)")
     args = parser.parse_args(argv)
     if clone_root() is None:  # the files ship inside the package: never rewrite an installed copy
-        parser.error(f"remake the course's results in a clone of the repository (this package is installed in "
-                     f"{PRECOMPUTED.parents[2]}), then commit them")
+        parser.error(
+            f"remake the course's results in a clone of the repository (this package is installed in "
+            f"{PRECOMPUTED.parents[2]}), then commit them"
+        )
     if args.only != "predictions":
         print(f"text bank: {make_text_bank()}", flush=True)
     if args.only != "text-bank":

@@ -87,7 +87,10 @@ def grid_ambiguous_pairs(num_entities: int, num_motions: int) -> int:
     Two distinct grid classes share the entity or the motion, never both: E rows of M classes give
     E * M (M - 1) / 2 pairs, M columns of E classes M * E (E - 1) / 2.
     """
-    return num_entities * num_motions * (num_motions - 1) // 2 + num_motions * num_entities * (num_entities - 1) // 2
+    return (
+        num_entities * num_motions * (num_motions - 1) // 2
+        + num_motions * num_entities * (num_entities - 1) // 2
+    )
 
 
 # --- 06_bce_loss ----------------------------------------------------------------------------------

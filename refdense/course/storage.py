@@ -62,10 +62,15 @@ def changed_notebooks(repo: Path) -> list[Path]:
     try:
         listing = subprocess.run(
             ["git", "status", "--porcelain", "--", "notebooks"],
-            cwd=repo, check=True, capture_output=True, text=True,
+            cwd=repo,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError) as error:
-        raise RuntimeError(f"{repo}: cannot ask git which notebooks changed ({error}); restoring needs a git clone") from error
+        raise RuntimeError(
+            f"{repo}: cannot ask git which notebooks changed ({error}); restoring needs a git clone"
+        ) from error
     names = [line[3:].strip() for line in listing.splitlines() if not line.startswith("??")]
     return sorted(repo / name for name in names if name.endswith(".ipynb"))
 
@@ -84,7 +89,9 @@ def restore_notebooks(repo: Path) -> list[Path]:
     for path in changed:
         if path.exists():  # a deleted notebook has nothing to back up
             shutil.copy2(path, backup / path.name)
-    subprocess.run(["git", "checkout", "HEAD", "--", *[str(p.relative_to(repo)) for p in changed]], cwd=repo, check=True)
+    subprocess.run(
+        ["git", "checkout", "HEAD", "--", *[str(p.relative_to(repo)) for p in changed]], cwd=repo, check=True
+    )
     return changed
 
 

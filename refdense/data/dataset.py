@@ -69,11 +69,13 @@ def labels_from_annotations(
     missing = sorted(set(annotations) - set(lengths))
     extra = sorted(set(lengths) - set(annotations))
     if missing:
-        raise DatasetError(f"{where}: video {missing[0]!r}: annotated but has no features "
-                           f"({len(missing)} such videos)")
+        raise DatasetError(
+            f"{where}: video {missing[0]!r}: annotated but has no features ({len(missing)} such videos)"
+        )
     if extra:
-        raise DatasetError(f"{where}: video {extra[0]!r}: has features but no annotation "
-                           f"({len(extra)} such videos)")
+        raise DatasetError(
+            f"{where}: video {extra[0]!r}: has features but no annotation ({len(extra)} such videos)"
+        )
     report = CleanupReport()
     labels = {}
     for video_id, entry in annotations.items():
@@ -109,7 +111,9 @@ def validation_ids(training_ids: Sequence[str], fraction: float, seed: int) -> s
     return {ordered[i] for i in order[:count]}
 
 
-def split_ids(annotations: Annotations, split: str, validation_fraction: float = 0.1, seed: int = 0) -> list[str]:
+def split_ids(
+    annotations: Annotations, split: str, validation_fraction: float = 0.1, seed: int = 0
+) -> list[str]:
     """The sorted video ids of ``split`` (``"training"``, ``"validation"`` or ``"testing"``)."""
     if split not in SPLITS:
         raise ValueError(f"split: expected one of {list(SPLITS)}, found {split!r}")
@@ -142,7 +146,8 @@ class Batch:
         """A copy with every tensor on ``device``."""
         moved = {
             f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
-            if isinstance(getattr(self, f.name), torch.Tensor) else getattr(self, f.name)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+            else getattr(self, f.name)
             for f in fields(self)
         }
         return Batch(**moved)
@@ -219,8 +224,9 @@ class DenseActionDataset(Dataset):
         self.info, self.report = data.info, data.report
         ids = split_ids(data.annotations, split, validation_fraction, seed)
         if not ids:
-            raise ValueError(f"{self.root}: split {split!r} holds no videos "
-                             f"(validation_fraction={validation_fraction})")
+            raise ValueError(
+                f"{self.root}: split {split!r} holds no videos (validation_fraction={validation_fraction})"
+            )
         self.dropped_empty = [v for v in ids if drop_empty and not data.labels[v].any()]
         self.video_ids = [v for v in ids if v not in set(self.dropped_empty)]
         features = read_features(self.root / FEATURES_FILE, self.video_ids, self.info)
@@ -228,14 +234,16 @@ class DenseActionDataset(Dataset):
         self.videos: list[dict[str, Any]] = []
         for video_id in self.video_ids:
             labels = data.labels[video_id]
-            self.videos.append({
-                "video_id": video_id,
-                "video": features[video_id][0],
-                "image": features[video_id][1],
-                "labels": labels,
-                "entity_labels": decompose_labels(labels, entity),
-                "motion_labels": decompose_labels(labels, motion),
-            })
+            self.videos.append(
+                {
+                    "video_id": video_id,
+                    "video": features[video_id][0],
+                    "image": features[video_id][1],
+                    "labels": labels,
+                    "entity_labels": decompose_labels(labels, entity),
+                    "motion_labels": decompose_labels(labels, motion),
+                }
+            )
         self.durations = {v: data.annotations[v].duration for v in self.video_ids}
 
     def __len__(self) -> int:

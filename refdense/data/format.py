@@ -106,15 +106,32 @@ class DatasetInfo:
             duplicates = sorted({n for n in names if names.count(n) > 1})
             require(self, not duplicates, key, f"unique names (duplicates {duplicates})")
         require(self, len(self.classes) > 0, "classes", "at least one class")
-        require(self, len(self.decomposition) == self.num_classes, "decomposition",
-                f"one [entity, motion] pair per class ({self.num_classes})", found=len(self.decomposition))
+        require(
+            self,
+            len(self.decomposition) == self.num_classes,
+            "decomposition",
+            f"one [entity, motion] pair per class ({self.num_classes})",
+            found=len(self.decomposition),
+        )
         for c, pair in enumerate(self.decomposition):
-            for index, width, kind in ((pair[0], self.num_entities, "entity"), (pair[1], self.num_motions, "motion")):
-                require(self, index is None or 0 <= index < width, f"decomposition[{c}]",
-                        f"[entity, motion] with the {kind} index in [0, {width}) or null ({self.classes[c]!r})",
-                        found=index)
-        require(self, set(self.streams) == set(STREAMS), "streams", f"exactly the streams {list(STREAMS)}",
-                found=sorted(self.streams))
+            for index, width, kind in (
+                (pair[0], self.num_entities, "entity"),
+                (pair[1], self.num_motions, "motion"),
+            ):
+                require(
+                    self,
+                    index is None or 0 <= index < width,
+                    f"decomposition[{c}]",
+                    f"[entity, motion] with the {kind} index in [0, {width}) or null ({self.classes[c]!r})",
+                    found=index,
+                )
+        require(
+            self,
+            set(self.streams) == set(STREAMS),
+            "streams",
+            f"exactly the streams {list(STREAMS)}",
+            found=sorted(self.streams),
+        )
         require(self, self.segment_frames >= 1, "segment_frames", "a positive integer")
         require(self, self.fps > 0, "fps", "a positive number")
 
@@ -248,13 +265,17 @@ def parse_annotations(
     :func:`refdense.data.dense_labels` deal with them and report what they did.
     """
     if not isinstance(data, dict):
-        raise DatasetError(f"{where}: expected a JSON object {{video_id: {{...}}}}, found {type(data).__name__}")
+        raise DatasetError(
+            f"{where}: expected a JSON object {{video_id: {{...}}}}, found {type(data).__name__}"
+        )
     offset = 1 if one_based else 0
     annotations: Annotations = {}
     for video_id, entry in data.items():
         here = f"{where}: video {video_id!r}"
         if not isinstance(entry, dict):
-            raise DatasetError(f"{here}: expected an object with subset, duration, actions, found {type(entry).__name__}")
+            raise DatasetError(
+                f"{here}: expected an object with subset, duration, actions, found {type(entry).__name__}"
+            )
         missing = [key for key in ("subset", "duration", "actions") if key not in entry]
         if missing:
             raise DatasetError(f"{here}: missing keys {missing}")
@@ -264,11 +285,15 @@ def parse_annotations(
         if not _is_number(duration) or not _finite(duration) or duration <= 0:
             raise DatasetError(f"{here}: duration: expected a positive number of seconds, found {duration!r}")
         if not isinstance(actions, list):
-            raise DatasetError(f"{here}: actions: expected a list of [class, start, end], found {type(actions).__name__}")
+            raise DatasetError(
+                f"{here}: actions: expected a list of [class, start, end], found {type(actions).__name__}"
+            )
         parsed = []
         for i, action in enumerate(actions):
             if not isinstance(action, list) or len(action) != 3 or not all(_is_number(v) for v in action):
-                raise DatasetError(f"{here}: actions[{i}]: expected [class, start, end] numbers, found {action!r}")
+                raise DatasetError(
+                    f"{here}: actions[{i}]: expected [class, start, end] numbers, found {action!r}"
+                )
             label, start, end = action
             if not _finite(label) or float(label) != int(label):
                 raise DatasetError(f"{here}: actions[{i}]: expected an integer class id, found {label!r}")
@@ -334,13 +359,17 @@ class FeatureWriter:
     def add(self, video_id: str, video: np.ndarray, image: np.ndarray) -> None:
         """Write ``video`` ``(T, Dv)`` and ``image`` ``(T, Di)`` of ``video_id`` (stored in ``dtype``)."""
         if video.shape[0] != image.shape[0]:
-            raise DatasetError(f"{self.path}: video {video_id!r}: stream lengths differ, "
-                               f"video {video.shape[0]} vs image {image.shape[0]} segments")
+            raise DatasetError(
+                f"{self.path}: video {video_id!r}: stream lengths differ, "
+                f"video {video.shape[0]} vs image {image.shape[0]} segments"
+            )
         needed = np.dtype(self.dtype).itemsize * (video.size + image.size) + HDF5_MARGIN_BYTES
         if shutil.disk_usage(self.tmp.parent).free < needed:
             raise OSError(errno.ENOSPC, f"No space left on device: {needed} bytes needed for {video_id!r}")
         for stream, array in (("video", video), ("image", image)):
-            self.groups[stream].create_dataset(video_id, data=np.asarray(array, dtype=self.dtype), track_times=False)
+            self.groups[stream].create_dataset(
+                video_id, data=np.asarray(array, dtype=self.dtype), track_times=False
+            )
 
 
 @contextlib.contextmanager
@@ -392,23 +421,36 @@ def feature_lengths(path: str | os.PathLike, info: DatasetInfo | None = None) ->
             lengths[stream] = {}
             for video_id, dataset in handle[stream].items():
                 if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2:
-                    raise DatasetError(f"{path}: video {video_id!r}: {stream}/{video_id}: expected a 2-d "
-                                       f"array (T, D), found {getattr(dataset, 'shape', 'a group')}")
+                    raise DatasetError(
+                        f"{path}: video {video_id!r}: {stream}/{video_id}: expected a 2-d "
+                        f"array (T, D), found {getattr(dataset, 'shape', 'a group')}"
+                    )
                 if info is not None and dataset.shape[1] != info.streams[stream].dim:
-                    raise DatasetError(f"{path}: video {video_id!r}: {stream} dimension: expected "
-                                       f"{info.streams[stream].dim} (dataset.json), found {dataset.shape[1]}")
+                    raise DatasetError(
+                        f"{path}: video {video_id!r}: {stream} dimension: expected "
+                        f"{info.streams[stream].dim} (dataset.json), found {dataset.shape[1]}"
+                    )
                 if dataset.shape[0] < 1:
-                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected at least one segment, found 0")
+                    raise DatasetError(
+                        f"{path}: video {video_id!r}: {stream}: expected at least one segment, found 0"
+                    )
                 lengths[stream][video_id] = int(dataset.shape[0])
     video, image = lengths["video"], lengths["image"]
-    for only, there, missing in ((set(video) - set(image), "video", "image"), (set(image) - set(video), "image", "video")):
+    for only, there, missing in (
+        (set(video) - set(image), "video", "image"),
+        (set(image) - set(video), "image", "video"),
+    ):
         if only:
-            raise DatasetError(f"{path}: video {sorted(only)[0]!r}: present in {there}/ but not in {missing}/ "
-                               f"({len(only)} such videos)")
+            raise DatasetError(
+                f"{path}: video {sorted(only)[0]!r}: present in {there}/ but not in {missing}/ "
+                f"({len(only)} such videos)"
+            )
     for video_id, length in video.items():
         if image[video_id] != length:
-            raise DatasetError(f"{path}: video {video_id!r}: stream lengths differ, video {length} vs "
-                               f"image {image[video_id]} segments")
+            raise DatasetError(
+                f"{path}: video {video_id!r}: stream lengths differ, video {length} vs "
+                f"image {image[video_id]} segments"
+            )
     return video
 
 
@@ -427,13 +469,17 @@ def read_features(
             for stream in STREAMS:
                 array = handle[stream][video_id][()]
                 if array.dtype not in (np.float16, np.float32):
-                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected float16 or float32, "
-                                       f"found {array.dtype}")
+                    raise DatasetError(
+                        f"{path}: video {video_id!r}: {stream}: expected float16 or float32, "
+                        f"found {array.dtype}"
+                    )
                 finite = np.isfinite(array)
                 if not finite.all():
                     bad = int(np.argwhere(~finite)[0, 0])
-                    raise DatasetError(f"{path}: video {video_id!r}: {stream}: expected finite values, found "
-                                       f"{int((~finite).sum())} NaN/Inf (first at segment {bad})")
+                    raise DatasetError(
+                        f"{path}: video {video_id!r}: {stream}: expected finite values, found "
+                        f"{int((~finite).sum())} NaN/Inf (first at segment {bad})"
+                    )
                 pair.append(array)
             features[video_id] = (pair[0], pair[1])
     return features
@@ -456,9 +502,14 @@ def _open_h5(path: Path) -> h5py.File:
 def _foreign_entries(folder: Path) -> list[str]:
     """Entries of ``folder`` that a dataset folder does not hold (a temporary of one of its files,
     ``NAME.tmp-<pid>``, counts as that file)."""
-    return sorted(entry.name for entry in folder.iterdir()
-                  if entry.is_dir() or not any(fnmatch.fnmatchcase(re.sub(r"\.tmp-\d+$", "", entry.name), pattern)
-                                               for pattern in FOLDER_FILES))
+    return sorted(
+        entry.name
+        for entry in folder.iterdir()
+        if entry.is_dir()
+        or not any(
+            fnmatch.fnmatchcase(re.sub(r"\.tmp-\d+$", "", entry.name), pattern) for pattern in FOLDER_FILES
+        )
+    )
 
 
 def _holds_a_dataset(folder: Path) -> bool:
@@ -490,18 +541,27 @@ def dataset_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterat
             clean_leftover(leftover)
     here = Path.cwd().resolve()
     if out.resolve() in (here, *here.parents):
-        raise FileExistsError(f"{out}: is the current folder (or holds it), which is never replaced; "
-                              "name a new folder for the dataset, e.g. --out data/mine")
+        raise FileExistsError(
+            f"{out}: is the current folder (or holds it), which is never replaced; "
+            "name a new folder for the dataset, e.g. --out data/mine"
+        )
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         foreign = _foreign_entries(out)
         if not _holds_a_dataset(out) or foreign:
-            found = f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}" if foreign else \
-                f"has no readable {INFO_FILE} of a refdense dataset"
-            raise FileExistsError(f"{out}: is not a refdense dataset folder ({found}); refdense replaces only "
-                                  "a folder it wrote. Name a new or empty folder")
+            found = (
+                f"holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}"
+                if foreign
+                else f"has no readable {INFO_FILE} of a refdense dataset"
+            )
+            raise FileExistsError(
+                f"{out}: is not a refdense dataset folder ({found}); refdense replaces only "
+                "a folder it wrote. Name a new or empty folder"
+            )
         if not overwrite:
-            raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)")
+            raise FileExistsError(
+                f"{out}: exists and is not empty (pass overwrite=True / --overwrite to replace it)"
+            )
     with atomic_directory(out, overwrite=True) as staging:
         yield staging

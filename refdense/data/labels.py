@@ -47,8 +47,15 @@ class InstanceFix:
     origin: str = ""
 
     def to_dict(self) -> dict:
-        return {"video": self.video_id, "class": self.label, "start": self.start, "end": self.end,
-                "fix": self.kind, "reason": self.reason, "origin": self.origin}
+        return {
+            "video": self.video_id,
+            "class": self.label,
+            "start": self.start,
+            "end": self.end,
+            "fix": self.kind,
+            "reason": self.reason,
+            "origin": self.origin,
+        }
 
 
 @dataclass
@@ -106,9 +113,11 @@ def summarize_cleanup(report: dict) -> str:
     """The one-line summary of a :meth:`CleanupReport.to_dict` (also of a stored one)."""
     reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(report["dropped_reasons"].items()))
     dropped = f"dropped {report['dropped']}" + (f" ({reasons})" if reasons else "")
-    return (f"{report['instances']} instances: clipped {report['clipped']} ({report['clipped_seconds']:.1f} s), "
-            f"{dropped}, merged {report['merged_overlaps']} overlapping, {report['covering_no_segment']} cover "
-            f"no segment; {report['videos_without_actions']} videos without actions")
+    return (
+        f"{report['instances']} instances: clipped {report['clipped']} ({report['clipped_seconds']:.1f} s), "
+        f"{dropped}, merged {report['merged_overlaps']} overlapping, {report['covering_no_segment']} cover "
+        f"no segment; {report['videos_without_actions']} videos without actions"
+    )
 
 
 def segment_times(num_segments: int, duration: float) -> np.ndarray:
@@ -140,7 +149,9 @@ def drop_reason(start: float, end: float, duration: float) -> str | None:
 
 
 def clean_instances(
-    actions: Iterable[tuple[int, float, float]], duration: float, video_id: str = "",
+    actions: Iterable[tuple[int, float, float]],
+    duration: float,
+    video_id: str = "",
     origins: Sequence[str] | None = None,
 ) -> tuple[list[tuple[int, float, float]], CleanupReport]:
     """Apply the clip and drop rules (module docstring) to one video's ``(class, start, end)`` instances.
@@ -163,9 +174,17 @@ def clean_instances(
         if (clipped_start, clipped_end) != (start, end):
             report.clipped += 1
             report.clipped_seconds += (clipped_start - start) + (end - clipped_end)
-            report.fixes.append(InstanceFix(video_id, label, start, end, "clipped",
-                                            f"outside the video [0, {duration:g}] s: clipped to "
-                                            f"[{clipped_start:g}, {clipped_end:g}]", origin))
+            report.fixes.append(
+                InstanceFix(
+                    video_id,
+                    label,
+                    start,
+                    end,
+                    "clipped",
+                    f"outside the video [0, {duration:g}] s: clipped to [{clipped_start:g}, {clipped_end:g}]",
+                    origin,
+                )
+            )
         kept.append((label, clipped_start, clipped_end))
         kept_origins.append(origin)
     by_class: dict[int, list[tuple[float, float, str]]] = {}
@@ -176,9 +195,18 @@ def clean_instances(
         for start, end, origin in sorted(spans):
             if start < reach:
                 report.merged += 1
-                report.fixes.append(InstanceFix(video_id, label, start, end, "merged",
-                                                f"overlaps an earlier instance of its class (reaching {reach:g} s): "
-                                                "their union is positive", origin))
+                report.fixes.append(
+                    InstanceFix(
+                        video_id,
+                        label,
+                        start,
+                        end,
+                        "merged",
+                        f"overlaps an earlier instance of its class (reaching {reach:g} s): "
+                        "their union is positive",
+                        origin,
+                    )
+                )
             reach = max(reach, end)
     if not kept:
         report.videos_without_actions.append(video_id)
@@ -207,27 +235,36 @@ def dense_labels(
         ``Y`` (T, C) uint8 in {0, 1} and the :class:`CleanupReport` of this video.
     """
     if num_segments < 1 or duration <= 0:
-        raise ValueError(f"video {video_id!r}: expected T >= 1 and duration > 0, found T={num_segments}, "
-                         f"duration={duration}")
+        raise ValueError(
+            f"video {video_id!r}: expected T >= 1 and duration > 0, found T={num_segments}, "
+            f"duration={duration}"
+        )
     kept, report = clean_instances(actions, duration, video_id)
     times = segment_times(num_segments, duration)
     labels = np.zeros((num_segments, num_classes), dtype=np.uint8)
     for label, start, end in kept:
         if not 0 <= label < num_classes:
-            raise ValueError(f"video {video_id!r}: class id {label} out of range, expected 0..{num_classes - 1}")
+            raise ValueError(
+                f"video {video_id!r}: class id {label} out of range, expected 0..{num_classes - 1}"
+            )
         span = instance_span(times, start, end, boundary)
         if span.stop <= span.start:
             report.no_segment += 1
-            report.fixes.append(InstanceFix(video_id, label, start, end, "no segment",
-                                            no_segment_reason(num_segments, duration)))
+            report.fixes.append(
+                InstanceFix(
+                    video_id, label, start, end, "no segment", no_segment_reason(num_segments, duration)
+                )
+            )
         labels[span, label] = 1
     return labels, report
 
 
 def no_segment_reason(num_segments: int, duration: float) -> str:
     """Why a kept instance has no positive segment (the :class:`InstanceFix` reason)."""
-    return (f"shorter than the {duration / num_segments:.3g} s between segments (T={num_segments} over "
-            f"{duration:g} s): kept, but no segment is positive")
+    return (
+        f"shorter than the {duration / num_segments:.3g} s between segments (T={num_segments} over "
+        f"{duration:g} s): kept, but no segment is positive"
+    )
 
 
 def decompose_labels(labels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -235,8 +272,9 @@ def decompose_labels(labels: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.minimum(labels.astype(np.int64) @ matrix.astype(np.int64), 1).astype(labels.dtype)
 
 
-def recompose_labels(entity_labels: np.ndarray, motion_labels: np.ndarray, entity_matrix: np.ndarray,
-                     motion_matrix: np.ndarray) -> np.ndarray:
+def recompose_labels(
+    entity_labels: np.ndarray, motion_labels: np.ndarray, entity_matrix: np.ndarray, motion_matrix: np.ndarray
+) -> np.ndarray:
     """The action classes the sub-labels fit: class c where each part it has is on.
 
     ``entity_labels`` (..., C_ent) and ``motion_labels`` (..., C_mot) 0/1, ``entity_matrix`` (C, C_ent)

@@ -53,7 +53,9 @@ class SplitStatistics:
         return asdict(self)
 
 
-def split_statistics(annotations: Annotations, lengths: dict[str, int], info: DatasetInfo) -> dict[str, SplitStatistics]:
+def split_statistics(
+    annotations: Annotations, lengths: dict[str, int], info: DatasetInfo
+) -> dict[str, SplitStatistics]:
     """``{subset: SplitStatistics}`` for each subset present in ``annotations``.
 
     ``lengths`` maps each annotated video to its number of segments T (the labels are built with
@@ -64,12 +66,16 @@ def split_statistics(annotations: Annotations, lengths: dict[str, int], info: Da
         part = {v: entry for v, entry in annotations.items() if entry.subset == subset}
         if not part:
             continue
-        labels, report = labels_from_annotations(part, {v: lengths[v] for v in part if v in lengths}, info, subset)
+        labels, report = labels_from_annotations(
+            part, {v: lengths[v] for v in part if v in lengths}, info, subset
+        )
         result[subset] = _statistics(part, labels, report, info.num_classes)
     return result
 
 
-def _statistics(part: Annotations, labels: dict[str, np.ndarray], report: CleanupReport, num_classes: int) -> SplitStatistics:
+def _statistics(
+    part: Annotations, labels: dict[str, np.ndarray], report: CleanupReport, num_classes: int
+) -> SplitStatistics:
     durations = np.array([entry.duration for entry in part.values()])
     instance_durations: list[float] = []
     classes: list[int] = []
@@ -105,7 +111,9 @@ def dataset_statistics(root: str | os.PathLike) -> dict[str, SplitStatistics]:
     info = read_info(root)
     annotations = read_annotations(root / ANNOTATIONS_FILE, num_classes=info.num_classes)
     lengths = feature_lengths(root / FEATURES_FILE, info)
-    labels_from_annotations(annotations, lengths, info, f"{root / ANNOTATIONS_FILE} vs {root / FEATURES_FILE}")
+    labels_from_annotations(
+        annotations, lengths, info, f"{root / ANNOTATIONS_FILE} vs {root / FEATURES_FILE}"
+    )
     return split_statistics(annotations, lengths, info)
 
 
@@ -130,7 +138,9 @@ def format_statistics(stats: dict[str, SplitStatistics]) -> str:
     width = max(len(label) for label, _, _ in rows)
     lines = [" " * width + "".join(f"{s:>12}" for s in subsets)]
     for label, key, fmt in rows:
-        lines.append(f"{label:<{width}}" + "".join(f"{fmt.format(getattr(stats[s], key)):>12}" for s in subsets))
+        lines.append(
+            f"{label:<{width}}" + "".join(f"{fmt.format(getattr(stats[s], key)):>12}" for s in subsets)
+        )
     lines.append("annotation fixes:")
     for subset in subsets:
         lines.append(f"  {subset}: {summarize_cleanup(stats[subset].cleanup)}")

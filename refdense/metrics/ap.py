@@ -114,8 +114,13 @@ def pool(scores: Videos, labels: Videos, lengths: Lengths = None) -> Pooled:
     frame_ptr = np.zeros(pooled_labels.shape[0] + 1, dtype=np.int64)
     np.cumsum(np.bincount(positive_frames, minlength=pooled_labels.shape[0]), out=frame_ptr[1:])
     return Pooled(
-        keys=keys, labels=pooled_labels, starts=starts, ranked_scores=ranked_scores,
-        positive_frames=positive_frames, positive_classes=positive_classes, frame_ptr=frame_ptr,
+        keys=keys,
+        labels=pooled_labels,
+        starts=starts,
+        ranked_scores=ranked_scores,
+        positive_frames=positive_frames,
+        positive_classes=positive_classes,
+        frame_ptr=frame_ptr,
     )
 
 
@@ -128,15 +133,20 @@ def transposed(matrix: np.ndarray, rows: np.ndarray | None = None, block: int = 
     count = matrix.shape[0] if rows is None else rows.size
     result = np.empty((matrix.shape[1], count), dtype=matrix.dtype)
     for start in range(0, count, block):
-        part = matrix[start : start + block] if rows is None else matrix.take(rows[start : start + block], axis=0)
+        part = (
+            matrix[start : start + block]
+            if rows is None
+            else matrix.take(rows[start : start + block], axis=0)
+        )
         result[:, start : start + block] = part.T
     return result
 
 
-
-
 def sorted_row_stats(
-    sorted_keys: np.ndarray, pos_rows: np.ndarray, pos_keys: np.ndarray, threshold_keys: np.ndarray | None = None
+    sorted_keys: np.ndarray,
+    pos_rows: np.ndarray,
+    pos_keys: np.ndarray,
+    threshold_keys: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """AP, positives, true positives and predicted positives of each row of sorted keys.
 
@@ -177,8 +187,6 @@ def sorted_row_stats(
     cut = threshold_keys + (np.arange(rows, dtype=np.int64) << 32)
     true_positives = pos_end - np.searchsorted(pos, cut, side="left")
     return ap, positives, true_positives, predicted
-
-
 
 
 @dataclass(frozen=True)
@@ -227,7 +235,6 @@ def frame_map(scores: Videos, labels: Videos, lengths: Lengths = None) -> FrameM
     Ties follow scikit-learn (see the module docstring).
     """
     return pooled_frame_map(pool(scores, labels, lengths))
-
 
 
 def percent(value: float | None) -> float | None:

@@ -68,7 +68,6 @@ class ActionConditional:
         }
 
 
-
 def conditioning_frames(pooled: Pooled, tau: int) -> list[np.ndarray]:
     """For each class c_j, the frames F_j = {t : M[t, c_j] = 1} (ascending) of docs/METHOD.md, section 7.
 
@@ -97,8 +96,13 @@ def conditioning_frames(pooled: Pooled, tau: int) -> list[np.ndarray]:
 
 
 def conditional_column(
-    pooled: Pooled, j: int, frames_j: np.ndarray, threshold_keys: np.ndarray, precision: np.ndarray,
-    recall: np.ndarray, ap: np.ndarray,
+    pooled: Pooled,
+    j: int,
+    frames_j: np.ndarray,
+    threshold_keys: np.ndarray,
+    precision: np.ndarray,
+    recall: np.ndarray,
+    ap: np.ndarray,
 ) -> None:
     """Fill column j of the (C, C) matrices: every class c_i on the frames F_j (``frames_j``, (n,));
     ``threshold_keys`` (C,) as :meth:`Pooled.threshold_keys`."""
@@ -127,7 +131,9 @@ def conditional_column(
     precision[rows, j] = np.divide(true_pos, predicted, out=np.zeros(rows.size), where=predicted > 0)
 
 
-def pooled_action_conditional(pooled: Pooled, tau: int, threshold: float, executor: Executor) -> ActionConditional:
+def pooled_action_conditional(
+    pooled: Pooled, tau: int, threshold: float, executor: Executor
+) -> ActionConditional:
     """The columns (conditioning classes) are independent: they run as jobs on ``executor``."""
     num_classes = pooled.keys.shape[1]
     frames_per_class = conditioning_frames(pooled, tau)
@@ -150,8 +156,18 @@ def pooled_action_conditional(pooled: Pooled, tau: int, threshold: float, execut
         p_ac = r_ac = map_ac = f1_ac = math.nan
     frames = np.array([f.size for f in frames_per_class])
     return ActionConditional(
-        tau=int(tau), threshold=float(threshold), precision=precision, recall=recall, ap=ap,
-        kept=kept, frames=frames, mAP_ac=map_ac, F1_ac=f1_ac, P_ac=p_ac, R_ac=r_ac, pairs=pairs,
+        tau=int(tau),
+        threshold=float(threshold),
+        precision=precision,
+        recall=recall,
+        ap=ap,
+        kept=kept,
+        frames=frames,
+        mAP_ac=map_ac,
+        F1_ac=f1_ac,
+        P_ac=p_ac,
+        R_ac=r_ac,
+        pairs=pairs,
     )
 
 
@@ -160,7 +176,9 @@ def thread_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
 
 
-def action_conditional(scores: Videos, labels: Videos, lengths: Lengths = None, tau: int = 0, threshold: float = 0.5) -> ActionConditional:
+def action_conditional(
+    scores: Videos, labels: Videos, lengths: Lengths = None, tau: int = 0, threshold: float = 0.5
+) -> ActionConditional:
     """Action-conditional precision, recall, F1 and mAP (MLAD; docs/METHOD.md, section 7).
 
     scores: list of (T_v, C) probabilities, or a padded (V, T, C) array with ``lengths`` (V,).

@@ -24,7 +24,9 @@ class Predictions:
     video_ids: list
 
 
-def write_predictions(path: str | os.PathLike, scores: Videos, labels: Videos, video_ids: Sequence[str]) -> None:
+def write_predictions(
+    path: str | os.PathLike, scores: Videos, labels: Videos, video_ids: Sequence[str]
+) -> None:
     """Write a predictions file (``.npz``) atomically, after validating it.
 
     scores: list of (T_v, C) probabilities; labels: list of (T_v, C) 0/1 arrays; video_ids: one
@@ -62,7 +64,9 @@ def _pickled_members(path: str | os.PathLike) -> list[str]:
         for member in archive.namelist():
             with archive.open(member) as handle:
                 major, _ = np.lib.format.read_magic(handle)
-                read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                read = (
+                    np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                )
                 if read(handle)[2].hasobject:
                     found.append(member.removesuffix(".npy"))
     return found
@@ -73,8 +77,10 @@ def _concatenated_videos(array: np.ndarray, lengths: np.ndarray, what: str, wher
     if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths < 0).any():
         raise ValueError(f"{where}lengths: expected one integer >= 0 per video, found {lengths!r}")
     if int(lengths.sum()) != array.shape[0]:
-        raise ValueError(f"{where}lengths: sum to {int(lengths.sum())} segments, but {what} holds "
-                         f"{array.shape[0]} rows (the videos one after the other)")
+        raise ValueError(
+            f"{where}lengths: sum to {int(lengths.sum())} segments, but {what} holds "
+            f"{array.shape[0]} rows (the videos one after the other)"
+        )
     return np.split(array, np.cumsum(lengths)[:-1])
 
 
@@ -110,23 +116,31 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
             "  predictions of a refdense checkpoint (on the test split; --split names another): "
             f"refdense evaluate CHECKPOINT --out {shlex.quote(str(path))}\n"
             "  predictions of your own code: refdense.metrics.write_predictions(path, scores, labels, video_ids) "
-            "with the per-video (T_v, C) arrays (docs/DESIGN.md, \"Predictions file\")"
+            'with the per-video (T_v, C) arrays (docs/DESIGN.md, "Predictions file")'
         )
     missing = [name for name in ("scores", "labels") if name not in content]
     if missing:
-        raise ValueError(f"{where}expected arrays 'scores' and 'labels', missing {missing}; found {sorted(content)}")
+        raise ValueError(
+            f"{where}expected arrays 'scores' and 'labels', missing {missing}; found {sorted(content)}"
+        )
     scores, labels = content["scores"], content["labels"]
     if scores.ndim not in (2, 3):
-        raise ValueError(f"{where}scores: expected concatenated (N, C) or padded (V, T, C) arrays, "
-                         f"found shape {scores.shape}")
+        raise ValueError(
+            f"{where}scores: expected concatenated (N, C) or padded (V, T, C) arrays, "
+            f"found shape {scores.shape}"
+        )
     if "lengths" not in content:
         form = "padded (V, T, C)" if scores.ndim == 3 else "concatenated (N, C)"
-        raise ValueError(f"{where}expected 'lengths' (V,) with {form} scores: the number of segments of each "
-                         "video" + (" (np.full(V, T) when no video is padded)" if scores.ndim == 3 else ""))
+        raise ValueError(
+            f"{where}expected 'lengths' (V,) with {form} scores: the number of segments of each "
+            "video" + (" (np.full(V, T) when no video is padded)" if scores.ndim == 3 else "")
+        )
     lengths = content["lengths"]
     if labels.ndim != scores.ndim:
-        raise ValueError(f"{where}expected 'scores' and 'labels' of the same shape, found {scores.shape} and "
-                         f"{labels.shape}")
+        raise ValueError(
+            f"{where}expected 'scores' and 'labels' of the same shape, found {scores.shape} and "
+            f"{labels.shape}"
+        )
     num_videos = len(lengths) if lengths.ndim == 1 else 0
     video_ids = content.get("video_ids")
     video_ids = [str(v) for v in video_ids] if video_ids is not None else [str(v) for v in range(num_videos)]

@@ -109,5 +109,10 @@ def action_conditional(
     if not pairs:
         return {"mAP_ac": math.nan, "F1_ac": math.nan, "P_ac": math.nan, "R_ac": math.nan, "pairs": pairs}
     p, r = sum(precisions) / len(pairs), sum(recalls) / len(pairs)
-    return {"mAP_ac": sum(aps) / len(pairs), "F1_ac": 2 * p * r / (p + r) if p + r else 0.0, "P_ac": p, "R_ac": r,
-            "pairs": pairs}
+    return {
+        "mAP_ac": sum(aps) / len(pairs),
+        "F1_ac": 2 * p * r / (p + r) if p + r else 0.0,
+        "P_ac": p,
+        "R_ac": r,
+        "pairs": pairs,
+    }

@@ -66,14 +66,22 @@ def compare_markdown(tables: Mapping[str, PaperTable]) -> str:
         rows.append(row)
     widths = [max(len(r[k]) for r in [header] + rows) for k in range(len(header))]
     lines = ["| " + " | ".join(cell.ljust(w) for cell, w in zip(header, widths)) + " |"]
-    lines.append("|" + "|".join("-" * (w + 1) + ":" if k else "-" * (w + 2) for k, w in enumerate(widths)) + "|")
+    lines.append(
+        "|" + "|".join("-" * (w + 1) + ":" if k else "-" * (w + 2) for k, w in enumerate(widths)) + "|"
+    )
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [cell.rjust(w) for cell, w in zip(row[1:], widths[1:])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def paper_table(scores: Videos, labels: Videos, lengths: Lengths = None, taus: Sequence[int] = (0, 20), threshold: float = 0.5) -> PaperTable:
+def paper_table(
+    scores: Videos,
+    labels: Videos,
+    lengths: Lengths = None,
+    taus: Sequence[int] = (0, 20),
+    threshold: float = 0.5,
+) -> PaperTable:
     """The table the papers print: per-frame mAP and, for each tau, the action-conditional metrics.
 
     Inputs as in :func:`frame_map`; the inputs are validated and pooled once.
@@ -86,5 +94,7 @@ def paper_table(scores: Videos, labels: Videos, lengths: Lengths = None, taus: S
     pooled = pool(scores, labels, lengths)
     with thread_pool() as executor:
         frame = executor.submit(pooled_frame_map, pooled)  # runs beside the conditional metrics' jobs
-        conditional = {int(tau): pooled_action_conditional(pooled, int(tau), threshold, executor) for tau in taus}
+        conditional = {
+            int(tau): pooled_action_conditional(pooled, int(tau), threshold, executor) for tau in taus
+        }
         return PaperTable(frame_map=frame.result(), conditional=conditional)

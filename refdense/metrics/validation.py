@@ -92,7 +92,9 @@ def check_videos(
         if not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise ValueError(f"{where}{name}: expected numeric labels, found dtype {y.dtype}")
     if sum(s.shape[0] for s in score_list) == 0:
-        raise ValueError(f"{where}scores: expected at least one segment, found {len(score_list)} empty videos")
+        raise ValueError(
+            f"{where}scores: expected at least one segment, found {len(score_list)} empty videos"
+        )
     if values:
         check_values(score_list, label_list, video_ids, where)
     return score_list, label_list
@@ -111,7 +113,9 @@ def values_valid(scores: np.ndarray, labels: np.ndarray) -> bool:
 
 
 def check_values(
-    score_list: Sequence[np.ndarray], label_list: Sequence[np.ndarray], video_ids: Sequence[str] | None = None,
+    score_list: Sequence[np.ndarray],
+    label_list: Sequence[np.ndarray],
+    video_ids: Sequence[str] | None = None,
     where: str = "",
 ) -> None:
     """Raise for the first video with a NaN, a score outside [0, 1] or a label outside {0, 1}."""
@@ -131,14 +135,15 @@ def check_values(
             )
         if y.dtype != bool and not ((y == 0) | (y == 1)).all():
             bad = y[(y != 0) & (y != 1)].ravel()[0].item()
-            raise ValueError(
-                f"{where}{video_name(v, video_ids)}: expected labels in {{0, 1}}, found {bad!r}"
-            )
+            raise ValueError(f"{where}{video_name(v, video_ids)}: expected labels in {{0, 1}}, found {bad!r}")
 
 
 def check_tau_threshold(tau: object, threshold: object) -> None:
     if isinstance(tau, bool) or not isinstance(tau, (int, np.integer)) or tau < 0:
         raise ValueError(f"tau: expected an integer >= 0 (a window in segments), found {tau!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (0 < threshold < 1):
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating))
+        or not (0 < threshold < 1)
+    ):
         raise ValueError(f"threshold: expected a number in (0, 1), found {threshold!r}")
-

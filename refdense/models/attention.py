@@ -97,7 +97,11 @@ def position_bias_index(
     j = torch.arange(length, device=device).unsqueeze(0)
     if position == "relative":
         distance = (i - j).clamp(-(max_len - 1), max_len - 1)
-        return i.expand(length, length), distance + max_len - 1, torch.ones(length, length, dtype=torch.bool, device=device)
+        return (
+            i.expand(length, length),
+            distance + max_len - 1,
+            torch.ones(length, length, dtype=torch.bool, device=device),
+        )
     past = j <= i  # keys at or before the query
     query = torch.where(past, i, (i + 1).clamp(max=length - 1))
     row = torch.where(past, max_len - 1 - (i - j), (j - i - 2).clamp(min=0))
@@ -146,7 +150,9 @@ def position_bias(q: torch.Tensor, table: torch.Tensor, position: str) -> torch.
         qe = q @ table.transpose(0, 1).to(q.dtype)  # (B, H, N, M): every query against every row
         return _skew(F.pad(qe, (1, 0, 0, 1)), start=rows, length=n)
     check_position_mode(position)
-    qr = q @ _distance_rows(table, n).transpose(0, 1).to(q.dtype)  # (B, H, N, 2N - 1), distance N - 1 - column
+    qr = q @ _distance_rows(table, n).transpose(0, 1).to(
+        q.dtype
+    )  # (B, H, N, 2N - 1), distance N - 1 - column
     return _skew(F.pad(qr, (0, 1)), start=n - 1, length=n)
 
 
@@ -161,7 +167,9 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).flatten(2)
 
 
-def float_mask(key_mask: torch.Tensor, dtype: torch.dtype, scaled_bias: torch.Tensor | None = None) -> torch.Tensor:
+def float_mask(
+    key_mask: torch.Tensor, dtype: torch.dtype, scaled_bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """The float mask added to ``q k^T / sqrt(d)``: ``scaled_bias`` (``bias / sqrt(d)``, or 0) with
     ``-inf`` on padded keys.
 
@@ -174,8 +182,12 @@ def float_mask(key_mask: torch.Tensor, dtype: torch.dtype, scaled_bias: torch.Te
     """
     valid = key_mask[:, None, None, :]
     if scaled_bias is None:
-        return torch.zeros(valid.shape, dtype=dtype, device=key_mask.device).masked_fill(~valid, float("-inf"))
-    return torch.where(valid, scaled_bias.to(dtype), float("-inf"))  # one pass (masked_fill copies, then fills)
+        return torch.zeros(valid.shape, dtype=dtype, device=key_mask.device).masked_fill(
+            ~valid, float("-inf")
+        )
+    return torch.where(
+        valid, scaled_bias.to(dtype), float("-inf")
+    )  # one pass (masked_fill copies, then fills)
 
 
 def attention_weights(

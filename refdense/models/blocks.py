@@ -40,13 +40,22 @@ class MaskedConv1d(nn.Conv1d):
         x = torch.where(mask.unsqueeze(-1), x, 0.0)  # one pass (masked_fill is a copy, then a fill)
         if isinstance(self.padding, str):  # nn.Conv1d's "same" / "valid": the windows below need a number
             raise ValueError(f"MaskedConv1d needs an integer padding, found {self.padding!r}")
-        (kernel,), (stride,), (padding,), (dilation,) = self.kernel_size, self.stride, self.padding, self.dilation
+        (kernel,), (stride,), (padding,), (dilation,) = (
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+        )
         if self.groups == 1:
             span = dilation * (kernel - 1) + 1
-            windows = F.pad(x, (0, 0, padding, padding)).unfold(1, span, stride)[..., ::dilation]  # (B, T', C_in, k)
+            windows = F.pad(x, (0, 0, padding, padding)).unfold(1, span, stride)[
+                ..., ::dilation
+            ]  # (B, T', C_in, k)
             return F.linear(windows.flatten(2), self.weight.flatten(1), self.bias)
         image = x.transpose(1, 2).unsqueeze(2)  # (B, C_in, 1, T) with channels-last strides: a view
-        out = F.conv2d(image, self.weight.unsqueeze(2), self.bias, (1, stride), (0, padding), (1, dilation), self.groups)
+        out = F.conv2d(
+            image, self.weight.unsqueeze(2), self.bias, (1, stride), (0, padding), (1, dilation), self.groups
+        )
         return out.squeeze(2).transpose(1, 2)
 
 
@@ -82,6 +91,7 @@ def upsample_linear(x: torch.Tensor, stride: int, length: int, mask: torch.Tenso
     weight = (source - low).unsqueeze(-1).to(x.dtype)
     low = low.long()
     high = torch.minimum(low + 1, last)
+
     def rows(index: torch.Tensor) -> torch.Tensor:  # (B, length) -> (B, length, D)
         return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
@@ -125,7 +135,9 @@ class ResidualCrossAttention(nn.Module):
         self, x: torch.Tensor, context: torch.Tensor | None, context_mask: torch.Tensor | None
     ) -> torch.Tensor:
         if context is None or context_mask is None:
-            raise ValueError("this branch cross-attends to the entity features: pass context and context_mask")
+            raise ValueError(
+                "this branch cross-attends to the entity features: pass context and context_mask"
+            )
         return x + self.attn(self.norm(x), context, context_mask)
 
 
@@ -239,7 +251,9 @@ class Branch(nn.Module):
             )
             for _ in range(blocks)
         )
-        self.cross = ResidualCrossAttention(cfg.dim, cfg.heads, cfg.head_dim) if cross_attention == "branch" else None
+        self.cross = (
+            ResidualCrossAttention(cfg.dim, cfg.heads, cfg.head_dim) if cross_attention == "branch" else None
+        )
         self.norm = nn.LayerNorm(cfg.dim)
         self.apply(init_pat_weights)
 
@@ -281,10 +295,13 @@ class MultiScaleTrunk(nn.Module):
         super().__init__()
         self.fine = Branch(in_dim, cfg, stride=1, blocks=cfg.blocks, cross_attention=cross_attention)
         self.coarse = nn.ModuleList(
-            Branch(cfg.dim, cfg, stride=s, blocks=cfg.blocks, cross_attention=cross_attention) for s in cfg.strides
+            Branch(cfg.dim, cfg, stride=s, blocks=cfg.blocks, cross_attention=cross_attention)
+            for s in cfg.strides
         )
         self.mix_fine = MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1)
-        self.mix_coarse = nn.ModuleList(MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1) for _ in cfg.strides)
+        self.mix_coarse = nn.ModuleList(
+            MaskedConv1d(cfg.dim, cfg.dim, kernel_size=3, padding=1) for _ in cfg.strides
+        )
         self.strides = tuple(cfg.strides)
 
     def forward(

@@ -86,14 +86,31 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        require(self, self.arch != "refdense" or self.inputs is None, "inputs",
-                "None for arch='refdense' (it reads video in Action-Motion and image in Action-Entity)")
-        for name in ("dim", "heads", "head_dim", "blocks", "entity_blocks", "max_len", "local_hidden", "fusion_kernel"):
+        require(
+            self,
+            self.arch != "refdense" or self.inputs is None,
+            "inputs",
+            "None for arch='refdense' (it reads video in Action-Motion and image in Action-Entity)",
+        )
+        for name in (
+            "dim",
+            "heads",
+            "head_dim",
+            "blocks",
+            "entity_blocks",
+            "max_len",
+            "local_hidden",
+            "fusion_kernel",
+        ):
             require(self, getattr(self, name) >= 1, name, "a positive integer")
         require(self, self.fusion_kernel % 2 == 1, "fusion_kernel", "odd (same-length output)")
         require(self, len(self.strides) > 0, "strides", "a non-empty list of coarse strides")
-        require(self, all(s >= 2 and self.max_len % s == 0 for s in self.strides), "strides",
-                f"integers >= 2 that divide max_len={self.max_len}")
+        require(
+            self,
+            all(s >= 2 and self.max_len % s == 0 for s in self.strides),
+            "strides",
+            f"integers >= 2 that divide max_len={self.max_len}",
+        )
         for name in ("input_dropout", "head_dropout"):
             require(self, 0.0 <= getattr(self, name) < 1.0, name, "in [0, 1)")
         require(self, 0.0 <= self.fine_weight <= 1.0, "fine_weight", "in [0, 1]")

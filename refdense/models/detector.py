@@ -36,13 +36,25 @@ class Detector(nn.Module):
         self.max_window = cfg.max_len if cfg.position == "pat" else None
 
     def check_inputs(
-        self, video: torch.Tensor | None, image: torch.Tensor | None, mask: torch.Tensor | None, *, validate: bool
+        self,
+        video: torch.Tensor | None,
+        image: torch.Tensor | None,
+        mask: torch.Tensor | None,
+        *,
+        validate: bool,
     ) -> torch.Tensor:
         """The batch checked against the model's widths and parameter dtype
         (:func:`refdense.models.inputs.check_batch`); returns the ``(B, T)`` bool mask."""
         dtype = next(self.parameters()).dtype
-        return check_batch(video, image, mask, video_dim=self.video_dim, image_dim=self.image_dim, dtype=dtype,
-                           validate=validate)
+        return check_batch(
+            video,
+            image,
+            mask,
+            video_dim=self.video_dim,
+            image_dim=self.image_dim,
+            dtype=dtype,
+            validate=validate,
+        )
 
     def forward(
         self,

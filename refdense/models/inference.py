@@ -26,7 +26,9 @@ def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torc
     return x.to(device=like.device, dtype=like.dtype)
 
 
-def _check_video(model: Detector, video: Any, image: Any, like: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def _check_video(
+    model: Detector, video: Any, image: Any, like: torch.Tensor
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """``video``, ``image`` as tensors on the model's device and dtype (None where not read), and checked."""
     video = _as_features("video", video, model.video_dim, like)
     image = _as_features("image", image, model.image_dim, like)
@@ -112,7 +114,9 @@ def predict_full_videos(
             mask = torch.arange(padded, device=parameter.device) < lengths.unsqueeze(1)
             video_batch = _stack_pieces(videos_checked, batch, padded, parameter)
             image_batch = _stack_pieces(images_checked, batch, padded, parameter)
-            probs = model(video_batch, image_batch, mask, validate=False).action_logits.sigmoid().float().cpu()
+            probs = (
+                model(video_batch, image_batch, mask, validate=False).action_logits.sigmoid().float().cpu()
+            )
             for row, (index, start, length) in enumerate(batch):
                 outputs[index].append((start, probs[row, :length]))
     finally:

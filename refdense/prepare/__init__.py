@@ -25,8 +25,21 @@ from refdense.prepare.formats import FORMATS, FormatError, RawAnnotations, read_
 from refdense.prepare.prepare import PrepareReport, prepare_dataset
 
 __all__ = [
-    "Decomposition", "DecompositionError", "build_decomposition_prompt", "charades_decomposition",
-    "parse_decomposition_answer", "read_decomposition", "shipped_decomposition", "write_decomposition",
-    "FeatureError", "FeatureSource", "FORMATS", "FormatError", "RawAnnotations", "read_annotations",
-    "read_class_list", "PrepareReport", "prepare_dataset",
+    "Decomposition",
+    "DecompositionError",
+    "build_decomposition_prompt",
+    "charades_decomposition",
+    "parse_decomposition_answer",
+    "read_decomposition",
+    "shipped_decomposition",
+    "write_decomposition",
+    "FeatureError",
+    "FeatureSource",
+    "FORMATS",
+    "FormatError",
+    "RawAnnotations",
+    "read_annotations",
+    "read_class_list",
+    "PrepareReport",
+    "prepare_dataset",
 ]

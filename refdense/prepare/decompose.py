@@ -62,14 +62,22 @@ class Decomposition:
     source: str = ""
 
     @classmethod
-    def from_names(cls, name: str, classes: list[str], entity_names: list[str | None],
-                   motion_names: list[str | None], rationale: list[str] | None = None,
-                   source: str = "") -> Decomposition:
+    def from_names(
+        cls,
+        name: str,
+        classes: list[str],
+        entity_names: list[str | None],
+        motion_names: list[str | None],
+        rationale: list[str] | None = None,
+        source: str = "",
+    ) -> Decomposition:
         """Build from one (entity name | None, motion name | None) per class; names are numbered
         in order of first appearance."""
         if not (len(classes) == len(entity_names) == len(motion_names)):
-            raise DecompositionError(f"{name}: expected one entity and one motion per class ({len(classes)}), "
-                                     f"found {len(entity_names)} and {len(motion_names)}")
+            raise DecompositionError(
+                f"{name}: expected one entity and one motion per class ({len(classes)}), "
+                f"found {len(entity_names)} and {len(motion_names)}"
+            )
         entities: dict[str, int] = {}
         motions: dict[str, int] = {}
         pairs = []
@@ -77,8 +85,15 @@ class Decomposition:
             e = None if entity is None else entities.setdefault(entity, len(entities))
             m = None if motion is None else motions.setdefault(motion, len(motions))
             pairs.append((e, m))
-        return cls(name, tuple(classes), tuple(entities), tuple(motions), tuple(pairs),
-                   tuple(rationale or [""] * len(classes)), source)
+        return cls(
+            name,
+            tuple(classes),
+            tuple(entities),
+            tuple(motions),
+            tuple(pairs),
+            tuple(rationale or [""] * len(classes)),
+            source,
+        )
 
     def entity_of(self, c: int) -> str | None:
         e = self.pairs[c][0]
@@ -104,8 +119,10 @@ class Decomposition:
         no_entity = sum(pair[0] is None for pair in self.pairs)
         no_motion = sum(pair[1] is None for pair in self.pairs)
         shared = self.shared_pairs()
-        return (text + f"; {no_entity} classes without entity, {no_motion} without motion; "
-                f"{len(shared)} (entity, motion) pairs shared by several classes")
+        return (
+            text + f"; {no_entity} classes without entity, {no_motion} without motion; "
+            f"{len(shared)} (entity, motion) pairs shared by several classes"
+        )
 
     def reorder(self, classes: list[str], where: str = "decomposition") -> Decomposition:
         """The same decomposition in the order of ``classes`` (a dataset's class list); every class
@@ -114,18 +131,36 @@ class Decomposition:
         missing = [name for name in classes if name not in index]
         extra = sorted(set(self.classes) - set(classes))
         if missing or extra:
-            raise DecompositionError(f"{where}: classes do not match the dataset's: missing {missing[:5]}"
-                                     f"{' ...' if len(missing) > 5 else ''}, unknown {extra[:5]}"
-                                     f"{' ...' if len(extra) > 5 else ''}")
+            raise DecompositionError(
+                f"{where}: classes do not match the dataset's: missing {missing[:5]}"
+                f"{' ...' if len(missing) > 5 else ''}, unknown {extra[:5]}"
+                f"{' ...' if len(extra) > 5 else ''}"
+            )
         order = [index[name] for name in classes]
-        return Decomposition.from_names(self.name, list(classes), [self.entity_of(c) for c in order],
-                                        [self.motion_of(c) for c in order],
-                                        [self.rationale[c] for c in order], self.source)
+        return Decomposition.from_names(
+            self.name,
+            list(classes),
+            [self.entity_of(c) for c in order],
+            [self.motion_of(c) for c in order],
+            [self.rationale[c] for c in order],
+            self.source,
+        )
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "source": self.source,
-                "classes": [{"class": name, "entity": self.entity_of(c), "motion": self.motion_of(c),
-                             "rationale": self.rationale[c]} for c, name in enumerate(self.classes)]}
+        return {
+            "format": FORMAT,
+            "name": self.name,
+            "source": self.source,
+            "classes": [
+                {
+                    "class": name,
+                    "entity": self.entity_of(c),
+                    "motion": self.motion_of(c),
+                    "rationale": self.rationale[c],
+                }
+                for c, name in enumerate(self.classes)
+            ],
+        }
 
 
 def read_decomposition(path: str | Path) -> Decomposition:
@@ -138,17 +173,30 @@ def read_decomposition(path: str | Path) -> Decomposition:
         raise DecompositionError(f"{path}: decomposition file not found") from None
     except ValueError as error:  # invalid JSON, or a key given twice
         raise DecompositionError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("classes"), list):
-        raise DecompositionError(f"{path}: expected a {FORMAT!r} object with a 'classes' list, found "
-                                 f"format {data.get('format') if isinstance(data, dict) else type(data).__name__!r}")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != FORMAT
+        or not isinstance(data.get("classes"), list)
+    ):
+        raise DecompositionError(
+            f"{path}: expected a {FORMAT!r} object with a 'classes' list, found "
+            f"format {data.get('format') if isinstance(data, dict) else type(data).__name__!r}"
+        )
     names, entities, motions, rationale = [], [], [], []
     for i, entry in enumerate(data["classes"]):
-        if not isinstance(entry, dict) or not isinstance(entry.get("class"), str) or not {"entity", "motion"} <= set(entry):
-            raise DecompositionError(f"{path}: classes[{i}]: expected {{'class', 'entity', 'motion'}}, found {entry!r}")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("class"), str)
+            or not {"entity", "motion"} <= set(entry)
+        ):
+            raise DecompositionError(
+                f"{path}: classes[{i}]: expected {{'class', 'entity', 'motion'}}, found {entry!r}"
+            )
         for key in ("entity", "motion"):
             if entry[key] is not None and (not isinstance(entry[key], str) or not entry[key].strip()):
-                raise DecompositionError(f"{path}: class {entry['class']!r}: {key} must be a name or null, "
-                                         f"found {entry[key]!r}")
+                raise DecompositionError(
+                    f"{path}: class {entry['class']!r}: {key} must be a name or null, found {entry[key]!r}"
+                )
         names.append(entry["class"])
         entities.append(entry["entity"])
         motions.append(entry["motion"])
@@ -156,8 +204,9 @@ def read_decomposition(path: str | Path) -> Decomposition:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise DecompositionError(f"{path}: classes listed twice: {duplicates}")
-    return Decomposition.from_names(str(data.get("name", path.stem)), names, entities, motions, rationale,
-                                    str(data.get("source", "")))
+    return Decomposition.from_names(
+        str(data.get("name", path.stem)), names, entities, motions, rationale, str(data.get("source", ""))
+    )
 
 
 def write_decomposition(path: str | Path, decomposition: Decomposition) -> Path:
@@ -167,7 +216,7 @@ def write_decomposition(path: str | Path, decomposition: Decomposition) -> Path:
     lines = ",\n".join("  " + json.dumps(entry, ensure_ascii=False) for entry in data["classes"])
     header = json.dumps({k: v for k, v in data.items() if k != "classes"}, ensure_ascii=False)[:-1]
     with atomic_write(path) as handle:
-        handle.write(f"{header}, \"classes\": [\n{lines}\n]}}\n")
+        handle.write(f'{header}, "classes": [\n{lines}\n]}}\n')
     return path
 
 
@@ -180,16 +229,19 @@ def shipped_decomposition(name: str = "multithumos") -> Decomposition:
     """The package's curated decomposition (only MultiTHUMOS is shipped)."""
     path = shipped_decomposition_path(name)
     if not path.exists():
-        raise DecompositionError(f"no shipped decomposition for {name!r} (looked for {path}); "
-                                 "build one with `refdense decompose charades` or the LLM route")
+        raise DecompositionError(
+            f"no shipped decomposition for {name!r} (looked for {path}); "
+            "build one with `refdense decompose charades` or the LLM route"
+        )
     return read_decomposition(path)
 
 
 # ------------------------------------------------------------------------------------ Charades
 
 
-def charades_decomposition(mapping: str | Path, objects: str | Path, verbs: str | Path,
-                           classes: str | Path) -> Decomposition:
+def charades_decomposition(
+    mapping: str | Path, objects: str | Path, verbs: str | Path, classes: str | Path
+) -> Decomposition:
     """The decomposition given by Charades' official files (the user's copy).
 
     Args:
@@ -223,17 +275,24 @@ def charades_decomposition(mapping: str | Path, objects: str | Path, verbs: str 
     missing = [token for token, _ in class_entries if token not in mapped]
     unknown = sorted(set(mapped) - {token for token, _ in class_entries})
     if missing or unknown:
-        raise FormatError(f"{mapping}: does not match {Path(classes).name}: classes without mapping {missing[:5]}, "
-                          f"mapped classes not in the class list {unknown[:5]}")
-    used_objects = sorted({mapped[t][0] for t, _ in class_entries if object_names[mapped[t][0]].lower() != "none"})
+        raise FormatError(
+            f"{mapping}: does not match {Path(classes).name}: classes without mapping {missing[:5]}, "
+            f"mapped classes not in the class list {unknown[:5]}"
+        )
+    used_objects = sorted(
+        {mapped[t][0] for t, _ in class_entries if object_names[mapped[t][0]].lower() != "none"}
+    )
     used_verbs = sorted({mapped[t][1] for t, _ in class_entries})
     entity_index = {token: i for i, token in enumerate(used_objects)}
     motion_index = {token: i for i, token in enumerate(used_verbs)}
     pairs = tuple((entity_index.get(mapped[t][0]), motion_index[mapped[t][1]]) for t, _ in class_entries)
     return Decomposition(
-        name="charades", classes=tuple(name for _, name in class_entries),
-        entities=tuple(object_names[t] for t in used_objects), motions=tuple(verb_names[t] for t in used_verbs),
-        pairs=pairs, rationale=("official Charades mapping",) * len(class_entries),
+        name="charades",
+        classes=tuple(name for _, name in class_entries),
+        entities=tuple(object_names[t] for t in used_objects),
+        motions=tuple(verb_names[t] for t in used_verbs),
+        pairs=pairs,
+        rationale=("official Charades mapping",) * len(class_entries),
         source=f"{Path(mapping).name} + {Path(objects).name} + {Path(verbs).name}",
     )
 
@@ -273,14 +332,14 @@ def build_decomposition_prompt(class_names: list[str], dataset: str = "a video d
     return (
         f"The action classes below come from {dataset} for dense action detection.\n"
         "Decompose each action class into two sub-concepts:\n"
-        "- the ENTITY: the one object, tool or thing the action involves (e.g. \"barbell\" for a\n"
+        '- the ENTITY: the one object, tool or thing the action involves (e.g. "barbell" for a\n'
         "  weightlifting clean), or null when the action involves no particular object (e.g. walking);\n"
-        "- the MOTION: the one body movement the action consists of (e.g. \"lifting\"), or null when\n"
+        '- the MOTION: the one body movement the action consists of (e.g. "lifting"), or null when\n'
         "  the action is not a movement.\n"
         "Rules: give each class at most one entity and at most one motion; reuse exactly the same\n"
         "name whenever two classes share an entity or a motion, so that shared concepts are merged;\n"
         "use short lower-case English names (one to three words) that complete the phrase\n"
-        "\"a photo of ...\"; never invent classes and never leave one out.\n\n"
+        '"a photo of ..."; never invent classes and never leave one out.\n\n'
         f"Action classes ({len(class_names)}):\n{listing}\n\n"
         "Answer with one JSON object and nothing else, with every class above as a key, e.g.\n"
         f"{example}\n"
@@ -293,7 +352,9 @@ def _extract_json(text: str) -> object:
     fenced = re.findall(r"```(?:json|JSON)?\s*\n(.*?)```", text, flags=re.S)
     starts = [i for i, char in enumerate(text) if char in "{["]
     if not fenced and not starts:
-        raise DecompositionError("LLM answer: no JSON object found (expected {class: {\"entity\": ..., \"motion\": ...}})")
+        raise DecompositionError(
+            'LLM answer: no JSON object found (expected {class: {"entity": ..., "motion": ...}})'
+        )
     decoder = json.JSONDecoder()
     first_error = None
     for candidate, start in [(block, 0) for block in fenced] + [(text, i) for i in starts]:
@@ -304,8 +365,9 @@ def _extract_json(text: str) -> object:
     raise DecompositionError(f"LLM answer: the JSON does not parse ({first_error})")
 
 
-def parse_decomposition_answer(text: str, class_names: list[str], name: str = "llm",
-                               source: str = "LLM answer") -> Decomposition:
+def parse_decomposition_answer(
+    text: str, class_names: list[str], name: str = "llm", source: str = "LLM answer"
+) -> Decomposition:
     """Read and validate an LLM's answer to :func:`build_decomposition_prompt`.
 
     Accepts the JSON bare, inside a fenced code block, or surrounded by prose; either the asked
@@ -336,10 +398,13 @@ def parse_decomposition_answer(text: str, class_names: list[str], name: str = "l
             unknown.append(key)
             continue
         if not isinstance(value, dict) or not {"entity", "motion"} <= set(value):
-            raise DecompositionError(f"LLM answer: class {key!r}: expected {{\"entity\": ..., \"motion\": ...}}, "
-                                     f"found {value!r}")
-        pair = (normalise_concept(value["entity"], f"LLM answer: class {key!r}: entity"),
-                normalise_concept(value["motion"], f"LLM answer: class {key!r}: motion"))
+            raise DecompositionError(
+                f'LLM answer: class {key!r}: expected {{"entity": ..., "motion": ...}}, found {value!r}'
+            )
+        pair = (
+            normalise_concept(value["entity"], f"LLM answer: class {key!r}: entity"),
+            normalise_concept(value["motion"], f"LLM answer: class {key!r}: motion"),
+        )
         if cls in answers and answers[cls] != pair:
             conflicting.append(cls)
         answers[cls] = pair

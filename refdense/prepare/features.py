@@ -35,8 +35,10 @@ def as_segments(array: np.ndarray, where: str) -> np.ndarray:
     """Bring a per-video feature array to (T', D): accepts (T', D), (T', 1, D) and (T', 1, 1, D)."""
     if array.ndim >= 2 and all(size == 1 for size in array.shape[1:-1]):
         return array.reshape(array.shape[0], array.shape[-1])
-    raise FeatureError(f"{where}: expected features of shape (T', D) or (T', 1, 1, D), found {array.shape}",
-                       "malformed feature array")
+    raise FeatureError(
+        f"{where}: expected features of shape (T', D) or (T', 1, 1, D), found {array.shape}",
+        "malformed feature array",
+    )
 
 
 class FeatureSource:
@@ -61,18 +63,23 @@ class FeatureSource:
             try:
                 self._h5 = h5py.File(self.path, "r")
             except OSError as error:
-                raise FeatureError(f"{self.path}: not a readable HDF5 file ({error}); expected a folder of "
-                                   "<video_id>.npy or an HDF5 file") from None
+                raise FeatureError(
+                    f"{self.path}: not a readable HDF5 file ({error}); expected a folder of "
+                    "<video_id>.npy or an HDF5 file"
+                ) from None
             group = self._h5[stream] if isinstance(self._h5.get(stream), h5py.Group) else self._h5
             self._group = group
             self.ids = sorted(name for name, item in group.items() if isinstance(item, h5py.Dataset))
             if not self.ids:
                 self._h5.close()
-                raise FeatureError(f"{self.path}: no per-video datasets found (looked at the root and in "
-                                   f"group {stream!r})")
+                raise FeatureError(
+                    f"{self.path}: no per-video datasets found (looked at the root and in group {stream!r})"
+                )
         else:
-            raise FeatureError(f"{self.path}: {stream} features not found (expected a folder of "
-                               "<video_id>.npy or an HDF5 file)")
+            raise FeatureError(
+                f"{self.path}: {stream} features not found (expected a folder of "
+                "<video_id>.npy or an HDF5 file)"
+            )
 
     def load(self, video_id: str) -> np.ndarray:
         """(T', D) float32 features of ``video_id``."""
@@ -85,7 +92,9 @@ class FeatureSource:
         except (ValueError, OSError, EOFError) as error:
             raise FeatureError(f"{where}: unreadable features ({error})", "unreadable feature file") from None
         if not np.issubdtype(array.dtype, np.floating):
-            raise FeatureError(f"{where}: expected floating-point features, found {array.dtype}", "malformed feature array")
+            raise FeatureError(
+                f"{where}: expected floating-point features, found {array.dtype}", "malformed feature array"
+            )
         return as_segments(array, where).astype(np.float32, copy=False)
 
     def close(self) -> None:
@@ -100,14 +109,19 @@ class FeatureSource:
         self.close()
 
 
-def align_streams(video: np.ndarray, image: np.ndarray, tolerance: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+def align_streams(
+    video: np.ndarray, image: np.ndarray, tolerance: int, where: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Truncate (T_v, Dv) and (T_i, Di) to their common length when ``|T_v - T_i| <= tolerance``.
 
     Raises :class:`FeatureError` naming both lengths when they differ by more.
     """
     if abs(len(video) - len(image)) > tolerance:
-        raise FeatureError(f"{where}: stream lengths differ by more than {tolerance} segments: "
-                           f"video {len(video)}, image {len(image)}", "stream lengths differ beyond tolerance")
+        raise FeatureError(
+            f"{where}: stream lengths differ by more than {tolerance} segments: "
+            f"video {len(video)}, image {len(image)}",
+            "stream lengths differ beyond tolerance",
+        )
     length = min(len(video), len(image))
     return video[:length], image[:length]
 
@@ -119,6 +133,9 @@ def to_storage(array: np.ndarray, dtype: str, where: str) -> np.ndarray:
     finite = np.isfinite(stored)
     if not finite.all():
         bad = int(np.argwhere(~finite)[0, 0])
-        raise FeatureError(f"{where}: {int((~finite).sum())} values are NaN/Inf once stored as {dtype} "
-                           f"(first at segment {bad}; largest magnitude {np.nanmax(np.abs(array)):.3g})", "non-finite features")
+        raise FeatureError(
+            f"{where}: {int((~finite).sum())} values are NaN/Inf once stored as {dtype} "
+            f"(first at segment {bad}; largest magnitude {np.nanmax(np.abs(array)):.3g})",
+            "non-finite features",
+        )
     return stored

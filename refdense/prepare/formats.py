@@ -44,17 +44,71 @@ TSU_FPS = 20.0
 
 # MultiTHUMOS class names in the official id order (id = position + 1), as in multithumos.json.
 MULTITHUMOS_CLASSES = (
-    "BaseballPitch", "BasketballDunk", "Billiards", "CleanAndJerk", "CliffDiving", "CricketBowling",
-    "CricketShot", "Diving", "FrisbeeCatch", "GolfSwing", "HammerThrow", "HighJump", "JavelinThrow",
-    "LongJump", "PoleVault", "Shotput", "SoccerPenalty", "TennisSwing", "ThrowDiscus",
-    "VolleyballSpiking", "Walk", "Sit", "StandUp", "Stand", "Run", "Jump", "Fall", "PickUp", "Hug",
-    "PatPerson", "HighFive", "FistPump", "ClapHands", "OneRaisedArmCelebrate",
-    "TwoRaisedArmCelebrate", "Throw", "Drop", "OneHandedCatch", "TwoHandedCatch", "BodyRoll",
-    "BodyTurn", "BodyBend", "BodyContract", "Squat", "BasketballDribble", "BasketballPass",
-    "BasketballBlock", "BasketballShot", "BasketballGuard", "VolleyballSet", "VolleyballBump",
-    "VolleyballBlock", "VolleyballServe", "WeightliftingClean", "WeightliftingJerk",
-    "HammerThrowWindUp", "HammerThrowSpin", "HammerThrowRelease", "PoleVaultPlantPole",
-    "ShotPutBend", "DiscusWindUp", "DiscusRelease", "TalkToCamera", "CloseUpTalkToCamera", "NoHuman",
+    "BaseballPitch",
+    "BasketballDunk",
+    "Billiards",
+    "CleanAndJerk",
+    "CliffDiving",
+    "CricketBowling",
+    "CricketShot",
+    "Diving",
+    "FrisbeeCatch",
+    "GolfSwing",
+    "HammerThrow",
+    "HighJump",
+    "JavelinThrow",
+    "LongJump",
+    "PoleVault",
+    "Shotput",
+    "SoccerPenalty",
+    "TennisSwing",
+    "ThrowDiscus",
+    "VolleyballSpiking",
+    "Walk",
+    "Sit",
+    "StandUp",
+    "Stand",
+    "Run",
+    "Jump",
+    "Fall",
+    "PickUp",
+    "Hug",
+    "PatPerson",
+    "HighFive",
+    "FistPump",
+    "ClapHands",
+    "OneRaisedArmCelebrate",
+    "TwoRaisedArmCelebrate",
+    "Throw",
+    "Drop",
+    "OneHandedCatch",
+    "TwoHandedCatch",
+    "BodyRoll",
+    "BodyTurn",
+    "BodyBend",
+    "BodyContract",
+    "Squat",
+    "BasketballDribble",
+    "BasketballPass",
+    "BasketballBlock",
+    "BasketballShot",
+    "BasketballGuard",
+    "VolleyballSet",
+    "VolleyballBump",
+    "VolleyballBlock",
+    "VolleyballServe",
+    "WeightliftingClean",
+    "WeightliftingJerk",
+    "HammerThrowWindUp",
+    "HammerThrowSpin",
+    "HammerThrowRelease",
+    "PoleVaultPlantPole",
+    "ShotPutBend",
+    "DiscusWindUp",
+    "DiscusRelease",
+    "TalkToCamera",
+    "CloseUpTalkToCamera",
+    "NoHuman",
 )
 
 
@@ -128,21 +182,33 @@ def _load_json(path: Path) -> dict:
     except ValueError as error:  # invalid JSON, or a video id given twice
         raise FormatError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or not data:
-        raise FormatError(f"{path}: expected a JSON object {{video_id: {{subset, duration, actions}}}}, "
-                          f"found {type(data).__name__}{' (empty)' if not data else ''}")
+        raise FormatError(
+            f"{path}: expected a JSON object {{video_id: {{subset, duration, actions}}}}, "
+            f"found {type(data).__name__}{' (empty)' if not data else ''}"
+        )
     return data
 
 
 def _check_entry(path: Path, video_id: str, entry: object) -> None:
     if not isinstance(entry, dict) or not {"subset", "duration", "actions"} <= set(entry):
         found = sorted(entry) if isinstance(entry, dict) else type(entry).__name__
-        raise FormatError(f"{path}: video {video_id!r}: expected keys subset, duration, actions; found {found}")
+        raise FormatError(
+            f"{path}: video {video_id!r}: expected keys subset, duration, actions; found {found}"
+        )
     if entry["subset"] not in SUBSETS:
-        raise FormatError(f"{path}: video {video_id!r}: subset must be one of {SUBSETS}, found {entry['subset']!r}")
+        raise FormatError(
+            f"{path}: video {video_id!r}: subset must be one of {SUBSETS}, found {entry['subset']!r}"
+        )
 
 
-def read_super_events(path: str | Path, classes: list[str], *, one_based: bool = False,
-                      time_scale: float = 1.0, format_name: str = "super-events") -> RawAnnotations:
+def read_super_events(
+    path: str | Path,
+    classes: list[str],
+    *,
+    one_based: bool = False,
+    time_scale: float = 1.0,
+    format_name: str = "super-events",
+) -> RawAnnotations:
     """Read a super-events JSON (charades.json, multithumos.json) or, with ``time_scale``, TSU's JSON.
 
     Args:
@@ -163,29 +229,43 @@ def read_super_events(path: str | Path, classes: list[str], *, one_based: bool =
                 ids.append(action[0])
     num = len(classes)
     if ids and one_based and min(ids) == 0:
-        raise FormatError(f"{path}: class id 0 found but the file is read as 1-based (ids 1..{num}); "
-                          "read it as 0-based (charades.json is 0-based, multithumos.json 1-based)")
+        raise FormatError(
+            f"{path}: class id 0 found but the file is read as 1-based (ids 1..{num}); "
+            "read it as 0-based (charades.json is 0-based, multithumos.json 1-based)"
+        )
     if ids and not one_based and max(ids) == num and min(ids) >= 1:
-        raise FormatError(f"{path}: class ids run 1..{num} but the file is read as 0-based (ids 0..{num - 1}); "
-                          "read it as 1-based (multithumos.json is 1-based)")
+        raise FormatError(
+            f"{path}: class ids run 1..{num} but the file is read as 0-based (ids 0..{num - 1}); "
+            "read it as 1-based (multithumos.json is 1-based)"
+        )
     offset = 1 if one_based else 0
     raw = RawAnnotations(classes=list(classes), videos={}, source=f"{format_name}: {path.name}")
     for video_id, entry in data.items():
         actions, origins = [], []
         for index, action in enumerate(entry["actions"]):
             origin = f"{path.name}: video {video_id!r}, actions[{index}]"
-            if not (isinstance(action, list) and len(action) == 3 and isinstance(action[0], int)
-                    and all(isinstance(v, (int, float)) for v in action[1:])):
+            if not (
+                isinstance(action, list)
+                and len(action) == 3
+                and isinstance(action[0], int)
+                and all(isinstance(v, (int, float)) for v in action[1:])
+            ):
                 raw.note("malformed action", f"{origin}: expected [class, start, end], found {action!r}")
                 continue
             cls = action[0] - offset
             if not 0 <= cls < num:
-                raw.note("unknown class id", f"{origin}: class id {action[0]} outside {offset}..{num - 1 + offset}")
+                raw.note(
+                    "unknown class id", f"{origin}: class id {action[0]} outside {offset}..{num - 1 + offset}"
+                )
                 continue
             actions.append([cls, float(action[1]) * time_scale, float(action[2]) * time_scale])
             origins.append(origin)
-        raw.videos[str(video_id)] = {"subset": entry["subset"], "duration": float(entry["duration"]) * time_scale,
-                                     "actions": actions, "origins": origins}
+        raw.videos[str(video_id)] = {
+            "subset": entry["subset"],
+            "duration": float(entry["duration"]) * time_scale,
+            "actions": actions,
+            "origins": origins,
+        }
     return raw
 
 
@@ -200,8 +280,10 @@ def _subset_from_name(path: Path) -> str:
         return "training"
     if "test" in name:
         return "testing"
-    raise FormatError(f"{path}: cannot tell the subset from the file name (expected 'train' or 'test' in it, "
-                      "as in Charades_v1_train.csv)")
+    raise FormatError(
+        f"{path}: cannot tell the subset from the file name (expected 'train' or 'test' in it, "
+        "as in Charades_v1_train.csv)"
+    )
 
 
 def read_charades_csv(paths: Sequence[str | Path], classes_file: str | Path) -> RawAnnotations:
@@ -213,23 +295,29 @@ def read_charades_csv(paths: Sequence[str | Path], classes_file: str | Path) -> 
     """
     entries = read_class_list(classes_file)
     index = {token: i for i, (token, _) in enumerate(entries)}
-    raw = RawAnnotations(classes=[name for _, name in entries], videos={},
-                         source="charades-csv: " + ", ".join(Path(p).name for p in paths)
-                         + f" + {Path(classes_file).name}")
+    raw = RawAnnotations(
+        classes=[name for _, name in entries],
+        videos={},
+        source="charades-csv: " + ", ".join(Path(p).name for p in paths) + f" + {Path(classes_file).name}",
+    )
     for path in map(Path, paths):
         subset = _subset_from_name(path)
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.DictReader(handle)
             missing = {"id", "length", "actions"} - set(reader.fieldnames or [])
             if missing:
-                raise FormatError(f"{path}: not a Charades CSV: missing columns {sorted(missing)} "
-                                  f"(found {reader.fieldnames})")
+                raise FormatError(
+                    f"{path}: not a Charades CSV: missing columns {sorted(missing)} "
+                    f"(found {reader.fieldnames})"
+                )
             for row in reader:
                 video_id = row["id"].strip()
                 try:
                     duration = float(row["length"])
                 except ValueError:
-                    raise FormatError(f"{path}: video {video_id!r}: length is not a number: {row['length']!r}") from None
+                    raise FormatError(
+                        f"{path}: video {video_id!r}: length is not a number: {row['length']!r}"
+                    ) from None
                 actions, origins = [], []
                 for item in filter(None, (part.strip() for part in (row["actions"] or "").split(";"))):
                     origin = f"{path.name}:{reader.line_num} ({item!r})"
@@ -239,19 +327,29 @@ def read_charades_csv(paths: Sequence[str | Path], classes_file: str | Path) -> 
                         if len(fields) != 3:
                             raise ValueError
                     except (ValueError, IndexError):
-                        raw.note("malformed action", f"{path}:{reader.line_num}: video {video_id!r}: expected "
-                                 f"'cXXX start end', found {item!r}")
+                        raw.note(
+                            "malformed action",
+                            f"{path}:{reader.line_num}: video {video_id!r}: expected "
+                            f"'cXXX start end', found {item!r}",
+                        )
                         continue
                     if token not in index:
-                        raw.note("unknown class id", f"{path}:{reader.line_num}: video {video_id!r}: class {token!r} "
-                                 f"is not in {Path(classes_file).name}")
+                        raw.note(
+                            "unknown class id",
+                            f"{path}:{reader.line_num}: video {video_id!r}: class {token!r} "
+                            f"is not in {Path(classes_file).name}",
+                        )
                         continue
                     actions.append([index[token], start, end])
                     origins.append(origin)
                 if video_id in raw.videos:
                     raise FormatError(f"{path}:{reader.line_num}: video {video_id!r} appears twice")
-                raw.videos[video_id] = {"subset": subset, "duration": duration, "actions": actions,
-                                        "origins": origins}
+                raw.videos[video_id] = {
+                    "subset": subset,
+                    "duration": duration,
+                    "actions": actions,
+                    "origins": origins,
+                }
     return raw
 
 
@@ -261,8 +359,10 @@ def multithumos_subset(video_id: str) -> str:
         return "training"
     if "test" in video_id:
         return "testing"
-    raise FormatError(f"video {video_id!r}: cannot tell its subset (MultiTHUMOS ids contain "
-                      "'validation' (training) or 'test' (testing))")
+    raise FormatError(
+        f"video {video_id!r}: cannot tell its subset (MultiTHUMOS ids contain "
+        "'validation' (training) or 'test' (testing))"
+    )
 
 
 def read_multithumos_txt(folder: str | Path, classes: list[str] | None = None) -> RawAnnotations:
@@ -280,13 +380,19 @@ def read_multithumos_txt(folder: str | Path, classes: list[str] | None = None) -
     classes = list(classes or MULTITHUMOS_CLASSES)
     files = sorted(folder.glob("*.txt"))
     if not files:
-        raise FormatError(f"{folder}: no <ClassName>.txt files found (expected the MultiTHUMOS annotation folder)")
+        raise FormatError(
+            f"{folder}: no <ClassName>.txt files found (expected the MultiTHUMOS annotation folder)"
+        )
     index = {name: i for i, name in enumerate(classes)}
     unknown = [f.stem for f in files if f.stem not in index]
     if unknown:
-        raise FormatError(f"{folder}: files named after no known class: {unknown[:5]}"
-                          f"{' ...' if len(unknown) > 5 else ''} (known classes: {classes[:3]} ...)")
-    raw = RawAnnotations(classes=classes, videos={}, source=f"multithumos-txt: {folder.name}/ ({len(files)} files)")
+        raise FormatError(
+            f"{folder}: files named after no known class: {unknown[:5]}"
+            f"{' ...' if len(unknown) > 5 else ''} (known classes: {classes[:3]} ...)"
+        )
+    raw = RawAnnotations(
+        classes=classes, videos={}, source=f"multithumos-txt: {folder.name}/ ({len(files)} files)"
+    )
     for path in files:
         with open(path, encoding="utf-8") as handle:
             for number, line in enumerate(handle, 1):
@@ -298,17 +404,26 @@ def read_multithumos_txt(folder: str | Path, classes: list[str] | None = None) -
                     if len(fields) != 3:
                         raise ValueError
                 except (ValueError, IndexError):
-                    raw.note("malformed action", f"{path}:{number}: expected 'video_id start end', found {line.strip()!r}")
+                    raw.note(
+                        "malformed action",
+                        f"{path}:{number}: expected 'video_id start end', found {line.strip()!r}",
+                    )
                     continue
-                entry = raw.videos.setdefault(video_id, {"subset": multithumos_subset(video_id),
-                                                         "duration": None, "actions": [], "origins": []})
+                entry = raw.videos.setdefault(
+                    video_id,
+                    {"subset": multithumos_subset(video_id), "duration": None, "actions": [], "origins": []},
+                )
                 entry["actions"].append([index[path.stem], start, end])
                 entry["origins"].append(f"{path.name}:{number}")
     return raw
 
 
 DATASETS = ("charades", "multithumos", "tsu")
-DATASET_NAMES = {"charades": "Charades", "multithumos": "MultiTHUMOS", "tsu": "TSU (Toyota Smarthome Untrimmed)"}
+DATASET_NAMES = {
+    "charades": "Charades",
+    "multithumos": "MultiTHUMOS",
+    "tsu": "TSU (Toyota Smarthome Untrimmed)",
+}
 # The video ids of each dataset's official files: Charades "46GP8" (five capitals and digits),
 # MultiTHUMOS "video_validation_0000051" / "video_test_0000004" (THUMOS'14), TSU "P02T01C06".
 VIDEO_ID_PATTERNS = {
@@ -334,9 +449,11 @@ def check_dataset(dataset: str, video_ids: Collection[str], what: str) -> None:
     guessed = guess_dataset(video_ids)
     if guessed is not None and guessed != dataset:
         ids = sorted(video_ids)
-        raise FormatError(f"{what} look like {DATASET_NAMES[guessed]}, not {DATASET_NAMES[dataset]}: their video "
-                          f"ids have {DATASET_NAMES[guessed]}'s form (e.g. {ids[:3]}); give them to "
-                          f"`refdense prepare {guessed}`, or the {DATASET_NAMES[dataset]} files to this command")
+        raise FormatError(
+            f"{what} look like {DATASET_NAMES[guessed]}, not {DATASET_NAMES[dataset]}: their video "
+            f"ids have {DATASET_NAMES[guessed]}'s form (e.g. {ids[:3]}); give them to "
+            f"`refdense prepare {guessed}`, or the {DATASET_NAMES[dataset]} files to this command"
+        )
 
 
 def detect_format(dataset: str, paths: list[Path]) -> str:
@@ -347,18 +464,28 @@ def detect_format(dataset: str, paths: list[Path]) -> str:
             return "charades-csv"
         if list(folder.glob("*.txt")):
             return "multithumos-txt"
-        raise FormatError(f"{folder}: a folder must hold Charades_v1_*.csv files or MultiTHUMOS <ClassName>.txt files")
+        raise FormatError(
+            f"{folder}: a folder must hold Charades_v1_*.csv files or MultiTHUMOS <ClassName>.txt files"
+        )
     suffixes = {p.suffix.lower() for p in paths}
     if suffixes == {".csv"}:
         return "charades-csv"
     if suffixes == {".json"} and len(paths) == 1:
         return "tsu-json" if dataset == "tsu" else "super-events"
-    raise FormatError(f"cannot tell the format of {[str(p) for p in paths]}: give one JSON file (super-events "
-                      "or TSU), Charades CSV files, or the MultiTHUMOS folder of <ClassName>.txt files")
+    raise FormatError(
+        f"cannot tell the format of {[str(p) for p in paths]}: give one JSON file (super-events "
+        "or TSU), Charades CSV files, or the MultiTHUMOS folder of <ClassName>.txt files"
+    )
 
 
-def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str | Path | None = None,
-                     fmt: str = "auto", one_based: bool | None = None) -> RawAnnotations:
+def read_annotations(
+    dataset: str,
+    paths: list[str | Path],
+    *,
+    classes_file: str | Path | None = None,
+    fmt: str = "auto",
+    one_based: bool | None = None,
+) -> RawAnnotations:
     """Read a dataset's official annotation files into :class:`RawAnnotations`.
 
     Args:
@@ -382,23 +509,29 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
         raise ValueError(f"unknown annotation format {fmt!r}; expected one of {FORMATS} or 'auto'")
     if FORMAT_DATASET.get(fmt, dataset) != dataset:
         other = FORMAT_DATASET[fmt]
-        raise FormatError(f"{[str(p) for p in files]} look like {DATASET_NAMES[other]}, not {DATASET_NAMES[dataset]}: "
-                          f"{fmt} is the format {DATASET_NAMES[other]} is distributed in; give them to "
-                          f"`refdense prepare {other}`, or the {DATASET_NAMES[dataset]} files to this command")
+        raise FormatError(
+            f"{[str(p) for p in files]} look like {DATASET_NAMES[other]}, not {DATASET_NAMES[dataset]}: "
+            f"{fmt} is the format {DATASET_NAMES[other]} is distributed in; give them to "
+            f"`refdense prepare {other}`, or the {DATASET_NAMES[dataset]} files to this command"
+        )
     if fmt == "charades-csv" and classes_file is None:
         folder = files[0] if files[0].is_dir() else files[0].parent
         candidate = folder / "Charades_v1_classes.txt"
         if not candidate.exists():
-            raise FormatError(f"Charades CSVs need the class list: give --classes Charades_v1_classes.txt "
-                              f"(not found beside the annotations in {folder})")
+            raise FormatError(
+                f"Charades CSVs need the class list: give --classes Charades_v1_classes.txt "
+                f"(not found beside the annotations in {folder})"
+            )
         classes_file = candidate
     if classes_file is not None:
         classes = [name for _, name in read_class_list(classes_file)]
     elif dataset == "multithumos":
         classes = list(MULTITHUMOS_CLASSES)
     else:
-        raise FormatError(f"{dataset}: give the class list file (--classes); class names are read from "
-                          "your copy of the dataset, never shipped")
+        raise FormatError(
+            f"{dataset}: give the class list file (--classes); class names are read from "
+            "your copy of the dataset, never shipped"
+        )
     if fmt == "charades-csv":
         csvs = sorted(files[0].glob("Charades_v1_*.csv")) if files[0].is_dir() else files
         assert classes_file is not None, "the class list of Charades CSVs is required or found above"
@@ -410,4 +543,6 @@ def read_annotations(dataset: str, paths: list[str | Path], *, classes_file: str
     if fmt == "tsu-json":
         return read_tsu(files[0], classes)
     check_dataset(dataset, _load_json(files[0]), f"the annotations in {files[0]}")
-    return read_super_events(files[0], classes, one_based=dataset == "multithumos" if one_based is None else one_based)
+    return read_super_events(
+        files[0], classes, one_based=dataset == "multithumos" if one_based is None else one_based
+    )

@@ -71,8 +71,15 @@ class Unit3D(nn.Module):
     The logits unit has a bias and neither batch norm nor ReLU.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int, int] = (1, 1, 1),
-                 stride: tuple[int, int, int] = (1, 1, 1), *, norm_and_relu: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, int, int] = (1, 1, 1),
+        stride: tuple[int, int, int] = (1, 1, 1),
+        *,
+        norm_and_relu: bool = True,
+    ) -> None:
         super().__init__()
         self.kernel, self.stride, self.norm_and_relu = kernel, stride, norm_and_relu
         self.conv3d = nn.Conv3d(in_channels, out_channels, kernel, stride, padding=0, bias=not norm_and_relu)
@@ -111,7 +118,9 @@ class InceptionBlock(nn.Module):
         self.out_channels = one + wide_a + wide_b + pooled
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1)
+        return torch.cat(
+            [self.b0(x), self.b1b(self.b1a(x)), self.b2b(self.b2a(x)), self.b3b(self.b3a(x))], dim=1
+        )
 
 
 class InceptionI3d(nn.Module):
@@ -181,14 +190,20 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> Inc
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- any unreadable file is reported the same way
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})") from None
+        raise ValueError(
+            f"{path}: not a readable PyTorch checkpoint ({type(error).__name__}: {error})"
+        ) from None
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (as rgb_imagenet.pt / rgb_charades.pt), "
-                         f"found {type(state).__name__}")
+        raise ValueError(
+            f"{path}: expected a state dict of tensors (as rgb_imagenet.pt / rgb_charades.pt), "
+            f"found {type(state).__name__}"
+        )
     first = state.get("Conv3d_1a_7x7.conv3d.weight")
     if first is not None and first.ndim == 5 and first.shape[1] != 3:
-        raise ValueError(f"{path}: a checkpoint for {first.shape[1]}-channel input (optical flow); "
-                         "features are extracted from RGB frames: use rgb_imagenet.pt or rgb_charades.pt")
+        raise ValueError(
+            f"{path}: a checkpoint for {first.shape[1]}-channel input (optical flow); "
+            "features are extracted from RGB frames: use rgb_imagenet.pt or rgb_charades.pt"
+        )
     bias = state.get("logits.conv3d.bias")
     model = InceptionI3d(num_classes=int(bias.shape[0]) if bias is not None and bias.ndim == 1 else 400)
     check_i3d_state(state, model.state_dict(), str(path))
@@ -204,16 +219,25 @@ def check_i3d_state(state: Mapping[str, Tensor], expected: Mapping[str, Tensor],
     """Raise ValueError naming the missing and unexpected keys and the wrong shapes of ``state``."""
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
-             for k in expected if k in state and state[k].shape != expected[k].shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(expected[k].shape)})"
+        for k in expected
+        if k in state and state[k].shape != expected[k].shape
+    ]
     if missing or unexpected or wrong:
+
         def some(items: list[str]) -> str:
             return ", ".join(items[:4]) + (f" and {len(items) - 4} more" if len(items) > 4 else "")
 
-        parts = [f"missing {some(missing)}" if missing else "", f"unexpected {some(unexpected)}" if unexpected else "",
-                 f"wrong shapes {some(wrong)}" if wrong else ""]
-        raise ValueError(f"{source}: not an RGB InceptionI3d checkpoint (pytorch-i3d layout): "
-                         + "; ".join(p for p in parts if p))
+        parts = [
+            f"missing {some(missing)}" if missing else "",
+            f"unexpected {some(unexpected)}" if unexpected else "",
+            f"wrong shapes {some(wrong)}" if wrong else "",
+        ]
+        raise ValueError(
+            f"{source}: not an RGB InceptionI3d checkpoint (pytorch-i3d layout): "
+            + "; ".join(p for p in parts if p)
+        )
 
 
 def download_i3d(name: str, folder: str | os.PathLike, progress: bool | None = None) -> Path:

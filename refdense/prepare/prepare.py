@@ -143,27 +143,39 @@ def summarize_prepare_report(report: dict) -> str:
         return ", ".join(items[:3]) + (" ..." if len(items) > 3 else "")
 
     if report["annotated_without_features"]:
-        lines.append(f"left out {len(report['annotated_without_features'])} annotated videos without features: "
-                     f"{ids(report['annotated_without_features'])}")
+        lines.append(
+            f"left out {len(report['annotated_without_features'])} annotated videos without features: "
+            f"{ids(report['annotated_without_features'])}"
+        )
     if report["features_without_annotation"]:
-        lines.append(f"ignored {len(report['features_without_annotation'])} feature files without annotation: "
-                     f"{ids(report['features_without_annotation'])}")
+        lines.append(
+            f"ignored {len(report['features_without_annotation'])} feature files without annotation: "
+            f"{ids(report['features_without_annotation'])}"
+        )
     for reason, videos in sorted(report["skipped"].items()):
         lines.append(f"left out {len(videos)} videos ({reason}), e.g. {report['skipped_examples'][reason]}")
     if report["streams_truncated_to_shorter"]:
-        lines.append(f"truncated {len(report['streams_truncated_to_shorter'])} videos to the shorter stream (lengths "
-                     f"differed within tolerance): {ids(report['streams_truncated_to_shorter'])}")
+        lines.append(
+            f"truncated {len(report['streams_truncated_to_shorter'])} videos to the shorter stream (lengths "
+            f"differed within tolerance): {ids(report['streams_truncated_to_shorter'])}"
+        )
     if report["durations_from_features"]:
-        lines.append(f"durations taken from the features for {report['durations_from_features']} videos "
-                     "(T * segment_frames / fps)")
+        lines.append(
+            f"durations taken from the features for {report['durations_from_features']} videos "
+            "(T * segment_frames / fps)"
+        )
     if report["dropped_training_videos_without_actions"]:
-        lines.append(f"dropped {len(report['dropped_training_videos_without_actions'])} training videos without actions")
+        lines.append(
+            f"dropped {len(report['dropped_training_videos_without_actions'])} training videos without actions"
+        )
     lines.append("clean-up: " + summarize_cleanup(report["cleanup"]))
     if report["fixes"]:
         first = report["fixes"][0]
-        lines.append(f"every fix is listed by video and instance (with where it was read) under \"fixes\" in "
-                     f"{REPORT_FILE}; e.g. {first['fix']}: {first['video']}, class {first['class']} "
-                     f"[{first['start']:g}, {first['end']:g}] s ({first['origin']}): {first['reason']}")
+        lines.append(
+            f'every fix is listed by video and instance (with where it was read) under "fixes" in '
+            f"{REPORT_FILE}; e.g. {first['fix']}: {first['video']}, class {first['class']} "
+            f"[{first['start']:g}, {first['end']:g}] s ({first['origin']}): {first['reason']}"
+        )
     return "\n".join(lines)
 
 
@@ -178,8 +190,10 @@ def read_prepare_report(folder: str | Path) -> dict | None:
         raise ValueError(f"{path}: not a readable preparation report ({error})") from None
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         found = report.get("format") if isinstance(report, dict) else type(report).__name__
-        raise ValueError(f"{path}: expected a preparation report of format {REPORT_FORMAT!r}, found {found!r} "
-                         "(prepare the dataset again with this version)")
+        raise ValueError(
+            f"{path}: expected a preparation report of format {REPORT_FORMAT!r}, found {found!r} "
+            "(prepare the dataset again with this version)"
+        )
     return report
 
 
@@ -207,15 +221,22 @@ def match_videos(raw: RawAnnotations, video_ids: list[str], image_ids: list[str]
     """Match the annotated videos with those of the two feature sources (``where``: the video one,
     named in the error); raises :class:`FeatureError` when no video has both."""
     with_features = set(video_ids) & set(image_ids)
-    match = VideoMatch(candidates=sorted(set(raw.videos) & with_features),
-                       without_features=sorted(set(raw.videos) - with_features),
-                       without_annotation=sorted((set(video_ids) | set(image_ids)) - set(raw.videos)))
+    match = VideoMatch(
+        candidates=sorted(set(raw.videos) & with_features),
+        without_features=sorted(set(raw.videos) - with_features),
+        without_annotation=sorted((set(video_ids) | set(image_ids)) - set(raw.videos)),
+    )
     if not match.candidates:
         looks = guess_dataset(video_ids)
-        hint = (f"; the features look like {DATASET_NAMES[looks]}'s videos" if looks and looks != guess_dataset(raw.videos)
-                else "")
-        raise FeatureError(f"no video has both annotations and features: {len(raw.videos)} annotated "
-                           f"(e.g. {sorted(raw.videos)[:2]}), features for e.g. {video_ids[:2]} in {where}{hint}")
+        hint = (
+            f"; the features look like {DATASET_NAMES[looks]}'s videos"
+            if looks and looks != guess_dataset(raw.videos)
+            else ""
+        )
+        raise FeatureError(
+            f"no video has both annotations and features: {len(raw.videos)} annotated "
+            f"(e.g. {sorted(raw.videos)[:2]}), features for e.g. {video_ids[:2]} in {where}{hint}"
+        )
     return match
 
 
@@ -226,8 +247,9 @@ class VideoFeatures:
     width is refused.
     """
 
-    def __init__(self, video_source: FeatureSource, image_source: FeatureSource, *, length_tolerance: int,
-                 dtype: str) -> None:
+    def __init__(
+        self, video_source: FeatureSource, image_source: FeatureSource, *, length_tolerance: int, dtype: str
+    ) -> None:
         self.video_source, self.image_source = video_source, image_source
         self.length_tolerance, self.dtype = length_tolerance, dtype
         self.widths: dict[str, int] = {}
@@ -239,11 +261,16 @@ class VideoFeatures:
         video, image = self.video_source.load(video_id), self.image_source.load(video_id)
         for stream, array in (("video", video), ("image", image)):
             if len(array) < 1:
-                raise FeatureError(f"{where_v}: {stream} features have 0 segments", "features shorter than one segment")
+                raise FeatureError(
+                    f"{where_v}: {stream} features have 0 segments", "features shorter than one segment"
+                )
             expected = self.widths.setdefault(stream, array.shape[1])
             if array.shape[1] != expected:
-                raise FeatureError(f"{where_v}: {stream} dimension {array.shape[1]}, expected "
-                                   f"{expected} like the videos before it", "feature dimension differs")
+                raise FeatureError(
+                    f"{where_v}: {stream} dimension {array.shape[1]}, expected "
+                    f"{expected} like the videos before it",
+                    "feature dimension differs",
+                )
         truncated = len(video) != len(image)
         video, image = align_streams(video, image, self.length_tolerance, where_v)
         video = to_storage(video, self.dtype, where_v)
@@ -266,7 +293,13 @@ class VideoOutcome:
 
 
 def annotate_video(
-    video_id: str, entry: dict, length: int, *, segment_frames: int, fps: float, boundary: Boundary,
+    video_id: str,
+    entry: dict,
+    length: int,
+    *,
+    segment_frames: int,
+    fps: float,
+    boundary: Boundary,
     drop_empty_training: bool,
 ) -> VideoOutcome:
     """The cleaned annotation of a video of ``length`` segments (``entry``: its raw annotation);
@@ -277,30 +310,61 @@ def annotate_video(
     if from_features:
         duration = length * segment_frames / fps
     if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-        return VideoOutcome(video_id, duration_from_features=from_features, skipped=(
-            "no positive duration", f"video {video_id!r}: duration {duration!r} is not a positive number"))
+        return VideoOutcome(
+            video_id,
+            duration_from_features=from_features,
+            skipped=(
+                "no positive duration",
+                f"video {video_id!r}: duration {duration!r} is not a positive number",
+            ),
+        )
     duration = float(duration)
-    kept, cleanup = clean_instances([tuple(a) for a in entry["actions"]], duration, video_id, entry["origins"])
+    kept, cleanup = clean_instances(
+        [tuple(a) for a in entry["actions"]], duration, video_id, entry["origins"]
+    )
     merged = merge_overlaps(kept)
     # instances covering no segment, counted on what annotations.json holds (as the loader counts)
     times = segment_times(length, duration)
-    kept_origins = [origin for (_, s, e), origin in zip(entry["actions"], entry["origins"])
-                    if drop_reason(s, e, duration) is None]
+    kept_origins = [
+        origin
+        for (_, s, e), origin in zip(entry["actions"], entry["origins"])
+        if drop_reason(s, e, duration) is None
+    ]
     for label, start, end in merged:
         span = instance_span(times, start, end, boundary)
         if span.stop <= span.start:
             cleanup.no_segment += 1
-            origins = [origin for (c, s, e), origin in zip(kept, kept_origins)
-                       if c == label and start <= s and e <= end]
-            cleanup.fixes.append(InstanceFix(video_id, label, start, end, "no segment",
-                                             no_segment_reason(length, duration), "; ".join(origins)))
+            origins = [
+                origin
+                for (c, s, e), origin in zip(kept, kept_origins)
+                if c == label and start <= s and e <= end
+            ]
+            cleanup.fixes.append(
+                InstanceFix(
+                    video_id,
+                    label,
+                    start,
+                    end,
+                    "no segment",
+                    no_segment_reason(length, duration),
+                    "; ".join(origins),
+                )
+            )
     dropped = not kept and drop_empty_training and entry["subset"] == "training"
     annotation = None if dropped else VideoAnnotation(entry["subset"], duration, tuple(merged))
-    return VideoOutcome(video_id, annotation=annotation, duration_from_features=from_features, cleanup=cleanup)
+    return VideoOutcome(
+        video_id, annotation=annotation, duration_from_features=from_features, cleanup=cleanup
+    )
 
 
 def prepare_video(
-    video_id: str, entry: dict, features: VideoFeatures, *, segment_frames: int, fps: float, boundary: Boundary,
+    video_id: str,
+    entry: dict,
+    features: VideoFeatures,
+    *,
+    segment_frames: int,
+    fps: float,
+    boundary: Boundary,
     drop_empty_training: bool,
 ) -> VideoOutcome:
     """One video: its features read and checked (:class:`VideoFeatures`), then its annotation
@@ -309,16 +373,32 @@ def prepare_video(
         video, image, truncated = features.read(video_id)
     except FeatureError as error:
         return VideoOutcome(video_id, skipped=(error.reason, str(error)))
-    outcome = annotate_video(video_id, entry, len(video), segment_frames=segment_frames, fps=fps, boundary=boundary,
-                             drop_empty_training=drop_empty_training)
+    outcome = annotate_video(
+        video_id,
+        entry,
+        len(video),
+        segment_frames=segment_frames,
+        fps=fps,
+        boundary=boundary,
+        drop_empty_training=drop_empty_training,
+    )
     if outcome.annotation is None:
         return dataclasses.replace(outcome, truncated=truncated)
     return dataclasses.replace(outcome, truncated=truncated, video=video, image=image)
 
 
 def dataset_info(
-    raw: RawAnnotations, decomposition: Decomposition | None, widths: dict[str, int], *, name: str, fps: float,
-    segment_frames: int, boundary: Boundary, video_encoder: str, image_encoder: str, video_features: str | Path,
+    raw: RawAnnotations,
+    decomposition: Decomposition | None,
+    widths: dict[str, int],
+    *,
+    name: str,
+    fps: float,
+    segment_frames: int,
+    boundary: Boundary,
+    video_encoder: str,
+    image_encoder: str,
+    video_features: str | Path,
     image_features: str | Path,
 ) -> DatasetInfo:
     """``dataset.json`` of the prepared dataset (``widths``: of the video and image streams)."""
@@ -328,12 +408,15 @@ def dataset_info(
         entities=decomposition.entities if decomposition else (),
         motions=decomposition.motions if decomposition else (),
         decomposition=decomposition.pairs if decomposition else ((None, None),) * len(raw.classes),
-        streams={"video": StreamInfo(widths["video"], video_encoder), "image": StreamInfo(widths["image"], image_encoder)},
+        streams={
+            "video": StreamInfo(widths["video"], video_encoder),
+            "image": StreamInfo(widths["image"], image_encoder),
+        },
         segment_frames=segment_frames,
         fps=float(fps),
         boundary=boundary,
         source=f"refdense prepare: {raw.source}; features {Path(video_features).name} + {Path(image_features).name}"
-               + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
+        + (f"; decomposition {decomposition.name} ({decomposition.source})" if decomposition else ""),
     )
 
 
@@ -385,23 +468,36 @@ def prepare_dataset(
     (``FileExistsError``) before any work.
     """
     out = Path(out)
-    report = PrepareReport(reader_problems=dict(raw.problems), reader_examples=dict(raw.examples),
-                           reader_details={kind: list(messages) for kind, messages in raw.details.items()})
+    report = PrepareReport(
+        reader_problems=dict(raw.problems),
+        reader_examples=dict(raw.examples),
+        reader_details={kind: list(messages) for kind, messages in raw.details.items()},
+    )
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype: expected 'float16' or 'float32', found {dtype!r}")
     if decomposition is not None:
         decomposition = decomposition.reorder(raw.classes, where=f"decomposition {decomposition.name!r}")
 
-    with (dataset_directory(out, overwrite=True) as staging, FeatureSource(video_features, "video") as video_source,
-          FeatureSource(image_features, "image") as image_source):
+    with (
+        dataset_directory(out, overwrite=True) as staging,
+        FeatureSource(video_features, "video") as video_source,
+        FeatureSource(image_features, "image") as image_source,
+    ):
         match = match_videos(raw, video_source.ids, image_source.ids, video_source.path)
         report.without_features, report.without_annotation = match.without_features, match.without_annotation
         features = VideoFeatures(video_source, image_source, length_tolerance=length_tolerance, dtype=dtype)
         annotations: dict[str, VideoAnnotation] = {}
         with feature_writer(staging / FEATURES_FILE, dtype=dtype) as writer:
             for video_id in track(match.candidates, desc="prepare", unit="videos", enabled=progress):
-                outcome = prepare_video(video_id, raw.videos[video_id], features, segment_frames=segment_frames,
-                                        fps=fps, boundary=boundary, drop_empty_training=drop_empty_training)
+                outcome = prepare_video(
+                    video_id,
+                    raw.videos[video_id],
+                    features,
+                    segment_frames=segment_frames,
+                    fps=fps,
+                    boundary=boundary,
+                    drop_empty_training=drop_empty_training,
+                )
                 report.add(outcome)
                 if outcome.annotation is not None:
                     assert outcome.video is not None and outcome.image is not None, "prepare_video keeps them"
@@ -409,9 +505,19 @@ def prepare_dataset(
                     annotations[video_id] = outcome.annotation
             if not annotations:  # raising here leaves no features.h5 behind (and keeps an older one)
                 raise FeatureError(f"every video was left out:\n{report.summary()}")
-        info = dataset_info(raw, decomposition, features.widths, name=name, fps=fps, segment_frames=segment_frames,
-                            boundary=boundary, video_encoder=video_encoder, image_encoder=image_encoder,
-                            video_features=video_features, image_features=image_features)
+        info = dataset_info(
+            raw,
+            decomposition,
+            features.widths,
+            name=name,
+            fps=fps,
+            segment_frames=segment_frames,
+            boundary=boundary,
+            video_encoder=video_encoder,
+            image_encoder=image_encoder,
+            video_features=video_features,
+            image_features=image_features,
+        )
         write_annotations(staging / ANNOTATIONS_FILE, annotations)
         with atomic_write(staging / REPORT_FILE) as handle:
             json.dump(report.to_dict(), handle, indent=1)

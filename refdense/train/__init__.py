@@ -14,5 +14,15 @@ from refdense.train.demo import demo
 from refdense.train.evaluate import Evaluation, evaluate
 from refdense.train.loop import NonFiniteLossError, TrainResult, train
 
-__all__ = ["ConfigError", "Evaluation", "NonFiniteLossError", "TrainConfig", "TrainResult", "ablate", "demo",
-           "evaluate", "load_config", "train"]
+__all__ = [
+    "ConfigError",
+    "Evaluation",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainResult",
+    "ablate",
+    "demo",
+    "evaluate",
+    "load_config",
+    "train",
+]

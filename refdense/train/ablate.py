@@ -131,11 +131,15 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
         saved = load_config(run_dir / "config.yaml")
         changed = fixed_keys_changed(saved, config)
         if changed:
-            raise ValueError(f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
-                             "differ); remove it or choose another output folder")
+            raise ValueError(
+                f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
+                "differ); remove it or choose another output folder"
+            )
         if len(history) > config.optim.epochs:
-            raise ValueError(f"{run_dir}: a finished run of {len(history)} epochs, more than the "
-                             f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}")
+            raise ValueError(
+                f"{run_dir}: a finished run of {len(history)} epochs, more than the "
+                f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}"
+            )
         if len(history) >= config.optim.epochs or stalled(history, patience):
             return predictions_path(run_dir, "testing")
 
@@ -148,7 +152,12 @@ def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
             raise _Stalled
         train(config, run_dir, resume=latest.is_file(), progress=False, on_epoch=stop_when_stalled)
     except _Stalled:  # evaluate the best checkpoint: the same run, with the epochs it trained
-        train(config.with_overrides(f"optim.epochs={len(_history(run_dir))}"), run_dir, resume=True, progress=False)
+        train(
+            config.with_overrides(f"optim.epochs={len(_history(run_dir))}"),
+            run_dir,
+            resume=True,
+            progress=False,
+        )
     return predictions_path(run_dir, "testing")
 
 
@@ -163,8 +172,11 @@ def same_network(a: TrainConfig, b: TrainConfig, info: DatasetInfo) -> bool:
         torch.manual_seed(0)
         models.append(build_detector(config.model, info))
     weights = [model.state_dict() for model in models]
-    return (type(models[0]) is type(models[1]) and weights[0].keys() == weights[1].keys()
-            and all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0]))
+    return (
+        type(models[0]) is type(models[1])
+        and weights[0].keys() == weights[1].keys()
+        and all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+    )
 
 
 def check_variants(names: Sequence[str] | None) -> list[Variant]:
@@ -213,21 +225,33 @@ def ablate(
     out = Path(out)
     chosen = check_variants(variants)
     if worlds and dataset not in PRESETS:
-        raise ValueError(f"worlds: the dataset must be a synthetic preset ({', '.join(PRESETS)}), found {dataset!r}")
+        raise ValueError(
+            f"worlds: the dataset must be a synthetic preset ({', '.join(PRESETS)}), found {dataset!r}"
+        )
     common = [f"data.dataset={dataset}", *([f"optim.epochs={epochs}"] if epochs else []), *overrides]
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
     info = read_info(open_dataset_dir(dataset))
     same_as: dict[str, str] = {}
     for k, variant in enumerate(chosen):
-        earlier = next((v.name for v in chosen[:k] if v.name not in same_as
-                        and same_network(configs[v.name], configs[variant.name], info)), None)
+        earlier = next(
+            (
+                v.name
+                for v in chosen[:k]
+                if v.name not in same_as and same_network(configs[v.name], configs[variant.name], info)
+            ),
+            None,
+        )
         if earlier is not None:
             same_as[variant.name] = earlier
     values: dict[str, list[dict[str, float]]] = {}
     runs: dict[str, list[dict]] = {}
     trained = [v for v in chosen if v.name not in same_as]
-    bar = tqdm(total=len(trained) * len(seeds), unit="run", desc="ablations",
-               disable=True if progress is False else None)
+    bar = tqdm(
+        total=len(trained) * len(seeds),
+        unit="run",
+        desc="ablations",
+        disable=True if progress is False else None,
+    )
     for variant in trained:
         values[variant.name], runs[variant.name] = [], []
         for seed in seeds:
@@ -245,15 +269,41 @@ def ablate(
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
     with atomic_write(out / "ablations.json") as handle:
-        gains = {name: {m: interval(paired_gains(values["full"], runs_of, m)) for m in METRICS}
-                 for name, runs_of in values.items() if name != "full" and "full" in values}
-        json.dump({"dataset": dataset, "worlds": worlds, "seeds": list(seeds), "base": str(base), "overrides": common,
-                   "patience": patience, "same_as": same_as, "runs": values, "gains": gains, "training": runs},
-                  handle, indent=2)
+        gains = {
+            name: {m: interval(paired_gains(values["full"], runs_of, m)) for m in METRICS}
+            for name, runs_of in values.items()
+            if name != "full" and "full" in values
+        }
+        json.dump(
+            {
+                "dataset": dataset,
+                "worlds": worlds,
+                "seeds": list(seeds),
+                "base": str(base),
+                "overrides": common,
+                "patience": patience,
+                "same_as": same_as,
+                "runs": values,
+                "gains": gains,
+                "training": runs,
+            },
+            handle,
+            indent=2,
+        )
     report = out / "ABLATIONS.md"
     with atomic_write(report) as handle:
-        handle.write(ablation_markdown(values, dataset + (" (seed k: dataset seed k)" if worlds else ""), seeds, base,
-                                       common, same_as, runs, patience))
+        handle.write(
+            ablation_markdown(
+                values,
+                dataset + (" (seed k: dataset seed k)" if worlds else ""),
+                seeds,
+                base,
+                common,
+                same_as,
+                runs,
+                patience,
+            )
+        )
     return report
 
 
@@ -290,22 +340,34 @@ def _cell(samples: list[float], reference: list[float] | None) -> str:
     return text
 
 
-def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequence[int], base: str | Path,
-                      common: Sequence[str],
-                      same_as: dict[str, str] | None = None, runs: dict[str, list[dict]] | None = None,
-                      patience: int | None = None) -> str:
+def ablation_markdown(
+    values: dict[str, list[dict]],
+    dataset: str,
+    seeds: Sequence[int],
+    base: str | Path,
+    common: Sequence[str],
+    same_as: dict[str, str] | None = None,
+    runs: dict[str, list[dict]] | None = None,
+    patience: int | None = None,
+) -> str:
     """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model."""
     full = values.get("full")
-    header = ("| Table | Variant | " + " | ".join(f"{m}" + (" (τ=0)" if m != "mAP" else "") for m in METRICS)
-              + " | gain of the full model, mAP |")
+    header = (
+        "| Table | Variant | "
+        + " | ".join(f"{m}" + (" (τ=0)" if m != "mAP" else "") for m in METRICS)
+        + " | gain of the full model, mAP |"
+    )
     lines = [
         f"# Ablations on `{dataset}`",
         "",
         f"Seeds {', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, in % "
         "(in parentheses: the difference of the means to the full RefDense). Test split, each run's "
         "best validation checkpoint. Last column: the full model's mAP minus the variant's, seed by seed, "
-        "mean and 95% Student-t interval. Base recipe `" + str(Path(base).name) + "`, overrides: `"
-        + " ".join(common) + "`.",
+        "mean and 95% Student-t interval. Base recipe `"
+        + str(Path(base).name)
+        + "`, overrides: `"
+        + " ".join(common)
+        + "`.",
         "",
         header,
         "|---|---|" + "---:|" * (len(METRICS) + 1),
@@ -315,20 +377,28 @@ def ablation_markdown(values: dict[str, list[dict]], dataset: str, seeds: Sequen
             continue
         runs_of = values[variant.name]
         reference = None if variant.name == "full" or full is None else full
-        cells = [_cell([r[m] for r in runs_of], None if reference is None else [r[m] for r in reference])
-                 for m in METRICS]
+        cells = [
+            _cell([r[m] for r in runs_of], None if reference is None else [r[m] for r in reference])
+            for m in METRICS
+        ]
         gain = format_interval(interval(paired_gains(reference, runs_of, "mAP"))) if reference else ""
         lines.append(f"| {variant.table} | {variant.label} | " + " | ".join(cells) + f" | {gain} |")
     missing = [m for m in METRICS for runs_of in values.values() for r in runs_of if math.isnan(r[m])]
     if missing:
         lines += ["", "n/a or nan: no action-conditional pair was kept on this test split."]
     for name, earlier in (same_as or {}).items():
-        lines += ["", f"`{name}` trains the same network the same way as `{earlier}` (same initial weights, "
-                      "configurations equal but for `model.arch`): trained once, reported in both rows."]
+        lines += [
+            "",
+            f"`{name}` trains the same network the same way as `{earlier}` (same initial weights, "
+            "configurations equal but for `model.arch`): trained once, reported in both rows.",
+        ]
     if runs and patience is not None:
         records = [r for runs_of in runs.values() for r in runs_of]
         stopped = sum(bool(r["converged"]) for r in records)
-        lines += ["", f"Early stopping with patience {patience}: {stopped} of {len(records)} runs stopped with "
-                      f"their best validation epoch at least {patience} epochs behind (converged); the others "
-                      "ran the most epochs allowed."]
+        lines += [
+            "",
+            f"Early stopping with patience {patience}: {stopped} of {len(records)} runs stopped with "
+            f"their best validation epoch at least {patience} epochs behind (converged); the others "
+            "ran the most epochs allowed.",
+        ]
     return "\n".join(lines) + "\n"

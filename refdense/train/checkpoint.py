@@ -102,11 +102,15 @@ def _read(path: Path) -> dict[str, Any]:
             "refdense checkpoints never do; loading this file could run code, so it is not loaded."
         ) from None
     except Exception as error:  # noqa: BLE001 -- torch raises several types for corrupt files
-        raise CheckpointError(f"checkpoint {path} cannot be read (is it a checkpoint?): "
-                              f"{type(error).__name__}: {str(error)[:200]}") from None
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (is it a checkpoint?): "
+            f"{type(error).__name__}: {str(error)[:200]}"
+        ) from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a refdense checkpoint (a {type(state).__name__}, expected a dict "
-                              f"of format {FORMAT!r})")
+        raise CheckpointError(
+            f"{path} is not a refdense checkpoint (a {type(state).__name__}, expected a dict "
+            f"of format {FORMAT!r})"
+        )
     return state
 
 
@@ -125,30 +129,38 @@ def load_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} was written by an earlier refdense (format {FORMAT_1!r}, which does not record the class "
             "names). Upgrade the checkpoints of its run once (this reads them without running code):\n"
-            f"  python -c \"from refdense.train.checkpoint import upgrade_checkpoints; "
-            f"upgrade_checkpoints({str(path.parent)!r}, {str(dataset)!r})\"\n"
+            f'  python -c "from refdense.train.checkpoint import upgrade_checkpoints; '
+            f'upgrade_checkpoints({str(path.parent)!r}, {str(dataset)!r})"\n'
             "naming the dataset folder (or synthetic preset) the run was trained on."
         )
     if found != FORMAT:
-        raise CheckpointError(f"{path} is not a refdense checkpoint (expected format {FORMAT!r}, found {found!r}); "
-                              "give a file written by `refdense train`, e.g. RUN/checkpoints/best.pt")
+        raise CheckpointError(
+            f"{path} is not a refdense checkpoint (expected format {FORMAT!r}, found {found!r}); "
+            "give a file written by `refdense train`, e.g. RUN/checkpoints/best.pt"
+        )
     expected = PARTS | (RESUME_PARTS if resume else {})
     missing = [key for key in expected if key not in state]
     if missing:
         kind = "a resumable checkpoint (latest.pt)" if resume else "a refdense checkpoint"
         raise CheckpointError(f"{path}: missing {', '.join(missing)}; not {kind}")
-    wrong = [f"{key}: expected {kind.__name__}, found {type(state[key]).__name__}"
-             for key, kind in expected.items() if not isinstance(state[key], kind) or isinstance(state[key], bool)]
+    wrong = [
+        f"{key}: expected {kind.__name__}, found {type(state[key]).__name__}"
+        for key, kind in expected.items()
+        if not isinstance(state[key], kind) or isinstance(state[key], bool)
+    ]
     for part in (MODEL, CRITERION):
-        if isinstance(state[part], dict) and not all(isinstance(v, torch.Tensor) for v in state[part].values()):
+        if isinstance(state[part], dict) and not all(
+            isinstance(v, torch.Tensor) for v in state[part].values()
+        ):
             wrong.append(f"{part} holds values that are not tensors")
     if not wrong:
         best, history = state[BEST], state[HISTORY]
         if not (isinstance(best.get("epoch"), int) and isinstance(best.get("val_map"), (int, float))):
             wrong.append(f"best is {best!r}, expected {{'epoch': int, 'val_map': float}}")
         if len(history) != state[EPOCH] or not all(
-                isinstance(r, dict) and isinstance(r.get("epoch"), int) and isinstance(r.get("train"), dict)
-                for r in history):
+            isinstance(r, dict) and isinstance(r.get("epoch"), int) and isinstance(r.get("train"), dict)
+            for r in history
+        ):
             wrong.append(f"history is not {state[EPOCH]} records of metrics.jsonl")
     if wrong:
         raise CheckpointError(f"{path}: not a valid refdense checkpoint: {'; '.join(wrong)}")
@@ -166,8 +178,10 @@ def restore(target: Any, state: dict[str, Any], part: str, path: str | Path) -> 
         target.load_state_dict(saved)
     except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
         details = " ".join(str(error).split())
-        raise CheckpointError(f"{path}: {part} does not fit the {part} built from its config: "
-                              f"{details[:400]}{' ...' if len(details) > 400 else ''}") from None
+        raise CheckpointError(
+            f"{path}: {part} does not fit the {part} built from its config: "
+            f"{details[:400]}{' ...' if len(details) > 400 else ''}"
+        ) from None
 
 
 def upgrade_checkpoints(path: str | Path, dataset: str) -> list[Path]:
@@ -192,10 +206,18 @@ def upgrade_checkpoints(path: str | Path, dataset: str) -> list[Path]:
         if state.get(FORMAT_KEY) != FORMAT_1:
             continue
         old = state.get(DATASET, {})
-        counts = {"video_dim": info.video_dim, "image_dim": info.image_dim, "num_classes": info.num_classes,
-                  "num_entities": info.num_entities, "num_motions": info.num_motions}
-        wrong = [f"{key} {old.get(key)!r} in the checkpoint, {value} in {dataset!r}"
-                 for key, value in counts.items() if old.get(key) != value]
+        counts = {
+            "video_dim": info.video_dim,
+            "image_dim": info.image_dim,
+            "num_classes": info.num_classes,
+            "num_entities": info.num_entities,
+            "num_motions": info.num_motions,
+        }
+        wrong = [
+            f"{key} {old.get(key)!r} in the checkpoint, {value} in {dataset!r}"
+            for key, value in counts.items()
+            if old.get(key) != value
+        ]
         if wrong:
             raise CheckpointError(f"{file} was not trained on {dataset!r}: {'; '.join(wrong)}")
         write_checkpoint(file, {**state, DATASET: signature, FORMAT_KEY: FORMAT})

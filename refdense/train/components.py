@@ -38,8 +38,13 @@ def open_dataset_dir(dataset: str) -> Path:
 def dataset_signature(info: DatasetInfo) -> dict:
     """What a model depends on in a dataset (stored in checkpoints, checked on load): the feature
     widths, and the class, entity and motion names, whose order is the order of the model's outputs."""
-    return {"video_dim": info.video_dim, "image_dim": info.image_dim, "classes": list(info.classes),
-            "entities": list(info.entities), "motions": list(info.motions)}
+    return {
+        "video_dim": info.video_dim,
+        "image_dim": info.image_dim,
+        "classes": list(info.classes),
+        "entities": list(info.entities),
+        "motions": list(info.motions),
+    }
 
 
 def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
@@ -62,13 +67,22 @@ def check_signature(found: dict, info: DatasetInfo, what: str) -> None:
 
 def build_detector(model_cfg: ModelConfig, info: DatasetInfo) -> Detector:
     """The detection model for ``info``'s feature widths and class counts."""
-    return build_model(model_cfg, video_dim=info.video_dim, image_dim=info.image_dim,
-                       num_classes=info.num_classes, num_entities=info.num_entities,
-                       num_motions=info.num_motions)
+    return build_model(
+        model_cfg,
+        video_dim=info.video_dim,
+        image_dim=info.image_dim,
+        num_classes=info.num_classes,
+        num_entities=info.num_entities,
+        num_motions=info.num_motions,
+    )
 
 
 def build_criterion(
-    loss_cfg: LossConfig, model_cfg: ModelConfig, info: DatasetInfo, dataset_dir: Path, text_encoder: str,
+    loss_cfg: LossConfig,
+    model_cfg: ModelConfig,
+    info: DatasetInfo,
+    dataset_dir: Path,
+    text_encoder: str,
     text_weights: str | None = None,
 ) -> RefDenseCriterion:
     """The training objective of a model built from ``model_cfg``.

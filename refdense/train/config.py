@@ -112,7 +112,12 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         require(self, 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)")
-        require(self, DEVICE_NAMES.fullmatch(self.device) is not None, "device", "'auto', 'cpu', 'cuda' or 'cuda:N'")
+        require(
+            self,
+            DEVICE_NAMES.fullmatch(self.device) is not None,
+            "device",
+            "'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
         require(self, self.num_workers >= 0, "num_workers", "an integer >= 0")
         require(self, self.eval_every >= 1, "eval_every", "an integer >= 1")
         require(self, self.log_every >= 1, "log_every", "an integer >= 1")
@@ -167,15 +172,21 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as error:
-            shipped_names = ", ".join(str(p.relative_to(CONFIGS.parent)) for p in sorted(CONFIGS.rglob("*.yaml")))
-            raise ConfigError(f"cannot read config file {path}: {error.strerror} (the recipes shipped with "
-                              f"refdense: {shipped_names})") from error
+            shipped_names = ", ".join(
+                str(p.relative_to(CONFIGS.parent)) for p in sorted(CONFIGS.rglob("*.yaml"))
+            )
+            raise ConfigError(
+                f"cannot read config file {path}: {error.strerror} (the recipes shipped with "
+                f"refdense: {shipped_names})"
+            ) from error
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as error:
             raise ConfigError(f"{path}: not valid YAML: {error}") from error
         if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top, found {type(data).__name__}")
+            raise ConfigError(
+                f"{path}: expected a mapping of sections at the top, found {type(data).__name__}"
+            )
         from_dict(data, source=str(path))  # check this file on its own, to name it in errors
         _merge(merged, data)
     config = from_dict(merged, source=" + ".join(str(p) for p in paths) or "defaults")

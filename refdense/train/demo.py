@@ -26,14 +26,21 @@ from refdense.train.loop import TrainResult, train
 MODELS = {"RefDense": (), "PAT (I3D+CLIP concat)": ("ablations/pat.yaml",)}
 
 
-def demo_configs(base: str | Path = CONFIGS / "synthetic.yaml", overrides: tuple[str, ...] = ()) -> dict[str, TrainConfig]:
+def demo_configs(
+    base: str | Path = CONFIGS / "synthetic.yaml", overrides: tuple[str, ...] = ()
+) -> dict[str, TrainConfig]:
     """The two configurations the demo trains, by display name; ``overrides`` apply to both."""
-    return {name: load_config(base, *(CONFIGS / extra for extra in extras), overrides=overrides)
-            for name, extras in MODELS.items()}
+    return {
+        name: load_config(base, *(CONFIGS / extra for extra in extras), overrides=overrides)
+        for name, extras in MODELS.items()
+    }
 
 
 def demo(
-    out: str | Path = "runs/demo", *, overrides: tuple[str, ...] = (), threads: int | None = 1,
+    out: str | Path = "runs/demo",
+    *,
+    overrides: tuple[str, ...] = (),
+    threads: int | None = 1,
     progress: bool | None = None,
 ) -> Path:
     """Train RefDense and PAT on the synthetic data, evaluate both, write ``out/REPORT.md``; return its path.
@@ -59,8 +66,12 @@ def _demo(out: Path, overrides: tuple[str, ...], progress: bool | None) -> Path:
 
     configs = demo_configs(overrides=overrides)
     started = time.perf_counter()
-    bar = tqdm(total=sum(c.optim.epochs for c in configs.values()), unit="epoch", disable=True if progress is False else None,
-               desc="demo")
+    bar = tqdm(
+        total=sum(c.optim.epochs for c in configs.values()),
+        unit="epoch",
+        disable=True if progress is False else None,
+        desc="demo",
+    )
     results: dict[str, TrainResult] = {}
     seconds: dict[str, float] = {}
     for name, config in configs.items():
@@ -69,8 +80,12 @@ def _demo(out: Path, overrides: tuple[str, ...], progress: bool | None) -> Path:
             shutil.rmtree(run_dir)
         bar.set_description(f"demo: training {name}")
         began = time.perf_counter()
-        results[name] = train(config, run_dir, progress=False,
-                              on_epoch=lambda record: (bar.update(1), bar.set_postfix(loss=f"{record['train']['loss']:.3f}")))
+        results[name] = train(
+            config,
+            run_dir,
+            progress=False,
+            on_epoch=lambda record: (bar.update(1), bar.set_postfix(loss=f"{record['train']['loss']:.3f}")),
+        )
         seconds[name] = time.perf_counter() - began
     bar.set_description("demo: writing the report")
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kilobytes on Linux

@@ -33,7 +33,10 @@ VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
 
 @torch.no_grad()
 def predict_split(
-    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: Precision = "fp32",
+    model: Detector,
+    dataset: DenseActionDataset,
+    context: distributed.Context,
+    precision: Precision = "fp32",
     progress: bool | None = False,
 ) -> dict[str, np.ndarray] | None:
     """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
@@ -47,8 +50,13 @@ def predict_split(
     mine: dict[str, np.ndarray] = {}
     indices = range(context.rank, len(dataset), context.world_size)
     chunk, segments = [], 0
-    with progress_bar(len(indices), desc=f"predict {dataset.split}", unit="videos", leave=False,
-                      enabled=progress if context.is_main else False) as bar:
+    with progress_bar(
+        len(indices),
+        desc=f"predict {dataset.split}",
+        unit="videos",
+        leave=False,
+        enabled=progress if context.is_main else False,
+    ) as bar:
         for position, index in enumerate(indices):
             item = dataset[index]
             chunk.append(item)
@@ -72,7 +80,10 @@ def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
 
 
 def validation_map(
-    model: Detector, dataset: DenseActionDataset, context: distributed.Context, precision: Precision,
+    model: Detector,
+    dataset: DenseActionDataset,
+    context: distributed.Context,
+    precision: Precision,
     progress: bool | None = False,
 ) -> float | None:
     """Per-frame mAP (%) on ``dataset`` (rank 0; None on other ranks): the model-selection metric."""
@@ -100,7 +111,10 @@ def predictions_path(run_dir: str | Path, split: str, checkpoint: str = "best") 
     ``predictions-test-latest.npz`` and the like for another checkpoint (``checkpoint`` is its stem)."""
     if split not in SPLIT_TAGS:
         raise ValueError(f"split: expected one of {list(SPLIT_TAGS)}, found {split!r}")
-    return Path(run_dir) / f"predictions-{SPLIT_TAGS[split]}{'' if checkpoint == 'best' else f'-{checkpoint}'}.npz"
+    return (
+        Path(run_dir)
+        / f"predictions-{SPLIT_TAGS[split]}{'' if checkpoint == 'best' else f'-{checkpoint}'}.npz"
+    )
 
 
 @dataclass
@@ -136,12 +150,20 @@ def evaluate(
     state = load_checkpoint(checkpoint)
     config = from_dict(state["config"], source=f"{checkpoint} (stored config)")
     dataset_dir = open_dataset_dir(dataset or config.data.dataset)
-    data = DenseActionDataset(dataset_dir, split, window=config.data.window, train=False,
-                              validation_fraction=config.data.validation_fraction, seed=config.run.seed)
+    data = DenseActionDataset(
+        dataset_dir,
+        split,
+        window=config.data.window,
+        train=False,
+        validation_fraction=config.data.validation_fraction,
+        seed=config.run.seed,
+    )
     check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
     model = build_detector(config.model, data.info)
     restore(model, state, "model", checkpoint)
-    context = distributed.Context(rank=0, world_size=1, device=distributed.resolve_device(device, key="device"))
+    context = distributed.Context(
+        rank=0, world_size=1, device=distributed.resolve_device(device, key="device")
+    )
     model.to(context.device)
     scores = predict_split(model, data, context, precision, progress)
     assert scores is not None, "a single process is the main one: it receives the predictions"

@@ -94,8 +94,15 @@ from refdense.train.evaluate import predict_split, predictions_path, score_and_s
 from refdense.train.report import data_summary, table_summary, write_run_files
 
 # Keys that may change when a run is resumed: they do not change what is computed.
-RESUMABLE_CHANGES = {"optim.epochs", "run.device", "run.num_workers", "run.compile", "run.eval_every",
-                     "run.log_every", "data.text_weights"}
+RESUMABLE_CHANGES = {
+    "optim.epochs",
+    "run.device",
+    "run.num_workers",
+    "run.compile",
+    "run.eval_every",
+    "run.log_every",
+    "data.text_weights",
+}
 LOCK_FILE = "run.lock"
 
 
@@ -149,9 +156,11 @@ class SeededWindows(Dataset):
 
     def __init__(self, dataset: DenseActionDataset, seed: int) -> None:
         if dataset.generator is None:
-            raise ValueError("SeededWindows: build the dataset with a generator of its own "
-                             "(DenseActionDataset(..., generator=torch.Generator())); it draws from torch's "
-                             "global generator otherwise, which SeededWindows does not seed")
+            raise ValueError(
+                "SeededWindows: build the dataset with a generator of its own "
+                "(DenseActionDataset(..., generator=torch.Generator())); it draws from torch's "
+                "global generator otherwise, which SeededWindows does not seed"
+            )
         self.dataset, self.seed, self.generator = dataset, seed, dataset.generator
 
     def __len__(self) -> int:
@@ -210,8 +219,11 @@ def train(
         # the run's config records the precision actually used ("auto" resolved on this machine)
         precision = resolve_precision(config.run.precision, context.device)
         config = dataclasses.replace(config, run=dataclasses.replace(config.run, precision=precision))
-        lock = exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}") if context.is_main else \
-            contextlib.nullcontext()
+        lock = (
+            exclusive_lock(run_dir / LOCK_FILE, f"run directory {run_dir}")
+            if context.is_main
+            else contextlib.nullcontext()
+        )
         with lock:
             resumed = _open_run_dir(config, run_dir, resume)
             run = TrainingRun(config, run_dir, context, quiet=progress is False or not context.is_main)
@@ -243,7 +255,9 @@ class TrainingRun:
     a checkpoint after each (:meth:`save_checkpoint`); :meth:`test` predicts the test split with
     the best checkpoint."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, context: distributed.Context, *, quiet: bool) -> None:
+    def __init__(
+        self, config: TrainConfig, run_dir: Path, context: distributed.Context, *, quiet: bool
+    ) -> None:
         self.config, self.run_dir, self.context, self.quiet = config, run_dir, context, quiet
         self.checkpoints = run_dir / "checkpoints"
         self.data = self.setup_data()
@@ -269,24 +283,44 @@ class TrainingRun:
         """The three splits of ``data.dataset`` and the loader of the training windows."""
         config, context = self.config, self.context
         if config.optim.batch_size % context.world_size:
-            raise ConfigError(f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
-                              f"of processes ({context.world_size}): it is the global batch")
+            raise ConfigError(
+                f"optim.batch_size ({config.optim.batch_size}) must be divisible by the number "
+                f"of processes ({context.world_size}): it is the global batch"
+            )
         dataset_dir = open_dataset_dir(config.data.dataset)
-        def split(name: str, **mode: Any) -> DenseActionDataset:  # the carve-out of validation is seeded
-            return DenseActionDataset(dataset_dir, name, validation_fraction=config.data.validation_fraction,
-                                      seed=config.run.seed, **mode)
 
-        windows = split("training", window=config.data.window, train=True, drop_empty=config.data.drop_empty_videos,
-                        generator=torch.Generator())
+        def split(name: str, **mode: Any) -> DenseActionDataset:  # the carve-out of validation is seeded
+            return DenseActionDataset(
+                dataset_dir,
+                name,
+                validation_fraction=config.data.validation_fraction,
+                seed=config.run.seed,
+                **mode,
+            )
+
+        windows = split(
+            "training",
+            window=config.data.window,
+            train=True,
+            drop_empty=config.data.drop_empty_videos,
+            generator=torch.Generator(),
+        )
         train_set = SeededWindows(windows, seed=config.run.seed)
         validation = split("validation", train=False) if config.data.validation_fraction > 0 else None
         test = split("testing", train=False)
         self.say(data_summary(dataset_dir, windows, validation, test))
-        sampler = EpochSampler(train_set, num_replicas=context.world_size, rank=context.rank,
-                               shuffle=True, seed=config.run.seed)
-        loader = DataLoader(train_set, batch_size=config.optim.batch_size // context.world_size, sampler=sampler,
-                            collate_fn=collate, num_workers=config.run.num_workers,
-                            pin_memory=context.device.type == "cuda", persistent_workers=config.run.num_workers > 0)
+        sampler = EpochSampler(
+            train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.run.seed
+        )
+        loader = DataLoader(
+            train_set,
+            batch_size=config.optim.batch_size // context.world_size,
+            sampler=sampler,
+            collate_fn=collate,
+            num_workers=config.run.num_workers,
+            pin_memory=context.device.type == "cuda",
+            persistent_workers=config.run.num_workers > 0,
+        )
         return RunData(dataset_dir, windows.info, train_set, sampler, loader, validation, test)
 
     def setup_model(self) -> TrainingStep:
@@ -295,22 +329,34 @@ class TrainingRun:
         config, info = self.config, self.data.info
         torch.manual_seed(config.run.seed)
         model = build_detector(config.model, info)
-        criterion = build_criterion(config.loss, config.model, info, self.data.dataset_dir, config.data.text_encoder,
-                                    config.data.text_weights)
+        criterion = build_criterion(
+            config.loss,
+            config.model,
+            info,
+            self.data.dataset_dir,
+            config.data.text_encoder,
+            config.data.text_weights,
+        )
         return TrainingStep(model, criterion).to(self.context.device)
 
     def setup_optimizer(self) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
         """Adam over the model's and the criterion's parameters, and its step schedule."""
         optim = self.config.optim
         optimizer = build_optimizer(self.step_module.parameters(), optim)
-        return optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
+        return optimizer, torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=optim.step_size, gamma=optim.gamma
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state``, the run's ``latest.pt`` (read by :func:`_open_run_dir`)."""
         latest = self.checkpoints / LATEST_FILE
         check_signature(state[DATASET], self.data.info, f"checkpoint {latest}")
-        for part, target in ((MODEL, self.model), (CRITERION, self.criterion), (OPTIMIZER, self.optimizer),
-                             (SCHEDULER, self.scheduler)):
+        for part, target in (
+            (MODEL, self.model),
+            (CRITERION, self.criterion),
+            (OPTIMIZER, self.optimizer),
+            (SCHEDULER, self.scheduler),
+        ):
             restore(target, state, part, latest)
         self.history, self.best = state[HISTORY], state[BEST]
         self.say(f"resuming {self.run_dir} after epoch {state[EPOCH]}")
@@ -331,16 +377,31 @@ class TrainingRun:
             seed_epoch(config.run.seed, epoch, context.rank)
             data.sampler.set_epoch(epoch)
             train_loss = train_one_epoch(
-                runner, data.loader, self.optimizer, context=context, epoch=epoch, epochs=config.optim.epochs,
-                precision=config.run.precision, grad_clip=config.optim.grad_clip, log_every=config.run.log_every,
-                checkpoints=self.checkpoints, quiet=self.quiet)
-            record = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"], "train": train_loss,
-                      "steps": len(data.loader), "train_seconds": round(time.perf_counter() - started, 2)}
+                runner,
+                data.loader,
+                self.optimizer,
+                context=context,
+                epoch=epoch,
+                epochs=config.optim.epochs,
+                precision=config.run.precision,
+                grad_clip=config.optim.grad_clip,
+                log_every=config.run.log_every,
+                checkpoints=self.checkpoints,
+                quiet=self.quiet,
+            )
+            record = {
+                "epoch": epoch + 1,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train": train_loss,
+                "steps": len(data.loader),
+                "train_seconds": round(time.perf_counter() - started, 2),
+            }
             self.scheduler.step()
             last = epoch + 1 == config.optim.epochs
             if data.validation is not None and ((epoch + 1) % config.run.eval_every == 0 or last):
-                val_map = validation_map(self.model, data.validation, context, config.run.precision,
-                                         False if self.quiet else None)
+                val_map = validation_map(
+                    self.model, data.validation, context, config.run.precision, False if self.quiet else None
+                )
                 if val_map is not None:  # rank 0
                     record["val"] = {"map": val_map}
                     if val_map > self.best["val_map"]:
@@ -358,13 +419,26 @@ class TrainingRun:
     def save_checkpoint(self, epoch: int) -> None:
         """Write ``latest.pt`` after ``epoch`` (1-based) epochs, and ``best.pt`` when ``epoch`` is the
         best so far (or, without validation, the last); the keys are :mod:`refdense.train.checkpoint`'s."""
-        state = {CONFIG: self.config.to_dict(), DATASET: dataset_signature(self.data.info), EPOCH: epoch,
-                 MODEL: self.model.state_dict(), CRITERION: self.criterion.state_dict(), HISTORY: self.history}
+        state = {
+            CONFIG: self.config.to_dict(),
+            DATASET: dataset_signature(self.data.info),
+            EPOCH: epoch,
+            MODEL: self.model.state_dict(),
+            CRITERION: self.criterion.state_dict(),
+            HISTORY: self.history,
+        }
         last = epoch == self.config.optim.epochs
         if self.best["epoch"] == epoch or (self.data.validation is None and last):
             write_checkpoint(self.checkpoints / BEST_FILE, state | {BEST: self.best})
-        write_checkpoint(self.checkpoints / LATEST_FILE, state | {
-            OPTIMIZER: self.optimizer.state_dict(), SCHEDULER: self.scheduler.state_dict(), BEST: self.best})
+        write_checkpoint(
+            self.checkpoints / LATEST_FILE,
+            state
+            | {
+                OPTIMIZER: self.optimizer.state_dict(),
+                SCHEDULER: self.scheduler.state_dict(),
+                BEST: self.best,
+            },
+        )
 
     def test(self) -> TrainResult:
         """The test split predicted by the best checkpoint (rank 0 reads it, all ranks predict),
@@ -373,8 +447,9 @@ class TrainingRun:
         context = self.context
         state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
         restore(self.model, state, MODEL, chosen)
-        scores = predict_split(self.model, self.data.test, context, self.config.run.precision,
-                               False if self.quiet else None)
+        scores = predict_split(
+            self.model, self.data.test, context, self.config.run.precision, False if self.quiet else None
+        )
         table = predictions = None
         if scores is not None:  # rank 0
             predictions = predictions_path(self.run_dir, "testing")
@@ -427,19 +502,28 @@ def train_one_epoch(
     keys: list[str] = []
     totals: list[float] = []  # each term, then the number of steps, summed over the logged intervals
     interval = torch.zeros(0)  # the same for the current interval, summed on the device
-    first_bad = torch.zeros(0)  # the step index and the values of the first non-finite loss (NaN while there is none)
+    first_bad = torch.zeros(
+        0
+    )  # the step index and the values of the first non-finite loss (NaN while there is none)
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
     step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
     optimizer.found_inf = stopped  # type: ignore[attr-defined]  # read by the fused Adam: no update while nonzero
-    bar = progress_bar(len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="steps", leave=False,
-                       enabled=False if quiet else None)
+    bar = progress_bar(
+        len(loader),
+        desc=f"epoch {epoch + 1}/{epochs}",
+        unit="steps",
+        leave=False,
+        enabled=False if quiet else None,
+    )
     try:
         for step, batch in enumerate(loader):
             batch = batch.to(device, non_blocking=True)
             with autocast(device, precision):
                 result = runner(batch, validate=False)
             one = result.total.new_ones(())
-            values = torch.stack([result.total.detach(), *result.terms.values(), one]).double()  # (terms + 1,)
+            values = torch.stack(
+                [result.total.detach(), *result.terms.values(), one]
+            ).double()  # (terms + 1,)
             if not keys:
                 keys = ["loss", *result.terms]
                 interval = torch.zeros_like(values)
@@ -455,8 +539,9 @@ def train_one_epoch(
                 torch.nn.utils.clip_grad_norm_(optimizer.param_groups[0]["params"], grad_clip)
             optimizer.step()
             if (step + 1) % log_every == 0 or step + 1 == len(loader):
-                logged = _reduce_interval(context, interval, stopped, first_bad, keys=keys, epoch=epoch,
-                                          checkpoints=checkpoints)
+                logged = _reduce_interval(
+                    context, interval, stopped, first_bad, keys=keys, epoch=epoch, checkpoints=checkpoints
+                )
                 totals = [a + b for a, b in zip(totals, logged)] if totals else logged
                 interval.zero_()
                 bar.set_postfix_str(f"loss {totals[0] / totals[-1]:.4f}")
@@ -469,12 +554,20 @@ def train_one_epoch(
 
 
 def _reduce_interval(
-    context: distributed.Context, interval: torch.Tensor, stopped: torch.Tensor, first_bad: torch.Tensor, *,
-    keys: list[str], epoch: int, checkpoints: Path,
+    context: distributed.Context,
+    interval: torch.Tensor,
+    stopped: torch.Tensor,
+    first_bad: torch.Tensor,
+    *,
+    keys: list[str],
+    epoch: int,
+    checkpoints: Path,
 ) -> list[float]:
     """The one host synchronisation of a logging interval: ``interval`` (terms, steps) summed over
     the processes, as floats; raises :class:`NonFiniteLossError` when any process met a non-finite loss."""
-    *reduced, bad_processes = distributed.all_sum(context, torch.cat([interval, stopped.double().reshape(1)])).tolist()
+    *reduced, bad_processes = distributed.all_sum(
+        context, torch.cat([interval, stopped.double().reshape(1)])
+    ).tolist()
     if bad_processes > 0:
         bad = first_bad.cpu()
         if math.isnan(bad[0]):
@@ -484,7 +577,8 @@ def _reduce_interval(
             where = f"epoch {epoch + 1}, step {int(bad[0]) + 1}: the loss is not finite ({terms})"
         raise NonFiniteLossError(
             f"{where}; training stopped. The last good checkpoint is kept in {checkpoints}. "
-            "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32.")
+            "Try a lower optim.lr, set optim.grad_clip, or run.precision=fp32."
+        )
     return reduced
 
 
@@ -492,9 +586,11 @@ def _check_finite_weights(module: nn.Module, epoch: int, checkpoints: Path) -> N
     """A last step can turn weights non-finite with a finite loss; never checkpoint such weights."""
     bad = [name for name, p in module.named_parameters() if not torch.isfinite(p).all()]
     if bad:
-        raise NonFiniteLossError(f"epoch {epoch + 1}: weights became NaN or infinite ({', '.join(bad[:3])}"
-                                 f"{', ...' if len(bad) > 3 else ''}); training stopped. The last good checkpoint "
-                                 f"is kept in {checkpoints}.")
+        raise NonFiniteLossError(
+            f"epoch {epoch + 1}: weights became NaN or infinite ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); training stopped. The last good checkpoint "
+            f"is kept in {checkpoints}."
+        )
 
 
 def epoch_summary(record: dict, epochs: int, best: Best) -> str:
@@ -504,7 +600,10 @@ def epoch_summary(record: dict, epochs: int, best: Best) -> str:
     text = f"epoch {record['epoch']}/{epochs}  loss {loss['loss']:.4f} ({terms})"
     if "val" in record:
         text += f"  val mAP {record['val']['map']:.2f} (best {best['val_map']:.2f} @ {best['epoch']})"
-    return text + f"  lr {record['lr']:.0e}  {record['steps'] / record['train_seconds']:.1f} steps/s  {record['seconds']:.1f} s"
+    return (
+        text
+        + f"  lr {record['lr']:.0e}  {record['steps'] / record['train_seconds']:.1f} steps/s  {record['seconds']:.1f} s"
+    )
 
 
 # --------------------------------------------------------------------------- run directory
@@ -515,8 +614,10 @@ def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str,
     latest = run_dir / "checkpoints" / LATEST_FILE
     if not resume:
         if latest.exists():
-            raise ConfigError(f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
-                              "or choose another output directory")
+            raise ConfigError(
+                f"{run_dir} already holds a run; resume it with --resume {run_dir}, "
+                "or choose another output directory"
+            )
         return None
     if not latest.exists():
         raise ConfigError(f"cannot resume: {latest} does not exist (was {run_dir} made by `refdense train`?)")
@@ -524,10 +625,14 @@ def _open_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str,
     saved = from_dict(state[CONFIG], source=f"{latest} (its stored config)")
     changed = fixed_keys_changed(saved, config)
     if changed:
-        details = "; ".join(f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed)
-        raise ConfigError(f"cannot resume {run_dir}: its checkpoint was made with another config ({details}). "
-                          f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming: undo the "
-                          f"change in {run_dir / 'config.yaml'} or the --set, or start a new run.")
+        details = "; ".join(
+            f"{key}: {_lookup(saved, key)!r} in the run, {_lookup(config, key)!r} now" for key in changed
+        )
+        raise ConfigError(
+            f"cannot resume {run_dir}: its checkpoint was made with another config ({details}). "
+            f"Only {', '.join(sorted(RESUMABLE_CHANGES))} may change when resuming: undo the "
+            f"change in {run_dir / 'config.yaml'} or the --set, or start a new run."
+        )
     return state
 
 
@@ -537,7 +642,9 @@ def fixed_keys_changed(saved: TrainConfig, config: TrainConfig) -> list[str]:
     stored before configs recorded the precision chosen says "auto", and a new config may say it too."""
     device = distributed.resolve_device(config.run.device)
     saved, config = (
-        dataclasses.replace(c, run=dataclasses.replace(c.run, precision=resolve_precision(c.run.precision, device)))
+        dataclasses.replace(
+            c, run=dataclasses.replace(c.run, precision=resolve_precision(c.run.precision, device))
+        )
         for c in (saved, config)
     )
     return [key for key in diff(saved, config) if key not in RESUMABLE_CHANGES]

@@ -30,7 +30,10 @@ def table_summary(table: PaperTable) -> str:
 
 
 def data_summary(
-    dataset_dir: Path, train: DenseActionDataset, validation: DenseActionDataset | None, test: DenseActionDataset
+    dataset_dir: Path,
+    train: DenseActionDataset,
+    validation: DenseActionDataset | None,
+    test: DenseActionDataset,
 ) -> str:
     """One paragraph on the data a run trains on: the dataset, the videos of each split, the fixes.
 
@@ -42,34 +45,48 @@ def data_summary(
     from refdense.prepare.prepare import REPORT_FILE, read_prepare_report
 
     info = train.info
-    text = (f"Data: {dataset_dir} ({info.name}: {info.num_classes} classes, {info.num_entities} entities, "
-            f"{info.num_motions} motions; video stream {info.video_dim}-d {info.streams['video'].encoder}, image "
-            f"stream {info.image_dim}-d {info.streams['image'].encoder}). Training on {len(train)} videos")
+    text = (
+        f"Data: {dataset_dir} ({info.name}: {info.num_classes} classes, {info.num_entities} entities, "
+        f"{info.num_motions} motions; video stream {info.video_dim}-d {info.streams['video'].encoder}, image "
+        f"stream {info.image_dim}-d {info.streams['image'].encoder}). Training on {len(train)} videos"
+    )
     if train.dropped_empty:
         text += f" ({len(train.dropped_empty)} without actions left out: data.drop_empty_videos)"
-    text += (f", validating on {len(validation)} carved from the training subset" if validation is not None
-             else ", no validation split (the last epoch is tested)")
+    text += (
+        f", validating on {len(validation)} carved from the training subset"
+        if validation is not None
+        else ", no validation split (the last epoch is tested)"
+    )
     text += f", testing on {len(test)}."
     prepared = read_prepare_report(dataset_dir)
     if prepared is None:
         text += f" Clean-up when loading: {train.report.summary()}."
     else:
-        left_out = (len(prepared["annotated_without_features"]) + sum(map(len, prepared["skipped"].values()))
-                    + len(prepared["dropped_training_videos_without_actions"]))
-        text += (f" Prepared by `refdense prepare`: {summarize_cleanup(prepared['cleanup'])}; {left_out} annotated "
-                 f"videos left out; every fix is listed in {dataset_dir / REPORT_FILE}.")
+        left_out = (
+            len(prepared["annotated_without_features"])
+            + sum(map(len, prepared["skipped"].values()))
+            + len(prepared["dropped_training_videos_without_actions"])
+        )
+        text += (
+            f" Prepared by `refdense prepare`: {summarize_cleanup(prepared['cleanup'])}; {left_out} annotated "
+            f"videos left out; every fix is listed in {dataset_dir / REPORT_FILE}."
+        )
     return textwrap.fill(text, width=100)
 
 
 def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], validated: bool) -> str:
     """Which checkpoint produced the test numbers, and why it was chosen."""
     if not validated:
-        return (f"Test numbers from `{checkpoint.name}`, the last epoch ({epoch}): the run kept no "
-                "validation split (data.validation_fraction = 0), so no epoch was selected.")
+        return (
+            f"Test numbers from `{checkpoint.name}`, the last epoch ({epoch}): the run kept no "
+            "validation split (data.validation_fraction = 0), so no epoch was selected."
+        )
     val = next((r["val"]["map"] for r in history if r["epoch"] == epoch and "val" in r), math.nan)
-    return (f"Test numbers from `{checkpoint.name}`, epoch {epoch} of {len(history)}, chosen by the best "
-            f"per-frame mAP on the validation split ({val:.2f}) carved from the training videos; "
-            "the test split was never used to choose.")
+    return (
+        f"Test numbers from `{checkpoint.name}`, epoch {epoch} of {len(history)}, chosen by the best "
+        f"per-frame mAP on the validation split ({val:.2f}) carved from the training videos; "
+        "the test split was never used to choose."
+    )
 
 
 def save_figure(figure: Figure, path: Path) -> None:
@@ -84,8 +101,10 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
     (``result`` of rank 0: with its test table and predictions)."""
     test, predictions = result.test, result.predictions
     if test is None or predictions is None:
-        raise ValueError("write_run_files: expected the result of rank 0, with its test table and predictions; "
-                         "found None (another rank's result)")
+        raise ValueError(
+            "write_run_files: expected the result of rank 0, with its test table and predictions; "
+            "found None (another rank's result)"
+        )
     run_dir: Path = result.run_dir
     sentence = selection_sentence(result.checkpoint, result.checkpoint_epoch, result.history, validated)
     summary = {
@@ -118,14 +137,19 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
     ]
     with atomic_write(run_dir / "results.md") as handle:
         handle.write("\n".join(lines))
-    save_figure(plot_loss_curves(result.history, title=f"Training loss ({config.model.arch})"),
-                run_dir / "plots" / "loss.png")
-    save_figure(plot_metric_per_epoch(result.history, best_epoch=result.checkpoint_epoch if validated else None),
-                run_dir / "plots" / "val_map.png")
+    save_figure(
+        plot_loss_curves(result.history, title=f"Training loss ({config.model.arch})"),
+        run_dir / "plots" / "loss.png",
+    )
+    save_figure(
+        plot_metric_per_epoch(result.history, best_epoch=result.checkpoint_epoch if validated else None),
+        run_dir / "plots" / "val_map.png",
+    )
 
 
-def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, total_seconds: float,
-                      peak_gb: float) -> Path:
+def write_demo_report(
+    out: Path, results: dict, configs: dict, seconds: dict, total_seconds: float, peak_gb: float
+) -> Path:
     """``out/REPORT.md`` and its figures for the demo's runs (``results``: display name -> TrainResult)."""
     import numpy as np
 
@@ -145,8 +169,10 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
 
     # timeline of the three test videos with the most distinct actions (as the paper's Fig. 4)
     reference = predictions[names[0]]
-    busiest = sorted(range(len(reference.video_ids)),
-                     key=lambda v: (-int(reference.labels[v].any(axis=0).sum()), reference.video_ids[v]))[:3]
+    busiest = sorted(
+        range(len(reference.video_ids)),
+        key=lambda v: (-int(reference.labels[v].any(axis=0).sum()), reference.video_ids[v]),
+    )[:3]
     timeline_files = []
     for v in busiest:
         video_id = reference.video_ids[v]
@@ -154,28 +180,39 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
         for name in names:
             index = predictions[name].video_ids.index(video_id)
             scores[name] = predictions[name].scores[index]
-        figure = plot_timeline(reference.labels[v], info.classes, scores,
-                               duration=labels_info.annotations[video_id].duration,
-                               title=f"test video {video_id}: ground truth vs models")
+        figure = plot_timeline(
+            reference.labels[v],
+            info.classes,
+            scores,
+            duration=labels_info.annotations[video_id].duration,
+            title=f"test video {video_id}: ground truth vs models",
+        )
         timeline_files.append(f"timeline-{video_id}.png")
         save_figure(figure, figures / timeline_files[-1])
 
-    figure, axes = plt.subplots(1, len(names), figsize=(6 * len(names), max(3.0, 0.22 * info.num_classes + 1)),
-                                layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(names), figsize=(6 * len(names), max(3.0, 0.22 * info.num_classes + 1)), layout="constrained"
+    )
     for ax, name in zip(np.atleast_1d(axes), names):
         plot_class_ap(results[name].test.frame_map, info.classes, ax=ax)
         ax.set_title(f"{name}: per-class AP (test)")
     save_figure(figure, figures / "class_ap.png")
 
-    figure, axes = plt.subplots(1, len(names) + 1, figsize=(5.5 * (len(names) + 1), 3.6), layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(names) + 1, figsize=(5.5 * (len(names) + 1), 3.6), layout="constrained"
+    )
     for ax, name in zip(axes, names):
         plot_loss_curves(results[name].history, ax=ax, title=f"{name}: training loss")
     for name in names:
-        plot_metric_per_epoch(results[name].history, ax=axes[-1], label=name, best_epoch=results[name].checkpoint_epoch)
+        plot_metric_per_epoch(
+            results[name].history, ax=axes[-1], label=name, best_epoch=results[name].checkpoint_epoch
+        )
     save_figure(figure, figures / "training.png")
 
-    counts = {split: sum(1 for e in labels_info.annotations.values() if e.subset == split)
-              for split in ("training", "testing")}
+    counts = {
+        split: sum(1 for e in labels_info.annotations.values() if e.subset == split)
+        for split in ("training", "testing")
+    }
     val_count = round(first.data.validation_fraction * counts["training"])
     lines = [
         "# RefDense vs PAT on the synthetic `default` dataset",
@@ -189,7 +226,7 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
         compare_markdown({name: results[name].test for name in names}),
         "",
         "mAP: per-frame mAP over all classes (classes without a positive test frame count 0); "
-        "\"present\": over the classes with a positive. Action-conditional metrics at τ = 0 and 20 segments. "
+        '"present": over the classes with a positive. Action-conditional metrics at τ = 0 and 20 segments. '
         "Both rows come from the same `refdense.metrics.paper_table` on the predictions files listed below.",
         "",
         "## Which checkpoints",
@@ -197,8 +234,10 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
     ]
     for name in names:
         r = results[name]
-        lines.append(f"- **{name}**: {selection_sentence(r.checkpoint, r.checkpoint_epoch, r.history, True)} "
-                     f"Run directory `{r.run_dir}`, predictions `{r.predictions}`, trained in {seconds[name]:.0f} s.")
+        lines.append(
+            f"- **{name}**: {selection_sentence(r.checkpoint, r.checkpoint_epoch, r.history, True)} "
+            f"Run directory `{r.run_dir}`, predictions `{r.predictions}`, trained in {seconds[name]:.0f} s."
+        )
     lines += [
         "",
         "## Set-up",
@@ -215,14 +254,23 @@ def write_demo_report(out: Path, results: dict, configs: dict, seconds: dict, to
         c = configs[name]
         heads = [s for s in ("entity", "motion") if getattr(c.loss, f"use_{s}_labels")]
         kind = "BCE" if c.loss.classification == "bce" else "asymmetric loss"
-        action = ("actions" if c.loss.action_heads == "fused"
-                  else f"the coarse head + {c.loss.fine_head_weight:g} x the fine head (PAT's recipe)")
-        lines.append(f"- {name}: `model.arch={c.model.arch}`"
-                     + (f", inputs `{c.model.stream}`" if c.model.stream else "")
-                     + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: {kind} on {action}"
-                     + (f" + {' + '.join(heads)}" if heads else "")
-                     + (f", CoLV on {', '.join(c.loss.active_colv_sets())} (text encoder `{c.data.text_encoder}`)"
-                        if c.loss.active_colv_sets() else ", no CoLV") + ".")
+        action = (
+            "actions"
+            if c.loss.action_heads == "fused"
+            else f"the coarse head + {c.loss.fine_head_weight:g} x the fine head (PAT's recipe)"
+        )
+        lines.append(
+            f"- {name}: `model.arch={c.model.arch}`"
+            + (f", inputs `{c.model.stream}`" if c.model.stream else "")
+            + f", dim {c.model.dim}, {c.model.blocks} block(s) per branch; loss: {kind} on {action}"
+            + (f" + {' + '.join(heads)}" if heads else "")
+            + (
+                f", CoLV on {', '.join(c.loss.active_colv_sets())} (text encoder `{c.data.text_encoder}`)"
+                if c.loss.active_colv_sets()
+                else ", no CoLV"
+            )
+            + "."
+        )
     lines += [
         f"- Full configs: `{results[names[0]].run_dir}/config.yaml` and the others beside it.",
         f"- Wall time {total_seconds / 60:.1f} min in all, peak memory {peak_gb:.2f} GB (resident set of this process).",

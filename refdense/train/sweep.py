@@ -83,12 +83,24 @@ def _rare_classes(preset: str, seed: int, dials: Dials) -> list[int]:
     return list(recorded["rare_classes"])
 
 
-def sweep_config(preset: str, dial: str, value: float, seed: int, variant: str, *, fixed: Dials = Dials(),
-                 base: str | Path = BASE, overrides: Sequence[str] = ()) -> tuple[Path, TrainConfig]:
+def sweep_config(
+    preset: str,
+    dial: str,
+    value: float,
+    seed: int,
+    variant: str,
+    *,
+    fixed: Dials = Dials(),
+    base: str | Path = BASE,
+    overrides: Sequence[str] = (),
+) -> tuple[Path, TrainConfig]:
     """The dataset folder (built if missing) and the :class:`TrainConfig` of one run of a sweep."""
     folder = default_dataset(preset, seed=seed, dials=dials_at(dial, value, fixed))
-    config = load_config(base, ABLATIONS / f"{variant}.yaml",
-                         overrides=[f"data.dataset={folder}", f"run.seed={seed}", *overrides])
+    config = load_config(
+        base,
+        ABLATIONS / f"{variant}.yaml",
+        overrides=[f"data.dataset={folder}", f"run.seed={seed}", *overrides],
+    )
     return folder, config
 
 
@@ -135,8 +147,10 @@ def sweep(
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, found {preset!r}")
     chosen = [v.name for v in check_variants(variants)]
     if REFERENCE not in chosen or len(chosen) < 2:
-        raise ValueError(f"variants: expected {REFERENCE!r} (the reference of the gains) and at least one other, "
-                         f"found {list(variants)}")
+        raise ValueError(
+            f"variants: expected {REFERENCE!r} (the reference of the gains) and at least one other, "
+            f"found {list(variants)}"
+        )
     if not values or not seeds:
         raise ValueError("values and seeds: expected at least one of each")
     settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
@@ -145,36 +159,77 @@ def sweep(
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
     runs: dict[str, dict[str, list[dict]]] = {}
-    bar = tqdm(total=len(values) * len(seeds) * len(chosen), unit="run", desc=f"sweep {dial}",
-               disable=True if progress is False else None)
+    bar = tqdm(
+        total=len(values) * len(seeds) * len(chosen),
+        unit="run",
+        desc=f"sweep {dial}",
+        disable=True if progress is False else None,
+    )
     for value in values:
         key = f"{value:g}"
         runs[key] = {name: [] for name in chosen}
         for seed in seeds:
             for name in chosen:
                 bar.set_description(f"sweep {dial}={key}: {name}, seed {seed}")
-                folder, config = sweep_config(preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common)
+                folder, config = sweep_config(
+                    preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common
+                )
                 run_dir = out / "runs" / folder.name / name / f"seed{seed}"
                 metrics_of_run = run_metrics(fit(config, run_dir, patience), rare_classes[seed])
-                runs[key][name].append({"seed": seed, "dataset": folder.name, "run": str(run_dir.relative_to(out)),
-                                        **metrics_of_run, **convergence(run_dir, patience)})
+                runs[key][name].append(
+                    {
+                        "seed": seed,
+                        "dataset": folder.name,
+                        "run": str(run_dir.relative_to(out)),
+                        **metrics_of_run,
+                        **convergence(run_dir, patience),
+                    }
+                )
                 bar.update(1)
     bar.close()
     others = [name for name in chosen if name != REFERENCE]
-    per_seed = {name: {m: [paired_gains(by_variant[REFERENCE], by_variant[name], m) for by_variant in runs.values()]
-                       for m in metrics} for name in others}  # [value][seed]
-    gains = {key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
-             for v, key in enumerate(runs)}
-    means = {key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
-             for key, by_variant in runs.items()}
-    trends = {name: {m: interval([slope(values, [gains_at[k] for gains_at in per_seed[name][m]])
-                                  for k in range(len(seeds))]) for m in metrics} for name in others}
+    per_seed = {
+        name: {
+            m: [paired_gains(by_variant[REFERENCE], by_variant[name], m) for by_variant in runs.values()]
+            for m in metrics
+        }
+        for name in others
+    }  # [value][seed]
+    gains = {
+        key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
+        for v, key in enumerate(runs)
+    }
+    means = {
+        key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
+        for key, by_variant in runs.items()
+    }
+    trends = {
+        name: {
+            m: interval(
+                [slope(values, [gains_at[k] for gains_at in per_seed[name][m]]) for k in range(len(seeds))]
+            )
+            for m in metrics
+        }
+        for name in others
+    }
     result = {
-        "dial": dial, "values": list(values), "preset": preset, "fixed_dials": dataclasses.asdict(fixed),
-        "seeds": list(seeds), "variants": chosen, "reference": REFERENCE, "base": str(base), "overrides": common,
-        "epochs": epochs, "patience": patience, "metrics": metrics,
+        "dial": dial,
+        "values": list(values),
+        "preset": preset,
+        "fixed_dials": dataclasses.asdict(fixed),
+        "seeds": list(seeds),
+        "variants": chosen,
+        "reference": REFERENCE,
+        "base": str(base),
+        "overrides": common,
+        "epochs": epochs,
+        "patience": patience,
+        "metrics": metrics,
         "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
-        "runs": runs, "means": means, "gains": gains, "trends": trends,
+        "runs": runs,
+        "means": means,
+        "gains": gains,
+        "trends": trends,
     }
     folder = out / f"{dial}{fixed.slug()}"
     with atomic_write(folder / "sweep.json") as handle:
@@ -190,7 +245,10 @@ def sweep(
 def sweep_markdown(result: dict) -> str:
     """The gains of a sweep (``sweep.json``'s content) as a markdown table."""
     metrics, reference = result["metrics"], result["reference"]
-    others = ", ".join(f"{k}={v}" for k, v in result["fixed_dials"].items() if v != getattr(Dials(), k)) or "defaults"
+    others = (
+        ", ".join(f"{k}={v}" for k, v in result["fixed_dials"].items() if v != getattr(Dials(), k))
+        or "defaults"
+    )
     lines = [
         f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset",
         "",
@@ -200,23 +258,35 @@ def sweep_markdown(result: dict) -> str:
         f"(a seed makes both the dataset and the run). Other dials: {others}. Overrides: "
         f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}.",
         "",
-        f"| {result['dial']} | variant | {reference} mAP | " + " | ".join(f"gain {m}" for m in metrics) + " |",
+        f"| {result['dial']} | variant | {reference} mAP | "
+        + " | ".join(f"gain {m}" for m in metrics)
+        + " |",
         "|---:|---|---:|" + "---:|" * len(metrics),
     ]
     for key, by_variant in result["gains"].items():
         for name, gains in by_variant.items():
             absolute = result["means"][key][reference]["mAP"]
-            lines.append(f"| {key} | {name} | {absolute['mean']:.2f} | "
-                         + " | ".join(format_interval(gains[m]) for m in metrics) + " |")
-    lines += ["", f"Trend: the slope of the gain against `{result['dial']}` (least squares over the values, seed "
-                  "by seed; mean and 95% interval over seeds), in points per unit of the dial:", ""]
+            lines.append(
+                f"| {key} | {name} | {absolute['mean']:.2f} | "
+                + " | ".join(format_interval(gains[m]) for m in metrics)
+                + " |"
+            )
+    lines += [
+        "",
+        f"Trend: the slope of the gain against `{result['dial']}` (least squares over the values, seed "
+        "by seed; mean and 95% interval over seeds), in points per unit of the dial:",
+        "",
+    ]
     for name, trends in result["trends"].items():
         lines.append(f"- {name}: " + ", ".join(f"{m} {format_interval(trends[m])}" for m in metrics))
     records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
     if result["patience"] is not None:
         converged = sum(bool(r["converged"]) for r in records)
-        lines += ["", f"{converged} of {len(records)} runs converged (best validation epoch at least "
-                      f"{result['patience']} epochs before the last)."]
+        lines += [
+            "",
+            f"{converged} of {len(records)} runs converged (best validation epoch at least "
+            f"{result['patience']} epochs before the last).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -230,20 +300,34 @@ def plot_sweep(result: dict) -> Figure:
     panels = [("mAP", "mAP (%)", "means"), ("mAP", "gain in mAP (points)", "gains")]
     if rare:
         panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), sharex=True, layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(4.6 * len(panels), 3.6), sharex=True, layout="constrained"
+    )
     for ax, (metric, label, kind) in zip(axes, panels):
-        names = result["variants"] if kind == "means" else [n for n in result["variants"] if n != result["reference"]]
+        names = (
+            result["variants"]
+            if kind == "means"
+            else [n for n in result["variants"] if n != result["reference"]]
+        )
         for name in names:
             summaries = [result[kind][key][name][metric] for key in keys]
             mean = np.array([s["mean"] for s in summaries])
             low, high = np.array([s["low"] for s in summaries]), np.array([s["high"] for s in summaries])
-            ax.errorbar(x, mean, yerr=np.nan_to_num([mean - low, high - mean]), marker="o", capsize=3,
-                        label=name if kind == "means" else f"{result['reference']} - {name}")
+            ax.errorbar(
+                x,
+                mean,
+                yerr=np.nan_to_num([mean - low, high - mean]),
+                marker="o",
+                capsize=3,
+                label=name if kind == "means" else f"{result['reference']} - {name}",
+            )
         if kind == "gains":
             ax.axhline(0.0, color="grey", linewidth=0.8)
         ax.set_xticks(x)
         ax.set_xlabel(result["dial"])
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
-    figure.suptitle(f"{result['preset']} preset, {len(result['seeds'])} seeds: mean and 95% interval", fontsize=10)
+    figure.suptitle(
+        f"{result['preset']} preset, {len(result['seeds'])} seeds: mean and 95% interval", fontsize=10
+    )
     return figure

@@ -51,9 +51,13 @@ def evaluation_curves(
     """
     if matrix not in MATRICES:
         raise ValueError(f"evaluation_curves: matrix: expected one of {MATRICES}, found {matrix!r}")
-    sweep = np.round(np.arange(0.1, 0.91, 0.1), 2) if thresholds is None else np.asarray(thresholds, dtype=float)
+    sweep = (
+        np.round(np.arange(0.1, 0.91, 0.1), 2) if thresholds is None else np.asarray(thresholds, dtype=float)
+    )
     if sweep.ndim != 1 or sweep.size == 0:
-        raise ValueError(f"evaluation_curves: thresholds: expected a non-empty 1-d sequence, found {thresholds!r}")
+        raise ValueError(
+            f"evaluation_curves: thresholds: expected a non-empty 1-d sequence, found {thresholds!r}"
+        )
     current = action_conditional(scores, labels, lengths, tau=tau, threshold=threshold)
     swept = [action_conditional(scores, labels, lengths, tau=tau, threshold=float(t)) for t in sweep]
     result = {
@@ -85,24 +89,46 @@ def plot_evaluation(
     if fig is None:
         fig = plt.figure(figsize=(13, 7.6), layout="constrained")
     grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.55])
-    bar_ax, sweep_ax, matrix_ax = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[:, 1])
+    bar_ax, sweep_ax, matrix_ax = (
+        fig.add_subplot(grid[0, 0]),
+        fig.add_subplot(grid[1, 0]),
+        fig.add_subplot(grid[:, 1]),
+    )
     conditional = curves["conditional"]
     tau, threshold = curves["tau"], curves["threshold"]
 
     names = ("mAP_ac", "F1_ac", "P_ac", "R_ac")
     values = [100 * getattr(conditional, name) for name in names]
-    bars = bar_ax.bar(names, np.nan_to_num(values), color=["tab:purple", "tab:blue", "tab:green", "tab:orange"])
+    bars = bar_ax.bar(
+        names, np.nan_to_num(values), color=["tab:purple", "tab:blue", "tab:green", "tab:orange"]
+    )
     for bar, value in zip(bars, values):
-        bar_ax.annotate("n/a" if np.isnan(value) else f"{value:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                        ha="center", va="bottom", fontsize=9)
-    bar_ax.set(ylim=(0, 110), ylabel="percent", title=f"at threshold {threshold:.2f} ({conditional.pairs} pairs kept)")
+        bar_ax.annotate(
+            "n/a" if np.isnan(value) else f"{value:.1f}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    bar_ax.set(
+        ylim=(0, 110),
+        ylabel="percent",
+        title=f"at threshold {threshold:.2f} ({conditional.pairs} pairs kept)",
+    )
 
     sweep = curves["thresholds"]
-    for key, color in (("P_ac", "tab:green"), ("R_ac", "tab:orange"), ("F1_ac", "tab:blue"), ("mAP_ac", "tab:purple")):
+    for key, color in (
+        ("P_ac", "tab:green"),
+        ("R_ac", "tab:orange"),
+        ("F1_ac", "tab:blue"),
+        ("mAP_ac", "tab:purple"),
+    ):
         style = "--" if key == "mAP_ac" else "-"
         sweep_ax.plot(sweep, 100 * curves[key], style, color=color, label=key)
     sweep_ax.axvline(threshold, color="0.4", lw=0.8)
-    sweep_ax.set(xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold (mAP_ac: flat)")
+    sweep_ax.set(
+        xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold (mAP_ac: flat)"
+    )
     sweep_ax.legend(fontsize=8, loc="lower left", ncols=2)
 
     plot_conditional_matrix(conditional, class_names, which=curves["matrix_name"], ax=matrix_ax)

@@ -62,7 +62,11 @@ def bce_curves(
         interpolated; NaN if it does not cross on the grid), and ``"setting"`` (the loss and its
         parameters, in words).
     """
-    p = np.linspace(0.0025, 0.9975, 399) if probabilities is None else np.asarray(probabilities, dtype=np.float64)
+    p = (
+        np.linspace(0.0025, 0.9975, 399)
+        if probabilities is None
+        else np.asarray(probabilities, dtype=np.float64)
+    )
     if p.ndim != 1 or p.size == 0 or np.any((p <= 0) | (p >= 1)):
         raise ValueError(f"bce_curves: expected a 1-d array of probabilities in (0, 1), found {p!r}")
     if not 0 < positive_rate < 1:
@@ -76,17 +80,24 @@ def bce_curves(
         if classification == "bce":
             loss = masked_bce(x, y, mask, pos_weight=pos_weight, reduction="none")
         elif classification == "asymmetric":
-            loss = asymmetric_loss(x, y, mask, gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, reduction="none")
+            loss = asymmetric_loss(
+                x, y, mask, gamma_neg=gamma_neg, gamma_pos=gamma_pos, clip=clip, reduction="none"
+            )
         else:
-            raise ValueError(f"bce_curves: classification: expected 'bce' or 'asymmetric', found {classification!r}")
+            raise ValueError(
+                f"bce_curves: classification: expected 'bce' or 'asymmetric', found {classification!r}"
+            )
         (grad,) = torch.autograd.grad(loss.sum(), x)
         out[f"loss_{name}"] = loss.detach().reshape(-1).numpy()
         out[f"grad_{name}"] = grad.reshape(-1).numpy()
     expected = positive_rate * out["grad_positive"] + (1 - positive_rate) * out["grad_negative"]
     out["grad_expected"] = expected
     out["positive_rate"] = float(positive_rate)
-    out["setting"] = (f"BCE, pos_weight = {pos_weight:.3g}" if classification == "bce" else
-                      f"asymmetric loss, gamma_neg = {gamma_neg:.3g}, gamma_pos = {gamma_pos:.3g}, clip = {clip:.3g}")
+    out["setting"] = (
+        f"BCE, pos_weight = {pos_weight:.3g}"
+        if classification == "bce"
+        else f"asymmetric loss, gamma_neg = {gamma_neg:.3g}, gamma_pos = {gamma_pos:.3g}, clip = {clip:.3g}"
+    )
     crossing = np.flatnonzero((expected[:-1] < 0) & (expected[1:] >= 0))
     if crossing.size:
         k = crossing[0]
@@ -111,8 +122,12 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
     grad_ax.axhline(0, color="0.6", lw=0.8)
     grad_ax.set(xlabel="predicted probability p", ylabel="d loss / d logit", title="gradient of one entry")
     rate = curves["positive_rate"]
-    rate_ax.plot(p, rate * curves["grad_positive"], color="tab:green", lw=1, label=f"positives (x {rate:.3g})")
-    rate_ax.plot(p, (1 - rate) * curves["grad_negative"], color="tab:red", lw=1, label=f"negatives (x {1 - rate:.3g})")
+    rate_ax.plot(
+        p, rate * curves["grad_positive"], color="tab:green", lw=1, label=f"positives (x {rate:.3g})"
+    )
+    rate_ax.plot(
+        p, (1 - rate) * curves["grad_negative"], color="tab:red", lw=1, label=f"negatives (x {1 - rate:.3g})"
+    )
     rate_ax.plot(p, curves["grad_expected"], color="black", lw=2, label="sum")
     rate_ax.axhline(0, color="0.6", lw=0.8)
     pull = max(float(-curves["grad_expected"].min()), 1e-3)  # the strongest average pull up
@@ -121,17 +136,30 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
     if np.isfinite(settle):
         rate_ax.axvline(settle, color="tab:blue", ls="--", lw=1)
         right = settle < 0.1  # the label on the side with room
-        rate_ax.annotate(f"settles at p = {settle:.3f}", (settle, 0.7 * limit), xytext=(5 if right else -5, 0),
-                         textcoords="offset points", ha="left" if right else "right", color="tab:blue", fontsize=9)
-    rate_ax.set(xscale="log", xlabel="predicted probability p (log)", ylabel="average d loss / d logit",
-                ylim=(-limit, limit), title=f"a class with {100 * rate:.3g}% positives (near 0)")
+        rate_ax.annotate(
+            f"settles at p = {settle:.3f}",
+            (settle, 0.7 * limit),
+            xytext=(5 if right else -5, 0),
+            textcoords="offset points",
+            ha="left" if right else "right",
+            color="tab:blue",
+            fontsize=9,
+        )
+    rate_ax.set(
+        xscale="log",
+        xlabel="predicted probability p (log)",
+        ylabel="average d loss / d logit",
+        ylim=(-limit, limit),
+        title=f"a class with {100 * rate:.3g}% positives (near 0)",
+    )
     rate_ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title or curves["setting"])
     return fig
 
 
-def _colv_and_bce(unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch.Tensor, temperature: float,
-                  variant: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Callable[[torch.Tensor], torch.Tensor]]]:
+def _colv_and_bce(
+    unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch.Tensor, temperature: float, variant: str
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict[str, Callable[[torch.Tensor], torch.Tensor]]]:
     """The similarities ``s(f)`` (C,) of a segment feature f (D,) and two losses of them: CoLV of the
     segment, and BCE of a stand-in head with logits ``z_c = (s_c - s_c(start)) / tau``, undecided
     (p = 0.5 for every class) at the start."""
@@ -143,8 +171,9 @@ def _colv_and_bce(unit_prompts: torch.Tensor, labels: torch.Tensor, start: torch
     offset = similarities(start).detach()
 
     def colv(s: torch.Tensor) -> torch.Tensor:
-        return colv_loss_from_similarities(s.reshape(1, 1, -1), labels.reshape(1, 1, -1), mask, temperature,
-                                           variant=variant)
+        return colv_loss_from_similarities(
+            s.reshape(1, 1, -1), labels.reshape(1, 1, -1), mask, temperature, variant=variant
+        )
 
     def bce(s: torch.Tensor) -> torch.Tensor:
         return masked_bce(((s - offset) / temperature).reshape(1, 1, -1), labels.reshape(1, 1, -1), mask)
@@ -164,8 +193,11 @@ def colv_lower_bound(variant: str, num_positive: int, num_negative: int, tempera
         raise ValueError(f"colv_lower_bound: variant: expected one of {COLV_VARIANTS}, found {variant!r}")
     if num_positive == 0 or num_negative == 0:
         return 0.0
-    return {"refdense": -2.0 / temperature + float(np.log(num_negative)), "infonce": 0.0,
-            "supcon": float(np.log(num_positive))}[variant]
+    return {
+        "refdense": -2.0 / temperature + float(np.log(num_negative)),
+        "infonce": 0.0,
+        "supcon": float(np.log(num_positive)),
+    }[variant]
 
 
 def colv_geometry(
@@ -209,15 +241,18 @@ def colv_geometry(
     """
     u = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
     if u.dim() != 2 or u.shape[0] < 2:
-        raise ValueError(f"colv_geometry: embeddings: expected a (C, D) array with C >= 2, "
-                         f"found shape {tuple(u.shape)}")
+        raise ValueError(
+            f"colv_geometry: embeddings: expected a (C, D) array with C >= 2, found shape {tuple(u.shape)}"
+        )
     num_classes = u.shape[0]
     names = [str(c) for c in range(num_classes)] if names is None else [str(n) for n in names]
     if len(names) != num_classes:
         raise ValueError(f"colv_geometry: names: expected {num_classes} names, found {len(names)}")
     beta = sorted({int(c) for c in positives})
     if any(not 0 <= c < num_classes for c in beta):
-        raise ValueError(f"colv_geometry: positives: expected indices in [0, {num_classes}), found {list(positives)}")
+        raise ValueError(
+            f"colv_geometry: positives: expected indices in [0, {num_classes}), found {list(positives)}"
+        )
     if variant not in COLV_VARIANTS:
         raise ValueError(f"colv_geometry: variant: expected one of {COLV_VARIANTS}, found {variant!r}")
     if not temperature > 0:
@@ -227,15 +262,23 @@ def colv_geometry(
     labels[beta] = 1.0
     start = unit.mean(0) if feature is None else torch.as_tensor(np.asarray(feature), dtype=torch.float64)
     if start.shape != (u.shape[1],):
-        raise ValueError(f"colv_geometry: feature: expected shape ({u.shape[1]},), found {tuple(start.shape)}")
+        raise ValueError(
+            f"colv_geometry: feature: expected shape ({u.shape[1]},), found {tuple(start.shape)}"
+        )
     start = F.normalize(start, dim=0)
     similarities, losses = _colv_and_bce(unit, labels, start, temperature, variant)
     _, _, directions = torch.linalg.svd(unit - unit.mean(0), full_matrices=False)
     plane = directions[:2].T  # (D, 2)
-    result: dict[str, Any] = {"names": names, "positive": labels.bool().numpy(), "temperature": float(temperature), "variant": variant,
-              "similarity": similarities(start).numpy(), "view_prompts": (unit @ plane).numpy(),
-              "view_start": (start @ plane).numpy(),
-              "lower_bound": colv_lower_bound(variant, len(beta), num_classes - len(beta), temperature)}
+    result: dict[str, Any] = {
+        "names": names,
+        "positive": labels.bool().numpy(),
+        "temperature": float(temperature),
+        "variant": variant,
+        "similarity": similarities(start).numpy(),
+        "view_prompts": (unit @ plane).numpy(),
+        "view_start": (start @ plane).numpy(),
+        "lower_bound": colv_lower_bound(variant, len(beta), num_classes - len(beta), temperature),
+    }
     positive = labels.bool()
     for name, loss_of in losses.items():
         f = start.clone()
@@ -263,8 +306,11 @@ def colv_geometry(
     return result
 
 
-_COLV_TITLES = {"refdense": "CoLV, paper (negatives-only denominator)", "infonce": "CoLV, InfoNCE",
-                "supcon": "CoLV, supervised-contrastive (positives compete)"}
+_COLV_TITLES = {
+    "refdense": "CoLV, paper (negatives-only denominator)",
+    "infonce": "CoLV, InfoNCE",
+    "supcon": "CoLV, supervised-contrastive (positives compete)",
+}
 
 
 def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | None = None) -> Figure:
@@ -286,47 +332,89 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
     scale = 0.4 * half / max(float(np.abs(arrows).max()), 1e-12)
     angle = np.linspace(0, 2 * np.pi, 400)
     view_ax.plot(np.cos(angle), np.sin(angle), color="0.8", lw=1)  # the sphere's outline, where in view
-    view_ax.scatter(points[:, 0], points[:, 1], s=40, zorder=3,
-                    c=np.where(positive, "tab:green", "0.55"), edgecolors="black", linewidths=0.5)
+    view_ax.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=40,
+        zorder=3,
+        c=np.where(positive, "tab:green", "0.55"),
+        edgecolors="black",
+        linewidths=0.5,
+    )
     for (x, y), name, on in zip(points, names, positive):
-        view_ax.annotate(name, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8,
-                         color="tab:green" if on else "0.35", fontweight="bold" if on else "normal")
+        view_ax.annotate(
+            name,
+            (x, y),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=8,
+            color="tab:green" if on else "0.35",
+            fontweight="bold" if on else "normal",
+        )
     for name in ("colv", "bce"):
         path = geometry[f"path_{name}"]
         view_ax.plot(path[:, 0], path[:, 1], ":", color=colours[name], lw=1.5)
-        view_ax.plot(*path[-1], "*", color=colours[name], ms=12, zorder=4,
-                     label=f"{'CoLV' if name == 'colv' else 'BCE'}: where descent ends")
-        view_ax.annotate("", xy=start + scale * geometry[f"arrow_{name}"], xytext=start,
-                         arrowprops=dict(arrowstyle="-|>", color=colours[name], lw=2))
+        view_ax.plot(
+            *path[-1],
+            "*",
+            color=colours[name],
+            ms=12,
+            zorder=4,
+            label=f"{'CoLV' if name == 'colv' else 'BCE'}: where descent ends",
+        )
+        view_ax.annotate(
+            "",
+            xy=start + scale * geometry[f"arrow_{name}"],
+            xytext=start,
+            arrowprops=dict(arrowstyle="-|>", color=colours[name], lw=2),
+        )
     view_ax.plot(*start, "o", color="black", ms=7, zorder=4, label="segment feature f (start)")
-    view_ax.set(aspect="equal", xlim=(centre[0] - half, centre[0] + half), ylim=(centre[1] - half, centre[1] + half),
-                title="the unit sphere seen in the plane of the prompts\n(arrows: -dL/df at the start, same scale)")
+    view_ax.set(
+        aspect="equal",
+        xlim=(centre[0] - half, centre[0] + half),
+        ylim=(centre[1] - half, centre[1] + half),
+        title="the unit sphere seen in the plane of the prompts\n(arrows: -dL/df at the start, same scale)",
+    )
     view_ax.tick_params(labelsize=7)
     view_ax.legend(fontsize=7, loc="lower left")
 
     index = np.arange(len(names))
     force_ax.bar(index - 0.2, geometry["force_colv"], width=0.4, color=colours["colv"], label="CoLV")
-    force_ax.bar(index + 0.2, geometry["force_bce"], width=0.4, color=colours["bce"], label="BCE (stand-in head)")
+    force_ax.bar(
+        index + 0.2, geometry["force_bce"], width=0.4, color=colours["bce"], label="BCE (stand-in head)"
+    )
     force_ax.axhline(0, color="0.5", lw=0.8)
     force_ax.set_xticks(index, names, rotation=40, ha="right", fontsize=8)
     for tick, on in zip(force_ax.get_xticklabels(), positive):
         tick.set_color("tab:green" if on else "0.3")
-    force_ax.set(ylabel="-dL/ds_c  (> 0: pulled towards u_c)", title="force on each prompt at the start (green: on)")
+    force_ax.set(
+        ylabel="-dL/ds_c  (> 0: pulled towards u_c)", title="force on each prompt at the start (green: on)"
+    )
     force_ax.legend(fontsize=8)
 
     steps = np.arange(len(geometry["loss_colv"]))
     loss_ax.plot(steps, geometry["loss_colv"], color=colours["colv"], label="CoLV")
     loss_ax.plot(steps, geometry["loss_bce"], color=colours["bce"], label="BCE")
-    loss_ax.axhline(geometry["lower_bound"], color=colours["colv"], ls="--", lw=1,
-                    label=f"CoLV's lower bound {geometry['lower_bound']:.2f}")
+    loss_ax.axhline(
+        geometry["lower_bound"],
+        color=colours["colv"],
+        ls="--",
+        lw=1,
+        label=f"CoLV's lower bound {geometry['lower_bound']:.2f}",
+    )
     loss_ax.set(xlabel="descent step", ylabel="loss of the segment", title="loss along the descent")
     loss_ax.legend(fontsize=8)
 
     pull_ax.plot(steps, geometry["pull_colv"], color=colours["colv"], label="CoLV")
     pull_ax.plot(steps, geometry["pull_bce"], color=colours["bce"], label="BCE")
     pull_ax.axhline(0, color="0.5", lw=0.8)
-    pull_ax.set(xlabel="descent step", ylabel="mean -dL/ds_e over the positives",
-                title="pull on the co-occurring concepts along the descent")
+    pull_ax.set(
+        xlabel="descent step",
+        ylabel="mean -dL/ds_e over the positives",
+        title="pull on the co-occurring concepts along the descent",
+    )
     pull_ax.legend(fontsize=8)
-    fig.suptitle(title or f"{colv_label}, tau = {tau:.3g}, {int(positive.sum())} co-occurring of {len(names)}")
+    fig.suptitle(
+        title or f"{colv_label}, tau = {tau:.3g}, {int(positive.sum())} co-occurring of {len(names)}"
+    )
     return fig

@@ -21,7 +21,9 @@ def _names(class_names: Sequence[str] | None, num_classes: int) -> list[str]:
     if class_names is None:
         return [str(c) for c in range(num_classes)]
     if len(class_names) != num_classes:
-        raise ValueError(f"class_names: expected {num_classes} names (one per class), found {len(class_names)}")
+        raise ValueError(
+            f"class_names: expected {num_classes} names (one per class), found {len(class_names)}"
+        )
     return list(class_names)
 
 
@@ -60,8 +62,13 @@ def plot_class_ap(
     ax.set_xlim(0, 100)
     ax.set_xlabel("AP (%)")
     if present.size:
-        ax.axvline(100 * result.map_present, color="black", linestyle="--", linewidth=1,
-                   label=f"mAP {100 * result.map_present:.1f} (classes with a positive)")
+        ax.axvline(
+            100 * result.map_present,
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"mAP {100 * result.map_present:.1f} (classes with a positive)",
+        )
         ax.legend(loc="lower right", fontsize=8)
     missing = result.per_class.size - present.size
     shown = f"top {order.size} of {present.size}" if order.size < present.size else f"{order.size}"

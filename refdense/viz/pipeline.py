@@ -41,21 +41,67 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("labels", "action labels Y", "Y (T, C)", "", ("00",), 9, 64),
-    Stage("decompose", "decomposition\nY_phi = min(1, Y A_phi)", "Y_ent (T, C_ent)\nY_mot (T, C_mot)", "", ("02",),
-          33, 64),
+    Stage(
+        "decompose",
+        "decomposition\nY_phi = min(1, Y A_phi)",
+        "Y_ent (T, C_ent)\nY_mot (T, C_mot)",
+        "",
+        ("02",),
+        33,
+        64,
+    ),
     Stage("image", "middle frames ->\nimage encoder (CLIP)", "image stream (T, D)", "", ("00", "03"), 9, 46),
     Stage("entity", "Action-Entity\n1 PAT block, self-att", "F_ent (T, D*)", "Eq. 5", ("03",), 33, 46),
     Stage("entity_head", "entity head\n1D-conv + sigmoid", "P_ent (T, C_ent)", "Eq. 9", ("05",), 56, 46),
-    Stage("entity_losses", "BCE(Y_ent, P_ent)\n+ CoLV(F_ent, u_ent)", "scalars", "Eq. 9, 11", ("06", "07"), 80, 46),
+    Stage(
+        "entity_losses",
+        "BCE(Y_ent, P_ent)\n+ CoLV(F_ent, u_ent)",
+        "scalars",
+        "Eq. 9, 11",
+        ("06", "07"),
+        80,
+        46,
+    ),
     Stage("text", "text encoder (frozen)\n'a photo of [c]'", "u_c (C_phi, D_txt)", "", ("07",), 103, 28),
-    Stage("fusion", "fusion: concat ->\n1D-conv + sigmoid", "[F_ent; F_mot] (T, 2D*)\n-> P (T, C)", "Eq. 8", ("05",),
-          56, 28),
+    Stage(
+        "fusion",
+        "fusion: concat ->\n1D-conv + sigmoid",
+        "[F_ent; F_mot] (T, 2D*)\n-> P (T, C)",
+        "Eq. 8",
+        ("05",),
+        56,
+        28,
+    ),
     Stage("action_loss", "BCE(Y, P)", "scalar", "Eq. 4", ("06",), 80, 28),
     Stage("evaluation", "evaluation of P\nmAP, mAP_ac", "percent", "", ("08",), 126, 28),
-    Stage("video", "segments of K=8 frames\n-> video encoder (I3D)", "video stream (T, D)", "Eq. 1", ("00",), 9, 10),
-    Stage("motion", "Action-Motion: PAT\n+ cross-att to F_ent", "F_mot (T, D*)", "Eq. 2-3, 6-7", ("01", "04"), 33, 10),
+    Stage(
+        "video",
+        "segments of K=8 frames\n-> video encoder (I3D)",
+        "video stream (T, D)",
+        "Eq. 1",
+        ("00",),
+        9,
+        10,
+    ),
+    Stage(
+        "motion",
+        "Action-Motion: PAT\n+ cross-att to F_ent",
+        "F_mot (T, D*)",
+        "Eq. 2-3, 6-7",
+        ("01", "04"),
+        33,
+        10,
+    ),
     Stage("motion_head", "motion head\n1D-conv + sigmoid", "P_mot (T, C_mot)", "Eq. 9", ("05",), 56, 10),
-    Stage("motion_losses", "BCE(Y_mot, P_mot)\n+ CoLV(F_mot, u_mot)", "scalars", "Eq. 9, 11", ("06", "07"), 80, 10),
+    Stage(
+        "motion_losses",
+        "BCE(Y_mot, P_mot)\n+ CoLV(F_mot, u_mot)",
+        "scalars",
+        "Eq. 9, 11",
+        ("06", "07"),
+        80,
+        10,
+    ),
 )
 """The boxes: labels on top, the entity branch, the fusion and the motion branch, inputs left, losses right."""
 
@@ -95,7 +141,9 @@ def stages_of(notebook: str) -> list[Stage]:
     found = [stage for stage in STAGES if notebook in stage.notebooks]
     if not found:
         known = sorted({n for stage in STAGES for n in stage.notebooks} | set(WHOLE_PIPELINE))
-        raise ValueError(f"stages_of: no box of the pipeline belongs to notebook {notebook!r}; known: {known}")
+        raise ValueError(
+            f"stages_of: no box of the pipeline belongs to notebook {notebook!r}; known: {known}"
+        )
     return found
 
 
@@ -117,27 +165,72 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
     boxes = {}
     for stage in STAGES:
         on = stage.key in highlighted
-        box = FancyBboxPatch((stage.x - _WIDTH / 2, stage.y - _HEIGHT / 2), _WIDTH, _HEIGHT,
-                             boxstyle="round,pad=0.3,rounding_size=1.2",
-                             facecolor="#ffe9a8" if on else ("#f4f4f4" if highlighted else "#eaf1fb"),
-                             edgecolor="#c0392b" if on else "0.6", linewidth=2.2 if on else 0.8, zorder=2)
+        box = FancyBboxPatch(
+            (stage.x - _WIDTH / 2, stage.y - _HEIGHT / 2),
+            _WIDTH,
+            _HEIGHT,
+            boxstyle="round,pad=0.3,rounding_size=1.2",
+            facecolor="#ffe9a8" if on else ("#f4f4f4" if highlighted else "#eaf1fb"),
+            edgecolor="#c0392b" if on else "0.6",
+            linewidth=2.2 if on else 0.8,
+            zorder=2,
+        )
         boxes[stage.key] = ax.add_patch(box)
         tag = "nb " + "+".join(stage.notebooks) + (f" · {stage.equation}" if stage.equation else "")
         lines = [stage.title] if small else [stage.title, stage.shape]
-        ax.text(stage.x, stage.y + 0.8, "\n".join(lines), ha="center", va="center", fontsize=size, zorder=3,
-                color="black" if on or not highlighted else "0.35", linespacing=1.15)
-        ax.text(stage.x, stage.y - _HEIGHT / 2 + 0.9, tag, ha="center", va="bottom", fontsize=size - 0.5, zorder=3,
-                color="#c0392b" if on else "0.3", fontweight="bold" if on else "normal")
+        ax.text(
+            stage.x,
+            stage.y + 0.8,
+            "\n".join(lines),
+            ha="center",
+            va="center",
+            fontsize=size,
+            zorder=3,
+            color="black" if on or not highlighted else "0.35",
+            linespacing=1.15,
+        )
+        ax.text(
+            stage.x,
+            stage.y - _HEIGHT / 2 + 0.9,
+            tag,
+            ha="center",
+            va="bottom",
+            fontsize=size - 0.5,
+            zorder=3,
+            color="#c0392b" if on else "0.3",
+            fontweight="bold" if on else "normal",
+        )
     centres = {stage.key: (stage.x, stage.y) for stage in STAGES}
     for start, end, curvature in ARROWS:
-        ax.annotate("", xy=centres[end], xytext=centres[start], zorder=1,
-                    arrowprops=dict(arrowstyle="-|>", color="0.45", lw=0.9, shrinkA=1, shrinkB=1,
-                                    patchA=boxes[start], patchB=boxes[end], connectionstyle=f"arc3,rad={curvature}"))
+        ax.annotate(
+            "",
+            xy=centres[end],
+            xytext=centres[start],
+            zorder=1,
+            arrowprops=dict(
+                arrowstyle="-|>",
+                color="0.45",
+                lw=0.9,
+                shrinkA=1,
+                shrinkB=1,
+                patchA=boxes[start],
+                patchB=boxes[end],
+                connectionstyle=f"arc3,rad={curvature}",
+            ),
+        )
     if not small:
-        ax.text(56, 64, "the labels Y, Y_ent, Y_mot go to the losses on the right:"
-                "\nBCE compares them with P, P_ent, P_mot;"
-                "\nY_ent and Y_mot also name each segment's positives for CoLV", ha="left", va="center",
-                fontsize=size, color="0.3", style="italic")
+        ax.text(
+            56,
+            64,
+            "the labels Y, Y_ent, Y_mot go to the losses on the right:"
+            "\nBCE compares them with P, P_ent, P_mot;"
+            "\nY_ent and Y_mot also name each segment's positives for CoLV",
+            ha="left",
+            va="center",
+            fontsize=size,
+            color="0.3",
+            style="italic",
+        )
     title = "RefDense (the paper's Fig. 2)"
     if here is not None:
         whole = here in WHOLE_PIPELINE

@@ -52,10 +52,14 @@ def plot_timeline(
     for name, scores in (predictions or {}).items():
         scores = np.asarray(scores, dtype=np.float32)
         if scores.shape != labels.shape:
-            raise ValueError(f"predictions[{name!r}]: expected shape {labels.shape} (as labels), found {scores.shape}")
+            raise ValueError(
+                f"predictions[{name!r}]: expected shape {labels.shape} (as labels), found {scores.shape}"
+            )
         if scores.size and (np.nanmin(scores) < 0 or np.nanmax(scores) > 1):
-            raise ValueError(f"predictions[{name!r}]: expected probabilities in [0, 1], found "
-                             f"[{np.nanmin(scores):.3g}, {np.nanmax(scores):.3g}] (apply a sigmoid to logits)")
+            raise ValueError(
+                f"predictions[{name!r}]: expected probabilities in [0, 1], found "
+                f"[{np.nanmin(scores):.3g}, {np.nanmax(scores):.3g}] (apply a sigmoid to logits)"
+            )
         sources[name] = scores
     if classes is None:
         active = np.flatnonzero(labels.any(axis=0))
@@ -89,8 +93,16 @@ def plot_timeline(
     for b, name in enumerate(sources):
         if b:
             ax.axhline(b * per_block, color="0.3", linewidth=0.8)
-        ax.text(1.01, (b + 0.5) * per_block, name, transform=ax.get_yaxis_transform(), va="center", ha="left",
-                fontsize=9, fontweight="bold" if b == 0 else "normal")
+        ax.text(
+            1.01,
+            (b + 0.5) * per_block,
+            name,
+            transform=ax.get_yaxis_transform(),
+            va="center",
+            ha="left",
+            fontsize=9,
+            fontweight="bold" if b == 0 else "normal",
+        )
     ax.set_yticks(np.arange(len(rows)) + 0.5)
     ax.set_yticklabels([class_names[c] for _ in sources for c in classes], fontsize=8)
     ax.set_xlabel("time (s)" if duration is not None else "segment")

@@ -21,7 +21,9 @@ from matplotlib.ticker import MaxNLocator
 from refdense.viz import figure_of
 
 
-def plot_loss_curves(history: Sequence[Mapping[str, Any]], ax: Axes | None = None, title: str | None = None) -> Figure:
+def plot_loss_curves(
+    history: Sequence[Mapping[str, Any]], ax: Axes | None = None, title: str | None = None
+) -> Figure:
     """Mean training loss per epoch: the total (bold) and each term of the criterion."""
     if ax is None:
         ax = Figure(figsize=(6, 3.5), layout="constrained").add_subplot()
@@ -42,7 +44,11 @@ def plot_loss_curves(history: Sequence[Mapping[str, Any]], ax: Axes | None = Non
 
 
 def plot_metric_per_epoch(
-    history: Sequence[Mapping[str, Any]], metric: str = "map", ax: Axes | None = None, label: str | None = None, best_epoch: int | None = None
+    history: Sequence[Mapping[str, Any]],
+    metric: str = "map",
+    ax: Axes | None = None,
+    label: str | None = None,
+    best_epoch: int | None = None,
 ) -> Figure:
     """A validation metric (per-frame mAP by default, in %) per epoch; ``best_epoch`` is marked.
 
