@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from refdense.cli.options import add_overrides_option
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -39,14 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run only these variants (file names in configs/ablations, without .yaml)",
     )
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override a key in every run, e.g. --set model.dim=64",
-    )
+    add_overrides_option(parser, "override a key in every run, e.g. --set model.dim=64")
     parser.add_argument(
         "--worlds",
         action="store_true",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from refdense.cli.options import add_overrides_option
+
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
@@ -18,14 +20,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override a config key for both models, e.g. --set optim.epochs=5",
-    )
+    add_overrides_option(parser, "override a config key for both models, e.g. --set optim.epochs=5")
     parser.add_argument(
         "--threads",
         type=int,

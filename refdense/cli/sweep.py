@@ -6,6 +6,8 @@ import argparse
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from refdense.cli.options import add_overrides_option
+
 if TYPE_CHECKING:
     from refdense.synth import Dials
 
@@ -55,14 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--patience", type=int, help="stop a run when its best validation epoch is this many epochs behind"
     )
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override a key in every run, e.g. --set model.dim=64",
-    )
+    add_overrides_option(parser, "override a key in every run, e.g. --set model.dim=64")
     parser.add_argument("--out", default="runs/sweeps", help="output folder (default: %(default)s)")
     parser.set_defaults(func=run)
 

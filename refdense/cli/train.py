@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from refdense.cli.options import add_overrides_option
+
 EXAMPLES = """examples:
   refdense train --config configs/synthetic.yaml
   refdense train --config configs/synthetic.yaml --config configs/ablations/no_colv.yaml --out runs/no-colv
@@ -37,14 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="YAML config; repeat it to layer files (later ones override earlier ones)",
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        dest="overrides",
-        help="override one key, e.g. --set optim.lr=3e-4 (the value is read as YAML)",
-    )
+    add_overrides_option(parser, "override one key, e.g. --set optim.lr=3e-4 (the value is read as YAML)")
     parser.add_argument(
         "--out", metavar="RUN_DIR", help="run directory (default: runs/<name of the last config file>)"
     )
