@@ -12,13 +12,12 @@ The notebook only calls these; ``tests/test_course_full_run.py`` tests them.
 
 from __future__ import annotations
 
-import math
 import resource
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -153,52 +152,17 @@ def preflight(
     own builders); nothing is written and the weights are thrown away. The estimate leaves out the
     checkpoints and the final test prediction (seconds to minutes).
     """
-    from torch.utils.data import DataLoader
-
-    from refdense.data import DenseActionDataset, collate
     from refdense.models import predict_full_videos
-    from refdense.train.components import (
-        autocast,
-        build_criterion,
-        build_detector,
-        build_optimizer,
-        open_dataset_dir,
-        resolve_precision,
-    )
-    from refdense.train.loop import TrainingStep
+    from refdense.train.components import autocast, resolve_precision
+    from refdense.train.distributed import Context
+    from refdense.train.loop import TrainingRun
 
     device = torch.device(device)
     cuda = device.type == "cuda"
     precision = resolve_precision(config.run.precision, device)
-    dataset_dir = open_dataset_dir(config.data.dataset)
-    split: dict[str, Any] = dict(validation_fraction=config.data.validation_fraction, seed=config.run.seed)
-    train_set = DenseActionDataset(
-        dataset_dir,
-        "training",
-        window=config.data.window,
-        train=True,
-        drop_empty=config.data.drop_empty_videos,
-        **split,
-    )
-    loader = DataLoader(
-        train_set,
-        batch_size=config.optim.batch_size,
-        shuffle=True,
-        collate_fn=collate,
-        drop_last=len(train_set) >= config.optim.batch_size * (steps + warmup),
-    )
-    torch.manual_seed(config.run.seed)
-    model = build_detector(config.model, train_set.info)
-    criterion = build_criterion(
-        config.loss,
-        config.model,
-        train_set.info,
-        dataset_dir,
-        config.data.text_encoder,
-        config.data.text_weights,
-    )
-    runner = TrainingStep(model, criterion).to(device)
-    optimizer = build_optimizer(runner.parameters(), config.optim)
+    # the run's own set-up steps (data, model and criterion, optimizer); nothing is written
+    run = TrainingRun(config, Path("preflight-not-written"), Context(0, 1, device), quiet=True)
+    runner, optimizer, loader = run.step_module, run.optimizer, run.data.loader
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -223,8 +187,8 @@ def preflight(
             timed += time.perf_counter() - started
 
     validation_seconds = 0.0
-    if config.data.validation_fraction > 0:
-        val_set = DenseActionDataset(dataset_dir, "validation", train=False, **split)
+    val_set = run.data.validation
+    if val_set is not None:
         total = sum(val_set.lengths())
         videos, segments = [], 0
         for index in range(len(val_set)):
@@ -236,7 +200,7 @@ def preflight(
         synchronize()
         started = time.perf_counter()
         with autocast(device, precision):
-            predict_full_videos(model, videos)
+            predict_full_videos(run.model, videos)
         synchronize()
         validation_seconds = (time.perf_counter() - started) * total / segments
 
@@ -250,7 +214,7 @@ def preflight(
     return Preflight(
         device=str(device),
         step_seconds=timed / steps,
-        steps_per_epoch=math.ceil(len(train_set) / config.optim.batch_size),
+        steps_per_epoch=len(loader),
         validation_seconds=validation_seconds,
         epochs=config.optim.epochs,
         peak_memory_bytes=int(peak),
