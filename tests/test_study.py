@@ -1,0 +1,116 @@
+"""The registered study's decisions (``refdense.train.study``), on invented sweep records with known trends."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from refdense.train.study import (
+    SWEEPS,
+    converged_seeds,
+    decide,
+    evaluate,
+    load_study,
+    main,
+    plot_study,
+    seed_trend,
+    seeds_for_half_width,
+    study_markdown,
+)
+
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def _sweep(variant: str, trends: list[float], unconverged: tuple[int, ...] = ()) -> dict:
+    """A sweep over the values 0 and 1 whose gain of ``full`` over ``variant`` rises by ``trends[k]`` for seed k."""
+    runs = {}
+    for value in (0.0, 1.0):
+        runs[f"{value:g}"] = {
+            "full": [
+                {
+                    "seed": s,
+                    "mAP": 50.0 + value * t,
+                    "mAP_rare": 40.0 + 2 * value * t,
+                    "converged": s not in unconverged,
+                    "epochs": 40,
+                    "best_epoch": 40 if s in unconverged else 30,
+                }
+                for s, t in zip(SEEDS, trends)
+            ],
+            variant: [
+                {"seed": s, "mAP": 48.0, "mAP_rare": 40.0, "converged": True, "epochs": 20, "best_epoch": 10}
+                for s in SEEDS
+            ],
+        }
+    return {"values": [0.0, 1.0], "seeds": SEEDS, "runs": runs}
+
+
+def _study(unconverged: tuple[int, ...] = ()) -> dict[str, dict]:
+    return {
+        "coupling": _sweep("no_cross_attention", [1.0, 1.5, 2.0, 2.5, 3.0], unconverged),
+        "rare_share": _sweep("no_sub_labels", [-3.0, -2.0, -2.5, -3.5, -3.0]),
+        "text_alignment_60": _sweep("no_colv", [4.0, -4.0, 1.0, -1.0, 0.5]),
+        "text_alignment_240": _sweep("no_colv", [1.0, 1.0, 1.0, 1.0, 1.0]),
+    }
+
+
+def test_a_seeds_trend_is_the_slope_of_its_paired_gain():
+    sweep = _sweep("no_colv", [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert seed_trend(sweep, "no_colv", "mAP", 2) == pytest.approx(3.0)
+    assert seed_trend(sweep, "no_colv", "mAP_rare", 2) == pytest.approx(6.0)
+
+
+def test_each_test_is_decided_by_its_95_percent_interval():
+    assert decide({"low": 0.1, "high": 2.0}) == "supported"
+    assert decide({"low": -2.0, "high": -0.1}) == "contradicted"
+    assert decide({"low": -0.1, "high": 2.0}) == "inconclusive"
+    rows = {row["test"].name: row for row in evaluate(_study())}
+    assert rows["H1"]["decision"] == "supported"
+    assert rows["H1"]["summary"]["mean"] == pytest.approx(2.0)
+    assert rows["H2a"]["decision"] == "contradicted"
+    # the rare-class trend is twice the all-class trend; H3b: the trend at 60 minus the trend at 240
+    assert rows["H2b"]["samples"] == pytest.approx([-6.0, -4.0, -5.0, -7.0, -6.0])
+    assert rows["H2b - H2a"]["samples"] == pytest.approx([-3.0, -2.0, -2.5, -3.5, -3.0])
+    assert rows["H3a"]["decision"] == "inconclusive"
+    assert rows["H3b"]["samples"] == pytest.approx([3.0, -5.0, 0.0, -2.0, -0.5])
+    assert rows["H3 at 240"]["sd"] == pytest.approx(0.0)
+
+
+def test_seeds_with_an_unconverged_run_are_left_out_on_request():
+    study = _study(unconverged=(1, 3))
+    assert converged_seeds(study, ["coupling"]) == [0, 2, 4]
+    assert converged_seeds(study, ["rare_share"]) == SEEDS
+    rows = {row["test"].name: row for row in evaluate(study, converged_only=True)}
+    assert rows["H1"]["seeds"] == [0, 2, 4] and rows["H1"]["samples"] == pytest.approx([1.0, 2.0, 3.0])
+    assert rows["H2a"]["seeds"] == SEEDS
+    text = study_markdown(study)
+    assert "## Without the seeds that have an unconverged run" in text
+    assert "coupling: full at 0, seed 1 (best epoch 40 of 40)" in text
+    assert "Every run converged" in study_markdown(_study())
+
+
+def test_seeds_needed_for_an_interval_of_one_point():
+    # sd 1: t(0.975, n-1) / sqrt(n) <= 1 first at n = 7 (2.447 / 2.646 = 0.92; n = 6: 2.571 / 2.449 = 1.05)
+    samples = [-1.0, 1.0] * 3
+    sd = math.sqrt(6 / 5)
+    needed = seeds_for_half_width([x / sd for x in samples])
+    assert needed == 7
+    assert seeds_for_half_width([0.0, 1000.0], most=50) is None
+
+
+def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, capsys):
+    for name, study in _study().items():
+        (tmp_path / SWEEPS[name]).mkdir()
+        (tmp_path / SWEEPS[name] / "sweep.json").write_text(json.dumps(study))
+    assert main([str(tmp_path)]) == 0
+    assert "| H1 |" in (tmp_path / "STUDY.md").read_text()
+    assert load_study(tmp_path)["coupling"]["seeds"] == SEEDS
+    plot_study(load_study(tmp_path))
+    (tmp_path / "rare_share" / "sweep.json").unlink()
+    assert main([str(tmp_path)]) == 2
+    assert f"{tmp_path / 'rare_share' / 'sweep.json'}: missing" in capsys.readouterr().err
+    (tmp_path / "rare_share" / "sweep.json").write_text("{not json")
+    with pytest.raises(ValueError, match="rare_share/sweep.json: not a sweep.json file"):
+        load_study(tmp_path)
