@@ -3,6 +3,7 @@ reuse of finished runs, variants that are one network, re-creating a point from 
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import threading
@@ -13,9 +14,10 @@ import pytest
 from refdense.cli import main
 from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions
+from refdense.synth import Dials
 from refdense.train.ablate import ABLATIONS, BASE, ablate, convergence, fit, run_metrics, same_network, stalled
 from refdense.train.config import load_config
-from refdense.train.sweep import interval, slope, sweep, sweep_config
+from refdense.train.sweep import interval, other_dials, slope, sweep, sweep_config
 
 SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
          "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",
@@ -184,3 +186,9 @@ def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "train_videos", "--values", "10.5", "--out", str(tmp_path)]) == 2
     assert "expected whole numbers of videos, found 10.5" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_the_dials_a_sweep_held_fixed_are_named_in_its_table_and_figure():
+    defaults = dataclasses.asdict(Dials())
+    assert other_dials({"fixed_dials": defaults}) == ""
+    assert other_dials({"fixed_dials": {**defaults, "train_videos": 60}}) == "train_videos=60"

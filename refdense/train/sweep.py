@@ -242,13 +242,15 @@ def sweep(
     return folder / "sweep.json"
 
 
+def other_dials(result: dict) -> str:
+    """The dials a sweep held away from their defaults, e.g. ``"train_videos=60"`` (empty if none)."""
+    return ", ".join(f"{k}={v}" for k, v in result["fixed_dials"].items() if v != getattr(Dials(), k))
+
+
 def sweep_markdown(result: dict) -> str:
     """The gains of a sweep (``sweep.json``'s content) as a markdown table."""
     metrics, reference = result["metrics"], result["reference"]
-    others = (
-        ", ".join(f"{k}={v}" for k, v in result["fixed_dials"].items() if v != getattr(Dials(), k))
-        or "defaults"
-    )
+    others = other_dials(result) or "defaults"
     lines = [
         f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset",
         "",
@@ -327,7 +329,9 @@ def plot_sweep(result: dict) -> Figure:
         ax.set_xlabel(result["dial"])
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
+    held = other_dials(result)
     figure.suptitle(
-        f"{result['preset']} preset, {len(result['seeds'])} seeds: mean and 95% interval", fontsize=10
+        f"{result['preset']} preset{', ' + held if held else ''}, {len(result['seeds'])} seeds: mean and 95% interval",
+        fontsize=10,
     )
     return figure
