@@ -106,6 +106,7 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
         (tmp_path / SWEEPS[name] / "sweep.json").write_text(json.dumps(study))
     assert main([str(tmp_path)]) == 0
     assert "| H1 |" in (tmp_path / "STUDY.md").read_text()
+    assert (tmp_path / "study.png").stat().st_size > 10_000
     assert load_study(tmp_path)["coupling"]["seeds"] == SEEDS
     plot_study(load_study(tmp_path))
     (tmp_path / "rare_share" / "sweep.json").unlink()

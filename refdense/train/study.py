@@ -15,7 +15,7 @@ otherwise. Files read from the study's folder (``results/`` in the repository)::
 A seed whose runs did not all converge (``converged`` false in ``sweep.json``) stays in the tests;
 :func:`study_markdown` also reports every test without such seeds, as the plan asks.
 
-Run ``python -m refdense.train.study results`` to write ``results/STUDY.md``.
+Run ``python -m refdense.train.study results`` to write ``results/STUDY.md`` and ``results/study.png``.
 """
 
 from __future__ import annotations
@@ -271,11 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    from refdense.train.report import save_figure
+
     text = study_markdown(results)
     with atomic_write(args.folder / "STUDY.md") as handle:
         handle.write(text)
+    save_figure(plot_study(results), args.folder / "study.png")
     print(text)
-    print(f"written to {args.folder / 'STUDY.md'}")
+    print(f"written to {args.folder / 'STUDY.md'} and {args.folder / 'study.png'}")
     return 0
 
 
