@@ -16,7 +16,7 @@ from refdense.train.study import (
     main,
     plot_study,
     seed_trend,
-    seeds_for_half_width,
+    seeds_for_power,
     study_markdown,
 )
 
@@ -91,13 +91,15 @@ def test_seeds_with_an_unconverged_run_are_left_out_on_request():
     assert "Every run converged" in study_markdown(_study())
 
 
-def test_seeds_needed_for_an_interval_of_one_point():
-    # sd 1: t(0.975, n-1) / sqrt(n) <= 1 first at n = 7 (2.447 / 2.646 = 0.92; n = 6: 2.571 / 2.449 = 1.05)
+def test_seeds_needed_to_find_a_trend_of_one_point():
+    # per-seed SD 1, effect 1: the t-test's power is 0.748 with 9 seeds and 0.803 with 10 (noncentral t)
     samples = [-1.0, 1.0] * 3
     sd = math.sqrt(6 / 5)
-    needed = seeds_for_half_width([x / sd for x in samples])
-    assert needed == 7
-    assert seeds_for_half_width([0.0, 1000.0], most=50) is None
+    assert seeds_for_power([x / sd for x in samples]) == 10
+    assert seeds_for_power([x / sd for x in samples], power=0.75) == 10
+    assert seeds_for_power([x / sd for x in samples], power=0.74) == 9
+    assert seeds_for_power([2.0, 2.0, 2.0]) == 2
+    assert seeds_for_power([0.0, 1000.0], most=50) is None
 
 
 def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, capsys):
