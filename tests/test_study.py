@@ -23,7 +23,9 @@ from refdense.train.study import (
 SEEDS = [0, 1, 2, 3, 4]
 
 
-def _sweep(variant: str, trends: list[float], unconverged: tuple[int, ...] = ()) -> dict:
+def _sweep(
+    variant: str, trends: list[float], unconverged: tuple[int, ...] = (), seeds: list[int] = SEEDS
+) -> dict:
     """A sweep over the values 0 and 1 whose gain of ``full`` over ``variant`` rises by ``trends[k]`` for seed k."""
     runs = {}
     for value in (0.0, 1.0):
@@ -37,14 +39,14 @@ def _sweep(variant: str, trends: list[float], unconverged: tuple[int, ...] = ())
                     "epochs": 40,
                     "best_epoch": 40 if s in unconverged else 30,
                 }
-                for s, t in zip(SEEDS, trends)
+                for s, t in zip(seeds, trends)
             ],
             variant: [
                 {"seed": s, "mAP": 48.0, "mAP_rare": 40.0, "converged": True, "epochs": 20, "best_epoch": 10}
-                for s in SEEDS
+                for s in seeds
             ],
         }
-    return {"values": [0.0, 1.0], "seeds": SEEDS, "runs": runs}
+    return {"values": [0.0, 1.0], "seeds": list(seeds), "runs": runs}
 
 
 def _study(unconverged: tuple[int, ...] = ()) -> dict[str, dict]:
@@ -111,9 +113,26 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     assert (tmp_path / "study.png").stat().st_size > 10_000
     assert load_study(tmp_path)["coupling"]["seeds"] == SEEDS
     plot_study(load_study(tmp_path))
+    # a folder with some of the sweeps decides the tests it can (the power extension's folder)
     (tmp_path / "rare_share" / "sweep.json").unlink()
+    (tmp_path / "text_alignment-train_videos60" / "sweep.json").unlink()
+    assert main([str(tmp_path)]) == 0
+    text = (tmp_path / "STUDY.md").read_text()
+    assert "| H1 |" in text and "| H3 at 240 (secondary) |" in text and "| H2a |" not in text
+    assert "Not decided here (their sweeps are not in this folder): H2a, H2b, H3a, H2b - H2a, H3b." in text
+    for sub in ("coupling", "text_alignment"):
+        (tmp_path / sub / "sweep.json").unlink()
     assert main([str(tmp_path)]) == 2
-    assert f"{tmp_path / 'rare_share' / 'sweep.json'}: missing" in capsys.readouterr().err
+    assert f"{tmp_path}: none of the study's sweeps is there" in capsys.readouterr().err
     (tmp_path / "rare_share" / "sweep.json").write_text("{not json")
     with pytest.raises(ValueError, match="rare_share/sweep.json: not a sweep.json file"):
         load_study(tmp_path)
+
+
+def test_a_comparison_of_two_sweeps_uses_the_seeds_they_share():
+    study = _study()
+    more = _sweep("no_colv", [1.0] * 5 + [9.0] * 3, seeds=[*SEEDS, 5, 6, 7])
+    study["text_alignment_240"] = more
+    rows = {row["test"].name: row for row in evaluate(study)}
+    assert rows["H3 at 240"]["seeds"] == [*SEEDS, 5, 6, 7]
+    assert rows["H3b"]["seeds"] == SEEDS

@@ -135,19 +135,24 @@ def seeds_for_power(
 
 
 def load_study(folder: str | Path) -> dict[str, dict]:
-    """The study's sweeps (``sweep.json`` of each folder in :data:`SWEEPS`), by name; errors name the file."""
+    """The study's sweeps present in ``folder`` (``sweep.json`` of the folders in :data:`SWEEPS`), by name.
+
+    A test is decided when all its sweeps are present (:func:`evaluate`); a folder with none of them
+    is an error, and so is a file that is not JSON (both name the path).
+    """
     folder = Path(folder)
     results = {}
     for name, sub in SWEEPS.items():
         path = folder / sub / "sweep.json"
         if not path.is_file():
-            raise FileNotFoundError(
-                f"{path}: missing; the study needs the sweep of {name} (docs/EXPERIMENTS.md)"
-            )
+            continue
         try:
             results[name] = json.loads(path.read_text())
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not a sweep.json file ({error})") from None
+    if not results:
+        expected = ", ".join(f"{sub}/sweep.json" for sub in SWEEPS.values())
+        raise FileNotFoundError(f"{folder}: none of the study's sweeps is there (expected {expected})")
     return results
 
 
@@ -170,10 +175,17 @@ def converged_seeds(results: dict[str, dict], sweeps: Sequence[str]) -> list[int
 
 
 def evaluate(results: dict[str, dict], converged_only: bool = False) -> list[dict]:
-    """Each test of :data:`TESTS`: its per-seed samples, their summary, the decision, and the per-seed SD."""
+    """Each test of :data:`TESTS` whose sweeps are in ``results``, on the seeds they share: its per-seed
+    samples, their summary, the decision, and the per-seed SD."""
     rows = []
     for test in TESTS:
-        seeds = converged_seeds(results, test.sweeps) if converged_only else results[test.sweeps[0]]["seeds"]
+        if not set(test.sweeps) <= set(results):
+            continue
+        seeds = [
+            s for s in results[test.sweeps[0]]["seeds"] if all(s in results[w]["seeds"] for w in test.sweeps)
+        ]
+        if converged_only:
+            seeds = [s for s in seeds if s in converged_seeds(results, test.sweeps)]
         samples = test.estimate(results, seeds)
         summary = interval(samples)
         rows.append(
@@ -222,6 +234,14 @@ def study_markdown(results: dict[str, dict]) -> str:
         "",
         *_table(evaluate(results)),
     ]
+    missing = [test for test in TESTS if not set(test.sweeps) <= set(results)]
+    if missing:
+        lines += [
+            "",
+            "Not decided here (their sweeps are not in this folder): "
+            + ", ".join(t.name for t in missing)
+            + ".",
+        ]
     unconverged = {name: unconverged_runs(result) for name, result in results.items()}
     if any(unconverged.values()):
         lines += [
