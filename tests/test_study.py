@@ -80,6 +80,16 @@ def test_each_test_is_decided_by_its_95_percent_interval():
     assert rows["H3 at 240"]["sd"] == pytest.approx(0.0)
 
 
+def test_h4_is_the_decrease_of_colv_s_gain_per_100_training_videos():
+    sweep = _sweep("no_colv", [-0.5, -1.0, -1.5, -1.0, -1.0])
+    sweep["values"] = [60, 240]
+    sweep["runs"] = {"60": sweep["runs"]["0"], "240": sweep["runs"]["1"]}  # the gain changes by trends[k] over 180
+    rows = {row["test"].name: row for row in evaluate({"train_videos": sweep})}
+    assert list(rows) == ["H4"]
+    assert rows["H4"]["samples"] == pytest.approx([100 * t / 180 for t in (0.5, 1.0, 1.5, 1.0, 1.0)])
+    assert rows["H4"]["decision"] == "supported"
+
+
 def test_seeds_with_an_unconverged_run_are_left_out_on_request():
     study = _study(unconverged=(1, 3))
     assert converged_seeds(study, ["coupling"]) == [0, 2, 4]
@@ -119,7 +129,7 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     assert main([str(tmp_path)]) == 0
     text = (tmp_path / "STUDY.md").read_text()
     assert "| H1 |" in text and "| H3 at 240 (secondary) |" in text and "| H2a |" not in text
-    assert "Not decided here (their sweeps are not in this folder): H2a, H2b, H3a, H2b - H2a, H3b." in text
+    assert "Not decided here (their sweeps are not in this folder): H2a, H2b, H3a, H2b - H2a, H3b, H4." in text
     for sub in ("coupling", "text_alignment"):
         (tmp_path / sub / "sweep.json").unlink()
     assert main([str(tmp_path)]) == 2

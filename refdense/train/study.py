@@ -11,6 +11,7 @@ otherwise. Files read from the study's folder (``results/`` in the repository)::
     rare_share/sweep.json                      H2a (all classes), H2b (the rare classes)
     text_alignment-train_videos60/sweep.json   H3a: CoLV against text alignment, 60 training videos
     text_alignment/sweep.json                  the same at the preset's 240 (secondary H3b)
+    train_videos/sweep.json                    H4 (a follow-up): CoLV against the number of training videos
 
 A seed whose runs did not all converge (``converged`` false in ``sweep.json``) stays in the tests;
 :func:`study_markdown` also reports every test without such seeds, as the plan asks.
@@ -43,6 +44,7 @@ SWEEPS = {
     "rare_share": "rare_share",
     "text_alignment_60": "text_alignment-train_videos60",
     "text_alignment_240": "text_alignment",
+    "train_videos": "train_videos",
 }
 """Name of a sweep in the study -> its folder (``refdense sweep``'s output naming)."""
 
@@ -83,6 +85,12 @@ def _difference(
     return lambda results, seeds: [a - b for a, b in zip(first(results, seeds), second(results, seeds))]
 
 
+def _scaled(
+    estimate: Callable[[dict[str, dict], Sequence[int]], list[float]], factor: float
+) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
+    return lambda results, seeds: [factor * x for x in estimate(results, seeds)]
+
+
 _H2A = _trend("rare_share", "no_sub_labels", "mAP")
 _H2B = _trend("rare_share", "no_sub_labels", "mAP_rare")
 _H3_60 = _trend("text_alignment_60", "no_colv", "mAP")
@@ -101,8 +109,11 @@ TESTS = (
          ("text_alignment_60", "text_alignment_240"), _difference(_H3_60, _H3_240)),
     Test("H3 at 240", "the mAP gain of CoLV grows with `text_alignment` (240 training videos)", False,
          ("text_alignment_240",), _H3_240),
+    Test("H4", "the mAP gain of CoLV shrinks as the training set grows (decrease per 100 videos)", True,
+         ("train_videos",), _scaled(_trend("train_videos", "no_colv", "mAP"), -100.0)),
 )  # fmt: skip
-"""The registered tests, in the order of ``docs/EXPERIMENTS.md`` (primary first)."""
+"""The registered tests, in the order of ``docs/EXPERIMENTS.md``: the plan's (primary first), then the
+follow-up H4, whose estimate is minus the slope against ``train_videos``, per 100 videos."""
 
 
 def decide(summary: dict) -> str:
@@ -203,7 +214,7 @@ def evaluate(results: dict[str, dict], converged_only: bool = False) -> list[dic
 
 def _table(rows: list[dict]) -> list[str]:
     lines = [
-        "| test | claim | seeds | trend, points per unit [95% interval] | per-seed SD | seeds to find 1 point | decision |",
+        "| test | claim | seeds | estimate, mAP points [95% interval] | per-seed SD | seeds to find 1 point | decision |",
         "|---|---|---|---:|---:|---:|---|",
     ]
     for row in rows:
@@ -227,7 +238,8 @@ def study_markdown(results: dict[str, dict]) -> str:
         "# The registered study: decisions",
         "",
         "Each test is a trend: the least-squares slope of a component's gain (`full` minus the variant, test "
-        "mAP points) against a dial, seed by seed; mean and 95% Student-t interval over the seeds. Supported: "
+        "mAP points) against a dial, per unit of the dial (H4: minus the slope, per 100 training videos), seed "
+        "by seed; mean and 95% Student-t interval over the seeds. Supported: "
         "the interval lies above 0; contradicted: below 0; inconclusive: it contains 0 (`docs/EXPERIMENTS.md`). "
         "A secondary test is a per-seed difference of two trends. The last columns: the standard deviation of "
         "the per-seed estimate, and how many seeds would find a true trend of 1 point 80% of the time at that spread.",
@@ -282,7 +294,9 @@ def plot_study(results: dict[str, dict]) -> Figure:
         ax.plot(row["samples"], [y + 0.18] * len(row["samples"]), "k.", markersize=4)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [row["test"].name for row in reversed(rows)])
-    ax.set_xlabel("trend of the gain (mAP points per unit of the dial); dots: seeds")
+    ax.set_xlabel(
+        "trend of the gain, mAP points per unit of the dial (H4: decrease per 100 videos); dots: seeds"
+    )
     ax.set_title("Registered tests: mean and 95% interval (green above 0, red below, grey contains 0)")
     return fig
 
