@@ -34,7 +34,7 @@ import numpy as np
 
 from refdense.io import atomic_write
 from refdense.train.ablate import format_interval, interval
-from refdense.train.sweep import REFERENCE, slope
+from refdense.train.sweep import seed_trends
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -66,12 +66,8 @@ class Test:
 
 def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
     """The slope of ``full`` minus ``variant`` in ``metric`` against the dial, for one seed of a sweep."""
-    gains = []
-    for by_variant in result["runs"].values():
-        (reference,) = [r for r in by_variant[REFERENCE] if r["seed"] == seed]
-        (ablated,) = [r for r in by_variant[variant] if r["seed"] == seed]
-        gains.append(reference[metric] - ablated[metric])
-    return slope(result["values"], gains)
+    trends = seed_trends(result["runs"], result["values"], variant, metric)
+    return trends[result["seeds"].index(seed)]
 
 
 def _trend(sweep: str, variant: str, metric: str) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
@@ -196,7 +192,8 @@ def evaluate(results: dict[str, dict], converged_only: bool = False) -> list[dic
             s for s in results[test.sweeps[0]]["seeds"] if all(s in results[w]["seeds"] for w in test.sweeps)
         ]
         if converged_only:
-            seeds = [s for s in seeds if s in converged_seeds(results, test.sweeps)]
+            converged = converged_seeds(results, test.sweeps)
+            seeds = [s for s in seeds if s in converged]
         samples = test.estimate(results, seeds)
         summary = interval(samples)
         rows.append(

@@ -113,6 +113,18 @@ def slope(values: Sequence[float], gains: Sequence[float]) -> float:
     return float(np.polyfit(x[finite], y[finite], 1)[0])
 
 
+def seed_trends(
+    runs: dict[str, dict[str, list[dict]]], values: Sequence[float], variant: str, metric: str
+) -> list[float]:
+    """Seed by seed, the slope of the gain (``full`` minus ``variant`` in ``metric``) against the dial.
+
+    ``runs``: ``sweep.json``'s ``runs`` (dial value -> variant -> one record per seed, in the order of
+    the seeds); ``values``: the dial's values, in the order of ``runs``.
+    """
+    gains = [paired_gains(by_variant[REFERENCE], by_variant[variant], metric) for by_variant in runs.values()]
+    return [slope(values, [at_value[k] for at_value in gains]) for k in range(len(gains[0]))]
+
+
 def sweep(
     dial: str,
     values: Sequence[float],
@@ -203,15 +215,7 @@ def sweep(
         key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
         for key, by_variant in runs.items()
     }
-    trends = {
-        name: {
-            m: interval(
-                [slope(values, [gains_at[k] for gains_at in per_seed[name][m]]) for k in range(len(seeds))]
-            )
-            for m in metrics
-        }
-        for name in others
-    }
+    trends = {name: {m: interval(seed_trends(runs, values, name, m)) for m in metrics} for name in others}
     result = {
         "dial": dial,
         "values": list(values),
