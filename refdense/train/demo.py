@@ -21,7 +21,8 @@ import torch
 from tqdm.auto import tqdm
 
 from refdense.train.config import CONFIGS, TrainConfig, load_config
-from refdense.train.loop import TrainResult, train
+from refdense.train.loop import train
+from refdense.train.result import TrainResult
 
 MODELS = {"RefDense": (), "PAT (I3D+CLIP concat)": ("ablations/pat.yaml",)}
 

@@ -57,7 +57,6 @@ from refdense.data import DatasetInfo, DenseActionDataset, collate
 from refdense.data.dataset import Batch
 from refdense.io import atomic_write, exclusive_lock
 from refdense.losses import RefDenseCriterion
-from refdense.metrics import PaperTable
 from refdense.models import Detector
 from refdense.progress import progress_bar
 from refdense.train import distributed
@@ -92,6 +91,7 @@ from refdense.train.components import (
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
 from refdense.train.report import data_summary, table_summary, write_run_files
+from refdense.train.result import NonFiniteLossError, TrainResult
 
 # Keys that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
@@ -104,22 +104,6 @@ RESUMABLE_CHANGES = {
     "data.text_weights",
 }
 LOCK_FILE = "run.lock"
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns (everything is also in the run directory)."""
-
-    run_dir: Path
-    history: list[dict]  # one record per epoch, as in metrics.jsonl
-    checkpoint: Path  # the checkpoint evaluated on the test split
-    checkpoint_epoch: int  # ... and its epoch (1-based)
-    test: PaperTable | None  # None on ranks other than 0
-    predictions: Path | None  # predictions-test.npz (None on ranks other than 0)
 
 
 class TrainingStep(nn.Module):
