@@ -46,7 +46,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from refdense.cli import CommandError
     from refdense.train import evaluate
     from refdense.train.evaluate import predictions_path
 
@@ -56,10 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out
         else predictions_path(checkpoint.resolve().parent.parent, args.split, checkpoint.stem)
     )
-    try:
-        result = evaluate(checkpoint, out, dataset=args.dataset, split=args.split, device=args.device)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    result = evaluate(checkpoint, out, dataset=args.dataset, split=args.split, device=args.device)
     print(f"{checkpoint} (epoch {result.epoch}) on the {args.split} split of {result.dataset} (values in %):")
     print(result.table.to_markdown())
     print(f"predictions written to {result.predictions}")

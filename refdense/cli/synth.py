@@ -65,24 +65,21 @@ def run(args: argparse.Namespace) -> int:
     if args.preset not in synth.PRESETS:
         raise CommandError(f"--preset: expected one of {sorted(synth.PRESETS)}, found {args.preset!r}")
     started = time.perf_counter()
-    try:
-        dials = synth.Dials(
-            coupling=args.coupling,
-            rare_share=args.rare_share,
-            rare_cap=args.rare_cap,
-            text_alignment=args.text_alignment,
-            train_videos=args.train_videos,
-        )
-        if args.out is None:
-            if args.overwrite:
-                raise CommandError(
-                    "--overwrite needs --out (the dataset in the data folder is kept up to date by itself)"
-                )
-            out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
-        else:
-            out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
-    except (FileExistsError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    dials = synth.Dials(
+        coupling=args.coupling,
+        rare_share=args.rare_share,
+        rare_cap=args.rare_cap,
+        text_alignment=args.text_alignment,
+        train_videos=args.train_videos,
+    )
+    if args.out is None:
+        if args.overwrite:
+            raise CommandError(
+                "--overwrite needs --out (the dataset in the data folder is kept up to date by itself)"
+            )
+        out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
+    else:
+        out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
     print(
         f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
         f"{time.perf_counter() - started:.1f} s"
