@@ -155,3 +155,10 @@ def test_no_import_cycle_within_a_unit():
     }
     assert "refdense.train.evaluate" in graph["refdense.train.loop"]  # the graph sees the unit's imports
     assert import_cycles(graph) == []
+
+
+def test_the_files_conftest_marks_exist():
+    from conftest import MARKED_FILES
+
+    missing = [name for files in MARKED_FILES.values() for name in files if not (PACKAGE.parent / "tests" / name).is_file()]
+    assert not missing, f"tests/conftest.py marks files that do not exist: {missing}"

@@ -323,8 +323,8 @@ class TrainingRun:
         )
         return TrainingStep(model, criterion).to(self.context.device)
 
-    def setup_optimizer(self) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
-        """Adam over the model's and the criterion's parameters, and its step schedule."""
+    def setup_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.StepLR]:
+        """``optim.optimizer`` over the model's and the criterion's parameters, and its step schedule."""
         optim = self.config.optim
         optimizer = build_optimizer(self.step_module.parameters(), optim)
         return optimizer, torch.optim.lr_scheduler.StepLR(
@@ -465,7 +465,7 @@ def train_one_epoch(
         runner: a :class:`TrainingStep` (possibly wrapped by DDP or ``torch.compile``): ``runner(batch,
             validate=False)`` returns the criterion's result (``total`` and the ``terms``).
         loader: the epoch's batches.
-        optimizer: the run's fused Adam (:func:`refdense.train.components.build_optimizer`).
+        optimizer: the run's optimizer (:func:`refdense.train.components.build_optimizer`), any kind.
         context: this process's rank, world size and device.
         epoch: the epoch, 0-based, of ``epochs`` in all (progress bar and error messages).
         precision: ``run.precision`` (bf16 autocast or float32).
@@ -476,10 +476,12 @@ def train_one_epoch(
 
     The steps never wait for the device: the loss terms stay tensors, summed on the device, and are
     read back (and, in a distributed run, all-reduced) once per logging interval of ``log_every``
-    steps and at the end of the epoch. A non-finite loss is caught without reading it back: from
-    that step on, the fused Adam skips every update (its ``found_inf`` flag), and the end of the
-    interval stops with :class:`NonFiniteLossError`, naming the step and its loss terms; no weights
-    computed from a non-finite loss are ever kept.
+    steps and at the end of the epoch. The NaN guard works with any optimizer and asks nothing of it:
+    a non-finite loss is flagged on the device without reading it back (the step and its terms are
+    recorded), and the end of the interval, at the latest the epoch's last step, stops with
+    :class:`NonFiniteLossError` naming them. The steps between the bad one and the end of the
+    interval still run, but the epoch never reaches its checkpoint, so no weights computed from a
+    non-finite loss are ever kept: ``latest.pt`` and ``best.pt`` stay those of the last good epoch.
     """
     runner.train()
     device = context.device
@@ -491,7 +493,6 @@ def train_one_epoch(
     )  # the step index and the values of the first non-finite loss (NaN while there is none)
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
     step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
-    optimizer.found_inf = stopped  # type: ignore[attr-defined]  # read by the fused Adam: no update while nonzero
     bar = progress_bar(
         len(loader),
         desc=f"epoch {epoch + 1}/{epochs}",
@@ -531,7 +532,6 @@ def train_one_epoch(
                 bar.set_postfix_str(f"loss {totals[0] / totals[-1]:.4f}")
             bar.update()
     finally:
-        del optimizer.found_inf  # type: ignore[attr-defined]
         bar.close()
     means = {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
     return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}
