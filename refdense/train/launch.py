@@ -241,6 +241,7 @@ def _slurm(
         time.sleep(POLL_SECONDS)
         for job, (config, run_dir) in [p for p in pending if p[0].done()]:
             pending.remove((job, (config, run_dir)))
+            error: BaseException | None
             try:
                 error = job.exception()
             except Exception as lost:  # no result file: killed, or never started
