@@ -26,7 +26,9 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
         help="at most this many runs at once, each in its own process (default: 1; with --launcher slurm: all)",
     )
     group.add_argument(
-        "--threads", type=int, help="torch threads of each run with --jobs (default: cores / jobs)"
+        "--threads",
+        type=int,
+        help="torch threads of each run (default: cores / jobs with --jobs, else torch's)",
     )
     group.add_argument(
         "--device", help="run.device of every run, e.g. cuda: with --jobs, the runs share that one GPU"

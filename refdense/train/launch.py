@@ -4,7 +4,8 @@
 directory each) and hand them to :func:`fit_runs`, which makes sure every one is fitted
 (:func:`refdense.train.ablate.fit`) and returns their test predictions, in the order given:
 
-- ``local``, one job: in this process, one run after another.
+- ``local``, one job: in this process, one run after another (with ``threads`` torch threads
+  when given).
 - ``local``, ``jobs=N``: up to N runs at once, each in its own process with ``threads`` torch
   threads (default: this process's cores divided by N); with ``run.device=cuda`` they share the
   GPU. A run's output goes to ``<run>/fit.log``; a run that fails is reported with that log when
@@ -53,7 +54,8 @@ class Launch:
     Attributes:
         launcher: ``"local"`` or ``"slurm"``.
         jobs: the most runs at once (local default 1; Slurm default: all).
-        threads: torch threads of each local worker (default: cores // jobs, at least 1).
+        threads: torch threads of each local run (default: cores // jobs, at least 1; one job:
+            this process's number).
         slurm_partition: the partition (default: the cluster's).
         slurm_gpus_per_job, slurm_cpus_per_job: resources of each job (its torch threads: the CPUs).
         slurm_time: each job's time limit in minutes.
@@ -117,12 +119,18 @@ def fit_runs(
         if launch.launcher == "slurm":
             failures = _slurm(runs, patience, launch, slurm_folder, bar)
         elif (launch.jobs or 1) == 1:
+            import torch
+
             from refdense.train.ablate import fit
 
-            failures = []
-            for config, run_dir in runs:
-                fit(config, run_dir, patience)
-                bar.update(1)
+            failures, threads = [], torch.get_num_threads()
+            torch.set_num_threads(launch.threads or threads)
+            try:
+                for config, run_dir in runs:
+                    fit(config, run_dir, patience)
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(threads)
         else:
             failures = _local(runs, patience, launch, bar)
     finally:
