@@ -57,10 +57,15 @@ def test_a_failed_run_is_reported_with_its_log_and_the_others_finish(writable_ti
     assert paths == [good / "predictions-test.npz"] and (good / "fit.log").stat().st_size == size
 
 
-def test_launch_settings_are_checked():
+def test_launch_settings_are_checked(tmp_path, capsys):
     with pytest.raises(ValueError, match="launcher: expected one of local, slurm, found 'pbs'"):
         Launch(launcher="pbs")
     with pytest.raises(ValueError, match="jobs: expected at least 1, found 0"):
         Launch(jobs=0)
     with pytest.raises(ValueError, match="a time limit >= 1 minute"):
         Launch(launcher="slurm", slurm_time=0)
+    for command in ("sweep", "ablate"):
+        extra = ["--dial", "coupling", "--values", "0"] if command == "sweep" else []
+        assert main([command, *extra, "--jobs", "0", "--out", str(tmp_path)]) == 2
+        assert "jobs: expected at least 1, found 0" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before anything is written

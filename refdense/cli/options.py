@@ -51,17 +51,11 @@ def add_launch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def launch_options(args: argparse.Namespace) -> tuple[Launch, list[str]]:
-    """The :class:`Launch` of :func:`add_launch_options`' options, and ``args.overrides`` with ``--device``."""
+    """The :class:`Launch` of :func:`add_launch_options`' options (named as its fields), and
+    ``args.overrides`` with ``--device``."""
+    import dataclasses
+
     from refdense.train.launch import Launch
 
-    launch = Launch(
-        launcher=args.launcher,
-        jobs=args.jobs,
-        threads=args.threads,
-        slurm_partition=args.slurm_partition,
-        slurm_gpus_per_job=args.slurm_gpus_per_job,
-        slurm_cpus_per_job=args.slurm_cpus_per_job,
-        slurm_time=args.slurm_time,
-        slurm_mem=args.slurm_mem,
-    )
+    launch = Launch(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Launch)})
     return launch, [*args.overrides, *([f"run.device={args.device}"] if args.device else [])]
