@@ -31,7 +31,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _find(name: str) -> str | None:
-    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}",) if os.access(p, os.X_OK)), None)
+    """The daemon's path: on PATH, or in /usr/sbin (Debian's place, off a user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin")
 
 
 def _free_port() -> int:
