@@ -24,6 +24,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "metrics",
+    "probe",
     "demo",
     "ablate",
     "sweep",
