@@ -31,6 +31,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "metrics",
+    "probe",
     "demo",
     "ablate",
     "sweep",

@@ -53,6 +53,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="0-1: how much the entity and motion prototypes follow the prompts' text embeddings",
     )
     dials.add_argument("--train-videos", type=int, help="number of training videos (default: the preset's)")
+    dials.add_argument(
+        "--held-out",
+        type=float,
+        default=0.0,
+        help="0-1 (excluded): share of composite classes kept (nearly) out of training and validation",
+    )
+    dials.add_argument(
+        "--held-out-k",
+        type=int,
+        default=0,
+        help="training instances kept per held-out class (default: 0, never seen together)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -71,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         rare_cap=args.rare_cap,
         text_alignment=args.text_alignment,
         train_videos=args.train_videos,
+        held_out=args.held_out,
+        held_out_k=args.held_out_k,
     )
     if args.out is None:
         if args.overwrite:
