@@ -74,6 +74,7 @@ BF16_TOLERANCE = {"loss_rel": 3e-2, "grad_cosine": 0.98}  # bf16 autocast vs flo
 PADDING_TOLERANCE = 1e-4  # float32, max abs difference of the logits on the valid segments
 GOLDEN_TOLERANCE = 1e-9  # float64, as tests/test_models_golden.py
 NOTEBOOK = "09_full_training.ipynb"
+ATTENTION_WORDS = ("scaled_dot_product", "attention", "fmha", "flash", "sdpa")  # aten operators, CUDA kernels
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,7 +316,8 @@ def check_padding(device, smoke: bool) -> dict:  # noqa: ANN001
 
 
 def check_sdpa(device, smoke: bool) -> dict:  # noqa: ANN001
-    """The aten attention operators one training forward and one inference forward call."""
+    """The attention operators (aten) and CUDA kernels of one training forward (with gradients) and one
+    inference forward (eval mode, no gradients): which ``scaled_dot_product_attention`` backend runs."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -324,11 +326,11 @@ def check_sdpa(device, smoke: bool) -> dict:  # noqa: ANN001
     found = {}
     for mode in ("training", "inference"):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        runner.model.train(mode == "training")
         with torch.set_grad_enabled(mode == "training"), profile(activities=activities) as prof:
             runner.model(batch.video, batch.image, batch.mask)
         found[mode] = sorted({event.key for event in prof.key_averages()
-                              if "scaled_dot_product" in event.key or "fmha" in event.key.lower()
-                              or "flash" in event.key.lower()})
+                              if any(word in event.key.lower() for word in ATTENTION_WORDS)})
     return {"status": "measured", "device": str(device), "training": ", ".join(found["training"]),
             "inference": ", ".join(found["inference"])}
 
