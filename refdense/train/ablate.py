@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from refdense.data import DatasetInfo, read_info
 from refdense.io import atomic_write, exclusive_lock
@@ -32,7 +33,6 @@ from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
 from refdense.train.evaluate import predictions_path
-from refdense.train.launch import Launch, Run, fit_runs
 from refdense.train.loop import fixed_keys_changed, train
 
 ABLATIONS = CONFIGS / "ablations"
@@ -124,33 +124,24 @@ def fit(config: TrainConfig, run_dir: Path, patience: int | None = None) -> Path
         return _fit(config, run_dir, patience)
 
 
-def finished(config: TrainConfig, run_dir: Path, patience: int | None = None) -> bool:
-    """Whether :func:`fit` would reuse ``run_dir`` as it is (a finished run that trained enough).
-
-    A finished run made with another configuration, or with more epochs than asked, is an error.
-    """
-    if not (run_dir / "results.json").is_file():
-        return False
-    history = _history(run_dir)
-    changed = fixed_keys_changed(load_config(run_dir / "config.yaml"), config)
-    if changed:
-        raise ValueError(
-            f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
-            "differ); remove it or choose another output folder"
-        )
-    if len(history) > config.optim.epochs:
-        raise ValueError(
-            f"{run_dir}: a finished run of {len(history)} epochs, more than the "
-            f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}"
-        )
-    return len(history) >= config.optim.epochs or stalled(history, patience)
-
-
 def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
-    if finished(config, run_dir, patience):
-        return predictions_path(run_dir, "testing")
     latest = run_dir / "checkpoints" / "latest.pt"
     history = _history(run_dir)
+    if (run_dir / "results.json").is_file():
+        saved = load_config(run_dir / "config.yaml")
+        changed = fixed_keys_changed(saved, config)
+        if changed:
+            raise ValueError(
+                f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
+                "differ); remove it or choose another output folder"
+            )
+        if len(history) > config.optim.epochs:
+            raise ValueError(
+                f"{run_dir}: a finished run of {len(history)} epochs, more than the "
+                f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}"
+            )
+        if len(history) >= config.optim.epochs or stalled(history, patience):
+            return predictions_path(run_dir, "testing")
 
     def stop_when_stalled(record: dict) -> None:
         if stalled(_history(run_dir), patience):
@@ -208,7 +199,6 @@ def ablate(
     overrides: Sequence[str] = (),
     worlds: bool = False,
     progress: bool | None = None,
-    launch: Launch = Launch(),
 ) -> Path:
     """Run the ablations and write ``out/ABLATIONS.md``; return its path.
 
@@ -253,9 +243,17 @@ def ablate(
         )
         if earlier is not None:
             same_as[variant.name] = earlier
+    values: dict[str, list[dict[str, float]]] = {}
+    runs: dict[str, list[dict]] = {}
     trained = [v for v in chosen if v.name not in same_as]
-    planned: list[tuple[str, int, Run]] = []  # (variant, seed, run)
+    bar = tqdm(
+        total=len(trained) * len(seeds),
+        unit="run",
+        desc="ablations",
+        disable=True if progress is False else None,
+    )
     for variant in trained:
+        values[variant.name], runs[variant.name] = [], []
         for seed in seeds:
             config = configs[variant.name].with_overrides(f"run.seed={seed}")
             run_dir = out / variant.name / f"seed{seed}"
@@ -263,20 +261,11 @@ def ablate(
                 folder = default_dataset(dataset, seed=seed)
                 config = config.with_overrides(f"data.dataset={folder}")
                 run_dir = out / "runs" / folder.name / variant.name / f"seed{seed}"
-            planned.append((variant.name, seed, (config, run_dir)))
-    predictions = fit_runs(
-        [run for *_, run in planned],
-        patience,
-        launch,
-        slurm_folder=out / "slurm",
-        desc="ablations",
-        progress=progress,
-    )
-    values: dict[str, list[dict[str, float]]] = {v.name: [] for v in trained}
-    runs: dict[str, list[dict]] = {v.name: [] for v in trained}
-    for (name, seed, (_, run_dir)), path in zip(planned, predictions):
-        values[name].append(run_metrics(path))
-        runs[name].append({"seed": seed, **convergence(run_dir, patience)})
+            bar.set_description(f"ablations: {variant.name}, seed {seed}")
+            values[variant.name].append(run_metrics(fit(config, run_dir, patience)))
+            runs[variant.name].append({"seed": seed, **convergence(run_dir, patience)})
+            bar.update(1)
+    bar.close()
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
     with atomic_write(out / "ablations.json") as handle:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from refdense.io import atomic_write
 from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
@@ -46,12 +47,12 @@ from refdense.train.ablate import (
     METRICS,
     check_variants,
     convergence,
+    fit,
     format_interval,
     interval,
     run_metrics,
 )
 from refdense.train.config import TrainConfig, load_config
-from refdense.train.launch import Launch, fit_runs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -162,7 +163,6 @@ def sweep(
     base: str | Path = BASE,
     overrides: Sequence[str] = (),
     progress: bool | None = None,
-    launch: Launch = Launch(),
 ) -> Path:
     """Run the sweep of ``dial``: write ``sweep.json``, ``SWEEP.md``, ``sweep.png`` (module docstring); return the json.
 
@@ -177,7 +177,6 @@ def sweep(
         epochs: ``optim.epochs`` of every run (default: the base recipe's): the most epochs.
         patience: early stopping (:func:`refdense.train.ablate.fit`); None: every epoch.
         base: the recipe the variants modify; overrides: ``KEY=VALUE`` for every run.
-        launch: how many runs at once, here or on Slurm (:mod:`refdense.train.launch`).
     """
     out = Path(out)
     if preset not in PRESETS:
@@ -195,41 +194,35 @@ def sweep(
     rarest = max(settings, key=lambda d: d.rare_share)
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
-    planned = []  # (dial value, variant, seed, dataset folder, run): the datasets built here, first
+    runs: dict[str, dict[str, list[dict]]] = {}
+    bar = tqdm(
+        total=len(values) * len(seeds) * len(chosen),
+        unit="run",
+        desc=f"sweep {dial}",
+        disable=True if progress is False else None,
+    )
     for value in values:
+        key = f"{value:g}"
+        runs[key] = {name: [] for name in chosen}
         for seed in seeds:
             for name in chosen:
+                bar.set_description(f"sweep {dial}={key}: {name}, seed {seed}")
                 folder, config = sweep_config(
                     preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common
                 )
-                planned.append(
-                    (
-                        f"{value:g}",
-                        name,
-                        seed,
-                        folder,
-                        (config, out / "runs" / folder.name / name / f"seed{seed}"),
-                    )
+                run_dir = out / "runs" / folder.name / name / f"seed{seed}"
+                metrics_of_run = run_metrics(fit(config, run_dir, patience), rare_classes[seed])
+                runs[key][name].append(
+                    {
+                        "seed": seed,
+                        "dataset": folder.name,
+                        "run": str(run_dir.relative_to(out)),
+                        **metrics_of_run,
+                        **convergence(run_dir, patience),
+                    }
                 )
-    predictions = fit_runs(
-        [run for *_, run in planned],
-        patience,
-        launch,
-        slurm_folder=out / "slurm",
-        desc=f"sweep {dial}",
-        progress=progress,
-    )
-    runs: dict[str, dict[str, list[dict]]] = {f"{value:g}": {name: [] for name in chosen} for value in values}
-    for (key, name, seed, folder, (_, run_dir)), path in zip(planned, predictions):
-        runs[key][name].append(
-            {
-                "seed": seed,
-                "dataset": folder.name,
-                "run": str(run_dir.relative_to(out)),
-                **run_metrics(path, rare_classes[seed]),
-                **convergence(run_dir, patience),
-            }
-        )
+                bar.update(1)
+    bar.close()
     others = [name for name in chosen if name != REFERENCE]
     per_seed = {
         name: {
