@@ -46,17 +46,12 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from refdense.cli import CommandError
-    from refdense.data import DatasetError
     from refdense.io import atomic_write
     from refdense.train.components import open_dataset_dir
     from refdense.train.probe import probe_dataset
 
-    try:
-        root = open_dataset_dir(args.dataset)
-        result = probe_dataset(root, args.validation_fraction, args.seed, args.device)
-    except (DatasetError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    root = open_dataset_dir(args.dataset)
+    result = probe_dataset(root, args.validation_fraction, args.seed, args.device)
     record = {"dataset": str(root), "seed": args.seed, "validation_fraction": args.validation_fraction}
     record |= result.to_dict()
     markdown = (
