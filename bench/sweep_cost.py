@@ -23,7 +23,7 @@ import torch
 from refdense.data import read_info
 from refdense.synth import default_dataset
 from refdense.text import text_bank_for
-from refdense.train.ablate import ABLATIONS, BASE
+from refdense.experiments.ablate import ABLATIONS, BASE
 from refdense.train.config import load_config
 from refdense.train.loop import train
 

@@ -18,7 +18,7 @@ from refdense.course.full_run import (
     preflight,
     require_accelerator,
 )
-from refdense.train.demo import CONFIGS, demo_configs
+from refdense.experiments.demo import CONFIGS, demo_configs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

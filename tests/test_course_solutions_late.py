@@ -183,7 +183,7 @@ def test_chance_map_is_the_mean_share_of_positive_frames():
 
 
 def test_variant_config_is_what_ablate_builds():
-    from refdense.train.ablate import ABLATIONS, BASE
+    from refdense.experiments.ablate import ABLATIONS, BASE
     from refdense.train.config import load_config
 
     common = ["data.dataset=tiny", "optim.epochs=2", "run.seed=1"]

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from refdense.synth import Dials
-from refdense.train.ablate import BASE, convergence, fit, run_metrics
-from refdense.train.sweep import sweep_config
+from refdense.experiments.ablate import BASE, convergence, run_metrics
+from refdense.experiments.launch import fit
+from refdense.experiments.sweep import sweep_config
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -38,7 +39,9 @@ def test_a_recorded_sweep_run_is_reproduced_by_the_committed_code(tmp_path, monk
                                   fixed=Dials(**sweep["fixed_dials"]), base=BASE, overrides=sweep["overrides"])
     assert folder.name == recorded["dataset"]
     run_dir = tmp_path / "run"
-    metrics = run_metrics(fit(config, run_dir, sweep["patience"]))
-    assert convergence(run_dir, sweep["patience"]) == {key: recorded[key] for key in ("epochs", "best_epoch", "converged")}
+    # the first study stopped runs with its patience (then an argument of the sweep): now run.patience
+    metrics = run_metrics(fit(config.with_overrides(f"run.patience={sweep['patience']}"), run_dir))
+    ended = convergence(run_dir)
+    assert (ended["epochs"], ended["best_epoch"], ended["stopped_early"]) == (recorded["epochs"], recorded["best_epoch"], True)
     for name in ("mAP", "mAP_ac", "F1_ac"):
         assert metrics[name] == pytest.approx(recorded[name], abs=1e-3), name

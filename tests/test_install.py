@@ -31,7 +31,7 @@ CHECK = """
 import platformdirs, refdense
 from refdense.course.results import DEMO_PREDICTIONS, TEXT_BANK
 from refdense.paths import clone_root, data_root
-from refdense.train.demo import demo_configs
+from refdense.experiments.demo import demo_configs
 assert DEMO_PREDICTIONS.is_file() and TEXT_BANK.is_file()
 assert [c.model.arch for c in demo_configs().values()] == ["refdense", "pat"]  # configs/*.yaml, shipped
 print(refdense.__file__, clone_root(), data_root(), platformdirs.user_cache_path("refdense"), sep="\\n")

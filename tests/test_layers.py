@@ -23,6 +23,7 @@ LAYERS = (
     ("text", "prepare", "viz"),  # text encoders, real datasets, plots
     ("synth",),  # the synthetic benchmark (its text-aligned dial embeds prompts)
     ("train",),  # the engine: everything below
+    ("experiments",),  # recipes on the engine: demo, ablate, sweep, study, probe, launch
     ("course",),  # helpers of the notebooks
     ("widgets",),  # notebook explorers (course, viz)
     ("cli",),  # the command line

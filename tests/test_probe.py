@@ -1,4 +1,4 @@
-"""Ridge probes (refdense.train.probe, ``refdense probe``): pooling, penalty choice, the CLI."""
+"""Ridge probes (refdense.experiments.probe, ``refdense probe``): pooling, penalty choice, the CLI."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from refdense.cli import main
-from refdense.train.probe import (
+from refdense.experiments.probe import (
     LAMBDAS,
     POOL_RADII,
     POOLED_WIDTH,

@@ -1,4 +1,4 @@
-"""The registered study's decisions (``refdense.train.study``), on invented sweep records with known trends."""
+"""The registered study's decisions (``refdense.experiments.study``), on invented sweep records with known trends."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from refdense.train.study import (
+from refdense.cli import main
+from refdense.experiments.study import (
     SWEEPS,
     converged_seeds,
     decide,
     evaluate,
     load_study,
-    main,
     plot_study,
     seed_trend,
     seeds_for_power,
@@ -151,7 +151,7 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     for name, study in _study().items():
         (tmp_path / SWEEPS[name]).mkdir()
         (tmp_path / SWEEPS[name] / "sweep.json").write_text(json.dumps(study))
-    assert main([str(tmp_path)]) == 0
+    assert main(["study", str(tmp_path)]) == 0
     assert "| H1 |" in (tmp_path / "STUDY.md").read_text()
     assert (tmp_path / "study.png").stat().st_size > 10_000
     assert load_study(tmp_path)["coupling"]["seeds"] == SEEDS
@@ -159,7 +159,7 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     # a folder with some of the sweeps decides the tests it can (the power extension's folder)
     (tmp_path / "rare_share" / "sweep.json").unlink()
     (tmp_path / "text_alignment-train_videos60" / "sweep.json").unlink()
-    assert main([str(tmp_path)]) == 0
+    assert main(["study", str(tmp_path)]) == 0
     text = (tmp_path / "STUDY.md").read_text()
     assert "| H1 |" in text and "| H3 at 240 (secondary) |" in text and "| H2a |" not in text
     assert (
@@ -167,7 +167,7 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     )
     for sub in ("coupling", "text_alignment"):
         (tmp_path / sub / "sweep.json").unlink()
-    assert main([str(tmp_path)]) == 2
+    assert main(["study", str(tmp_path)]) == 2
     assert f"{tmp_path}: none of the study's sweeps is there" in capsys.readouterr().err
     (tmp_path / "rare_share" / "sweep.json").write_text("{not json")
     with pytest.raises(ValueError, match="rare_share/sweep.json: not a sweep.json file"):

@@ -15,9 +15,11 @@ from refdense.cli import main
 from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions
 from refdense.synth import Dials
-from refdense.train.ablate import ABLATIONS, BASE, ablate, convergence, fit, run_metrics, same_network, stalled
-from refdense.train.config import load_config
-from refdense.train.sweep import interval, other_dials, slope, sweep, sweep_config
+from refdense.experiments.ablate import ABLATIONS, BASE, ablate, convergence, run_metrics, same_network
+from refdense.experiments.launch import fit
+from refdense.experiments.sweep import interval, other_dials, slope, sweep, sweep_config
+from refdense.train.config import ConfigError, load_config
+from refdense.train.history import stalled
 
 SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
          "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",
@@ -30,46 +32,64 @@ def _history(*maps):
     return [{"epoch": k + 1, "val": {"map": m}} for k, m in enumerate(maps)]
 
 
-def test_the_early_stopping_rule_and_convergence_record(tmp_path):
+def test_the_early_stopping_rule(tmp_path):
     assert not stalled(_history(10, 12, 11), 2)
     assert stalled(_history(10, 12, 11, 12), 2)  # a tie is no improvement: the first best counts
     assert not stalled(_history(10, 12, 11, 12), None)
+    assert not stalled(_history(10, 12, 11, 12), 2, min_epochs=5)  # never before min_epochs
     assert not stalled([{"epoch": 1}, {"epoch": 2}], 1)  # without validation nothing stops
-    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in _history(10, 14, 13, 12, 11)))
-    assert convergence(tmp_path, 3) == {"epochs": 5, "best_epoch": 2, "converged": True}
-    assert convergence(tmp_path, 4) == {"epochs": 5, "best_epoch": 2, "converged": False}
-    assert convergence(tmp_path, None)["converged"] is None
+    with pytest.raises(ConfigError, match=r"run.patience \(2\).*validation_fraction is 0"):
+        load_config(BASE, overrides=["run.patience=2", "data.validation_fraction=0"])
 
 
-def test_fit_stops_a_run_that_no_longer_improves_and_reuses_it(writable_tiny_dataset, tmp_path):
+def test_the_convergence_record_says_how_a_run_ended(tmp_path):
+    load_config(BASE, overrides=["optim.epochs=6"]).save(tmp_path / "config.yaml")
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in _history(10, 14, 13.5, 13.8, 14.2)))
+    assert convergence(tmp_path) == {"epochs": 5, "best_epoch": 5, "stopped_early": True, "flat": True}
+    assert convergence(tmp_path, window=5)["flat"] is False  # the last four within 1 point, not with the 10
+    assert convergence(tmp_path, window=3, tolerance=0.5)["flat"] is False
+    assert convergence(tmp_path, window=6)["flat"] is None  # fewer validated epochs than the window
+
+
+def test_the_loop_stops_a_run_that_no_longer_improves_and_fit_reuses_it(writable_tiny_dataset, tmp_path):
     # A learning rate far below float32's resolution leaves the weights as they are: the validation
     # mAP never improves on epoch 1, so patience 2 stops the run after epoch 3 of 10.
     config = load_config(BASE, ABLATIONS / "no_colv.yaml", overrides=[
-        f"data.dataset={writable_tiny_dataset}", *SMALL, "optim.lr=1e-30", "optim.epochs=10"])
+        f"data.dataset={writable_tiny_dataset}", *SMALL, "optim.lr=1e-30", "optim.epochs=10", "run.patience=2"])
     run_dir = tmp_path / "run"
-    predictions = fit(config, run_dir, patience=2)
+    predictions = fit(config, run_dir)
     assert predictions.is_file() and (run_dir / "results.json").is_file()
-    assert convergence(run_dir, 2) == {"epochs": 3, "best_epoch": 1, "converged": True}
+    assert convergence(run_dir) == {"epochs": 3, "best_epoch": 1, "stopped_early": True, "flat": True}
     assert json.loads((run_dir / "results.json").read_text())["checkpoint_epoch"] == 1
     stamp = predictions.stat().st_mtime_ns
-    assert fit(config.with_overrides("optim.epochs=20"), run_dir, patience=2) == predictions  # stopped: reused
+    assert fit(config.with_overrides("optim.epochs=20"), run_dir) == predictions  # stopped: reused
     assert predictions.stat().st_mtime_ns == stamp
     # another process fitting the same run directory makes fit wait (a parallel sweep)
     with open(run_dir / "fit.lock", "a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        waiting = threading.Thread(target=fit, args=(config, run_dir, 2))
+        waiting = threading.Thread(target=fit, args=(config, run_dir))
         waiting.start()
         waiting.join(timeout=1.0)
         assert waiting.is_alive()
     waiting.join(timeout=60)
     assert not waiting.is_alive()
     with pytest.raises(ValueError, match=r"a finished run made with another configuration \(optim.lr differ\)"):
-        fit(config.with_overrides("optim.lr=1e-3"), run_dir, patience=2)
+        fit(config.with_overrides("optim.lr=1e-3"), run_dir)
     # without patience, a finished run that trained fewer epochs than asked trains on
-    fit(config.with_overrides("optim.epochs=4"), run_dir)
-    assert convergence(run_dir, None)["epochs"] == 4
+    fit(config.with_overrides("optim.epochs=4", "run.patience=null"), run_dir)
+    assert convergence(run_dir)["epochs"] == 4
     with pytest.raises(ValueError, match=r"a finished run of 4 epochs, more than the 2 asked"):
         fit(config.with_overrides("optim.epochs=2"), run_dir)
+
+
+def test_the_final_checkpoint_is_tested_when_the_run_says_last(writable_tiny_dataset, tmp_path):
+    config = load_config(BASE, overrides=[f"data.dataset={writable_tiny_dataset}", *SMALL, "optim.epochs=3",
+                                          "run.test_checkpoint=last"])
+    fit(config, tmp_path / "run")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert (results["checkpoint"], results["checkpoint_epoch"]) == ("checkpoints/latest.pt", 3)
+    assert results["selection"] == "final epoch (run.test_checkpoint: last)"
+    assert "fixed before training" in (tmp_path / "run" / "results.md").read_text()
 
 
 def test_motion_only_and_pat_are_trained_once_when_they_are_one_network(writable_tiny_dataset, tmp_path):
@@ -120,7 +140,16 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     ablated = saved["runs"]
     gain = [f["mAP"] - a["mAP"] for f, a in zip(ablated["full"], ablated["no_sub_labels"])]
     assert saved["gains"]["no_sub_labels"]["mAP"]["mean"] == pytest.approx(np.mean(gain))
-    assert f"{np.mean(gain):+.2f} [" in (out / "ABLATIONS.md").read_text()
+    report = (out / "ABLATIONS.md").read_text()
+    assert f"{np.mean(gain):+.2f} [" in report
+    # every run is bounded by the pooled probe of its own world, in a row of its own
+    probes = [t["probe"] for t in saved["training"]["full"]]
+    assert probes[0] != probes[1] and all(0 < p <= 100 for p in probes)
+    assert f"| ridge probe, both streams pooled (not trained) | {np.mean(probes):.2f} ± " in report
+    below = [f"`{name}` ({sum(r['mAP'] < t['probe'] for r, t in zip(ablated[name], saved['training'][name]))} of 2 seeds)"
+             for name in ("full", "no_sub_labels")]
+    assert all(mark in report for mark in below if "(0 of" not in mark)
+    assert "runs were stopped early by `run.patience`" in report
     latest = out / "runs" / "tiny-seed1" / "full" / "seed1" / "checkpoints" / "latest.pt"
     stamp = latest.stat().st_mtime_ns
     path = sweep("rare_share", [0.0, 0.3], out, preset="tiny", **kwargs)
@@ -131,6 +160,8 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     assert (out / "rare_share" / "sweep.png").stat().st_size > 10_000
     table = (out / "rare_share" / "SWEEP.md").read_text()
     assert "| 0.3 | no_sub_labels |" in table
+    assert "The probe's test mAP at each value of `rare_share`" in table
+    assert result["runs"]["0"]["full"][1]["probe"] == saved["training"]["full"][1]["probe"]  # one world, one probe
     rare = {seed: read_info(tmp_path / "data" / "synthetic" / name).dials["rare_classes"]
             for seed, name in ((0, "tiny-rare_share0.3"), (1, "tiny-seed1-rare_share0.3"))}
     assert result["rare_classes"] == {"seed0": rare[0], "seed1": rare[1]} and len(rare[1]) == 3
@@ -167,7 +198,7 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     folder, config = sweep_config("tiny", "rare_share", 0.3, recorded["seed"], "no_sub_labels",
                                   overrides=result["overrides"])
     assert folder == tmp_path / "fresh" / "synthetic" / recorded["dataset"]
-    again = run_metrics(fit(config, tmp_path / "again", result["patience"]), read_info(folder).dials["rare_classes"])
+    again = run_metrics(fit(config, tmp_path / "again"), read_info(folder).dials["rare_classes"])
     assert read_info(folder).dials["rare_classes"] == result["rare_classes"]["seed1"]
     for metric in result["metrics"]:
         assert again[metric] == pytest.approx(recorded[metric], abs=1e-9), metric

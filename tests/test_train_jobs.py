@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from refdense.metrics import paper_table, read_predictions
-from refdense.train.ablate import ABLATIONS, VARIANTS, ablate
-from refdense.train.demo import demo
+from refdense.experiments.ablate import ABLATIONS, VARIANTS, ablate
+from refdense.experiments.demo import demo
 
 SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
          "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",

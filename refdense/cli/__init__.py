@@ -35,6 +35,7 @@ COMMANDS = (
     "demo",
     "ablate",
     "sweep",
+    "study",
     "prepare",
     "decompose",
     "extract_features",

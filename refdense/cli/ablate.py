@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from refdense.cli.options import add_overrides_option
+from refdense.cli.options import add_launch_options, add_overrides_option, launch_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,12 +49,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "OUT/runs/<dataset>/<variant>/seed<k>, shared with refdense sweep in the same OUT",
     )
     parser.add_argument("--out", default="runs/ablations", help="output folder (default: %(default)s)")
+    add_launch_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.train.ablate import BASE, ablate
+    from refdense.experiments.ablate import BASE, ablate
 
+    launch, overrides = launch_options(args)
     report = ablate(
         args.dataset,
         args.out,
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         patience=args.patience,
         variants=args.only,
         base=args.config or BASE,
-        overrides=args.overrides,
+        overrides=overrides,
+        launch=launch,
         worlds=args.worlds,
     )
     print(report.read_text())

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.train.demo import demo
+    from refdense.experiments.demo import demo
 
     report = demo(args.out, overrides=tuple(args.overrides), threads=args.threads)
     print(f"report written to {report}")

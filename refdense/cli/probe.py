@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from refdense.experiments.probe import probe_dataset
     from refdense.io import atomic_write
     from refdense.train.components import open_dataset_dir
-    from refdense.train.probe import probe_dataset
 
     root = open_dataset_dir(args.dataset)
     result = probe_dataset(root, args.validation_fraction, args.seed, args.device)

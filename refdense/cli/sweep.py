@@ -6,7 +6,7 @@ import argparse
 import textwrap
 from typing import TYPE_CHECKING, Any
 
-from refdense.cli.options import add_overrides_option
+from refdense.cli.options import add_launch_options, add_overrides_option, launch_options
 
 if TYPE_CHECKING:
     from refdense.synth import Dials
@@ -59,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
     add_overrides_option(parser, "override a key in every run, e.g. --set model.dim=64")
     parser.add_argument("--out", default="runs/sweeps", help="output folder (default: %(default)s)")
+    add_launch_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -82,9 +83,10 @@ def parse_fixed(items: list[str]) -> Dials:
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.train.ablate import BASE
-    from refdense.train.sweep import sweep
+    from refdense.experiments.ablate import BASE
+    from refdense.experiments.sweep import sweep
 
+    launch, overrides = launch_options(args)
     path = sweep(
         args.dial,
         args.values,
@@ -96,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         patience=args.patience,
         base=args.config or BASE,
-        overrides=args.overrides,
+        overrides=overrides,
+        launch=launch,
     )
     print((path.parent / "SWEEP.md").read_text())
     print(f"written to {path.parent}")

@@ -186,7 +186,7 @@ def make_demo_predictions(*, epochs: int | None = None, demo_dir: str | Path | N
     ``course-demo-predictions`` under :func:`refdense.paths.runs_root`), replacing runs there, then
     export both runs' test predictions (:func:`export_demo`). ``epochs`` shortens the training
     (default: the demo's)."""
-    from refdense.train.demo import demo
+    from refdense.experiments.demo import demo
 
     demo_dir = Path(demo_dir) if demo_dir is not None else runs_root() / "course-demo-predictions"
     demo(demo_dir, overrides=(f"optim.epochs={epochs}",) if epochs else (), threads=1, progress=True)

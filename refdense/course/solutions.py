@@ -205,7 +205,7 @@ def chance_map(labels: Iterable[npt.ArrayLike]) -> float:
 
 def variant_config(name: str, overrides: Iterable[str]) -> TrainConfig:
     """Exercise 10.1: the TrainConfig ``ablate`` trains for variant ``name``: base recipe, variant file, overrides."""
-    from refdense.train.ablate import ABLATIONS, BASE
+    from refdense.experiments.ablate import ABLATIONS, BASE
     from refdense.train.config import load_config
 
     return load_config(BASE, ABLATIONS / f"{name}.yaml", overrides=list(overrides))

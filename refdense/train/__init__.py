@@ -5,11 +5,10 @@
 - :mod:`refdense.train.result`: :class:`TrainResult` (what ``train`` returns), :class:`NonFiniteLossError`.
 - :mod:`refdense.train.evaluate`: :func:`evaluate` a checkpoint on a split.
 - :mod:`refdense.train.checkpoint`: what a checkpoint holds, writing and reading it.
+- :mod:`refdense.train.history`: a run's per-epoch records, the selected epoch, the early-stopping rule.
 - :mod:`refdense.train.distributed`: ``torchrun`` support (DistributedDataParallel).
-- :mod:`refdense.train.demo` and :mod:`refdense.train.ablate`: the main job and the ablations
-  (``refdense.train.demo.demo``, ``refdense.train.ablate.ablate``: each function shares its
-  module's name, so the package does not bind them).
-- :mod:`refdense.train.sweep`: a component's gain against a mechanism dial of the synthetic data.
+
+The recipes built on the engine (the demo, ablations, sweeps, the study) are :mod:`refdense.experiments`.
 
 Importing the package loads only the config and the evaluation (whose function ``evaluate`` shares
 its module's name, so it is bound here once); the other names load their module on first use, so

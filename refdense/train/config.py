@@ -116,10 +116,19 @@ class RunConfig:
     num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
     eval_every: int = 1  # validate every N epochs (and always after the last one)
     log_every: int = 50  # read the loss back from the device (progress, non-finite check) every N steps
+    # early stopping: stop once the best validation epoch is `patience` epochs behind (null: train
+    # every epoch of optim.epochs), never before `min_epochs` epochs
+    patience: int | None = None
+    min_epochs: int = 0
+    # the checkpoint the test split is scored with: "best" (the best validation epoch, as the paper
+    # selects) or "last" (the final epoch: a protocol that validation cannot bias)
+    test_checkpoint: Literal["best", "last"] = "best"
 
     def __post_init__(self) -> None:
         check_fields(self)
         require(self, 0 <= self.seed < 2**63, "seed", "an integer in [0, 2**63)")
+        require(self, self.patience is None or self.patience >= 1, "patience", "null or an integer >= 1")
+        require(self, self.min_epochs >= 0, "min_epochs", "an integer >= 0")
         require(
             self,
             DEVICE_NAMES.fullmatch(self.device) is not None,
@@ -147,6 +156,11 @@ class TrainConfig:
             raise ConfigError(
                 f"data.window ({self.data.window}) is longer than model.max_len ({self.model.max_len}), "
                 "which the 'pat' position mode cannot attend over; make them equal (the paper: 256)"
+            )
+        if self.run.patience is not None and self.data.validation_fraction == 0:
+            raise ConfigError(
+                f"run.patience ({self.run.patience}) stops on the validation curve, but "
+                "data.validation_fraction is 0 (no validation split); set one or set run.patience to null"
             )
 
     def to_dict(self) -> dict[str, Any]:

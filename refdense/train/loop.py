@@ -12,7 +12,9 @@ runs a :class:`TrainingRun` in steps: ``setup_data``, ``setup_model``, ``setup_o
 
 and after each epoch the model predicts every validation video in full, the per-frame mAP picks
 the best epoch, and two checkpoints are written (``latest.pt`` to resume, ``best.pt`` to
-evaluate). At the end the best checkpoint is evaluated on the test split.
+evaluate). With ``run.patience`` the loop stops early once the best epoch is that many epochs
+behind. At the end the checkpoint ``run.test_checkpoint`` names (``best`` by default, or ``last``)
+is evaluated on the test split.
 
 Reproducibility (what makes resume exact): the random state of an epoch is derived from
 ``(run.seed, epoch, rank)`` at the start of the epoch, and the shuffling from ``(run.seed, epoch)``;
@@ -28,7 +30,7 @@ Files of a run directory (only rank 0 writes)::
                              train_seconds, val (validation mAP, when validated), seconds (in all)
     checkpoints/latest.pt    everything needed to resume (weights, optimizer, scheduler, epoch)
     checkpoints/best.pt      weights of the epoch with the best validation mAP
-    predictions-test.npz     test-split predictions of the best checkpoint (``refdense metrics`` reads it)
+    predictions-test.npz     test-split predictions of that checkpoint (``refdense metrics`` reads it)
     results.json, results.md the test table and which checkpoint produced it
     plots/loss.png, plots/val_map.png
 """
@@ -37,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import random
 import time
@@ -55,7 +56,7 @@ from tqdm.auto import tqdm
 
 from refdense.data import DatasetInfo, DenseActionDataset, collate
 from refdense.data.dataset import Batch
-from refdense.io import atomic_write, exclusive_lock
+from refdense.io import exclusive_lock
 from refdense.losses import RefDenseCriterion
 from refdense.models import Detector
 from refdense.progress import progress_bar
@@ -90,12 +91,15 @@ from refdense.train.components import (
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
+from refdense.train.history import stalled, write_history
 from refdense.train.report import data_summary, table_summary, write_run_files
 from refdense.train.result import NonFiniteLossError, TrainResult
 
 # Keys that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
     "optim.epochs",
+    "run.patience",
+    "run.min_epochs",
     "run.device",
     "run.num_workers",
     "run.compile",
@@ -357,6 +361,12 @@ class TrainingRun:
         if context.is_main:
             config.save(self.run_dir / "config.yaml")
         for epoch in range(len(self.history), config.optim.epochs):
+            if stalled(self.history, config.run.patience, config.run.min_epochs):
+                self.say(
+                    f"early stop after epoch {epoch}: the best validation epoch ({self.best['epoch']}) is "
+                    f"{epoch - self.best['epoch']} epochs behind (run.patience {config.run.patience})"
+                )
+                break
             started = time.perf_counter()
             seed_epoch(config.run.seed, epoch, context.rank)
             data.sampler.set_epoch(epoch)
@@ -395,7 +405,7 @@ class TrainingRun:
             _check_finite_weights(self.step_module, epoch, self.checkpoints)
             if context.is_main:
                 self.save_checkpoint(epoch + 1)
-                _write_history(self.run_dir, self.history)
+                write_history(self.run_dir, self.history)
                 self.say(epoch_summary(record, config.optim.epochs, self.best))
                 if on_epoch is not None:
                     on_epoch(record)
@@ -425,9 +435,9 @@ class TrainingRun:
         )
 
     def test(self) -> TrainResult:
-        """The test split predicted by the best checkpoint (rank 0 reads it, all ranks predict),
-        scored and written with the run's result files."""
-        chosen = self.checkpoints / BEST_FILE
+        """The test split predicted by the checkpoint ``run.test_checkpoint`` names (rank 0 reads it,
+        all ranks predict), scored and written with the run's result files."""
+        chosen = self.checkpoints / (BEST_FILE if self.config.run.test_checkpoint == "best" else LATEST_FILE)
         context = self.context
         state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
         restore(self.model, state, MODEL, chosen)
@@ -639,9 +649,3 @@ def _lookup(config: TrainConfig, dotted: str) -> Any:
     for part in dotted.split("."):
         value = getattr(value, part, None)
     return value
-
-
-def _write_history(run_dir: Path, history: list[dict]) -> None:
-    with atomic_write(run_dir / "metrics.jsonl") as handle:
-        for record in history:
-            handle.write(json.dumps(record) + "\n")

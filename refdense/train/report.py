@@ -77,12 +77,18 @@ def data_summary(
     return textwrap.fill(text, width=100)
 
 
-def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], validated: bool) -> str:
-    """Which checkpoint produced the test numbers, and why it was chosen."""
+def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], validated: bool, last: bool) -> str:
+    """Which checkpoint produced the test numbers, and why it was chosen (``last``: ``run.test_checkpoint``
+    is ``last``)."""
     if not validated:
         return (
             f"Test numbers from `{checkpoint.name}`, the last epoch ({epoch}): the run kept no "
             "validation split (data.validation_fraction = 0), so no epoch was selected."
+        )
+    if last:
+        return (
+            f"Test numbers from `{checkpoint.name}`, the final epoch ({epoch}), fixed before training "
+            "(run.test_checkpoint: last): neither validation nor the test split chose it."
         )
     val = next((r["val"]["map"] for r in history if r["epoch"] == epoch and "val" in r), math.nan)
     return (
@@ -109,13 +115,18 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
             "found None (another rank's result)"
         )
     run_dir: Path = result.run_dir
-    sentence = selection_sentence(result.checkpoint, result.checkpoint_epoch, result.history, validated)
+    last = config.run.test_checkpoint == "last"
+    sentence = selection_sentence(result.checkpoint, result.checkpoint_epoch, result.history, validated, last)
     summary = {
         "dataset": config.data.dataset,
         "arch": config.model.arch,
         "checkpoint": str(result.checkpoint.relative_to(run_dir)),
         "checkpoint_epoch": result.checkpoint_epoch,
-        "selection": "best validation per-frame mAP" if validated else "last epoch (no validation split)",
+        "selection": "final epoch (run.test_checkpoint: last)"
+        if validated and last
+        else "best validation per-frame mAP"
+        if validated
+        else "last epoch (no validation split)",
         "epochs": len(result.history),
         "test": test.to_dict(),
         "predictions": predictions.name,
@@ -243,10 +254,11 @@ def write_demo_report(
         "## Which checkpoints",
         "",
     ]
+    last = first.run.test_checkpoint == "last"
     for name in names:
         r = results[name]
         lines.append(
-            f"- **{name}**: {selection_sentence(r.checkpoint, r.checkpoint_epoch, r.history, True)} "
+            f"- **{name}**: {selection_sentence(r.checkpoint, r.checkpoint_epoch, r.history, True, last)} "
             f"Run directory `{r.run_dir}`, predictions `{r.predictions}`, trained in {seconds[name]:.0f} s."
         )
     lines += [

@@ -4,7 +4,8 @@ For each value of one dial (:class:`refdense.synth.Dials`; ``data/README.md``, "
 and each seed ``k``, the sweep builds the dataset of the preset with seed ``k`` and the dial at that
 value (cached by :func:`refdense.synth.default_dataset`), and trains each variant (a file in
 ``configs/ablations``) on it with ``run.seed = k``, exactly as ``refdense ablate`` trains a run
-(:func:`refdense.train.ablate.fit`: resumable, early stopping with a patience). A seed is one
+(:func:`refdense.experiments.launch.fit`: resumable, early stopping with ``run.patience``), and
+the pooled ridge probe of each dataset beside them (:func:`refdense.experiments.ablate.run_probe`). A seed is one
 replicate: one world (the concepts, prototypes and videos) and one training of each variant.
 
 The gain of a variant at a dial value is, seed by seed, the reference (``full``) minus the variant
@@ -37,21 +38,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from refdense.io import atomic_write
-from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
-from refdense.train.ablate import (
+from refdense.experiments.ablate import (
     ABLATIONS,
     BASE,
     METRICS,
     check_variants,
     convergence,
-    fit,
     format_interval,
     interval,
     run_metrics,
+    run_probe,
+    training_notes,
 )
+from refdense.experiments.launch import Launch, fit_runs
+from refdense.io import atomic_write
+from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.config import TrainConfig, load_config
 
 if TYPE_CHECKING:
@@ -163,6 +165,7 @@ def sweep(
     base: str | Path = BASE,
     overrides: Sequence[str] = (),
     progress: bool | None = None,
+    launch: Launch = Launch(),
 ) -> Path:
     """Run the sweep of ``dial``: write ``sweep.json``, ``SWEEP.md``, ``sweep.png`` (module docstring); return the json.
 
@@ -175,8 +178,9 @@ def sweep(
         seeds: replicates; seed ``k`` makes the dataset (synth seed) and the run (``run.seed``).
         fixed: the other dials, the same at every value (e.g. ``Dials(train_videos=60)``).
         epochs: ``optim.epochs`` of every run (default: the base recipe's): the most epochs.
-        patience: early stopping (:func:`refdense.train.ablate.fit`); None: every epoch.
+        patience: ``run.patience`` of every run (early stopping); None: the base recipe's.
         base: the recipe the variants modify; overrides: ``KEY=VALUE`` for every run.
+        launch: how many runs at once, here or on Slurm (:mod:`refdense.experiments.launch`).
     """
     out = Path(out)
     if preset not in PRESETS:
@@ -190,39 +194,49 @@ def sweep(
     if not values or not seeds:
         raise ValueError("values and seeds: expected at least one of each")
     settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
-    common = [*([f"optim.epochs={epochs}"] if epochs else []), *overrides]
+    common = [
+        *([f"optim.epochs={epochs}"] if epochs else []),
+        *([f"run.patience={patience}"] if patience else []),
+        *overrides,
+    ]
     rarest = max(settings, key=lambda d: d.rare_share)
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
-    runs: dict[str, dict[str, list[dict]]] = {}
-    bar = tqdm(
-        total=len(values) * len(seeds) * len(chosen),
-        unit="run",
-        desc=f"sweep {dial}",
-        disable=True if progress is False else None,
-    )
+    planned = []  # (dial value, variant, seed, dataset folder, run): the datasets built here, first
     for value in values:
-        key = f"{value:g}"
-        runs[key] = {name: [] for name in chosen}
         for seed in seeds:
             for name in chosen:
-                bar.set_description(f"sweep {dial}={key}: {name}, seed {seed}")
                 folder, config = sweep_config(
                     preset, dial, value, seed, name, fixed=fixed, base=base, overrides=common
                 )
-                run_dir = out / "runs" / folder.name / name / f"seed{seed}"
-                metrics_of_run = run_metrics(fit(config, run_dir, patience), rare_classes[seed])
-                runs[key][name].append(
-                    {
-                        "seed": seed,
-                        "dataset": folder.name,
-                        "run": str(run_dir.relative_to(out)),
-                        **metrics_of_run,
-                        **convergence(run_dir, patience),
-                    }
+                planned.append(
+                    (
+                        f"{value:g}",
+                        name,
+                        seed,
+                        folder,
+                        (config, out / "runs" / folder.name / name / f"seed{seed}"),
+                    )
                 )
-                bar.update(1)
-    bar.close()
+    predictions = fit_runs(
+        [run for *_, run in planned],
+        launch,
+        slurm_folder=out / "slurm",
+        desc=f"sweep {dial}",
+        progress=progress,
+    )
+    runs: dict[str, dict[str, list[dict]]] = {f"{value:g}": {name: [] for name in chosen} for value in values}
+    for (key, name, seed, folder, (config, run_dir)), path in zip(planned, predictions):
+        runs[key][name].append(
+            {
+                "seed": seed,
+                "dataset": folder.name,
+                "run": str(run_dir.relative_to(out)),
+                **run_metrics(path, rare_classes[seed]),
+                **convergence(run_dir),
+                **run_probe(config, out / "probes"),
+            }
+        )
     others = [name for name in chosen if name != REFERENCE]
     per_seed = {
         name: {
@@ -288,8 +302,8 @@ def sweep_markdown(result: dict) -> str:
     lines = [
         f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset",
         "",
-        f"Gain = `{reference}` minus the variant, in mAP points (test split, each run's best validation "
-        f"checkpoint), paired by seed; mean and 95% Student-t interval over seeds "
+        f"Gain = `{reference}` minus the variant, in mAP points (test split, the checkpoint "
+        f"`run.test_checkpoint` names), paired by seed; mean and 95% Student-t interval over seeds "
         f"{', '.join(map(str, result['seeds']))} "
         f"(a seed makes both the dataset and the run). Other dials: {others}. Overrides: "
         f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}.",
@@ -299,11 +313,13 @@ def sweep_markdown(result: dict) -> str:
         + " |",
         "|---:|---|---:|" + "---:|" * len(metrics),
     ]
+    records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
+    probed = all("probe" in r for r in records)
     for key, by_variant in result["gains"].items():
         for name, gains in by_variant.items():
             absolute = result["means"][key][reference]["mAP"]
             lines.append(
-                f"| {key} | {name} | {absolute['mean']:.2f} | "
+                f"| {key} | {name} | {absolute['mean']:.2f}{_probe_mark(result['runs'][key][reference], probed)} | "
                 + " | ".join(format_interval(gains[m]) for m in metrics)
                 + " |"
             )
@@ -315,8 +331,22 @@ def sweep_markdown(result: dict) -> str:
     ]
     for name, trends in result["trends"].items():
         lines.append(f"- {name}: " + ", ".join(f"{m} {format_interval(trends[m])}" for m in metrics))
-    records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
-    if result["patience"] is not None:
+    if probed:
+        probes = ", ".join(
+            f"{key}: {np.mean([r['probe'] for r in by_variant[reference]]):.2f}"
+            for key, by_variant in result["runs"].items()
+        )
+        lines += [
+            "",
+            f"The probe's test mAP at each value of `{result['dial']}` (mean over seeds): {probes}.",
+        ]
+        by_name = {
+            name: [r for by_variant in result["runs"].values() for r in by_variant[name]]
+            for name in result["variants"]
+        }
+        below = {name: sum(r["mAP"] < r["probe"] for r in rows) for name, rows in by_name.items()}
+        lines += ["", *training_notes(by_name, by_name, below)]
+    elif result["patience"] is not None:  # a sweep of the first study: "converged" meant stopped early
         converged = sum(bool(r["converged"]) for r in records)
         lines += [
             "",
@@ -324,6 +354,11 @@ def sweep_markdown(result: dict) -> str:
             f"{result['patience']} epochs before the last).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _probe_mark(records: list[dict], probed: bool) -> str:
+    """`` ⚠`` when a run of ``records`` is below its dataset's probe."""
+    return " ⚠" if probed and any(r["mAP"] < r["probe"] for r in records) else ""
 
 
 def plot_sweep(result: dict) -> Figure:

@@ -16,15 +16,13 @@ otherwise. Files read from the study's folder (``results/`` in the repository)::
 A seed whose runs did not all converge (``converged`` false in ``sweep.json``) stays in the tests;
 :func:`study_markdown` also reports every test without such seeds, as the plan asks.
 
-Run ``python -m refdense.train.study results`` to write ``results/STUDY.md`` and ``results/study.png``.
+Run ``refdense study results`` to write ``results/STUDY.md`` and ``results/study.png``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from refdense.experiments.ablate import format_interval, interval
+from refdense.experiments.sweep import seed_trends
 from refdense.io import atomic_write
-from refdense.train.ablate import format_interval, interval
-from refdense.train.sweep import seed_trends
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -170,13 +168,15 @@ def load_study(folder: str | Path) -> dict[str, dict]:
 
 
 def unconverged_runs(result: dict) -> list[dict]:
-    """The runs of a sweep that used every epoch (``converged`` false), with their dial value and variant."""
+    """The runs of a sweep that did not converge, with their dial value and variant. The first
+    edition's records say ``converged`` (stopped by the patience before the last epoch); later ones
+    ``flat`` (the validation curve flat at the end, :func:`refdense.experiments.ablate.convergence`)."""
     return [
         {"value": key, "variant": name, **run}
         for key, by_variant in result["runs"].items()
         for name, runs in by_variant.items()
         for run in runs
-        if run["converged"] is False
+        if run.get("converged", run.get("flat")) is False
     ]
 
 
@@ -304,28 +304,14 @@ def plot_study(results: dict[str, dict]) -> Figure:
     return fig
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m refdense.train.study",
-        description="Decide the registered tests from the study's sweeps.",
-    )
-    parser.add_argument("folder", type=Path, help="the folder holding the sweeps (e.g. results)")
-    args = parser.parse_args(argv)
-    try:
-        results = load_study(args.folder)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+def write_study(folder: str | Path) -> str:
+    """Decide the study of ``folder``: write ``folder/STUDY.md`` and ``folder/study.png``; return the text."""
     from refdense.train.report import save_figure
 
+    folder = Path(folder)
+    results = load_study(folder)
     text = study_markdown(results)
-    with atomic_write(args.folder / "STUDY.md") as handle:
+    with atomic_write(folder / "STUDY.md") as handle:
         handle.write(text)
-    save_figure(plot_study(results), args.folder / "study.png")
-    print(text)
-    print(f"written to {args.folder / 'STUDY.md'} and {args.folder / 'study.png'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    save_figure(plot_study(results), folder / "study.png")
+    return text

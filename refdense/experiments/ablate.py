@@ -6,10 +6,13 @@ Each variant is a small override file in ``configs/ablations/`` applied on top o
 interrupted one resumed, so an ablation can be stopped and started again. The numbers are
 computed from each run's ``predictions-test.npz`` by ``refdense.metrics.paper_table`` and written
 to ``OUT/ABLATIONS.md`` (mean ± sample standard deviation over seeds) and ``OUT/ablations.json``
-(every value). With a patience, each run stops early once its best validation epoch is that many
-epochs behind (:func:`fit`); every run's epochs and best epoch are recorded. Two variants that
-train the same network the same way are trained once (:func:`same_network`).
-:mod:`refdense.train.sweep` runs variants the same way over the values of a data dial.
+(every value). Every table is bounded by a baseline that learns nothing over time: the pooled ridge
+probe (:mod:`refdense.experiments.probe`) of each run's dataset, in its own row; a variant below
+it is marked. With a patience (``run.patience``), each run stops early once its best validation
+epoch is that many epochs behind; how every run ended is recorded (:func:`convergence`). The runs
+are fitted by :mod:`refdense.experiments.launch`, one after another or many at once. Two variants
+that train the same network the same way are trained once (:func:`same_network`).
+:mod:`refdense.experiments.sweep` runs variants the same way over the values of a data dial.
 
 Metrics as in the paper's ablation tables: per-frame mAP, and mAP_ac and F1_ac at tau = 0.
 """
@@ -24,16 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from refdense.data import DatasetInfo, read_info
-from refdense.io import atomic_write, exclusive_lock
+from refdense.experiments.launch import Launch, Run, fit_runs
+from refdense.experiments.probe import probe_dataset
+from refdense.io import atomic_write
 from refdense.metrics import paper_table, read_predictions
 from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
-from refdense.train.evaluate import predictions_path
-from refdense.train.loop import fixed_keys_changed, train
+from refdense.train.history import best_epoch, read_history
 
 ABLATIONS = CONFIGS / "ablations"
 BASE = CONFIGS / "synthetic.yaml"
@@ -59,6 +62,10 @@ VARIANTS = (
     Variant("no_cross_attention", "7", "without cross-attention"),
 )
 METRICS = ("mAP", "mAP_ac", "F1_ac")
+FLAT_WINDOW = 3  # a run's validation curve is flat when its last FLAT_WINDOW values ...
+FLAT_TOLERANCE = 1.0  # ... lie within this many mAP points of each other
+LEARNED_FACTOR = 2.0  # a run learned when its test mAP is at least this many times the class-prior floor
+PROBE_READOUT = ("both", "pooled")  # the probe every table is bounded by (refdense.experiments.probe)
 
 
 def run_metrics(predictions: Path, rare_classes: Sequence[int] = ()) -> dict[str, float]:
@@ -77,88 +84,40 @@ def run_metrics(predictions: Path, rare_classes: Sequence[int] = ()) -> dict[str
     return values
 
 
-class _Stalled(Exception):
-    """Raised after an epoch whose run meets the early-stopping rule (see :func:`fit`)."""
+def run_probe(config: TrainConfig, folder: Path) -> dict[str, float]:
+    """``{"probe", "prior"}``: the test mAP (percent) of the pooled ridge probe of both streams and the
+    class-prior floor, on the dataset and validation carve-out of ``config``'s run; computed once per
+    dataset and carve-out and kept in ``folder`` (a JSON file each)."""
+    root = open_dataset_dir(config.data.dataset)
+    fraction, seed = config.data.validation_fraction, config.run.seed
+    path = folder / f"{root.name}-validation{fraction:g}-seed{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    result = probe_dataset(root, fraction, seed)
+    values = {"probe": result.readout(*PROBE_READOUT).test_map, "prior": result.prior_map}
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as handle:
+        json.dump(values, handle)
+    return values
 
 
-def _history(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+def convergence(run_dir: Path, window: int = FLAT_WINDOW, tolerance: float = FLAT_TOLERANCE) -> dict:
+    """How a finished run ended: ``{"epochs", "best_epoch", "stopped_early", "flat"}``.
 
-
-def best_epoch(history: list[dict]) -> int | None:
-    """The epoch the run selects (the first with the highest validation mAP); None without validation."""
-    validated = [record for record in history if "val" in record]
-    return max(validated, key=lambda record: record["val"]["map"])["epoch"] if validated else None
-
-
-def stalled(history: list[dict], patience: int | None) -> bool:
-    """The early-stopping rule: the best validation epoch is ``patience`` or more epochs behind the last."""
-    best = best_epoch(history)
-    return patience is not None and best is not None and history[-1]["epoch"] - best >= patience
-
-
-def convergence(run_dir: Path, patience: int | None) -> dict:
-    """``{"epochs", "best_epoch", "converged"}`` of a finished run: converged when the best validation
-    epoch is not among the last ``patience`` epochs (None without ``patience``)."""
-    history = _history(run_dir)
-    best = best_epoch(history)
-    converged = None if patience is None or best is None else len(history) - best >= patience
-    return {"epochs": len(history), "best_epoch": best, "converged": converged}
-
-
-def fit(config: TrainConfig, run_dir: Path, patience: int | None = None) -> Path:
-    """Train ``config`` in ``run_dir`` unless it is already done there; return its predictions file.
-
-    A finished run made with the same configuration (``optim.epochs`` aside) is reused when it
-    trained ``optim.epochs`` epochs or stopped early; one that trained fewer epochs is trained on;
-    an interrupted run is resumed. With ``patience``, training stops after the first epoch whose
-    best validation epoch is ``patience`` epochs behind (at most ``optim.epochs`` epochs), and the
-    test split is evaluated with the best checkpoint, as after a full run. One process per run
-    (no ``torchrun``); processes that fit the same run directory wait for each other (a lock on
-    ``fit.lock``, released when its holder ends in any way), so sweeps may run in parallel.
+    ``flat``: the validation curve is flat at the end, its last ``window`` validated mAPs within
+    ``tolerance`` points of each other (None without that many validated epochs); ``stopped_early``:
+    the run trained fewer epochs than ``optim.epochs`` (``run.patience`` stopped it).
     """
-    run_dir = Path(run_dir)
-    # another process fitting this run (a parallel sweep): wait for it, then reuse its run
-    with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}", wait=True):
-        return _fit(config, run_dir, patience)
-
-
-def _fit(config: TrainConfig, run_dir: Path, patience: int | None) -> Path:
-    latest = run_dir / "checkpoints" / "latest.pt"
-    history = _history(run_dir)
-    if (run_dir / "results.json").is_file():
-        saved = load_config(run_dir / "config.yaml")
-        changed = fixed_keys_changed(saved, config)
-        if changed:
-            raise ValueError(
-                f"{run_dir}: a finished run made with another configuration ({', '.join(changed)} "
-                "differ); remove it or choose another output folder"
-            )
-        if len(history) > config.optim.epochs:
-            raise ValueError(
-                f"{run_dir}: a finished run of {len(history)} epochs, more than the "
-                f"{config.optim.epochs} asked; remove it or ask for at least {len(history)}"
-            )
-        if len(history) >= config.optim.epochs or stalled(history, patience):
-            return predictions_path(run_dir, "testing")
-
-    def stop_when_stalled(record: dict) -> None:
-        if stalled(_history(run_dir), patience):
-            raise _Stalled
-
-    try:
-        if latest.is_file() and stalled(history, patience):  # stopped, then interrupted before the test split
-            raise _Stalled
-        train(config, run_dir, resume=latest.is_file(), progress=False, on_epoch=stop_when_stalled)
-    except _Stalled:  # evaluate the best checkpoint: the same run, with the epochs it trained
-        train(
-            config.with_overrides(f"optim.epochs={len(_history(run_dir))}"),
-            run_dir,
-            resume=True,
-            progress=False,
-        )
-    return predictions_path(run_dir, "testing")
+    history = read_history(run_dir)
+    epochs = load_config(run_dir / "config.yaml").optim.epochs
+    curve = [record["val"]["map"] for record in history if "val" in record][-window:]
+    flat = None if len(curve) < window else max(curve) - min(curve) <= tolerance
+    return {
+        "epochs": len(history),
+        "best_epoch": best_epoch(history),
+        "stopped_early": len(history) < epochs,
+        "flat": flat,
+    }
 
 
 def same_network(a: TrainConfig, b: TrainConfig, info: DatasetInfo) -> bool:
@@ -199,6 +158,7 @@ def ablate(
     overrides: Sequence[str] = (),
     worlds: bool = False,
     progress: bool | None = None,
+    launch: Launch = Launch(),
 ) -> Path:
     """Run the ablations and write ``out/ABLATIONS.md``; return its path.
 
@@ -208,8 +168,8 @@ def ablate(
         seeds: one run per seed and variant (``run.seed``: initial weights, windows, and the
             validation carve-out).
         epochs: ``optim.epochs`` for every run (default: the base recipe's): the most epochs.
-        patience: stop a run when its best validation epoch is this many epochs behind
-            (:func:`fit`); None: train every epoch.
+        patience: ``run.patience`` of every run: stop it when its best validation epoch is this
+            many epochs behind; None: the base recipe's.
         variants: names of files in ``configs/ablations`` (default: all, in the paper's order).
         base: the recipe the variants modify.
         overrides: ``KEY=VALUE`` applied to every run after the variant, e.g. a smaller model.
@@ -228,7 +188,12 @@ def ablate(
         raise ValueError(
             f"worlds: the dataset must be a synthetic preset ({', '.join(PRESETS)}), found {dataset!r}"
         )
-    common = [f"data.dataset={dataset}", *([f"optim.epochs={epochs}"] if epochs else []), *overrides]
+    common = [
+        f"data.dataset={dataset}",
+        *([f"optim.epochs={epochs}"] if epochs else []),
+        *([f"run.patience={patience}"] if patience else []),
+        *overrides,
+    ]
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
     info = read_info(open_dataset_dir(dataset))
     same_as: dict[str, str] = {}
@@ -243,17 +208,9 @@ def ablate(
         )
         if earlier is not None:
             same_as[variant.name] = earlier
-    values: dict[str, list[dict[str, float]]] = {}
-    runs: dict[str, list[dict]] = {}
     trained = [v for v in chosen if v.name not in same_as]
-    bar = tqdm(
-        total=len(trained) * len(seeds),
-        unit="run",
-        desc="ablations",
-        disable=True if progress is False else None,
-    )
+    planned: list[tuple[str, int, Run]] = []  # (variant, seed, run)
     for variant in trained:
-        values[variant.name], runs[variant.name] = [], []
         for seed in seeds:
             config = configs[variant.name].with_overrides(f"run.seed={seed}")
             run_dir = out / variant.name / f"seed{seed}"
@@ -261,11 +218,19 @@ def ablate(
                 folder = default_dataset(dataset, seed=seed)
                 config = config.with_overrides(f"data.dataset={folder}")
                 run_dir = out / "runs" / folder.name / variant.name / f"seed{seed}"
-            bar.set_description(f"ablations: {variant.name}, seed {seed}")
-            values[variant.name].append(run_metrics(fit(config, run_dir, patience)))
-            runs[variant.name].append({"seed": seed, **convergence(run_dir, patience)})
-            bar.update(1)
-    bar.close()
+            planned.append((variant.name, seed, (config, run_dir)))
+    predictions = fit_runs(
+        [run for *_, run in planned],
+        launch,
+        slurm_folder=out / "slurm",
+        desc="ablations",
+        progress=progress,
+    )
+    values: dict[str, list[dict[str, float]]] = {v.name: [] for v in trained}
+    runs: dict[str, list[dict]] = {v.name: [] for v in trained}
+    for (name, seed, (config, run_dir)), path in zip(planned, predictions):
+        values[name].append(run_metrics(path))
+        runs[name].append({"seed": seed, **convergence(run_dir), **run_probe(config, out / "probes")})
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
     with atomic_write(out / "ablations.json") as handle:
@@ -301,7 +266,6 @@ def ablate(
                 common,
                 same_as,
                 runs,
-                patience,
             )
         )
     return report
@@ -348,9 +312,10 @@ def ablation_markdown(
     common: Sequence[str],
     same_as: dict[str, str] | None = None,
     runs: dict[str, list[dict]] | None = None,
-    patience: int | None = None,
 ) -> str:
-    """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model."""
+    """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model;
+    with ``runs`` (each run's :func:`convergence` and :func:`run_probe` record, in the order of
+    ``values``), a row for the pooled probe, a mark on each variant below it, and how the runs ended."""
     full = values.get("full")
     header = (
         "| Table | Variant | "
@@ -361,8 +326,8 @@ def ablation_markdown(
         f"# Ablations on `{dataset}`",
         "",
         f"Seeds {', '.join(map(str, seeds))}; mean ± sample standard deviation over seeds, in % "
-        "(in parentheses: the difference of the means to the full RefDense). Test split, each run's "
-        "best validation checkpoint. Last column: the full model's mAP minus the variant's, seed by seed, "
+        "(in parentheses: the difference of the means to the full RefDense). Test split, the checkpoint "
+        "`run.test_checkpoint` names. Last column: the full model's mAP minus the variant's, seed by seed, "
         "mean and 95% Student-t interval. Base recipe `"
         + str(Path(base).name)
         + "`, overrides: `"
@@ -372,6 +337,7 @@ def ablation_markdown(
         header,
         "|---|---|" + "---:|" * (len(METRICS) + 1),
     ]
+    below: dict[str, int] = {}
     for variant in VARIANTS:
         if variant.name not in values:
             continue
@@ -382,7 +348,18 @@ def ablation_markdown(
             for m in METRICS
         ]
         gain = format_interval(interval(paired_gains(reference, runs_of, "mAP"))) if reference else ""
-        lines.append(f"| {variant.table} | {variant.label} | " + " | ".join(cells) + f" | {gain} |")
+        label = variant.label
+        if runs:
+            below[variant.name] = sum(r["mAP"] < t["probe"] for r, t in zip(runs_of, runs[variant.name]))
+            label += " ⚠" if below[variant.name] else ""
+        lines.append(f"| {variant.table} | {label} | " + " | ".join(cells) + f" | {gain} |")
+    if runs:
+        first = runs[next(iter(runs))]
+        probes = [r["probe"] for r in first]
+        lines.append(
+            f"| - | ridge probe, both streams pooled (not trained) | {_cell(probes, None)} |"
+            + " |" * len(METRICS)
+        )
     missing = [m for m in METRICS for runs_of in values.values() for r in runs_of if math.isnan(r[m])]
     if missing:
         lines += ["", "n/a or nan: no action-conditional pair was kept on this test split."]
@@ -392,13 +369,42 @@ def ablation_markdown(
             f"`{name}` trains the same network the same way as `{earlier}` (same initial weights, "
             "configurations equal but for `model.arch`): trained once, reported in both rows.",
         ]
-    if runs and patience is not None:
-        records = [r for runs_of in runs.values() for r in runs_of]
-        stopped = sum(bool(r["converged"]) for r in records)
-        lines += [
-            "",
-            f"Early stopping with patience {patience}: {stopped} of {len(records)} runs stopped with "
-            f"their best validation epoch at least {patience} epochs behind (converged); the others "
-            "ran the most epochs allowed.",
-        ]
+    if runs:
+        lines += ["", *training_notes(values, runs, below)]
     return "\n".join(lines) + "\n"
+
+
+def training_notes(
+    values: dict[str, list[dict]], runs: dict[str, list[dict]], below: dict[str, int]
+) -> list[str]:
+    """The sentences under a table of trained runs: which fall below the probe, which never learned,
+    which stopped early, whose validation curves are not flat at the end."""
+    marked = [f"`{name}` ({count} of {len(runs[name])} seeds)" for name, count in below.items() if count]
+    notes = [
+        "Probe: a ridge regression of the labels on both input streams with fixed temporal means "
+        f"(`refdense probe`, readout `{'/'.join(PROBE_READOUT)}`), fitted on each run's own dataset and "
+        "validation carve-out; it learns nothing over time. "
+        + (
+            "⚠ marks runs below its test mAP: " + ", ".join(marked) + "."
+            if marked
+            else "Every trained run is above it."
+        )
+    ]
+    records = [(name, t, r) for name in runs for t, r in zip(runs[name], values[name])]
+    unlearned = [
+        f"`{name}` seed {t['seed']}" for name, t, r in records if r["mAP"] < LEARNED_FACTOR * t["prior"]
+    ]
+    if unlearned:
+        notes.append(
+            f"Never learned (test mAP below {LEARNED_FACTOR:g} x the class-prior floor): "
+            + ", ".join(unlearned)
+            + "."
+        )
+    stopped = sum(bool(t["stopped_early"]) for _, t, _ in records)
+    flat = sum(t["flat"] is True for _, t, _ in records)
+    notes.append(
+        f"{stopped} of {len(records)} runs were stopped early by `run.patience`; {flat} of {len(records)} end "
+        f"with a flat validation curve (their last {FLAT_WINDOW} validated mAPs within {FLAT_TOLERANCE:g} "
+        "point); the others were still changing."
+    )
+    return [line for note in notes for line in (note, "")][:-1]

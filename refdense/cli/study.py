@@ -1,0 +1,29 @@
+"""``refdense study``: a registered study's decisions, from the sweeps in its folder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "study",
+        help="decide a registered study's tests from its sweeps (writes STUDY.md and study.png)",
+        description="Read the sweep.json files of a study's folder, decide each registered test by its "
+        "95%% interval over seeds, and write FOLDER/STUDY.md and FOLDER/study.png.",
+        epilog="example: refdense study results",
+    )
+    parser.add_argument(
+        "folder", metavar="FOLDER", help="the folder holding the study's sweeps (e.g. results)"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from refdense.experiments.study import write_study
+
+    print(write_study(args.folder))
+    print(f"written to {Path(args.folder) / 'STUDY.md'} and {Path(args.folder) / 'study.png'}")
+    return 0
