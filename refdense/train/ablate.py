@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from refdense.data import DatasetInfo, read_info
-from refdense.io import atomic_write, exclusive_lock
+from refdense.io import atomic_write, exclusive_lock, output_folder
 from refdense.metrics import paper_table, read_predictions
 from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
@@ -118,7 +118,7 @@ def fit(config: TrainConfig, run_dir: Path, patience: int | None = None) -> Path
     (no ``torchrun``); processes that fit the same run directory wait for each other (a lock on
     ``fit.lock``, released when its holder ends in any way), so sweeps may run in parallel.
     """
-    run_dir = Path(run_dir)
+    run_dir = output_folder(run_dir, "train")
     # another process fitting this run (a parallel sweep): wait for it, then reuse its run
     with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}", wait=True):
         return _fit(config, run_dir, patience)
@@ -230,6 +230,7 @@ def ablate(
         )
     common = [f"data.dataset={dataset}", *([f"optim.epochs={epochs}"] if epochs else []), *overrides]
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
+    out = output_folder(out, "ablate", accepts=("sweep",))
     info = read_info(open_dataset_dir(dataset))
     same_as: dict[str, str] = {}
     for k, variant in enumerate(chosen):

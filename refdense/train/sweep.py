@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from refdense.io import atomic_write
+from refdense.io import atomic_write, output_folder
 from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.ablate import (
     ABLATIONS,
@@ -170,6 +170,7 @@ def sweep(
     rarest = max(settings, key=lambda d: d.rare_share)
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
+    out = output_folder(out, "sweep", accepts=("ablate",))
     runs: dict[str, dict[str, list[dict]]] = {}
     bar = tqdm(
         total=len(values) * len(seeds) * len(chosen),
