@@ -313,6 +313,12 @@ class Dials:
       the random prototypes). At 1 the prototypes are the projected embeddings.
     - ``train_videos``: the number of training videos (None: the preset's). Fewer keeps the first
       ones; more draws extra videos after the test split; the test split stays the same.
+    - ``held_out`` in [0, 1) and ``held_out_k``: ``round(held_out * composite classes)`` composite
+      classes (none of them rare) are *held out*: at most ``held_out_k`` of their instances stay in
+      the training subset (training and validation counted together, the first in video order), so
+      at 0 the composition is never seen in training while its entity and its motion each keep at
+      least one other class that is neither rare nor held out. The test split keeps them. The
+      held-out class ids are recorded.
 
     The mixes keep the prototypes' expected norm, so a dial changes the structure of the evidence,
     not its strength.
@@ -323,6 +329,8 @@ class Dials:
     rare_cap: int = 5
     text_alignment: float = 0.0
     train_videos: int | None = None
+    held_out: float = 0.0
+    held_out_k: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -330,6 +338,8 @@ class Dials:
         require(self, 0.0 <= self.rare_share < 1.0, "rare_share", "a number in [0, 1)")
         require(self, 0.0 <= self.text_alignment <= 1.0, "text_alignment", "a number in [0, 1]")
         require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
+        require(self, 0.0 <= self.held_out < 1.0, "held_out", "a number in [0, 1)")
+        require(self, self.held_out_k >= 0, "held_out_k", "an integer >= 0")
         require(
             self,
             self.train_videos is None or self.train_videos >= 1,
@@ -375,6 +385,7 @@ class _World:
     script_cumulative: np.ndarray  # (S,) cumulative script probabilities (last is 1)
     dials: Dials
     rare: tuple[int, ...]  # the rare classes (``Dials.rare_share``), sorted
+    held_out: tuple[int, ...]  # the held-out classes (``Dials.held_out``), sorted
 
 
 def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
@@ -486,9 +497,10 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
             f"(generative model: refdense/synth.py, generator version {GENERATOR_VERSION})"
         ),
     )
-    rare = _rare_classes(decomposition, dials.rare_share, seed)
+    rare = _sparse_classes(decomposition, dials.rare_share, [seed, 7], (), "rare_share")
+    held_out = _sparse_classes(decomposition, dials.held_out, [seed, 8], rare, "held_out")
     if dials.changed():
-        record = {
+        record: dict[str, Any] = {
             "coupling": float(dials.coupling),
             "rare_share": float(dials.rare_share),
             "rare_cap": dials.rare_cap,
@@ -496,6 +508,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
             "train_videos": dials.train_videos or preset.training,
             "rare_classes": list(rare),
         }
+        if dials.held_out or dials.held_out_k:  # the record of the older dials keeps its bytes
+            record |= {"held_out": float(dials.held_out), "held_out_k": dials.held_out_k}
+            record["held_out_classes"] = list(held_out)
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children.
@@ -528,6 +543,7 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         np.cumsum(script_weights),
         dials,
         rare,
+        held_out,
     )
 
 
@@ -542,18 +558,24 @@ def _class_name(entities: Sequence[str], motions: Sequence[str], e: int | None, 
     raise ValueError("a synthetic class has an entity, a motion or both; found neither")
 
 
-def _rare_classes(
-    decomposition: list[tuple[int | None, int | None]], share: float, seed: int
+def _sparse_classes(
+    decomposition: list[tuple[int | None, int | None]],
+    share: float,
+    stream: list[int],
+    taken: tuple[int, ...],
+    dial: str,
 ) -> tuple[int, ...]:
-    """``round(share * composite classes)`` composite classes, drawn at random, such that the entity
-    and the motion of each keep at least one class that is not rare (``Dials.rare_share``)."""
+    """``round(share * composite classes)`` composite classes outside ``taken``, drawn at random
+    (``np.random.default_rng(stream)``), such that the entity and the motion of each keep at least
+    one class outside ``taken`` and the drawn ones: the rare classes (``Dials.rare_share``, nothing
+    taken) and the held-out ones (``Dials.held_out``, the rare ones taken)."""
     composite = [c for c, (e, m) in enumerate(decomposition) if e is not None and m is not None]
     wanted = round(share * len(composite))
     if wanted == 0:
         return ()
-    rare: list[int] = []
-    for c in np.random.default_rng([seed, 7]).permutation(composite):
-        trial = set(rare) | {int(c)}
+    chosen: list[int] = []
+    for c in np.random.default_rng(stream).permutation([c for c in composite if c not in taken]):
+        trial = set(taken) | set(chosen) | {int(c)}
         if all(
             any(
                 k not in trial and pair[part] == decomposition[r][part]
@@ -562,13 +584,13 @@ def _rare_classes(
             for r in trial
             for part in (0, 1)
         ):
-            rare.append(int(c))
-            if len(rare) == wanted:
-                return tuple(sorted(rare))
+            chosen.append(int(c))
+            if len(chosen) == wanted:
+                return tuple(sorted(chosen))
     raise ValueError(
-        f"dial rare_share {share:g}: {wanted} of {len(composite)} composite classes asked to be rare, but "
-        f"only {len(rare)} can be while the entity and motion of each keep a class that is not rare; "
-        "choose a smaller rare_share"
+        f"dial {dial} {share:g}: {wanted} of {len(composite)} composite classes asked for, but only "
+        f"{len(chosen)} can be while the entity and motion of each keep a class that is neither rare "
+        f"nor held out; choose a smaller {dial}"
     )
 
 
@@ -640,7 +662,8 @@ def generate_annotations(
     ``v<i>`` is the i-th video drawn: the preset's training videos, its test videos, then the extra
     training videos of ``dials.train_videos``; with fewer training videos than the preset's, the
     later ones are drawn and left out, so the test split is the same for every ``train_videos``.
-    ``dials.rare_share`` then caps the training instances of the rare classes.
+    ``dials.rare_share`` then caps the training instances of the rare classes, and ``dials.held_out``
+    those of the held-out ones.
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     world = _world(preset, seed, dials)
@@ -667,15 +690,18 @@ def generate_annotations(
         video_id = f"v{i:0{width}d}"
         annotations[video_id] = VideoAnnotation(subset, duration, actions)
         lengths[video_id] = num_segments(preset, duration)
-    if world.rare:
-        kept = dict.fromkeys(world.rare, 0)
+    cap = dict.fromkeys(world.rare, world.dials.rare_cap) | dict.fromkeys(
+        world.held_out, world.dials.held_out_k
+    )
+    if cap:
+        kept = dict.fromkeys(cap, 0)
         for video_id, entry in annotations.items():
             if entry.subset != "training":
                 continue
             capped = []
             for action in entry.actions:
                 if action[0] in kept:
-                    if kept[action[0]] == world.dials.rare_cap:
+                    if kept[action[0]] == cap[action[0]]:
                         continue
                     kept[action[0]] += 1
                 capped.append(action)

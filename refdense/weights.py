@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from refdense.extras import require
 from refdense.paths import data_root
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def load_clip_rn50(
     when the hub answers, else :class:`MissingWeightsError` at once (``how_to_pass`` goes into the
     message: ``"--image-weights PATH"``, ``"data.text_weights"``...).
     """
-    import open_clip
+    open_clip = require("open_clip", "CLIP RN50")
 
     if weights is not None:
         checkpoint = resolve_checkpoint(weights)

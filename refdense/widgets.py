@@ -39,18 +39,23 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
-from IPython.display import display
-from matplotlib.figure import Figure
 
 from refdense.course.storage import RUN_TO_INTERACT
+from refdense.extras import missing_extra
 from refdense.losses import ASL_CLIP, ASL_GAMMA_NEG, ASL_GAMMA_POS, COLV_VARIANTS
 from refdense.metrics.validation import Lengths, Videos
 from refdense.viz.evaluation import MATRICES, evaluation_curves, plot_evaluation
 from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry
+
+try:
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    from matplotlib.figure import Figure
+except ModuleNotFoundError as error:
+    raise missing_extra(error, "refdense.widgets (the notebooks' explorers)") from error
 
 
 class Explorer:

@@ -12,6 +12,9 @@
   tests that need exact labels or broken files.
 
 Nothing in the tests may download: ``HF_HUB_OFFLINE`` is set here for every test.
+
+Markers (registered in pyproject.toml): the files of :data:`MARKED_FILES` get theirs here; single
+tests elsewhere carry ``@pytest.mark.slow`` / ``course`` / ``perf`` themselves.
 """
 
 from __future__ import annotations
@@ -21,8 +24,26 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# Whole test files and their marker.
+MARKED_FILES = {
+    "course": ("test_course.py", "test_course_full_run.py", "test_course_results.py",
+               "test_course_solutions_late.py", "test_course_storage.py", "test_data_timeline.py",
+               "test_models_viz.py", "test_notebook_references.py", "test_notebooks_clean.py",
+               "test_viz_pipeline.py", "test_widgets.py", "test_widgets_evaluation.py"),
+    "slow": ("test_install.py", "test_train_ddp.py", "test_experiment_results.py"),
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for marker, files in MARKED_FILES.items():
+            if Path(str(item.fspath)).name in files:
+                item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,8 @@ def test_user_errors_are_reported_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("refdense metrics: error:") and "logits.npz: video 'a' (#0)" in err and "logits" in err
     assert main(["metrics", str(tmp_path / "missing.npz")]) == 2
-    assert "missing.npz: no such file" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "missing.npz: no such" in err
     good = tmp_path / "good.npz"
     np.savez(good, **_concatenated(scores, labels))
     assert main(["metrics", str(good), "--taus", "-1"]) == 2

@@ -1,12 +1,15 @@
-"""refdense works as an installed library, outside a clone (refdense/paths.py).
+"""refdense works as an installed library, outside a clone (refdense/paths.py), without the
+course extra.
 
 The wheel is built from the package's sources (offline, without build isolation) and installed
 into a scratch virtual environment that sees the heavy dependencies (torch, h5py...) of the
-environment running the tests through a ``.pth`` line, but not this clone: the commands run from
-another folder, with a fake ``HOME``, without ``REFDENSE_DATA`` or ``PYTHONPATH``. The shipped files
-(recipes, the MultiTHUMOS decomposition, the course's precomputed results) are read from the
-installed package, generated data go to the user cache folder, and nothing is written into the
-installed package.
+environment running the tests, but neither this clone nor the packages of the ``course`` extra:
+a ``.pth`` line adds a folder of links to the test environment's packages, less matplotlib,
+ipywidgets, Jupyter, nbval, open_clip and their kin. The commands run from another folder, with a
+fake ``HOME``, without ``REFDENSE_DATA`` or ``PYTHONPATH``. The shipped files (recipes, the
+MultiTHUMOS decomposition, the course's precomputed results) are read from the installed package,
+generated data go to the user cache folder, a run trains and writes its results without plots,
+and nothing is written into the installed package.
 """
 
 from __future__ import annotations
@@ -16,9 +19,13 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# What the course extra installs, with what it brings (distributions and modules, by name prefix).
+COURSE_STACK = ("matplotlib", "mpl_toolkits", "pylab", "ipywidgets", "widgetsnbextension", "ipython", "ipykernel",
+                "jupyter", "nbval", "nbformat", "nbclient", "nbconvert", "notebook", "open_clip")
 
 CHECK = """
 import platformdirs, refdense
@@ -28,6 +35,21 @@ from refdense.train.demo import demo_configs
 assert DEMO_PREDICTIONS.is_file() and TEXT_BANK.is_file()
 assert [c.model.arch for c in demo_configs().values()] == ["refdense", "pat"]  # configs/*.yaml, shipped
 print(refdense.__file__, clone_root(), data_root(), platformdirs.user_cache_path("refdense"), sep="\\n")
+"""
+
+# The library's imports load nothing of the course stack, which is really absent here; what needs
+# it says which extra brings it.
+WITHOUT_EXTRA = f"""
+import importlib.util, sys
+import refdense, refdense.train, refdense.models, refdense.train.checkpoint
+from refdense.extras import MissingExtraError
+stack = {COURSE_STACK!r}
+assert all(importlib.util.find_spec(name) is None for name in ("matplotlib", "ipywidgets", "IPython", "open_clip"))
+print(sorted({{m.split(".")[0] for m in sys.modules if m.lower().startswith(stack)}}))
+try:
+    import refdense.viz
+except MissingExtraError as error:
+    print(error)
 """
 
 
@@ -41,7 +63,35 @@ def files_under(folder: Path) -> set[Path]:
     return {p.relative_to(folder) for p in folder.rglob("*")}
 
 
-def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
+def links_without_course_stack(sites, folder: Path) -> Path:
+    """``folder`` holding a link to each entry of the ``sites`` folders but the course stack's."""
+    folder.mkdir()
+    for site in map(Path, sites):
+        for entry in site.iterdir():
+            if not entry.name.lower().startswith(COURSE_STACK) and not (folder / entry.name).exists():
+                (folder / entry.name).symlink_to(entry)
+    return folder
+
+
+def requirements(wheel: Path) -> tuple[set[str], set[str]]:
+    """The names the wheel requires: (always, with the course extra)."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
+        lines = archive.read(metadata).decode().splitlines()
+    required = [line.removeprefix("Requires-Dist: ") for line in lines if line.startswith("Requires-Dist: ")]
+    name = lambda line: line.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()  # noqa: E731
+    return ({name(line) for line in required if "extra ==" not in line},
+            {name(line) for line in required if "extra == \"course\"" in line})
+
+
+def test_the_wheel_requires_the_library_and_offers_the_course_as_an_extra(tmp_path):
+    wheel = build_wheel(tmp_path)
+    library, course = requirements(wheel)
+    assert library == {"torch", "numpy", "h5py", "tqdm", "pyyaml", "platformdirs"}
+    assert {"jupyterlab", "nbval", "ipywidgets", "matplotlib", "open_clip_torch"} <= course
+
+
+def build_wheel(tmp_path: Path) -> Path:
     source = tmp_path / "source"  # a copy, so that the build writes nothing into the clone
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -49,16 +99,20 @@ def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
     shutil.copytree(REPO / "refdense", source / "refdense", ignore=shutil.ignore_patterns("__pycache__"))
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(tmp_path / "wheel"), str(source)], cwd=source)
-    wheel = next((tmp_path / "wheel").glob("refdense-*.whl"))
+    return next((tmp_path / "wheel").glob("refdense-*.whl"))
+
+
+def test_the_wheel_installs_and_runs_outside_the_clone_without_the_course_extra(tmp_path):
+    wheel = build_wheel(tmp_path)
 
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     python = venv / "bin" / "python"
     site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).strip())
-    # the test environment's packages, appended after the venv's own (its .pth files, among them an
-    # editable install of this clone, are not processed)
+    # the test environment's packages but the course stack, appended after the venv's own (their .pth
+    # files, among them an editable install of this clone, are not processed)
     ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
-    (site / "test-environment.pth").write_text("".join(f"{path}\n" for path in ours))
+    (site / "test-environment.pth").write_text(f"{links_without_course_stack(ours, tmp_path / 'packages')}\n")
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         cwd=tmp_path)
 
@@ -81,6 +135,19 @@ def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
     assert (Path(cache) / "synthetic" / "tiny" / "dataset.json").is_file()
     printed = run([str(venv / "bin" / "refdense"), "decompose", "multithumos"], elsewhere, env)
     assert "65 classes -> 24 entities, 52 motions" in printed
+
+    loaded, missing = run([str(python), "-c", WITHOUT_EXTRA], elsewhere, env).splitlines()
+    assert loaded == "[]", f"importing the library loaded the course stack: {loaded}"
+    assert "'matplotlib'" in missing and 'pip install "refdense[course]"' in missing
+    run_dir = tmp_path / "run"
+    settings = ["data.dataset=tiny", "data.text_encoder=random", "data.window=16", "model.dim=16", "model.heads=2",
+                "model.head_dim=8", "model.blocks=1", "model.strides=[2, 4]", "model.max_len=16",
+                "model.local_hidden=32", "optim.epochs=1", "optim.batch_size=4", "run.device=cpu"]
+    run([str(venv / "bin" / "refdense"), "train", "--config", "configs/synthetic.yaml", "--out", str(run_dir),
+         "--quiet", *(arg for setting in settings for arg in ("--set", setting))], elsewhere, env)
+    assert (run_dir / "checkpoints" / "best.pt").is_file() and (run_dir / "results.json").is_file()
+    assert "No plots: matplotlib is not installed" in (run_dir / "results.md").read_text()
+    assert not (run_dir / "plots").exists()
 
     assert files_under(venv) == installed_before, "something was written into the installed package"
     assert {path: sorted(os.listdir(path)) for path in ours} == ours_before

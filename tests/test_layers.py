@@ -1,8 +1,10 @@
-"""The package's import graph follows its layers (docs/DESIGN.md, "Layers"): no upward import.
+"""The package's import graph follows its layers (docs/DESIGN.md, "Layers"): no upward import,
+and no import cycle between the modules of a unit.
 
 A unit is a top-level module or subpackage of ``refdense``. A unit may import itself and the units
 of lower layers, never a unit of its own layer or above. Imports inside functions count as well:
-they are dependencies too, only deferred.
+they are dependencies too, only deferred; so do imports for type checkers (``if TYPE_CHECKING:``)
+in the cycle check: two modules that name each other's types are one module in two files.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "refdense"
 
 # Bottom to top; the same order as docs/DESIGN.md.
 LAYERS = (
-    ("io", "paths", "progress", "schema"),  # utilities
+    ("extras", "io", "paths", "progress", "schema"),  # utilities
     ("data", "metrics", "models", "losses", "weights"),  # the parts, each on its own
     ("text", "prepare", "viz"),  # text encoders, real datasets, plots
     ("synth",),  # the synthetic benchmark (its text-aligned dial embeds prompts)
@@ -85,3 +87,78 @@ def test_no_module_imports_upward(path):
     upward = [f"line {line}: {name} (layer {LAYER.get(unit_of(name))})" for line, name in imported_modules(path)
               if unit_of(name) not in (None, unit) and LAYER[unit_of(name)] >= LAYER[unit]]
     assert not upward, f"{path.name} (unit {unit}, layer {LAYER[unit]}) imports its layer or above: {upward}"
+
+
+def imported_package_modules(path: Path, modules: set[str]) -> set[str]:
+    """The modules of ``modules`` that the file imports, anywhere in it. ``from refdense.train import
+    distributed`` imports the module ``refdense.train.distributed``; ``from refdense.train import
+    TrainConfig`` the package ``refdense.train`` (its ``__init__``)."""
+    module = module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            source = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            submodules = {f"{source}.{alias.name}" for alias in node.names} & modules
+            found.update(submodules or {source})
+    return found & modules - {module}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The cycles of a directed graph: its strongly connected components of more than one node
+    (Tarjan's algorithm), each sorted, or a node that imports itself."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                connect(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while (top := stack.pop()) != node:
+                component.append(top)
+            component.append(node)
+            if len(component) > 1 or node in graph[node]:
+                cycles.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            connect(node)
+    return cycles
+
+
+def test_import_cycles_are_found():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}
+    assert import_cycles(graph) == [["a", "b", "c"], ["e"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_within_a_unit():
+    paths = {module_name(path): path for path in package_files()}
+    graph = {
+        module: {other for other in imported_package_modules(path, set(paths)) if unit_of(other) == unit_of(module)}
+        for module, path in paths.items()
+        if unit_of(module) is not None
+    }
+    assert "refdense.train.evaluate" in graph["refdense.train.loop"]  # the graph sees the unit's imports
+    assert import_cycles(graph) == []
+
+
+def test_the_files_conftest_marks_exist():
+    from conftest import MARKED_FILES
+
+    missing = [name for files in MARKED_FILES.values() for name in files if not (PACKAGE.parent / "tests" / name).is_file()]
+    assert not missing, f"tests/conftest.py marks files that do not exist: {missing}"

@@ -331,6 +331,7 @@ def test_paper_table_rejects_bad_taus():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.course
 def test_plots_return_figures_with_the_data():
     from matplotlib.figure import Figure
 

@@ -172,6 +172,7 @@ def test_attention_forward_is_the_explicit_formula_values_and_gradients(position
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.perf
 def test_inference_runs_the_fused_cpu_kernel():
     attn = _attention("pat").eval()
     x, mask = torch.randn(2, 16, 8), torch.ones(2, 16, dtype=torch.bool)

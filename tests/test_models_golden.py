@@ -72,10 +72,10 @@ def reference_config(golden):
     return json.loads(str(golden["config"]))
 
 
-@pytest.fixture(scope="module")
-def model(golden, reference_config):
-    """The package's PAT with the published parameters, float64, eval mode."""
-    ref = reference_config
+def reference_pat(golden: dict) -> torch.nn.Module:
+    """The package's PAT with the published parameters of ``golden`` (the fixture's arrays), float64,
+    eval mode, on the CPU (``bench/gpu_check.py`` moves it to CUDA)."""
+    ref = json.loads(str(golden["config"]))
     dim = ref["final_embedding_dim"]
     assert set(ref["inter_channels"]) == {dim}  # one width everywhere, as in the paper's configurations
     cfg = ModelConfig(arch="pat", inputs="video", position="pat", dim=dim, heads=ref["head"],
@@ -102,6 +102,11 @@ def model(golden, reference_config):
         state[target] = tensor
     pat.load_state_dict(state, strict=True)  # every package parameter is given, none is left over
     return pat
+
+
+@pytest.fixture(scope="module")
+def model(golden):
+    return reference_pat(golden)
 
 
 def test_the_key_map_is_a_bijection_onto_the_package_parameters(golden, model, reference_config):

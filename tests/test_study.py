@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from refdense.train.study import (
@@ -83,7 +84,10 @@ def test_each_test_is_decided_by_its_95_percent_interval():
 def test_h4_is_the_decrease_of_colv_s_gain_per_100_training_videos():
     sweep = _sweep("no_colv", [-0.5, -1.0, -1.5, -1.0, -1.0])
     sweep["values"] = [60, 240]
-    sweep["runs"] = {"60": sweep["runs"]["0"], "240": sweep["runs"]["1"]}  # the gain changes by trends[k] over 180
+    sweep["runs"] = {
+        "60": sweep["runs"]["0"],
+        "240": sweep["runs"]["1"],
+    }  # the gain changes by trends[k] over 180
     rows = {row["test"].name: row for row in evaluate({"train_videos": sweep})}
     assert list(rows) == ["H4"]
     assert rows["H4"]["samples"] == pytest.approx([100 * t / 180 for t in (0.5, 1.0, 1.5, 1.0, 1.0)])
@@ -114,6 +118,35 @@ def test_seeds_needed_to_find_a_trend_of_one_point():
     assert seeds_for_power([0.0, 1000.0], most=50) is None
 
 
+def test_power_counts_a_tail_scipy_returns_as_nan_as_zero():
+    """At 3 seeds with this SD, scipy's lower noncentral-t tail is NaN while the upper one alone is
+    above 0.8 (and 2 seeds are too few): 3 seeds suffice; reading NaN as "not enough" skipped to 5."""
+    from scipy import stats
+
+    samples = [1.0 - 0.0875, 1.0, 1.0 + 0.0875]
+    sd = float(np.std(samples, ddof=1))
+    critical = stats.t.ppf(0.975, 2)
+    assert math.isnan(stats.nct.cdf(-critical, 2, math.sqrt(3) / sd))
+    assert stats.nct.sf(critical, 2, math.sqrt(3) / sd) > 0.8
+    assert seeds_for_power(samples, most=2) is None
+    assert seeds_for_power(samples) == 3
+
+
+def test_gains_pair_runs_by_seed_id_not_by_position():
+    sweep = _sweep("no_colv", [1.0, 2.0, 3.0, 4.0, 5.0])
+    for by_variant in sweep["runs"].values():  # the same runs, listed in another order
+        by_variant["no_colv"].reverse()
+    assert seed_trend(sweep, "no_colv", "mAP", 2) == pytest.approx(3.0)
+    assert seed_trend(sweep, "no_colv", "mAP", 4) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="seed 7"):
+        seed_trend(sweep, "no_colv", "mAP", 7)
+    del sweep["runs"]["1"]["no_colv"][0]  # seed 4 of the variant missing at dial value 1
+    with pytest.raises(
+        ValueError, match=r"the reference ran seeds \[0, 1, 2, 3, 4\], the variant seeds \[0, 1, 2, 3\]"
+    ):
+        seed_trend(sweep, "no_colv", "mAP", 2)
+
+
 def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, capsys):
     for name, study in _study().items():
         (tmp_path / SWEEPS[name]).mkdir()
@@ -129,7 +162,9 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     assert main([str(tmp_path)]) == 0
     text = (tmp_path / "STUDY.md").read_text()
     assert "| H1 |" in text and "| H3 at 240 (secondary) |" in text and "| H2a |" not in text
-    assert "Not decided here (their sweeps are not in this folder): H2a, H2b, H3a, H2b - H2a, H3b, H4." in text
+    assert (
+        "Not decided here (their sweeps are not in this folder): H2a, H2b, H3a, H2b - H2a, H3b, H4." in text
+    )
     for sub in ("coupling", "text_alignment"):
         (tmp_path / sub / "sweep.json").unlink()
     assert main([str(tmp_path)]) == 2

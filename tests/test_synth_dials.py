@@ -55,7 +55,8 @@ def _digests(preset_name: str, seed: int, dials: Dials, tmp_path: Path) -> dict[
 
 
 @pytest.mark.parametrize("key", ["tiny/0", "tiny/1", "default/0", "default/1"])
-@pytest.mark.parametrize("dials", [Dials(), Dials(coupling=0.0, rare_share=0.0, text_alignment=0.0, train_videos=None)],
+@pytest.mark.parametrize("dials", [Dials(), Dials(coupling=0.0, rare_share=0.0, text_alignment=0.0, train_videos=None,
+                                                held_out=0.0, held_out_k=0)],
                          ids=["implicit", "explicit"])
 def test_dials_at_zero_reproduce_the_generator_before_the_dials(key, dials, tmp_path):
     # tests/fixtures/synth_generator_v2_digests.json was written by the generator of version 2
@@ -207,6 +208,53 @@ def test_the_rare_classes_of_a_smaller_share_are_among_those_of_a_larger_one():
 def test_rare_share_beyond_what_the_decomposition_allows_is_refused():
     with pytest.raises(ValueError, match=r"dial rare_share 0.99: 10 of 10 composite classes .* only \d+ can be"):
         synth.dataset_info("tiny", 0, Dials(rare_share=0.99))
+
+
+# ---------------------------------------------------------------------------------------- held_out
+
+
+def test_held_out_k0_leaves_no_training_or_validation_frame_of_a_held_out_class(tmp_path):
+    from refdense.data import DenseActionDataset
+
+    out = synth.generate("tiny", tmp_path / "held", dials=Dials(held_out=0.3))
+    info = read_info(out)
+    held = info.dials["held_out_classes"]
+    assert len(held) == 3 and info.dials["held_out_k"] == 0
+    for split in ("training", "validation"):
+        for video in DenseActionDataset(out, split, train=False).videos:
+            assert not video["labels"][:, held].any(), (split, video["video_id"])
+    test = DenseActionDataset(out, "testing", train=False)
+    assert sum(int(v["labels"][:, held].sum()) for v in test.videos) > 0
+    # the entity and the motion of a held-out class are still seen in training, in other classes
+    _, annotations, _ = synth.generate_annotations("tiny", 0, Dials(held_out=0.3))
+    seen = set(_instances(annotations, "training"))
+    for c in held:
+        for part in (0, 1):
+            assert any(k in seen and k not in held and pair[part] == info.decomposition[c][part]
+                       for k, pair in enumerate(info.decomposition)), (c, part)
+
+
+def test_held_out_k3_keeps_three_training_instances_and_the_test_split():
+    _, plain, _ = synth.generate_annotations("default", 0)
+    info, held, _ = synth.generate_annotations("default", 0, Dials(held_out=0.3, held_out_k=3))
+    chosen = info.dials["held_out_classes"]
+    before, after = _instances(plain, "training"), _instances(held, "training")
+    assert all(before.get(c, 0) > 3 for c in chosen)  # so that the cap bites
+    for c in range(info.num_classes):
+        assert after.get(c, 0) == (3 if c in chosen else before.get(c, 0)), c
+    assert _instances(held, "testing") == _instances(plain, "testing")
+
+
+def test_held_out_classes_are_not_rare_ones():
+    info = synth.dataset_info("default", 0, Dials(rare_share=0.3, held_out=0.3))
+    rare, held = set(info.dials["rare_classes"]), set(info.dials["held_out_classes"])
+    assert rare and held and not rare & held
+    # the rare classes are the ones the rare_share dial alone draws
+    assert info.dials["rare_classes"] == synth.dataset_info("default", 0, Dials(rare_share=0.3)).dials["rare_classes"]
+    with pytest.raises(ValueError, match="held_out"):
+        Dials(held_out=1.0)
+    with pytest.raises(ValueError, match="dial held_out 0.9"):
+        synth.dataset_info("tiny", 0, Dials(held_out=0.9))
 
 
 # ---------------------------------------------------------------------------------------- text_alignment

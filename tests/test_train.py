@@ -24,6 +24,7 @@ from refdense.metrics import paper_table, read_predictions
 from refdense.models import predict_full_video
 from refdense.train import ConfigError, NonFiniteLossError, TrainConfig, distributed, evaluate, train
 from refdense.train import checkpoint as checkpoint_module
+from refdense.train import components
 from refdense.train.checkpoint import CheckpointError, load_checkpoint
 from refdense.train.components import build_detector, resolve_precision
 from refdense.train.config import from_dict, load_config
@@ -148,8 +149,9 @@ def test_resume_refuses_another_config_and_a_missing_run(dataset, tmp_path):
         train(config, tmp_path / "empty", resume=True, progress=False)
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
-    config = tiny_config(dataset, optim={"epochs": 1})
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch, optimizer):
+    config = tiny_config(dataset, optim={"epochs": 1, "optimizer": optimizer})
     train(config, tmp_path / "run", progress=False)
     good = weights(tmp_path / "run/checkpoints/latest.pt")
 
@@ -319,7 +321,7 @@ def test_one_process_at_a_time_trains_into_a_run_directory(dataset, tmp_path):
 
 
 def test_bf16_autocast_step_on_cpu_chosen_by_auto_where_the_cpu_has_native_bf16(dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)  # as an AMX CPU reports
+    monkeypatch.setattr(components, "cpu_flags", lambda: frozenset({"amx_tile", "amx_bf16"}))  # an AMX CPU
     config = tiny_config(dataset, optim={"epochs": 1}, run={"precision": "auto"}, data={"validation_fraction": 0})
     result = train(config, tmp_path / "run", progress=False)
     assert load_config(tmp_path / "run/config.yaml").run.precision == "bf16"  # the run records the choice

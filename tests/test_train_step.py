@@ -14,7 +14,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from refdense.data.dataset import Batch
 from refdense.losses import LossConfig, RefDenseCriterion
 from refdense.models import ModelConfig, build_model
-from refdense.train import NonFiniteLossError, distributed
+from refdense.train import ConfigError, NonFiniteLossError, distributed
+from refdense.train import components
 from refdense.train.components import build_optimizer, resolve_precision
 from refdense.train.config import OptimConfig, from_dict
 from refdense.train.loop import TrainingStep, train_one_epoch
@@ -59,6 +60,7 @@ class SyncCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.perf
 def test_the_sync_counter_sees_every_kind_of_host_read(monkeypatch):
     t = torch.tensor([1.0, -2.0, 3.0])
     reads = [lambda: t[0].item(), lambda: float(t[0]), lambda: bool(t[0] > 0), lambda: f"{t.sum():.2f}",
@@ -114,6 +116,7 @@ def epoch_args(checkpoints: str = "x", **run) -> dict:
                 grad_clip=cfg.optim.grad_clip, log_every=cfg.run.log_every, checkpoints=Path(checkpoints), quiet=True)
 
 
+@pytest.mark.perf
 @pytest.mark.parametrize("log_every, syncs", [(2, 3), (50, 1)])
 def test_a_training_epoch_waits_for_the_device_once_per_logging_interval(monkeypatch, log_every, syncs):
     runner = tiny_model_and_criterion()
@@ -150,21 +153,51 @@ def test_epoch_means_are_the_means_of_the_steps_losses():
     assert means["loss"] == pytest.approx(sum(losses) / 3, rel=1e-6)
 
 
-def test_a_non_finite_loss_skips_every_later_update_and_stops_at_the_end_of_the_interval():
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_a_non_finite_loss_stops_at_the_end_of_its_interval_whatever_the_optimizer(optimizer):
     runner = tiny_model_and_criterion()
-    after_first_step = copy.deepcopy(runner)
     data = batches(4)
     data[1].video[0, 0, 0] = float("nan")  # step 2 is not finite; steps 3 and 4 are
-    optimizer = build_optimizer(runner.parameters(), OptimConfig(lr=1e-3))
-    torch.manual_seed(5)  # the same dropout masks in both runs
+    optim = build_optimizer(runner.parameters(), OptimConfig(optimizer=optimizer, lr=1e-3))
+    steps = []
+    step = optim.step
+    optim.step = lambda *args, **kwargs: steps.append(1) or step(*args, **kwargs)  # type: ignore[method-assign]
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite \(loss nan, bce_action nan"):
-        train_one_epoch(runner, data, optimizer, **epoch_args("ckpt", log_every=50))
-    reference_optimizer = build_optimizer(after_first_step.parameters(), OptimConfig(lr=1e-3))
-    torch.manual_seed(5)
-    train_one_epoch(after_first_step, data[:1], reference_optimizer, **epoch_args())
-    for (name, kept), expected in zip(runner.named_parameters(), after_first_step.parameters()):
-        assert torch.equal(kept, expected), name  # the weights of step 1, untouched since
-    assert all(int(state["step"]) == 1 for state in optimizer.state.values())
+        train_one_epoch(runner, data, optim, **epoch_args("ckpt", log_every=2))
+    assert len(steps) == 2  # the interval of steps 1-2 ended the epoch: steps 3 and 4 never ran
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite"):
+        train_one_epoch(tiny_model_and_criterion(), data, build_optimizer(runner.parameters(), OptimConfig(
+            optimizer=optimizer)), **epoch_args("ckpt", log_every=50))  # found at the end of the epoch
+
+
+@pytest.mark.parametrize("optimizer, kind", [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                                             ("sgd", torch.optim.SGD)])
+def test_the_optimizer_is_the_one_optim_names_fused_on_the_cpu(optimizer, kind):
+    parameters = list(tiny_model_and_criterion().parameters())
+    built = build_optimizer(parameters, OptimConfig(optimizer=optimizer, lr=2e-3, weight_decay=1e-4, momentum=0.5))
+    assert type(built) is kind and built.defaults["fused"]
+    assert built.defaults["lr"] == 2e-3 and built.defaults["weight_decay"] == 1e-4
+    assert built.defaults.get("momentum", 0.5) == 0.5  # only SGD has momentum
+
+
+def test_a_device_without_a_fused_kernel_gets_the_default_implementation(monkeypatch):
+    class NoFusedKernel(torch.optim.Adam):
+        def __init__(self, params, fused=None, **options):
+            if fused:
+                raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices")
+            super().__init__(params, **options)
+
+    monkeypatch.setattr(torch.optim, "Adam", NoFusedKernel)
+    built = build_optimizer(tiny_model_and_criterion().parameters(), OptimConfig())
+    assert type(built) is NoFusedKernel and not built.defaults["fused"]
+
+
+def test_an_unknown_optimizer_names_the_key_and_the_value():
+    with pytest.raises(ConfigError) as caught:
+        from_dict({"optim": {"optimizer": "lion"}})
+    assert "optim.optimizer" in str(caught.value) and "'lion'" in str(caught.value)
+    with pytest.raises(ConfigError, match="optim.momentum"):
+        from_dict({"optim": {"optimizer": "sgd", "momentum": 1.5}})
 
 
 def test_fused_adam_is_the_default_adam_within_float_rounding():
@@ -192,8 +225,25 @@ def test_fused_adam_is_the_default_adam_within_float_rounding():
      (False, False, "cuda", "bf16")],
 )
 def test_auto_precision_is_bf16_where_it_is_native(monkeypatch, amx, avx512_bf16, device, chosen):
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    flags = {"avx2", "avx512f"} | ({"amx_tile", "amx_bf16"} if amx else set()) | ({"avx512_bf16"} if avx512_bf16 else set())
+    monkeypatch.setattr(components, "cpu_flags", lambda: frozenset(flags))
     assert resolve_precision("auto", torch.device(device)) == chosen
     for explicit in ("fp32", "bf16"):
         assert resolve_precision(explicit, torch.device(device)) == explicit
+
+
+def test_the_cpu_flags_are_those_linux_reports(monkeypatch, tmp_path):
+    import refdense.train.components as module
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    real_path = module.Path
+    monkeypatch.setattr(module, "Path", lambda name: cpuinfo if name == "/proc/cpuinfo" else real_path(name))
+    module.cpu_flags.cache_clear()
+    try:
+        assert module.cpu_flags() == {"fpu", "sse", "avx512f", "avx512_bf16"} and module.cpu_has_native_bf16()
+        cpuinfo.unlink()
+        module.cpu_flags.cache_clear()
+        assert module.cpu_flags() == frozenset() and not module.cpu_has_native_bf16()
+    finally:
+        module.cpu_flags.cache_clear()

@@ -4,6 +4,12 @@ Each module in this package defines ``add_parser(subparsers)``, which registers 
 sets ``func`` (a callable taking the parsed ``argparse.Namespace`` and returning an exit code).
 Modules are imported only when the command line is built, and heavy imports (torch, h5py) happen
 inside each ``func`` so that ``refdense --help`` stays fast.
+
+User errors become the error exit (status 2, one line on stderr, no traceback) here, in
+:func:`main`, for every command: :class:`CommandError`, ``ValueError`` (``ConfigError``,
+``DatasetError``, ``CheckpointError``, ``MissingWeightsError``...), a file that is missing or already
+there, a package of the ``course`` extra that is not installed, a training run whose loss became
+NaN. A command raises them; it does not convert them itself.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import sys
 from types import FrameType
 from typing import NoReturn
 
+from refdense.extras import MissingExtraError
 from refdense.io import DiskFullError
 
 # Order in which the subcommands are listed by ``refdense --help``.
@@ -24,6 +31,7 @@ COMMANDS = (
     "train",
     "evaluate",
     "metrics",
+    "probe",
     "demo",
     "ablate",
     "sweep",
@@ -40,6 +48,28 @@ SIGTERM_GRACE_SECONDS = 10
 
 class CommandError(Exception):
     """An error the user can fix; printed without a traceback and exits with status 2."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions :func:`main` reports as the user's errors (evaluated when one propagates)."""
+    errors: tuple[type[BaseException], ...] = (
+        CommandError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        MissingExtraError,
+    )
+    # The training loop's error: only a process that imported its module can have raised it, and
+    # importing it here would load torch for every command.
+    result = sys.modules.get("refdense.train.result")
+    return errors + ((result.NonFiniteLossError,) if result is not None else ())
+
+
+def error_message(error: BaseException) -> str:
+    """``PATH: reason`` for a file error that names its file, else the error's own message."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return str(error)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,11 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         return int(args.func(args) or 0)
-    except CommandError as error:
-        print(f"refdense {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except DiskFullError as error:  # any command that writes
+    except DiskFullError as error:  # any command that writes; its strerror names the file
         print(f"refdense {args.command}: error: {error.strerror}", file=sys.stderr)
+        return 2
+    except user_errors() as error:
+        print(f"refdense {args.command}: error: {error_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"refdense {args.command}: interrupted", file=sys.stderr)

@@ -53,23 +53,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.cli import CommandError
     from refdense.train.ablate import BASE, ablate
 
-    try:
-        report = ablate(
-            args.dataset,
-            args.out,
-            seeds=args.seeds,
-            epochs=args.epochs,
-            patience=args.patience,
-            variants=args.only,
-            base=args.config or BASE,
-            overrides=args.overrides,
-            worlds=args.worlds,
-        )
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    report = ablate(
+        args.dataset,
+        args.out,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        patience=args.patience,
+        variants=args.only,
+        base=args.config or BASE,
+        overrides=args.overrides,
+        worlds=args.worlds,
+    )
     print(report.read_text())
     print(f"written to {report}")
     return 0

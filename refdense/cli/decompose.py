@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refdense.cli import CommandError
-
 if TYPE_CHECKING:
     from refdense.prepare.decompose import Decomposition
 
@@ -69,30 +67,27 @@ def run(args: argparse.Namespace) -> int:
     )
     from refdense.prepare.formats import read_class_list
 
-    try:
-        if args.route == "prompt":
-            print(
-                build_decomposition_prompt([n for _, n in read_class_list(args.classes)], args.dataset),
-                end="",
-            )
-            return 0
-        if args.route == "charades":
-            decomposition = charades_decomposition(args.mapping, args.objects, args.verbs, args.classes)
-        elif args.route == "multithumos":
-            decomposition = shipped_decomposition("multithumos")
-            _print(decomposition)
-        else:
-            text = Path(args.answer).read_text(encoding="utf-8")
-            decomposition = parse_decomposition_answer(
-                text,
-                [n for _, n in read_class_list(args.classes)],
-                name=args.name,
-                source=f"LLM answer {Path(args.answer).name}",
-            )
-        if getattr(args, "out", None):
-            write_decomposition(args.out, decomposition)
-            print(f"written {args.out}")
-    except (ValueError, FileNotFoundError) as error:
-        raise CommandError(str(error)) from None
+    if args.route == "prompt":
+        print(
+            build_decomposition_prompt([n for _, n in read_class_list(args.classes)], args.dataset),
+            end="",
+        )
+        return 0
+    if args.route == "charades":
+        decomposition = charades_decomposition(args.mapping, args.objects, args.verbs, args.classes)
+    elif args.route == "multithumos":
+        decomposition = shipped_decomposition("multithumos")
+        _print(decomposition)
+    else:
+        text = Path(args.answer).read_text(encoding="utf-8")
+        decomposition = parse_decomposition_answer(
+            text,
+            [n for _, n in read_class_list(args.classes)],
+            name=args.name,
+            source=f"LLM answer {Path(args.answer).name}",
+        )
+    if getattr(args, "out", None):
+        write_decomposition(args.out, decomposition)
+        print(f"written {args.out}")
     print(decomposition.summary())
     return 0

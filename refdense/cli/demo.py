@@ -34,12 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.cli import CommandError
     from refdense.train.demo import demo
 
-    try:
-        report = demo(args.out, overrides=tuple(args.overrides), threads=args.threads)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    report = demo(args.out, overrides=tuple(args.overrides), threads=args.threads)
     print(f"report written to {report}")
     return 0

@@ -48,14 +48,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from refdense.cli import CommandError
     from refdense.train import evaluate
 
     checkpoint = Path(args.checkpoint)
-    try:
-        result = evaluate(checkpoint, args.out, dataset=args.dataset, split=args.split, device=args.device)
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    result = evaluate(checkpoint, args.out, dataset=args.dataset, split=args.split, device=args.device)
     print(f"{checkpoint} (epoch {result.epoch}) on the {args.split} split of {result.dataset} (values in %):")
     print(result.table.to_markdown())
     print(f"predictions written to {result.predictions}")

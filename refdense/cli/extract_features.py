@@ -82,35 +82,32 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--video-encoder i3d needs --video-weights FILE. {i3d_download_hint()}")
     if encoder != "i3d" and args.video_weights:
         raise CommandError("--video-weights is the I3D checkpoint: use it with --video-encoder i3d only")
-    try:
-        videos = list_videos(args.videos)
-        if not videos:
-            raise CommandError(f"{args.videos}: no video files found")
-        video_encoder = (
-            load_i3d_video_encoder(args.video_weights, args.device)
-            if encoder == "i3d"
-            else load_s3d_video_encoder(args.device)
-            if encoder == "s3d"
-            else None
-        )
-        image_encoder = load_clip_image_encoder(args.image_weights, args.device)
-        print(
-            f"video stream: {video_encoder.name if video_encoder else f'your features in {args.video_features}'}; "
-            f"image stream: {image_encoder.name}; {len(videos)} videos in {args.videos}",
-            flush=True,
-        )
-        report = extract_features(
-            videos,
-            args.out,
-            image_encoder=image_encoder,
-            video_encoder=video_encoder,
-            video_features=args.video_features,
-            fps=args.fps,
-            chunk_segments=args.chunk_segments,
-            dtype=args.dtype,
-        )
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        raise CommandError(str(error)) from None
+    videos = list_videos(args.videos)
+    if not videos:
+        raise CommandError(f"{args.videos}: no video files found")
+    video_encoder = (
+        load_i3d_video_encoder(args.video_weights, args.device)
+        if encoder == "i3d"
+        else load_s3d_video_encoder(args.device)
+        if encoder == "s3d"
+        else None
+    )
+    image_encoder = load_clip_image_encoder(args.image_weights, args.device)
+    print(
+        f"video stream: {video_encoder.name if video_encoder else f'your features in {args.video_features}'}; "
+        f"image stream: {image_encoder.name}; {len(videos)} videos in {args.videos}",
+        flush=True,
+    )
+    report = extract_features(
+        videos,
+        args.out,
+        image_encoder=image_encoder,
+        video_encoder=video_encoder,
+        video_features=args.video_features,
+        fps=args.fps,
+        chunk_segments=args.chunk_segments,
+        dtype=args.dtype,
+    )
     print(report.summary())
     if encoder == "s3d":
         print("name this stream in `refdense prepare` with --video-encoder s3d-kinetics400")

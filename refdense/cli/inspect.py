@@ -25,16 +25,12 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from refdense.cli import CommandError
-    from refdense.data import DatasetError, dataset_statistics, format_statistics, read_info
+    from refdense.data import dataset_statistics, format_statistics, read_info
     from refdense.prepare.prepare import REPORT_FILE, read_prepare_report, summarize_prepare_report
 
-    try:
-        info = read_info(args.dir)
-        stats = dataset_statistics(args.dir)
-        prepared = read_prepare_report(args.dir)
-    except (DatasetError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    info = read_info(args.dir)
+    stats = dataset_statistics(args.dir)
+    prepared = read_prepare_report(args.dir)
     if args.json:
         print(
             json.dumps(

@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from refdense.cli import CommandError
-
 EPILOG = """The file holds `scores` and `labels` with `lengths` (V,), the number of segments of each video:
 either concatenated (N, C) arrays, the videos one after the other (as written by
 refdense.metrics.write_predictions or `refdense evaluate`), or padded (V, T, C) arrays; `video_ids` (V,)
@@ -55,13 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from refdense.metrics import paper_table, read_predictions
 
-    try:
-        predictions = read_predictions(args.predictions)
-        table = paper_table(predictions.scores, predictions.labels, taus=args.taus, threshold=args.threshold)
-    except FileNotFoundError as error:
-        raise CommandError(f"{args.predictions}: no such file") from error
-    except ValueError as error:
-        raise CommandError(str(error)) from error
+    predictions = read_predictions(args.predictions)
+    table = paper_table(predictions.scores, predictions.labels, taus=args.taus, threshold=args.threshold)
     if args.json:
         print(json.dumps(table.to_dict(), indent=2))
     else:

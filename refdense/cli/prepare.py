@@ -162,33 +162,30 @@ def run(args: argparse.Namespace) -> int:
         first = Path(args.annotations[0])
         candidate = (first if first.is_dir() else first.parent) / "Charades_v1_classes.txt"
         classes_file = candidate if candidate.exists() else None
-    try:
-        raw = read_annotations(
-            args.dataset,
-            args.annotations,
-            classes_file=classes_file,
-            fmt=args.format,
-            one_based=args.one_based,
-        )
-        decomposition = _decomposition(args, classes_file)
-        report = prepare_dataset(
-            raw,
-            args.video_features,
-            args.image_features,
-            args.out,
-            decomposition=decomposition,
-            name=args.dataset,
-            fps=args.fps or DEFAULT_FPS[args.dataset],
-            segment_frames=args.segment_frames,
-            boundary=args.boundary,
-            dtype=args.dtype,
-            length_tolerance=args.length_tolerance,
-            drop_empty_training=args.drop_empty_training,
-            video_encoder=args.video_encoder,
-            image_encoder=args.image_encoder,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        raise CommandError(str(error)) from None
+    raw = read_annotations(
+        args.dataset,
+        args.annotations,
+        classes_file=classes_file,
+        fmt=args.format,
+        one_based=args.one_based,
+    )
+    decomposition = _decomposition(args, classes_file)
+    report = prepare_dataset(
+        raw,
+        args.video_features,
+        args.image_features,
+        args.out,
+        decomposition=decomposition,
+        name=args.dataset,
+        fps=args.fps or DEFAULT_FPS[args.dataset],
+        segment_frames=args.segment_frames,
+        boundary=args.boundary,
+        dtype=args.dtype,
+        length_tolerance=args.length_tolerance,
+        drop_empty_training=args.drop_empty_training,
+        video_encoder=args.video_encoder,
+        image_encoder=args.image_encoder,
+    )
     print(report.summary())
     if decomposition is not None:
         print("decomposition:", decomposition.summary())

@@ -82,26 +82,22 @@ def parse_fixed(items: list[str]) -> Dials:
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.cli import CommandError
     from refdense.train.ablate import BASE
     from refdense.train.sweep import sweep
 
-    try:
-        path = sweep(
-            args.dial,
-            args.values,
-            args.out,
-            preset=args.preset,
-            variants=args.variants,
-            seeds=args.seeds,
-            fixed=parse_fixed(args.fixed),
-            epochs=args.epochs,
-            patience=args.patience,
-            base=args.config or BASE,
-            overrides=args.overrides,
-        )
-    except ValueError as error:
-        raise CommandError(str(error)) from None
+    path = sweep(
+        args.dial,
+        args.values,
+        args.out,
+        preset=args.preset,
+        variants=args.variants,
+        seeds=args.seeds,
+        fixed=parse_fixed(args.fixed),
+        epochs=args.epochs,
+        patience=args.patience,
+        base=args.config or BASE,
+        overrides=args.overrides,
+    )
     print((path.parent / "SWEEP.md").read_text())
     print(f"written to {path.parent}")
     return 0

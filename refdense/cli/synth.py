@@ -53,6 +53,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="0-1: how much the entity and motion prototypes follow the prompts' text embeddings",
     )
     dials.add_argument("--train-videos", type=int, help="number of training videos (default: the preset's)")
+    dials.add_argument(
+        "--held-out",
+        type=float,
+        default=0.0,
+        help="0-1 (excluded): share of composite classes kept (nearly) out of training and validation",
+    )
+    dials.add_argument(
+        "--held-out-k",
+        type=int,
+        default=0,
+        help="training instances kept per held-out class (default: 0, never seen together)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -65,24 +77,23 @@ def run(args: argparse.Namespace) -> int:
     if args.preset not in synth.PRESETS:
         raise CommandError(f"--preset: expected one of {sorted(synth.PRESETS)}, found {args.preset!r}")
     started = time.perf_counter()
-    try:
-        dials = synth.Dials(
-            coupling=args.coupling,
-            rare_share=args.rare_share,
-            rare_cap=args.rare_cap,
-            text_alignment=args.text_alignment,
-            train_videos=args.train_videos,
-        )
-        if args.out is None:
-            if args.overwrite:
-                raise CommandError(
-                    "--overwrite needs --out (the dataset in the data folder is kept up to date by itself)"
-                )
-            out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
-        else:
-            out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
-    except (FileExistsError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    dials = synth.Dials(
+        coupling=args.coupling,
+        rare_share=args.rare_share,
+        rare_cap=args.rare_cap,
+        text_alignment=args.text_alignment,
+        train_videos=args.train_videos,
+        held_out=args.held_out,
+        held_out_k=args.held_out_k,
+    )
+    if args.out is None:
+        if args.overwrite:
+            raise CommandError(
+                "--overwrite needs --out (the dataset in the data folder is kept up to date by itself)"
+            )
+        out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
+    else:
+        out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
     print(
         f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
         f"{time.perf_counter() - started:.1f} s"

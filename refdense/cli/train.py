@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
     from refdense.cli import CommandError
     from refdense.io import DiskFullError
-    from refdense.train import NonFiniteLossError, load_config, train
+    from refdense.train import load_config, train
 
     try:
         if args.resume:
@@ -72,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
             config = load_config(*args.config, overrides=args.overrides)
             run_dir = Path(args.out or Path("runs") / Path(args.config[-1]).stem)
         result = train(config, run_dir, resume=bool(args.resume), progress=False if args.quiet else None)
-    except (
-        ValueError,
-        NonFiniteLossError,
-    ) as error:  # ConfigError, CheckpointError, DatasetError, LockedError
-        raise CommandError(str(error)) from None
     except DiskFullError as error:
         resume = (
             f"; then continue the run with `refdense train --resume {run_dir}`"

@@ -49,6 +49,7 @@ from refdense.io import atomic_path
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, to_storage
 from refdense.prepare.i3d import InceptionI3d, feature_count, load_i3d
 from refdense.progress import track
+from refdense.weights import MissingWeightsError
 
 if TYPE_CHECKING:  # libraries without type information: these names are Any to mypy
     import av
@@ -422,7 +423,7 @@ def load_s3d_video_encoder(device: str | torch.device | None = None) -> S3DVideo
     try:
         model = s3d(weights=S3D_Weights.KINETICS400_V1)
     except Exception as error:
-        raise RuntimeError(
+        raise MissingWeightsError(
             f"could not load torchvision's S3D Kinetics-400 weights ({type(error).__name__}: {error}). Run once "
             f"with internet access (they go to {torch.hub.get_dir()}/checkpoints), or use --video-encoder i3d "
             "with --video-weights, or your own I3D features with --video-features"

@@ -6,6 +6,7 @@ that a checkpoint is always loaded into exactly what it was trained as.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -100,9 +101,25 @@ def build_criterion(
     return RefDenseCriterion(loss_cfg, dims, text_bank)
 
 
+#: The CPU feature flags (Linux's names) of native bf16 arithmetic: AMX tiles, AVX512-BF16.
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty where there is no
+    such file (another system: its CPU is then taken to have no native bf16)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    lines = (line.partition(":")[2] for line in text.splitlines() if line.startswith("flags"))
+    return frozenset(next(lines, "").split())
+
+
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively: AMX tiles or AVX512-BF16 (as torch detects them)."""
-    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    """Whether this CPU computes in bf16 natively: AMX-BF16 or AVX512-BF16 (:data:`NATIVE_BF16_FLAGS`)."""
+    return not NATIVE_BF16_FLAGS.isdisjoint(cpu_flags())
 
 
 #: ``run.precision``: bf16 autocast, float32, or ``"auto"`` (see :func:`resolve_precision`).
@@ -125,7 +142,23 @@ def autocast(device: torch.device, precision: Precision) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
-def build_optimizer(parameters: Iterable[torch.nn.Parameter], optim_cfg: OptimConfig) -> torch.optim.Adam:
-    """The run's Adam (``optim.lr``, ``optim.weight_decay``), fused: one kernel updates every parameter
-    on the CPU as on CUDA (the same update as the default implementation, to float rounding)."""
-    return torch.optim.Adam(parameters, lr=optim_cfg.lr, weight_decay=optim_cfg.weight_decay, fused=True)
+def build_optimizer(
+    parameters: Iterable[torch.nn.Parameter], optim_cfg: OptimConfig
+) -> torch.optim.Optimizer:
+    """The run's optimizer: ``optim.optimizer`` (adam, adamw, sgd) with ``optim.lr``,
+    ``optim.weight_decay`` (and ``optim.momentum`` for sgd), on parameters already on their device.
+
+    Fused where PyTorch has a fused kernel for the device (CPU and CUDA among them): one kernel
+    updates every parameter, the same update as the default implementation to float rounding.
+    Elsewhere PyTorch's default implementation."""
+    parameters = list(parameters)
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+    options: dict = {"lr": optim_cfg.lr, "weight_decay": optim_cfg.weight_decay}
+    if optim_cfg.optimizer == "sgd":
+        options["momentum"] = optim_cfg.momentum
+    try:
+        return kinds[optim_cfg.optimizer](parameters, fused=True, **options)
+    except RuntimeError as error:  # PyTorch refuses fused=True for a device without the kernel
+        if "fused" not in str(error):
+            raise
+        return kinds[optim_cfg.optimizer](parameters, **options)

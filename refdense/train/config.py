@@ -72,10 +72,17 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with a step schedule, as in the paper (section 4)."""
+    """The optimizer and its step schedule; Adam, as in the paper (section 4), by default.
 
+    ``optimizer``: ``adam`` (``weight_decay`` as an L2 term of the gradient, as ``torch.optim.Adam``),
+    ``adamw`` (decoupled weight decay) or ``sgd`` (with ``momentum``, which only SGD reads); each is
+    the fused PyTorch implementation where the device has one.
+    """
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-4
     weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
     epochs: int = 25
     batch_size: int = 5  # the global batch: split evenly over the processes of a distributed run
     step_size: int = 7  # multiply the learning rate by ``gamma`` every ``step_size`` epochs
@@ -86,6 +93,7 @@ class OptimConfig:
         check_fields(self)
         require(self, self.lr > 0, "lr", "a number > 0")
         require(self, self.weight_decay >= 0, "weight_decay", "a number >= 0")
+        require(self, 0 <= self.momentum < 1, "momentum", "a number in [0, 1)")
         for name in ("epochs", "batch_size", "step_size"):
             require(self, getattr(self, name) >= 1, name, "an integer >= 1")
         require(self, 0 < self.gamma <= 1, "gamma", "a number in (0, 1]")

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from refdense.io import output_folder
 from refdense.train.config import CONFIGS, TrainConfig, load_config
-from refdense.train.loop import TrainResult, train
+from refdense.train.loop import train
+from refdense.train.result import TrainResult
 
 MODELS = {"RefDense": (), "PAT (I3D+CLIP concat)": ("ablations/pat.yaml",)}
 

@@ -58,7 +58,6 @@ from refdense.data import DatasetInfo, DenseActionDataset, collate
 from refdense.data.dataset import Batch
 from refdense.io import atomic_write, exclusive_lock, output_folder, resolve_link
 from refdense.losses import RefDenseCriterion
-from refdense.metrics import PaperTable
 from refdense.models import Detector
 from refdense.progress import progress_bar
 from refdense.train import distributed
@@ -93,6 +92,7 @@ from refdense.train.components import (
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
 from refdense.train.report import data_summary, table_summary, write_run_files
+from refdense.train.result import NonFiniteLossError, TrainResult
 
 # Keys that may change when a run is resumed: they do not change what is computed.
 RESUMABLE_CHANGES = {
@@ -105,22 +105,6 @@ RESUMABLE_CHANGES = {
     "data.text_weights",
 }
 LOCK_FILE = "run.lock"
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stops and the last good checkpoint is kept."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What :func:`train` returns (everything is also in the run directory)."""
-
-    run_dir: Path
-    history: list[dict]  # one record per epoch, as in metrics.jsonl
-    checkpoint: Path  # the checkpoint evaluated on the test split
-    checkpoint_epoch: int  # ... and its epoch (1-based)
-    test: PaperTable | None  # None on ranks other than 0
-    predictions: Path | None  # predictions-test.npz (None on ranks other than 0)
 
 
 class TrainingStep(nn.Module):
@@ -343,8 +327,8 @@ class TrainingRun:
         )
         return TrainingStep(model, criterion).to(self.context.device)
 
-    def setup_optimizer(self) -> tuple[torch.optim.Adam, torch.optim.lr_scheduler.StepLR]:
-        """Adam over the model's and the criterion's parameters, and its step schedule."""
+    def setup_optimizer(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.StepLR]:
+        """``optim.optimizer`` over the model's and the criterion's parameters, and its step schedule."""
         optim = self.config.optim
         optimizer = build_optimizer(self.step_module.parameters(), optim)
         return optimizer, torch.optim.lr_scheduler.StepLR(
@@ -485,7 +469,7 @@ def train_one_epoch(
         runner: a :class:`TrainingStep` (possibly wrapped by DDP or ``torch.compile``): ``runner(batch,
             validate=False)`` returns the criterion's result (``total`` and the ``terms``).
         loader: the epoch's batches.
-        optimizer: the run's fused Adam (:func:`refdense.train.components.build_optimizer`).
+        optimizer: the run's optimizer (:func:`refdense.train.components.build_optimizer`), any kind.
         context: this process's rank, world size and device.
         epoch: the epoch, 0-based, of ``epochs`` in all (progress bar and error messages).
         precision: ``run.precision`` (bf16 autocast or float32).
@@ -496,10 +480,12 @@ def train_one_epoch(
 
     The steps never wait for the device: the loss terms stay tensors, summed on the device, and are
     read back (and, in a distributed run, all-reduced) once per logging interval of ``log_every``
-    steps and at the end of the epoch. A non-finite loss is caught without reading it back: from
-    that step on, the fused Adam skips every update (its ``found_inf`` flag), and the end of the
-    interval stops with :class:`NonFiniteLossError`, naming the step and its loss terms; no weights
-    computed from a non-finite loss are ever kept.
+    steps and at the end of the epoch. The NaN guard works with any optimizer and asks nothing of it:
+    a non-finite loss is flagged on the device without reading it back (the step and its terms are
+    recorded), and the end of the interval, at the latest the epoch's last step, stops with
+    :class:`NonFiniteLossError` naming them. The steps between the bad one and the end of the
+    interval still run, but the epoch never reaches its checkpoint, so no weights computed from a
+    non-finite loss are ever kept: ``latest.pt`` and ``best.pt`` stay those of the last good epoch.
     """
     runner.train()
     device = context.device
@@ -511,7 +497,6 @@ def train_one_epoch(
     )  # the step index and the values of the first non-finite loss (NaN while there is none)
     stopped = torch.zeros((), device=device)  # 1.0 once a loss was not finite
     step_index = torch.zeros(1, dtype=torch.float64, device=device)  # the step, counted on the device
-    optimizer.found_inf = stopped  # type: ignore[attr-defined]  # read by the fused Adam: no update while nonzero
     bar = progress_bar(
         len(loader),
         desc=f"epoch {epoch + 1}/{epochs}",
@@ -551,7 +536,6 @@ def train_one_epoch(
                 bar.set_postfix_str(f"loss {totals[0] / totals[-1]:.4f}")
             bar.update()
     finally:
-        del optimizer.found_inf  # type: ignore[attr-defined]
         bar.close()
     means = {key: totals[i] / totals[-1] for i, key in enumerate(keys)}
     return {key: means[key] for key in sorted(means, key=lambda k: (k != "loss", k))}

@@ -1,4 +1,8 @@
-"""What a finished run writes besides checkpoints: ``results.json``, ``results.md`` and plots."""
+"""What a finished run writes besides checkpoints: ``results.json``, ``results.md`` and plots.
+
+The plots need matplotlib (the ``course`` extra): without it a run writes its results without
+plots, and ``results.md`` says why they are missing and how to get them.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,16 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
-
+from refdense.extras import COURSE_EXTRA, available, require
 from refdense.io import atomic_path, atomic_write
 from refdense.metrics import PaperTable
-from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
 
-if TYPE_CHECKING:  # the training loop imports this module
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from refdense.data import DenseActionDataset
     from refdense.train.config import TrainConfig
-    from refdense.train.loop import TrainResult
+    from refdense.train.result import TrainResult
 
 
 def table_summary(table: PaperTable) -> str:
@@ -93,7 +96,7 @@ def save_figure(figure: Figure, path: Path) -> None:
     """Save a Figure as PNG atomically and close it (if pyplot manages it)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    require("matplotlib.pyplot", "saving a figure").close(figure)
 
 
 def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -> None:
@@ -130,13 +133,18 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
         "",
         f"Predictions: `{predictions.name}` (read it with `refdense metrics {predictions.name}`).",
         "",
-        "![loss](plots/loss.png)",
-        "",
-        "![validation mAP](plots/val_map.png)",
-        "",
     ]
+    plots = available("matplotlib")
+    if plots:
+        lines += ["![loss](plots/loss.png)", "", "![validation mAP](plots/val_map.png)", ""]
+    else:
+        lines += [f"No plots: matplotlib is not installed ({COURSE_EXTRA} installs it).", ""]
     with atomic_write(run_dir / "results.md") as handle:
         handle.write("\n".join(lines))
+    if not plots:
+        return
+    from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
+
     save_figure(
         plot_loss_curves(result.history, title=f"Training loss ({config.model.arch})"),
         run_dir / "plots" / "loss.png",
@@ -158,6 +166,9 @@ def write_demo_report(
     from refdense.train.components import open_dataset_dir
     from refdense.viz.metrics import plot_class_ap
     from refdense.viz.timeline import plot_timeline
+    from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
+
+    plt = require("matplotlib.pyplot", "the demo's report")
 
     names = list(results)
     first = configs[names[0]]

@@ -67,7 +67,11 @@ class Test:
 def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
     """The slope of ``full`` minus ``variant`` in ``metric`` against the dial, for one seed of a sweep."""
     trends = seed_trends(result["runs"], result["values"], variant, metric)
-    return trends[result["seeds"].index(seed)]
+    if seed not in trends:
+        raise ValueError(
+            f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(trends)})"
+        )
+    return trends[seed]
 
 
 def _trend(sweep: str, variant: str, metric: str) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
@@ -135,7 +139,9 @@ def seeds_for_power(
     for n in range(2, most + 1):
         critical = stats.t.ppf(0.975, n - 1)
         shift = effect * math.sqrt(n) / sd
-        found = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+        # A tail scipy cannot evaluate (NaN, for a far-off tail) is as good as 0: the other tail decides.
+        tails = [stats.nct.sf(critical, n - 1, shift), stats.nct.cdf(-critical, n - 1, shift)]
+        found = sum(float(tail) for tail in tails if not math.isnan(tail))
         if found >= power:
             return n
     return None

@@ -50,7 +50,6 @@ from refdense.train.ablate import (
     fit,
     format_interval,
     interval,
-    paired_gains,
     run_metrics,
 )
 from refdense.train.config import TrainConfig, load_config
@@ -113,16 +112,41 @@ def slope(values: Sequence[float], gains: Sequence[float]) -> float:
     return float(np.polyfit(x[finite], y[finite], 1)[0])
 
 
+def seed_gains(reference: Sequence[dict], variant: Sequence[dict], metric: str) -> dict[int, float]:
+    """``{seed: reference's metric - variant's}``, the runs paired by their ``seed``, not their position.
+
+    ``reference`` and ``variant``: run records of ``sweep.json`` (each with ``seed`` and ``metric``);
+    a seed run twice, or run by one and not the other, is an error that names it.
+    """
+    by_seed = []
+    for name, records in (("reference", reference), ("variant", variant)):
+        seeds = [r["seed"] for r in records]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"{name} runs: a seed appears twice ({seeds})")
+        by_seed.append({r["seed"]: r[metric] for r in records})
+    first, second = by_seed
+    if first.keys() != second.keys():
+        raise ValueError(
+            f"gains in {metric}: the reference ran seeds {sorted(first)}, the variant seeds {sorted(second)}"
+        )
+    return {seed: first[seed] - second[seed] for seed in first}
+
+
 def seed_trends(
     runs: dict[str, dict[str, list[dict]]], values: Sequence[float], variant: str, metric: str
-) -> list[float]:
+) -> dict[int, float]:
     """Seed by seed, the slope of the gain (``full`` minus ``variant`` in ``metric``) against the dial.
 
-    ``runs``: ``sweep.json``'s ``runs`` (dial value -> variant -> one record per seed, in the order of
-    the seeds); ``values``: the dial's values, in the order of ``runs``.
+    ``runs``: ``sweep.json``'s ``runs`` (dial value -> variant -> one record per seed); ``values``: the
+    dial's values, in the order of ``runs``. Every value must hold the same seeds (checked).
     """
-    gains = [paired_gains(by_variant[REFERENCE], by_variant[variant], metric) for by_variant in runs.values()]
-    return [slope(values, [at_value[k] for at_value in gains]) for k in range(len(gains[0]))]
+    gains = [seed_gains(by_variant[REFERENCE], by_variant[variant], metric) for by_variant in runs.values()]
+    for key, at_value in zip(runs, gains, strict=True):
+        if at_value.keys() != gains[0].keys():
+            raise ValueError(
+                f"dial value {key}: seeds {sorted(at_value)}, but {sorted(gains[0])} at {next(iter(runs))}"
+            )
+    return {seed: slope(values, [at_value[seed] for at_value in gains]) for seed in gains[0]}
 
 
 def sweep(
@@ -203,7 +227,10 @@ def sweep(
     others = [name for name in chosen if name != REFERENCE]
     per_seed = {
         name: {
-            m: [paired_gains(by_variant[REFERENCE], by_variant[name], m) for by_variant in runs.values()]
+            m: [
+                list(seed_gains(by_variant[REFERENCE], by_variant[name], m).values())
+                for by_variant in runs.values()
+            ]
             for m in metrics
         }
         for name in others
@@ -216,7 +243,10 @@ def sweep(
         key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
         for key, by_variant in runs.items()
     }
-    trends = {name: {m: interval(seed_trends(runs, values, name, m)) for m in metrics} for name in others}
+    trends = {
+        name: {m: interval(list(seed_trends(runs, values, name, m).values())) for m in metrics}
+        for name in others
+    }
     result = {
         "dial": dial,
         "values": list(values),
