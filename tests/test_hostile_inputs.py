@@ -5,6 +5,7 @@ beside the target, and each refusal names the folder."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -15,9 +16,13 @@ import pytest
 from refdense import synth
 from refdense.cli import main
 from refdense.io import OUTPUT_MARKER, OutputFolderError, output_folder
+from refdense.prepare.decompose import DecompositionError, parse_decomposition_answer, read_decomposition
+from refdense.prepare.formats import FormatError, read_charades_csv, read_super_events
+from refdense.prepare.prepare import annotate_video
+from refdense.schema import ConfigError, shown
 from refdense.train import evaluate, train
 from refdense.train.ablate import ablate
-from refdense.train.config import from_dict
+from refdense.train.config import from_dict, load_config
 from refdense.train.demo import demo
 from refdense.train.sweep import sweep
 
@@ -378,3 +383,94 @@ def test_a_video_twice_in_a_predictions_file_is_refused_not_scored_twice(tmp_pat
              video_ids=np.array(["clip", "clip"]))
     with pytest.raises(ValueError, match=r"twice.npz: video_ids: each video may appear once .*'clip' more than once"):
         read_predictions(path)
+
+
+# --------------------------------------------------------------------------- YAML and JSON
+
+YAML_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n" for prev, name in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (YAML_BOMB, "line 2, column 8: aliases (*a) are not accepted"),  # 9**9 strings once expanded
+        ("model: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
+        ("optim:\n  epochs: " + "9" * 5000 + "\n", "Exceeds the limit (4300 digits)"),
+        (b"optim:\n  lr: \xff\xfe\n", "not UTF-8 text"),
+    ],
+    ids=["alias-bomb", "deep", "huge-integer", "not-utf8"],
+)
+def test_a_hostile_config_file_is_refused_naming_the_file(text, message, tmp_path):
+    path = tmp_path / "hostile.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+    assert len(str(error.value)) < 300  # the value itself is never printed whole
+
+
+def test_a_set_value_with_an_alias_is_refused_and_a_long_value_printed_cut():
+    with pytest.raises(ConfigError, match=r"^--set optim.lr=\[&a 1, \*a\]: not valid YAML: .*aliases"):
+        load_config(overrides=["optim.lr=[&a 1, *a]"])
+    with pytest.raises(ConfigError, match=r"optim.lr must be a number, found 'xxx+\.\.\.x+'$") as error:
+        load_config(overrides=["optim.lr=" + "x" * 5000])
+    assert len(str(error.value)) < 5000 + 200 and str(error.value).count("x") < 200
+
+
+def test_shown_cuts_long_values_and_names_huge_integers_by_size():
+    assert shown(10**5000) == "an integer of about 5001 digits"  # repr() itself raises ValueError
+    assert shown(12345) == "12345" and shown("short") == "'short'"
+    assert len(shown("y" * 10_000)) <= 80 and len(shown([list(range(100))] * 100)) < 200
+
+
+def test_deep_or_repeated_json_gets_a_clear_error_naming_the_file(tmp_path):
+    classes = ["open door", "close door"]
+    deep = '{"open door": ' * 100_000 + "1" + "}" * 100_000
+    with pytest.raises(DecompositionError, match="^LLM answer: objects or lists nested too deeply"):
+        parse_decomposition_answer(deep, classes)
+    twice = '{"open door": {"entity": "door", "motion": "open"}, "open door": {"entity": "x", "motion": "y"}}'
+    with pytest.raises(DecompositionError, match="^LLM answer: the key 'open door' appears twice"):
+        parse_decomposition_answer(twice, classes)
+    path = tmp_path / "decomposition.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(DecompositionError, match=f"^{path}: not valid JSON .*nested too deeply"):
+        read_decomposition(path)
+    path.write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(DecompositionError, match=f"^{path}: not valid JSON .*can't decode byte 0xff"):
+        read_decomposition(path)
+    annotations = tmp_path / "annotations.json"
+    annotations.write_text('{"v": ' * 100_000 + "}" * 100_000)
+    with pytest.raises(FormatError, match=f"^{annotations}: not valid JSON .*nested too deeply"):
+        read_super_events(annotations, ["a"])
+
+
+# --------------------------------------------------------------------------- official annotations
+
+
+def test_durations_of_the_wrong_type_are_reported_per_video_like_nan_and_negatives(tmp_path):
+    durations = {"null": None, "list": [1, 2], "text": "ten", "bool": True, "negative": -3.0, "good": 10.0}
+    path = tmp_path / "charades.json"
+    videos = {name: {"subset": "training", "duration": d, "actions": [[0, 1.0, "2"], [0, 1, 2]]}
+              for name, d in durations.items()}
+    path.write_text(json.dumps(videos))
+    raw = read_super_events(path, ["a"])
+    assert raw.problems == {"duration not a number": 4, "malformed action": 6}
+    assert f"{path.name}: video 'list': duration must be a number of seconds, found [1, 2]" in (
+        raw.details["duration not a number"])
+    for name in durations:
+        outcome = annotate_video(name, raw.videos[name], 10, segment_frames=8, fps=8.0, boundary="strict",
+                                 drop_empty_training=False)
+        if name == "good":
+            assert outcome.skipped is None and outcome.annotation.duration == pytest.approx(10.0)
+        else:  # skipped and said so, like the negative one; null is not taken from the features
+            assert outcome.skipped[0] == "no positive duration" and not outcome.duration_from_features
+    csv = tmp_path / "Charades_v1_train.csv"
+    csv.write_text("id,actions,length\nA,,twenty\nB,,20\n")
+    classes = tmp_path / "Charades_v1_classes.txt"
+    classes.write_text("c000 a\n")
+    raw = read_charades_csv([csv], classes)
+    assert math.isnan(raw.videos["A"]["duration"]) and raw.videos["B"]["duration"] == pytest.approx(20.0)
+    assert raw.details["duration not a number"] == [f"{csv}:2: video 'A': duration must be a number of "
+                                                   "seconds, found 'twenty'"]

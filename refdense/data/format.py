@@ -261,13 +261,33 @@ def unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return dict(pairs)
 
 
+def parse_json(text: str, start: int = 0) -> tuple[Any, int]:
+    """The JSON value in ``text`` from ``start`` on and where it ends (``json.JSONDecoder.raw_decode``),
+    refusing an object that names a key twice. Every ``ValueError``: invalid JSON, a repeated key, an
+    integer of over 4300 digits, or nesting too deep for Python's recursion limit."""
+    try:
+        return json.JSONDecoder(object_pairs_hook=unique_keys).raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("objects or lists nested too deeply (over about 1000 levels)") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value a file holds, all of it (:func:`parse_json`; ``ValueError`` also for text that
+    is not UTF-8 or follows the value)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    data, end = parse_json(text, len(text) - len(text.lstrip()))
+    if text[end:].strip():
+        raise ValueError(f"extra data after the JSON value at character {end}")
+    return data
+
+
 def _read_json(path: Path) -> object:
     """Parse a JSON file, refusing an object that names a key twice (a repeated video id)."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle, object_pairs_hook=unique_keys)
+        return read_json(path)
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
 
