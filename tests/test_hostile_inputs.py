@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -474,3 +475,32 @@ def test_durations_of_the_wrong_type_are_reported_per_video_like_nan_and_negativ
     assert math.isnan(raw.videos["A"]["duration"]) and raw.videos["B"]["duration"] == pytest.approx(20.0)
     assert raw.details["duration not a number"] == [f"{csv}:2: video 'A': duration must be a number of "
                                                    "seconds, found 'twenty'"]
+
+
+# --------------------------------------------------------------------------- offline downloads
+
+
+@pytest.mark.parametrize("hub_offline", [False, True], ids=["HF_HUB_OFFLINE-unset", "HF_HUB_OFFLINE-set"])
+@pytest.mark.parametrize("name", ["clip-rn50", "i3d"])
+def test_weights_download_offline_fails_in_seconds_and_writes_nothing(name, hub_offline, tmp_path, monkeypatch,
+                                                                      capsys):
+    """No network (a resolver that hangs, as on a machine without DNS): a clear error within the probe's
+    5 seconds, not the hub client's retries, and no folder, lock or metadata file left behind."""
+    import huggingface_hub.constants
+
+    from refdense import weights
+
+    def hanging_resolver(address, timeout):
+        time.sleep(60)
+        raise OSError("unreachable")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", hub_offline)
+    monkeypatch.setattr(weights.socket, "create_connection", hanging_resolver)
+    started = time.monotonic()
+    assert main(["weights", "download", name, "--dir", str(tmp_path / "weights")]) == 2
+    assert time.monotonic() - started < weights.PROBE_SECONDS + 3
+    message = capsys.readouterr().err
+    assert "download failed" in message and "needs internet access" in message
+    expected = "HF_HUB_OFFLINE is set" if hub_offline and name == "clip-rn50" else "cannot be reached within 5 s"
+    assert expected in message
+    assert list(tmp_path.rglob("*")) == []
