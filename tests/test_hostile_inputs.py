@@ -504,3 +504,33 @@ def test_weights_download_offline_fails_in_seconds_and_writes_nothing(name, hub_
     expected = "HF_HUB_OFFLINE is set" if hub_offline and name == "clip-rn50" else "cannot be reached within 5 s"
     assert expected in message
     assert list(tmp_path.rglob("*")) == []
+
+
+# --------------------------------------------------------------------------- long videos
+
+LONG_VIDEO = """
+import resource, sys
+import torch
+from refdense.models import ModelConfig, build_model, predict_full_video
+torch.set_num_threads(1)
+cfg = ModelConfig(dim=16, heads=2, head_dim=8, blocks=1, strides=[2, 4], max_len=16, local_hidden=32,
+                  position=sys.argv[1])
+model = build_model(cfg, video_dim=8, image_dim=4, num_classes=3, num_entities=2, num_motions=2)
+video, image = torch.randn(100_000, 8), torch.randn(100_000, 4)
+# what is mapped now and 2 GiB more (one 100,000^2 attention matrix would be 40 GB per head)
+size = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) << 10
+resource.setrlimit(resource.RLIMIT_AS, (size + (2 << 30), size + (2 << 30)))
+probs = predict_full_video(model, video, image)
+head = predict_full_video(model, video[:5000], image[:5000])  # its first windows alone
+print(tuple(probs.shape), bool(torch.isfinite(probs).all()), float((probs[:4096] - head[:4096]).abs().max()))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("position", ["relative", "pat"])
+def test_a_100000_segment_video_is_predicted_in_windows_under_a_memory_limit(position):
+    done = subprocess.run([sys.executable, "-c", LONG_VIDEO, position], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    shape, finite, difference = done.stdout.split(") ")[0] + ")", *done.stdout.split(") ")[1].split()
+    assert shape == "(100000, 3)" and finite == "True" and float(difference) < 1e-5

@@ -4,8 +4,9 @@ Every number this package reports (validation mAP during training, the test tabl
 ``refdense evaluate``, the demo, the ablations) comes from :func:`predict_split` followed by
 ``refdense.metrics``; RefDense and PAT are scored by the same code.
 
-A video is predicted in full, never as a window: ``refdense.models.predict_full_videos`` cuts it
-into windows only where the ``pat`` position mode needs it, never drops the tail, and batches the
+A video is predicted in full: ``refdense.models.predict_full_videos`` cuts it into the windows
+one forward pass takes (``max_len`` in the ``pat`` position mode, 4096 segments in the
+``relative`` one, so memory is bounded by the window), never drops the tail, and batches the
 windows of many videos together (each video gets the probabilities it would get alone).
 """
 
