@@ -7,7 +7,13 @@ flushed to disk, then moved over the final name with ``os.replace`` (atomic on P
 systems). A folder replacing an existing one moves the old one aside as ``NAME.old-<pid>`` for
 the instant between two renames. A process killed outright (SIGKILL, power loss) cannot clean
 up after itself, so each helper first cleans what processes that no longer run left beside
-``NAME`` (:func:`remove_stale`).
+``NAME`` (:func:`remove_stale`). A leftover folder is recognised by the marker file
+:data:`STAGING_MARKER` inside it, never by its name alone: a user's folder that happens to be
+called ``NAME.old-<N>`` is left alone.
+
+Output folders of the commands follow one rule (:func:`output_folder`): a command writes into a
+folder only if it is missing, empty, or marked as made by that command (:data:`OUTPUT_MARKER`);
+never the current folder or one that holds it; a symlink is followed to its target.
 
 A full disk (or quota) raises :class:`DiskFullError` naming the file; the previous version of the
 file stays as it was.
@@ -17,14 +23,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+STAGING_MARKER = ".refdense-staging"
+"""File inside a folder being written by :func:`atomic_directory` (or moved aside by it): marks
+``NAME.tmp-<pid>`` / ``NAME.old-<pid>`` folders as leftovers that may be cleaned up."""
+
+OUTPUT_MARKER = ".refdense-output"
+"""File that :func:`output_folder` writes first into a command's output folder: JSON
+``{"made_by": COMMAND}``."""
 
 
 class DiskFullError(OSError):
@@ -34,6 +49,10 @@ class DiskFullError(OSError):
     """
 
     strerror: str  # always given (OSError's may be None)
+
+
+class OutputFolderError(FileExistsError, ValueError):
+    """An output folder that a command may not write into (:func:`output_folder`)."""
 
 
 class LockedError(ValueError):
@@ -93,11 +112,19 @@ _LEFTOVER = re.compile(r"(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)")
 
 
 def dead_leftovers(folder: Path) -> list[Path]:
-    """The ``NAME.tmp-<pid>`` and ``NAME.old-<pid>`` entries of ``folder`` whose process no longer runs."""
+    """The ``NAME.tmp-<pid>`` and ``NAME.old-<pid>`` entries of ``folder`` whose process no longer runs.
+
+    A folder counts only when it holds :data:`STAGING_MARKER` (a folder of the user's that is
+    merely named like one is not a leftover).
+    """
     found = []
     for entry in sorted(folder.iterdir()) if folder.is_dir() else ():
         match = _LEFTOVER.fullmatch(entry.name)
-        if match and int(match["pid"]) != os.getpid() and not _process_is_running(int(match["pid"])):
+        if match is None or entry.is_symlink():
+            continue
+        if entry.is_dir() and not (entry / STAGING_MARKER).is_file():
+            continue
+        if int(match["pid"]) != os.getpid() and not _process_is_running(int(match["pid"])):
             found.append(entry)
     return found
 
@@ -118,6 +145,7 @@ def clean_leftover(leftover: Path) -> None:
     match = _leftover_match(leftover)
     final = leftover.with_name(match["name"])
     if match["kind"] == "old" and not final.exists():
+        (leftover / STAGING_MARKER).unlink(missing_ok=True)
         leftover.rename(final)
     elif leftover.is_dir():
         shutil.rmtree(leftover)
@@ -132,25 +160,99 @@ def remove_stale(final: Path) -> None:
             clean_leftover(leftover)
 
 
+def resolve_link(path: Path) -> Path:
+    """``path``, or its target when ``path`` is a symlink (so that writing replaces the target, not
+    the link). A link whose target does not exist raises ``OutputFolderError`` naming both."""
+    if not path.is_symlink():
+        return path
+    target = path.resolve()
+    if not target.exists():
+        raise OutputFolderError(
+            f"{path}: is a link to {target}, which does not exist; create it or name another folder"
+        )
+    return target
+
+
+def _describe(entries: Iterable[str]) -> str:
+    names = sorted(entries)
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def output_folder(out: str | os.PathLike, command: str, accepts: Iterable[str] = ()) -> Path:
+    """Claim the folder ``out`` for the output of ``command`` (``"demo"``, ``"train"``, ...); return it.
+
+    The one rule for the commands' output folders: ``out`` may be missing, empty, or marked by
+    :data:`OUTPUT_MARKER` as made by ``command`` (or by one of ``accepts``, commands whose output
+    ``command`` may share). The current folder, or a folder holding it, and any other folder raise
+    ``OutputFolderError`` naming the folder and what is in it, before anything is written. A symlink
+    is followed: the folder returned is its target. The marker is written first, so a folder this
+    command started is recognised as its own even after an interruption.
+    """
+    out = resolve_link(Path(out))
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        raise OutputFolderError(
+            f"{out}: is the current folder (or holds it), which refdense never writes into; "
+            f"name a new folder, e.g. --out runs/{command}"
+        )
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out}: exists and is not a folder")
+    marker = out / OUTPUT_MARKER
+    if out.is_dir() and any(out.iterdir()):
+        made_by = _made_by(marker)
+        if made_by not in (command, *accepts):
+            found = (
+                f"made by `refdense {made_by}`"
+                if made_by
+                else f"holds {_describe(e.name for e in out.iterdir())}"
+            )
+            raise OutputFolderError(
+                f"{out}: is not a folder of `refdense {command}` ({found}); refdense writes only into "
+                "a missing or empty folder or one it made. Name a new or empty folder"
+            )
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(marker) as handle:
+        json.dump({"made_by": command}, handle)
+    return out
+
+
+def _made_by(marker: Path) -> str | None:
+    """The command recorded in an :data:`OUTPUT_MARKER` file; None if missing or unreadable."""
+    try:
+        with open(marker, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return str(data["made_by"]) if isinstance(data, dict) and isinstance(data.get("made_by"), str) else None
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder that replaces the folder ``path`` once the block succeeds.
 
     A reader sees either the old folder (or none) or the complete new one. An existing ``path``
     is replaced only with ``overwrite``; otherwise ``FileExistsError`` is raised before any work.
+    A ``path`` that is a symlink is replaced at its target (:func:`resolve_link`); the link stays.
     """
-    final = Path(path)
+    final = resolve_link(Path(path))
+    made = False
     remove_stale(final)
     if final.exists() and not overwrite:
         raise FileExistsError(f"{final}: exists (pass overwrite=True / --overwrite to replace it)")
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir() and (tmp / STAGING_MARKER).is_file():
+            shutil.rmtree(tmp)  # a leftover of an earlier process that had this pid
         tmp.mkdir()
+        made = True
+        (tmp / STAGING_MARKER).touch()
         yield tmp
+        (tmp / STAGING_MARKER).unlink()
         if final.exists():
             old = final.with_name(f"{final.name}.old-{os.getpid()}")
+            (final / STAGING_MARKER).touch()
             final.rename(old)
             tmp.rename(final)
             shutil.rmtree(old)
@@ -161,7 +263,8 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             raise _disk_full(error, final, f"folder {final.name}") from error
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if made:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

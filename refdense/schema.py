@@ -25,6 +25,7 @@ import collections.abc
 import dataclasses
 import difflib
 import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -63,8 +64,8 @@ def require(section: Any, ok: bool, key: str, expected: str, found: Any = _FIELD
     (``decomposition[2]``); ``found`` is the value shown, by default the field's.
     """
     if not ok:
-        shown = getattr(section, key) if found is _FIELD else found
-        raise FieldError(type(section).__name__, key, f"must be {expected}, found {shown!r}")
+        shown_value = getattr(section, key) if found is _FIELD else found
+        raise FieldError(type(section).__name__, key, f"must be {expected}, found {shown(shown_value)}")
 
 
 def check_fields(section: Any) -> None:
@@ -97,7 +98,7 @@ def build(cls: type[T], data: Any, source: str, prefix: str = "") -> T:
 def _section(cls: type[T], data: Any, prefix: str) -> T:
     if not isinstance(data, Mapping):
         raise ConfigError(
-            f"{prefix.rstrip('.') or 'the top level'} must be a mapping of keys, found {data!r}"
+            f"{prefix.rstrip('.') or 'the top level'} must be a mapping of keys, found {shown(data)}"
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
@@ -132,7 +133,7 @@ def _check(kind: Any, value: Any, key: str) -> Any:
         ]
         if literal and len(options) == 1:
             if value not in literal:
-                raise _ValueProblem(key, f"must be None or one of {_choices(literal)}, found {value!r}")
+                raise _ValueProblem(key, f"must be None or one of {_choices(literal)}, found {shown(value)}")
             return value
         problems = []
         for option in options:
@@ -143,38 +144,38 @@ def _check(kind: Any, value: Any, key: str) -> Any:
         raise problems[0]
     if origin is Literal:
         if value not in args:
-            raise _ValueProblem(key, f"must be one of {_choices(args)}, found {value!r}")
+            raise _ValueProblem(key, f"must be one of {_choices(args)}, found {shown(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise _ValueProblem(key, f"must be a list, found {value!r}")
+            raise _ValueProblem(key, f"must be a list, found {shown(value)}")
         if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
             if len(value) != len(args):
-                raise _ValueProblem(key, f"must be a list of {len(args)} items, found {list(value)!r}")
+                raise _ValueProblem(key, f"must be a list of {len(args)} items, found {shown(list(value))}")
             return tuple(_check(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
         item = args[0] if args else Any
         items = [_check(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin in (collections.abc.Mapping, dict):
         if not isinstance(value, Mapping):
-            raise _ValueProblem(key, f"must be a mapping, found {value!r}")
+            raise _ValueProblem(key, f"must be a mapping, found {shown(value)}")
         key_kind, value_kind = args or (Any, Any)
         return {_check(key_kind, k, key): _check(value_kind, v, f"{key}.{k}") for k, v in value.items()}
     if kind is Any:
         return value
     if kind is bool:
         if not isinstance(value, bool):
-            raise _ValueProblem(key, f"must be true or false, found {value!r}")
+            raise _ValueProblem(key, f"must be true or false, found {shown(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _ValueProblem(key, f"must be an integer, found {value!r}")
+            raise _ValueProblem(key, f"must be an integer, found {shown(value)}")
         return value
     if kind is float:
         return _finite_float(value, key)
     if kind is str:
         if not isinstance(value, str):
-            raise _ValueProblem(key, f"must be a string, found {value!r}")
+            raise _ValueProblem(key, f"must be a string, found {shown(value)}")
         return value
     raise TypeError(f"refdense.schema: no rule to check a value of type {kind!r} (key {key})")
 
@@ -187,14 +188,28 @@ def _finite_float(value: Any, key: str) -> float:
         except ValueError:
             pass
     if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise _ValueProblem(key, f"must be a number, found {value!r}")
+        raise _ValueProblem(key, f"must be a number, found {shown(value)}")
     try:
         number = float(number)
     except OverflowError:  # an integer beyond the float range
         number = math.inf
     if not math.isfinite(number):
-        raise _ValueProblem(key, f"must be a finite number, found {value!r}")
+        raise _ValueProblem(key, f"must be a finite number, found {shown(value)}")
     return number
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple = 3, 6, 6, 6
+_SHORT.maxstring = _SHORT.maxother = 80
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to about 80 characters for an error message (nested values, long strings
+    and lists abbreviated with ``...``); an integer of over 40 digits is shown by its size (Python
+    refuses to write one of over 4300 digits)."""
+    if isinstance(value, int) and abs(value).bit_length() > 133:
+        return f"an integer of about {int(abs(value).bit_length() * math.log10(2)) + 1} digits"
+    return _SHORT.repr(value)
 
 
 def _choices(choices: Any) -> str:

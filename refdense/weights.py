@@ -22,6 +22,7 @@ first, and the hub is probed once with a short timeout before any download is at
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -89,17 +90,21 @@ def cached_clip_checkpoint() -> Path | None:
 
 
 def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds.
-
-    False at once under ``HF_HUB_OFFLINE=1``. The probe runs in a thread, so a resolver that hangs
-    (no DNS server) costs ``timeout`` too, not the minutes of the hub client's retries.
-    """
+    """Whether the Hugging Face hub answers a TCP connection within ``timeout`` seconds
+    (:func:`reachable`); False at once under ``HF_HUB_OFFLINE=1``."""
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
-        return False
-    url = urlparse(constants.ENDPOINT)
-    address = (url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80))
+    return not constants.HF_HUB_OFFLINE and reachable(constants.ENDPOINT, timeout)
+
+
+def reachable(url: str, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether the host of ``url`` answers a TCP connection within ``timeout`` seconds.
+
+    The probe runs in a thread, so a resolver that hangs (no DNS server) costs ``timeout`` too, not
+    the minutes of a download client's retries.
+    """
+    parts = urlparse(url)
+    address = (parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     answered = threading.Event()
 
     def probe() -> None:
@@ -113,6 +118,13 @@ def hub_reachable(timeout: float = PROBE_SECONDS) -> bool:
     thread.start()
     thread.join(timeout)
     return answered.is_set()
+
+
+def require_network(url: str) -> None:
+    """Raise ``OSError`` within :data:`PROBE_SECONDS` unless the host of ``url`` can be reached,
+    before anything is downloaded or written (a download command offline fails in seconds)."""
+    if not reachable(url):
+        raise OSError(f"{urlparse(url).hostname} cannot be reached within {PROBE_SECONDS:g} s (no network?)")
 
 
 def clip_missing_message(reason: str, how_to_pass: str) -> str:
@@ -183,14 +195,26 @@ def i3d_download_hint() -> str:
 
 
 def download_clip_rn50(folder: str | os.PathLike) -> Path:
-    """Download OpenAI's CLIP RN50 checkpoint (open_clip format) into ``folder``; returns the file."""
-    from huggingface_hub import hf_hub_download
+    """Download OpenAI's CLIP RN50 checkpoint (open_clip format) into ``folder``; returns the file.
 
+    Fails at once under ``HF_HUB_OFFLINE=1`` and within :data:`PROBE_SECONDS` without a network
+    (:func:`require_network`); the hub client's lock and metadata files (``folder/.cache``) are
+    removed when the download fails, and ``folder`` too if this call made it and it stayed empty."""
+    from huggingface_hub import constants, hf_hub_download
+
+    if constants.HF_HUB_OFFLINE:
+        raise RuntimeError("HF_HUB_OFFLINE is set, which forbids downloads: unset it for this command")
+    require_network(constants.ENDPOINT)
     folder = Path(folder)
+    made = [p for p in (folder, folder / ".cache") if not p.exists()]
     errors = []
     for name in CLIP_CHECKPOINT_NAMES[:2]:
         try:
             return Path(hf_hub_download(CLIP_HUB_REPO, name, local_dir=folder))
         except Exception as error:  # noqa: BLE001 -- try the next file name, report all at the end
             errors.append(f"{name}: {type(error).__name__}: {error}")
+    if folder / ".cache" in made:
+        shutil.rmtree(folder / ".cache", ignore_errors=True)
+    if folder in made and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
     raise RuntimeError(f"could not download CLIP {CLIP_MODEL} from {CLIP_HUB_REPO}: " + "; ".join(errors))

@@ -5,7 +5,14 @@ import sys
 
 import pytest
 
-from refdense.io import LockedError, atomic_directory, atomic_path, atomic_write, exclusive_lock
+from refdense.io import (
+    STAGING_MARKER,
+    LockedError,
+    atomic_directory,
+    atomic_path,
+    atomic_write,
+    exclusive_lock,
+)
 
 
 def dead_pid() -> int:
@@ -50,6 +57,7 @@ def test_atomic_directory_appears_complete_or_not_at_all(tmp_path):
     out = tmp_path / "dataset"
     stale_dir = tmp_path / f"dataset.tmp-{dead_pid()}"
     stale_dir.mkdir()
+    (stale_dir / STAGING_MARKER).touch()
     (stale_dir / "half.h5").write_text("x")
     with pytest.raises(RuntimeError):
         with atomic_directory(out) as tmp:
@@ -73,17 +81,20 @@ def test_a_folder_left_between_two_renames_comes_back(tmp_path):
     leaves NAME.old-PID and NAME.tmp-PID and no NAME: the next write puts the old folder back first."""
     pid = dead_pid()
     old, new = tmp_path / f"dataset.old-{pid}", tmp_path / f"dataset.tmp-{pid}"
-    old.mkdir()
+    for leftover in (old, new):
+        leftover.mkdir()
+        (leftover / STAGING_MARKER).touch()
     (old / "a.json").write_text("old")
-    new.mkdir()
     (new / "a.json").write_text("new, never renamed")
     with pytest.raises(FileExistsError):  # the old folder is back: replacing it needs overwrite
         with atomic_directory(tmp_path / "dataset"):
             pass
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]
     assert (tmp_path / "dataset" / "a.json").read_text() == "old"
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["a.json"]  # marker gone
     done = tmp_path / f"dataset.old-{dead_pid()}"  # killed after the second rename: only removed
     done.mkdir()
+    (done / STAGING_MARKER).touch()
     with atomic_directory(tmp_path / "dataset", overwrite=True) as staging:
         (staging / "a.json").write_text("newer")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset"]

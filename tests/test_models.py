@@ -23,6 +23,7 @@ from refdense.models import (
 from refdense.models.blocks import upsample_linear
 from refdense.models.complexity import AttentionCount
 from refdense.models.config import ARCHS
+from refdense.models.detector import RELATIVE_WINDOW
 
 VIDEO, IMAGE, CLASSES, ENTITIES, MOTIONS = 12, 10, 5, 3, 4
 FIELDS = [f.name for f in dataclasses.fields(DetectionOutput)]
@@ -180,7 +181,7 @@ def test_forward_returns_detection_output_with_the_documented_shapes(arch):
 def test_every_architecture_is_a_detector_with_what_inference_relies_on(arch, stream, position):
     model = make(tiny(arch=arch, position=position, inputs=stream))
     assert isinstance(model, Detector)
-    assert model.max_window == (16 if position == "pat" else None)
+    assert model.max_window == (16 if position == "pat" else RELATIVE_WINDOW)
     reads = {"video": (VIDEO, None), "image": (None, IMAGE), "concat": (VIDEO, IMAGE), None: (VIDEO, IMAGE)}
     assert (model.video_dim, model.image_dim) == reads[stream]
     # the forward of the contract: a stream the model does not read may be None; padding is masked

@@ -18,6 +18,7 @@ from refdense.cli import main
 from refdense.data.dataset import read_labels
 from refdense.data.format import read_annotations as read_dataset_annotations
 from refdense.data.format import read_info
+from refdense.io import STAGING_MARKER
 from refdense.prepare.decompose import Decomposition
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, as_segments
 from refdense.prepare.formats import (
@@ -415,7 +416,8 @@ def test_prepare_replaces_a_dataset_as_a_whole_even_when_killed_between_files(tm
     killed = subprocess.run([sys.executable, "-c", KILLED_PREPARE, *args, "--dtype", "float32"])
     assert killed.returncode == -signal.SIGKILL
     staged = [p for p in tmp_path.iterdir() if p.name.startswith("out.tmp-")]
-    assert len(staged) == 1 and [p.name for p in staged[0].iterdir()] == ["features.h5"]  # the new features...
+    # the new features, marked as a leftover ...
+    assert len(staged) == 1 and sorted(p.name for p in staged[0].iterdir()) == [STAGING_MARKER, "features.h5"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # ... never beside the old dataset.json
     assert main(args + ["--dtype", "float32"]) == 0
     assert not staged[0].exists()  # the next run removed what the killed one left

@@ -12,6 +12,7 @@ from refdense import synth
 from refdense.cli import main
 from refdense.data import dataset_statistics, read_info, read_labels, split_statistics
 from refdense.data.format import read_features
+from refdense.io import STAGING_MARKER
 from refdense.synth import default_dataset
 
 # The real datasets' label statistics (docs/METHOD.md, section 6; training split, testing where it gives it).
@@ -160,17 +161,22 @@ def test_sigterm_stops_synth_even_when_its_clean_up_hangs(tmp_path):
     process.stdout.close()
     assert process.returncode == -signal.SIGALRM  # the clean-up hung and the grace period ended it
     leftover = tmp_path / f"tiny.tmp-{process.pid}"
-    assert [p.name for p in leftover.iterdir()] == ["features.h5"]
+    assert sorted(p.name for p in leftover.iterdir()) == [STAGING_MARKER, "features.h5"]
     # The next command that writes a dataset here removes what dead processes left, whatever the
-    # dataset's name, and only folders that hold nothing but dataset files.
+    # dataset's name, and only folders marked as leftovers that hold nothing but dataset files.
     other = tmp_path / f"other.tmp-{process.pid}"
     other.mkdir()
+    (other / STAGING_MARKER).touch()
     (other / "annotations.json.tmp-17").write_text("{")
     foreign = tmp_path / f"notes.tmp-{process.pid}"
     foreign.mkdir()
+    (foreign / STAGING_MARKER).touch()
     (foreign / "notes.txt").write_text("not a dataset file")
+    unmarked = tmp_path / f"mine.old-{process.pid}"  # a user's folder, merely named like a leftover
+    unmarked.mkdir()
+    (unmarked / "features.h5").write_text("the user's")
     synth.generate("tiny", tmp_path / "another")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["another", foreign.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["another", unmarked.name, foreign.name]
 
 
 @pytest.mark.parametrize("preset", sorted(synth.PRESETS))

@@ -18,7 +18,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "About 10 minutes on 2 CPU cores.",
     )
     parser.add_argument(
-        "--out", default="runs/demo", help="output folder (default: %(default)s); its runs are replaced"
+        "--out",
+        default="runs/demo",
+        help="output folder (default: %(default)s): missing, empty or an earlier demo's, whose runs are replaced",
     )
     add_overrides_option(parser, "override a config key for both models, e.g. --set optim.epochs=5")
     parser.add_argument(

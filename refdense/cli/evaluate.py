@@ -37,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="predictions file to write (default, in the checkpoint's run directory: "
         "predictions-test.npz for best.pt on the test split, the file `refdense train` wrote; "
         "predictions-val.npz / -train.npz for the other splits; predictions-test-latest.npz "
-        "for latest.pt)",
+        "for latest.pt; predictions-test-on-NAME.npz for a --dataset NAME other than the run's own, "
+        "so that the run's results.md and predictions-test.npz always agree; a checkpoint outside "
+        "a run's checkpoints/ folder needs --out)",
     )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
     parser.set_defaults(func=run)
@@ -47,15 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from refdense.train import evaluate
-    from refdense.train.evaluate import predictions_path
 
     checkpoint = Path(args.checkpoint)
-    out = (
-        Path(args.out)
-        if args.out
-        else predictions_path(checkpoint.resolve().parent.parent, args.split, checkpoint.stem)
-    )
-    result = evaluate(checkpoint, out, dataset=args.dataset, split=args.split, device=args.device)
+    result = evaluate(checkpoint, args.out, dataset=args.dataset, split=args.split, device=args.device)
     print(f"{checkpoint} (epoch {result.epoch}) on the {args.split} split of {result.dataset} (values in %):")
     print(result.table.to_markdown())
     print(f"predictions written to {result.predictions}")

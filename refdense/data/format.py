@@ -33,7 +33,15 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from refdense.io import atomic_directory, atomic_path, atomic_write, clean_leftover, dead_leftovers
+from refdense.io import (
+    STAGING_MARKER,
+    atomic_directory,
+    atomic_path,
+    atomic_write,
+    clean_leftover,
+    dead_leftovers,
+    resolve_link,
+)
 from refdense.schema import ConfigError, build, check_fields, require
 
 if TYPE_CHECKING:
@@ -58,6 +66,56 @@ FOLDER_FILES = (INFO_FILE, ANNOTATIONS_FILE, FEATURES_FILE, "prepare-report.json
 
 class DatasetError(ValueError):
     """A dataset file is missing, malformed or inconsistent (the message says which and where)."""
+
+
+# The most segments of one video, and values of one array, an HDF5 file may declare: a crafted
+# file declaring 10^12 rows is refused before anything is read (100,000 segments is a 2-hour
+# video at 1 segment per 0.075 s; the bounds leave two orders of magnitude above that).
+MAX_SEGMENTS = 10_000_000
+MAX_VALUES = 1 << 31
+
+
+def h5_member(path: Path, group: h5py.Group, name: str) -> h5py.Dataset:
+    """The dataset ``name`` of ``group`` in the HDF5 file ``path``, once it is known to be safe to read.
+
+    Refused with :class:`DatasetError` naming the file and the member: a name that is not a
+    plain member (``.``, ``a/b``), a soft or external link (it would read another member or
+    another file), a member that is not a dataset, a virtual dataset (it reads other files, or
+    zeros for a missing one), external raw storage (it reads any local file as the values), and
+    a declared shape over :data:`MAX_SEGMENTS` rows or :data:`MAX_VALUES` values. Compressed
+    data is then read chunk by chunk by HDF5, so reading it takes the memory of its declared
+    shape, however well it compresses.
+    """
+    import h5py
+
+    where = f"{path}: member {group.name.rstrip('/')}/{name}"
+    if not name or name in (".", "..") or "/" in name:
+        raise DatasetError(f"{where}: {name!r} is not a valid video id in HDF5 (no '/', not '.' or '..')")
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise DatasetError(f"{where}: not found")
+    if not isinstance(link, h5py.HardLink):
+        kind = "an external link" if isinstance(link, h5py.ExternalLink) else "a soft link"
+        raise DatasetError(f"{where}: is {kind}; refdense reads only data stored in the file itself")
+    member = group[name]
+    if not isinstance(member, h5py.Dataset):
+        raise DatasetError(f"{where}: expected a dataset (an array), found a group")
+    if member.is_virtual:
+        raise DatasetError(
+            f"{where}: is a virtual dataset (it reads other files); store the values in the file"
+        )
+    if member.external:
+        raise DatasetError(
+            f"{where}: keeps its values in external files ({str(member.external[0][0])[:200]}); "
+            "refdense reads only data stored in the file itself"
+        )
+    rows = member.shape[0] if member.shape else 1
+    if rows > MAX_SEGMENTS or member.size > MAX_VALUES:
+        raise DatasetError(
+            f"{where}: declares shape {member.shape}, over the bound of {MAX_SEGMENTS} segments "
+            f"and {MAX_VALUES} values"
+        )
+    return member
 
 
 @dataclass(frozen=True)
@@ -203,13 +261,33 @@ def unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return dict(pairs)
 
 
+def parse_json(text: str, start: int = 0) -> tuple[Any, int]:
+    """The JSON value in ``text`` from ``start`` on and where it ends (``json.JSONDecoder.raw_decode``),
+    refusing an object that names a key twice. Every ``ValueError``: invalid JSON, a repeated key, an
+    integer of over 4300 digits, or nesting too deep for Python's recursion limit."""
+    try:
+        return json.JSONDecoder(object_pairs_hook=unique_keys).raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("objects or lists nested too deeply (over about 1000 levels)") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value a file holds, all of it (:func:`parse_json`; ``ValueError`` also for text that
+    is not UTF-8 or follows the value)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    data, end = parse_json(text, len(text) - len(text.lstrip()))
+    if text[end:].strip():
+        raise ValueError(f"extra data after the JSON value at character {end}")
+    return data
+
+
 def _read_json(path: Path) -> object:
     """Parse a JSON file, refusing an object that names a key twice (a repeated video id)."""
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle, object_pairs_hook=unique_keys)
+        return read_json(path)
     except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
         raise DatasetError(f"{path}: not valid JSON ({error})") from None
 
@@ -416,11 +494,19 @@ def feature_lengths(path: str | os.PathLike, info: DatasetInfo | None = None) ->
     with handle:
         lengths: dict[str, dict[str, int]] = {}
         for stream in STREAMS:
-            if stream not in handle or not isinstance(handle[stream], h5py.Group):
-                raise DatasetError(f"{path}: expected a group {stream!r}, found groups {sorted(handle)}")
+            link = handle.get(stream, getlink=True)
+            if not isinstance(link, h5py.HardLink) or not isinstance(handle[stream], h5py.Group):
+                found = (
+                    "a link" if link is not None and not isinstance(link, h5py.HardLink) else "no such group"
+                )
+                raise DatasetError(
+                    f"{path}: expected a group {stream!r} stored in the file, found {found} "
+                    f"(members: {sorted(handle)[:10]})"
+                )
             lengths[stream] = {}
-            for video_id, dataset in handle[stream].items():
-                if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2:
+            for video_id in handle[stream]:
+                dataset = h5_member(path, handle[stream], video_id)
+                if dataset.ndim != 2:
                     raise DatasetError(
                         f"{path}: video {video_id!r}: {stream}/{video_id}: expected a 2-d "
                         f"array (T, D), found {getattr(dataset, 'shape', 'a group')}"
@@ -467,7 +553,7 @@ def read_features(
         for video_id in video_ids:
             pair = []
             for stream in STREAMS:
-                array = handle[stream][video_id][()]
+                array = h5_member(path, handle[stream], video_id)[()]
                 if array.dtype not in (np.float16, np.float32):
                     raise DatasetError(
                         f"{path}: video {video_id!r}: {stream}: expected float16 or float32, "
@@ -505,9 +591,13 @@ def _foreign_entries(folder: Path) -> list[str]:
     return sorted(
         entry.name
         for entry in folder.iterdir()
-        if entry.is_dir()
-        or not any(
-            fnmatch.fnmatchcase(re.sub(r"\.tmp-\d+$", "", entry.name), pattern) for pattern in FOLDER_FILES
+        if entry.name != STAGING_MARKER
+        and (
+            entry.is_dir()
+            or not any(
+                fnmatch.fnmatchcase(re.sub(r"\.tmp-\d+$", "", entry.name), pattern)
+                for pattern in FOLDER_FILES
+            )
         )
     )
 
@@ -533,9 +623,10 @@ def dataset_directory(out: str | os.PathLike, overwrite: bool = False) -> Iterat
     never replaces a folder it did not write (``--out .`` with a project in it, a home folder).
 
     First of all, what dead processes left beside ``out`` while writing datasets (``NAME.tmp-<pid>``,
-    ``NAME.old-<pid>`` folders holding nothing but dataset files) is cleaned up, whatever NAME.
+    ``NAME.old-<pid>`` folders marked as leftovers and holding nothing but dataset files) is cleaned
+    up, whatever NAME. A symlinked ``out`` is written at its target; the link stays.
     """
-    out = Path(out)
+    out = resolve_link(Path(out))
     for leftover in dead_leftovers(out.parent):
         if leftover.is_dir() and not _foreign_entries(leftover):
             clean_leftover(leftover)

@@ -31,7 +31,7 @@ import torch
 from refdense.data import DatasetInfo, read_info
 from refdense.experiments.launch import Launch, Run, fit_runs
 from refdense.experiments.probe import probe_dataset
-from refdense.io import atomic_write
+from refdense.io import atomic_write, output_folder
 from refdense.metrics import paper_table, read_predictions
 from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
@@ -195,6 +195,7 @@ def ablate(
         *overrides,
     ]
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
+    out = output_folder(out, "ablate", accepts=("sweep",))
     info = read_info(open_dataset_dir(dataset))
     same_as: dict[str, str] = {}
     for k, variant in enumerate(chosen):

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from refdense.io import output_folder
 from refdense.train.config import CONFIGS, TrainConfig, load_config
 from refdense.train.loop import train
 from refdense.train.result import TrainResult
@@ -46,8 +47,9 @@ def demo(
 ) -> Path:
     """Train RefDense and PAT on the synthetic data, evaluate both, write ``out/REPORT.md``; return its path.
 
-    ``overrides`` (``"optim.epochs=2"``, ...) apply to both models. Previous runs in ``out`` are
-    replaced: the demo always trains from scratch. ``threads``: torch CPU threads during the demo
+    ``overrides`` (``"optim.epochs=2"``, ...) apply to both models. ``out`` follows the output
+    folder rule (:func:`refdense.io.output_folder`: missing, empty or a demo's folder); its two
+    runs are replaced (the demo always trains from scratch), and only if they are runs. ``threads``: torch CPU threads during the demo
     (None: leave torch's setting). One is the default because these small models gain little
     from a second thread, and on a machine with any other load, two threads on two cores ran
     3-4 times slower than one in our measurements.
@@ -66,6 +68,7 @@ def _demo(out: Path, overrides: tuple[str, ...], progress: bool | None) -> Path:
     from refdense.train.report import write_demo_report
 
     configs = demo_configs(overrides=overrides)
+    out = output_folder(out, "demo")
     started = time.perf_counter()
     bar = tqdm(
         total=sum(c.optim.epochs for c in configs.values()),
@@ -76,9 +79,8 @@ def _demo(out: Path, overrides: tuple[str, ...], progress: bool | None) -> Path:
     results: dict[str, TrainResult] = {}
     seconds: dict[str, float] = {}
     for name, config in configs.items():
-        run_dir = out / _slug(name)
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
+        run_dir = output_folder(out / _slug(name), "train")  # refuses a folder that is not a run
+        shutil.rmtree(run_dir)
         bar.set_description(f"demo: training {name}")
         began = time.perf_counter()
         results[name] = train(

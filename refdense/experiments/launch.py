@@ -36,7 +36,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
-from refdense.io import LockedError, exclusive_lock
+from refdense.io import LockedError, exclusive_lock, output_folder
 from refdense.progress import Progress, progress_bar
 from refdense.train.config import TrainConfig, load_config
 from refdense.train.evaluate import predictions_path
@@ -95,7 +95,7 @@ def fit(config: TrainConfig, run_dir: Path) -> Path:
     One process per run (no ``torchrun``); processes that fit the same run directory wait for each
     other (a lock on ``fit.lock``, released when its holder ends in any way).
     """
-    run_dir = Path(run_dir)
+    run_dir = output_folder(run_dir, "train")
     with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}", wait=True):
         if not finished(config, run_dir):
             train(config, run_dir, resume=(run_dir / "checkpoints" / "latest.pt").is_file(), progress=False)
@@ -132,6 +132,7 @@ class RunsFailed(ValueError):
 
 def _state(config: TrainConfig, run_dir: Path) -> str:
     """``"finished"`` (:func:`fit` would reuse it), ``"locked"`` (another process fits it) or ``"todo"``."""
+    run_dir = output_folder(run_dir, "train")
     try:
         with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}"):
             return "finished" if finished(config, run_dir) else "todo"

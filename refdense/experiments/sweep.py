@@ -52,7 +52,7 @@ from refdense.experiments.ablate import (
     training_notes,
 )
 from refdense.experiments.launch import Launch, fit_runs
-from refdense.io import atomic_write
+from refdense.io import atomic_write, output_folder
 from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.config import TrainConfig, load_config
 
@@ -202,6 +202,7 @@ def sweep(
     rarest = max(settings, key=lambda d: d.rare_share)
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
+    out = output_folder(out, "sweep", accepts=("ablate",))
     planned = []  # (dial value, variant, seed, dataset folder, run): the datasets built here, first
     for value in values:
         for seed in seeds:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,12 +56,18 @@ def write_predictions(
         )
 
 
-def _pickled_members(path: str | os.PathLike) -> list[str]:
-    """Names of the arrays in an ``.npz`` whose dtype holds Python objects, from their headers
-    alone (nothing is unpickled)."""
+MEMBERS = ("scores", "labels", "lengths", "video_ids")
+"""The arrays of a predictions file; any other member is never decompressed."""
+MAX_VALUES = 1 << 31
+"""The most values one member may declare (a crafted header declaring 10^12 is refused unread)."""
+
+
+def _member_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{name: (shape, dtype)}`` of the arrays in an ``.npz``, from their headers alone (nothing
+    is decompressed beyond the header, nothing unpickled)."""
     import zipfile
 
-    found = []
+    found = {}
     with zipfile.ZipFile(path) as archive:
         for member in archive.namelist():
             with archive.open(member) as handle:
@@ -67,8 +75,8 @@ def _pickled_members(path: str | os.PathLike) -> list[str]:
                 read = (
                     np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
                 )
-                if read(handle)[2].hasobject:
-                    found.append(member.removesuffix(".npy"))
+                shape, _, dtype = read(handle)
+            found[member.removesuffix(".npy")] = (tuple(shape), dtype)
     return found
 
 
@@ -100,12 +108,22 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
         raise FileNotFoundError(f"{path}: no such predictions file")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{where}not a .npz file (expected a zip archive of .npy arrays)")
+    unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
     try:
-        pickled = _pickled_members(path)
+        headers = _member_headers(path)
+    except unreadable as error:
+        raise ValueError(f"{where}not a readable .npz file ({error})") from None
+    pickled = [name for name, (_, dtype) in headers.items() if dtype.hasobject]
+    for name in MEMBERS:
+        if name in headers and not pickled and math.prod(headers[name][0]) > MAX_VALUES:
+            raise ValueError(
+                f"{where}{name}: declares shape {headers[name][0]}, over the bound of {MAX_VALUES} values"
+            )
+    try:
         if not pickled:
             with np.load(path, allow_pickle=False) as data:
-                content = {name: data[name] for name in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+                content = {name: data[name] for name in MEMBERS if name in headers}
+    except unreadable as error:
         raise ValueError(f"{where}not a readable .npz file ({error})") from None
     if pickled:
         raise ValueError(
@@ -144,6 +162,12 @@ def read_predictions(path: str | os.PathLike) -> Predictions:
     num_videos = len(lengths) if lengths.ndim == 1 else 0
     video_ids = content.get("video_ids")
     video_ids = [str(v) for v in video_ids] if video_ids is not None else [str(v) for v in range(num_videos)]
+    repeated = sorted(v for v, n in Counter(video_ids).items() if n > 1)
+    if repeated:
+        raise ValueError(
+            f"{where}video_ids: each video may appear once (it would be scored twice), found "
+            f"{', '.join(repr(v[:80]) for v in repeated[:5])} more than once"
+        )
     if scores.ndim == 2:
         score_list = _concatenated_videos(scores, lengths, "scores", where)
         label_list = _concatenated_videos(labels, lengths, "labels", where)

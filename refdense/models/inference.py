@@ -63,8 +63,9 @@ def predict_full_videos(
     """Action probabilities of whole videos of any length, computed in batches across videos.
 
     Each video is cut into pieces the model can take in one pass: consecutive windows of
-    ``model.max_window`` segments in the ``pat`` position mode (the last one shorter), the whole
-    video in the ``relative`` mode (``max_window`` None); no segment is dropped. The pieces of all
+    ``model.max_window`` segments (the last one shorter; in the ``relative`` position mode only
+    videos over :data:`refdense.models.detector.RELATIVE_WINDOW` segments are cut), so memory is
+    bounded by the window, not by the video; no segment is dropped. The pieces of all
     videos are sorted by length and packed into batches of at most ``max_batch_segments`` segments
     (a longer piece runs alone), each padded to its longest piece and masked. A padded sequence gives
     the same valid outputs as alone (the models' masking guarantees it, and in the ``pat`` mode a
@@ -89,7 +90,7 @@ def predict_full_videos(
     pieces = []  # (video index, start, length)
     for index, streams in enumerate(checked):
         length = next(x for x in streams if x is not None).shape[0]
-        window = model.max_window or length
+        window = model.max_window
         pieces += [(index, start, min(window, length - start)) for start in range(0, length, window)]
     if not pieces:
         return []

@@ -30,10 +30,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from refdense.data.format import unique_keys
+from refdense.data.format import parse_json, read_json
 from refdense.io import atomic_write
 from refdense.paths import shipped
 from refdense.prepare.formats import FormatError, read_class_list
+from refdense.schema import shown
 
 FORMAT = "refdense-decomposition/1"
 NO_CONCEPT = {"", "none", "null", "nil", "n/a", "na", "-", "no entity", "no motion"}
@@ -167,8 +168,7 @@ def read_decomposition(path: str | Path) -> Decomposition:
     """Read a ``refdense-decomposition/1`` JSON file (see the module docstring)."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, object_pairs_hook=unique_keys)
+        data = read_json(path)
     except FileNotFoundError:
         raise DecompositionError(f"{path}: decomposition file not found") from None
     except ValueError as error:  # invalid JSON, or a key given twice
@@ -190,12 +190,12 @@ def read_decomposition(path: str | Path) -> Decomposition:
             or not {"entity", "motion"} <= set(entry)
         ):
             raise DecompositionError(
-                f"{path}: classes[{i}]: expected {{'class', 'entity', 'motion'}}, found {entry!r}"
+                f"{path}: classes[{i}]: expected {{'class', 'entity', 'motion'}}, found {shown(entry)}"
             )
         for key in ("entity", "motion"):
             if entry[key] is not None and (not isinstance(entry[key], str) or not entry[key].strip()):
                 raise DecompositionError(
-                    f"{path}: class {entry['class']!r}: {key} must be a name or null, found {entry[key]!r}"
+                    f"{path}: class {entry['class']!r}: {key} must be a name or null, found {shown(entry[key])}"
                 )
         names.append(entry["class"])
         entities.append(entry["entity"])
@@ -316,7 +316,7 @@ def normalise_concept(name: object, where: str) -> str | None:
     if name is None:
         return None
     if not isinstance(name, str):
-        raise DecompositionError(f"{where}: expected a name or null, found {name!r}")
+        raise DecompositionError(f"{where}: expected a name or null, found {shown(name)}")
     words = _words(name.strip()).lower()
     return None if words in NO_CONCEPT else words
 
@@ -355,13 +355,14 @@ def _extract_json(text: str) -> object:
         raise DecompositionError(
             'LLM answer: no JSON object found (expected {class: {"entity": ..., "motion": ...}})'
         )
-    decoder = json.JSONDecoder()
     first_error = None
     for candidate, start in [(block, 0) for block in fenced] + [(text, i) for i in starts]:
         try:
-            return decoder.raw_decode(candidate.strip() if candidate is not text else candidate, start)[0]
+            return parse_json(candidate.strip() if candidate is not text else candidate, start)[0]
         except json.JSONDecodeError as error:
             first_error = first_error or error
+        except ValueError as error:  # JSON, but a key given twice or nested too deeply
+            raise DecompositionError(f"LLM answer: {error}") from None
     raise DecompositionError(f"LLM answer: the JSON does not parse ({first_error})")
 
 
@@ -399,7 +400,7 @@ def parse_decomposition_answer(
             continue
         if not isinstance(value, dict) or not {"entity", "motion"} <= set(value):
             raise DecompositionError(
-                f'LLM answer: class {key!r}: expected {{"entity": ..., "motion": ...}}, found {value!r}'
+                f'LLM answer: class {key!r}: expected {{"entity": ..., "motion": ...}}, found {shown(value)}'
             )
         pair = (
             normalise_concept(value["entity"], f"LLM answer: class {key!r}: entity"),

@@ -18,8 +18,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from refdense.data.format import DatasetError, h5_member
+
+if TYPE_CHECKING:
+    import h5py
 
 
 class FeatureError(ValueError):
@@ -67,9 +73,15 @@ class FeatureSource:
                     f"{self.path}: not a readable HDF5 file ({error}); expected a folder of "
                     "<video_id>.npy or an HDF5 file"
                 ) from None
-            group = self._h5[stream] if isinstance(self._h5.get(stream), h5py.Group) else self._h5
+            group = self._h5[stream] if _is_group(self._h5, stream) else self._h5
             self._group = group
-            self.ids = sorted(name for name, item in group.items() if isinstance(item, h5py.Dataset))
+            self.ids = sorted(name for name in group if not _is_group(group, name))
+            try:  # every member but the groups stored in the file: refused if unsafe to read
+                for name in self.ids:
+                    h5_member(self.path, group, name)
+            except DatasetError as error:
+                self._h5.close()
+                raise FeatureError(str(error), "unsafe HDF5 member") from None
             if not self.ids:
                 self._h5.close()
                 raise FeatureError(
@@ -86,7 +98,7 @@ class FeatureSource:
         where = f"{self.path if self._h5 is not None else self._files[video_id]}: video {video_id!r}"
         try:
             if self._h5 is not None:
-                array = self._group[video_id][()]
+                array = h5_member(self.path, self._group, video_id)[()]
             else:
                 array = np.load(self._files[video_id], allow_pickle=False)
         except (ValueError, OSError, EOFError) as error:
@@ -107,6 +119,13 @@ class FeatureSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_group(parent: h5py.Group, name: str) -> bool:
+    """Whether ``name`` is a group stored in the file itself (a link to one is not)."""
+    import h5py
+
+    return isinstance(parent.get(name, getlink=True), h5py.HardLink) and isinstance(parent[name], h5py.Group)
 
 
 def align_streams(

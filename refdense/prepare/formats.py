@@ -31,13 +31,14 @@ Formats (``FORMATS``):
 from __future__ import annotations
 
 import csv
-import json
+import math
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refdense.data.format import SUBSETS, unique_keys
+from refdense.data.format import SUBSETS, read_json
+from refdense.schema import shown
 
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
 TSU_FPS = 20.0
@@ -143,6 +144,14 @@ class RawAnnotations:
         self.examples.setdefault(kind, message)
         self.details.setdefault(kind, []).append(message)
 
+    def wrong_duration(self, origin: str, value: object) -> float:
+        """Note a duration that is not a number (``null``, a list, a string) read at ``origin`` and
+        return NaN for it, so that the video is skipped and reported as any non-positive one."""
+        self.note(
+            "duration not a number", f"{origin}: duration must be a number of seconds, found {shown(value)}"
+        )
+        return math.nan
+
 
 def read_class_list(path: str | Path) -> list[tuple[str, str]]:
     """Read a class list, one class per line, in id order.
@@ -177,8 +186,7 @@ def read_class_list(path: str | Path) -> list[tuple[str, str]]:
 
 def _load_json(path: Path) -> dict:
     try:
-        with open(path, encoding="utf-8") as handle:
-            data = json.load(handle, object_pairs_hook=unique_keys)
+        data = read_json(path)
     except ValueError as error:  # invalid JSON, or a video id given twice
         raise FormatError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(data, dict) or not data:
@@ -197,7 +205,7 @@ def _check_entry(path: Path, video_id: str, entry: object) -> None:
         )
     if entry["subset"] not in SUBSETS:
         raise FormatError(
-            f"{path}: video {video_id!r}: subset must be one of {SUBSETS}, found {entry['subset']!r}"
+            f"{path}: video {video_id!r}: subset must be one of {SUBSETS}, found {shown(entry['subset'])}"
         )
 
 
@@ -250,7 +258,7 @@ def read_super_events(
                 and isinstance(action[0], int)
                 and all(isinstance(v, (int, float)) for v in action[1:])
             ):
-                raw.note("malformed action", f"{origin}: expected [class, start, end], found {action!r}")
+                raw.note("malformed action", f"{origin}: expected [class, start, end], found {shown(action)}")
                 continue
             cls = action[0] - offset
             if not 0 <= cls < num:
@@ -262,7 +270,11 @@ def read_super_events(
             origins.append(origin)
         raw.videos[str(video_id)] = {
             "subset": entry["subset"],
-            "duration": float(entry["duration"]) * time_scale,
+            "duration": (
+                float(entry["duration"]) * time_scale
+                if isinstance(entry["duration"], (int, float)) and not isinstance(entry["duration"], bool)
+                else raw.wrong_duration(f"{path.name}: video {video_id!r}", entry["duration"])
+            ),
             "actions": actions,
             "origins": origins,
         }
@@ -315,9 +327,9 @@ def read_charades_csv(paths: Sequence[str | Path], classes_file: str | Path) -> 
                 try:
                     duration = float(row["length"])
                 except ValueError:
-                    raise FormatError(
-                        f"{path}: video {video_id!r}: length is not a number: {row['length']!r}"
-                    ) from None
+                    duration = raw.wrong_duration(
+                        f"{path}:{reader.line_num}: video {video_id!r}", row["length"]
+                    )
                 actions, origins = [], []
                 for item in filter(None, (part.strip() for part in (row["actions"] or "").split(";"))):
                     origin = f"{path.name}:{reader.line_num} ({item!r})"

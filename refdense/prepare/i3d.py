@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from refdense.io import atomic_path
 from refdense.progress import progress_bar
-from refdense.weights import I3D_CHECKPOINTS, I3D_URL, MissingWeightsError, i3d_download_hint
+from refdense.weights import I3D_CHECKPOINTS, I3D_URL, MissingWeightsError, i3d_download_hint, require_network
 
 FEATURE_DIM = 1024
 FRAMES_PER_FEATURE = 8
@@ -243,12 +243,14 @@ def check_i3d_state(state: Mapping[str, Tensor], expected: Mapping[str, Tensor],
 def download_i3d(name: str, folder: str | os.PathLike, progress: bool | None = None) -> Path:
     """Download one I3D checkpoint (``"charades"`` or ``"imagenet"``) into ``folder``; returns the file.
 
-    The file is checked by loading it (:func:`load_i3d`) before it is kept.
+    The file is checked by loading it (:func:`load_i3d`) before it is kept. Without a network it
+    fails within seconds (:func:`refdense.weights.require_network`), before writing anything.
     """
     if name not in I3D_CHECKPOINTS:
         raise ValueError(f"I3D checkpoint: expected one of {sorted(I3D_CHECKPOINTS)}, found {name!r}")
     target = Path(folder) / I3D_CHECKPOINTS[name]
     url = I3D_URL.format(I3D_CHECKPOINTS[name])
+    require_network(url)
     with atomic_path(target) as tmp:
         with urllib.request.urlopen(url, timeout=30) as response, open(tmp, "wb") as handle:
             size = int(response.headers.get("Content-Length") or 0) or None

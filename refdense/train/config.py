@@ -177,8 +177,8 @@ class TrainConfig:
         config = self
         for text in overrides:
             data = config.to_dict()
-            _set_path(data, *parse_override(text), source=f"--set {text}")
-            config = from_dict(data, source=f"--set {text}")
+            _set_path(data, *parse_override(text), source=set_source(text))
+            config = from_dict(data, source=set_source(text))
         return config
 
 
@@ -193,6 +193,8 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
     for path in map(config_file, paths):
         try:
             text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not UTF-8 text ({error})") from None
         except OSError as error:
             shipped_names = ", ".join(
                 str(p.relative_to(CONFIGS.parent)) for p in sorted(CONFIGS.rglob("*.yaml"))
@@ -201,10 +203,7 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
                 f"cannot read config file {path}: {error.strerror} (the recipes shipped with "
                 f"refdense: {shipped_names})"
             ) from error
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+        data = parse_yaml(text, str(path)) or {}
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{path}: expected a mapping of sections at the top, found {type(data).__name__}"
@@ -213,8 +212,8 @@ def load_config(*paths: str | Path, overrides: Sequence[str] = ()) -> TrainConfi
         _merge(merged, data)
     config = from_dict(merged, source=" + ".join(str(p) for p in paths) or "defaults")
     for text in overrides:  # one at a time, to name the --set that makes a config invalid
-        _set_path(merged, *parse_override(text), source=f"--set {text}")
-        config = from_dict(merged, source=f"--set {text}")
+        _set_path(merged, *parse_override(text), source=set_source(text))
+        config = from_dict(merged, source=set_source(text))
     return config
 
 
@@ -231,12 +230,46 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """``"optim.lr=3e-4"`` -> ``(["optim", "lr"], "3e-4")``; the value is parsed as YAML."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text}: expected KEY=VALUE, for example optim.lr=3e-4")
+        raise ConfigError(f"{set_source(text)}: expected KEY=VALUE, for example optim.lr=3e-4")
+    return key.strip().split("."), parse_yaml(value, set_source(text))
+
+
+def set_source(text: str) -> str:
+    """How errors name the override ``text``: ``--set KEY=VALUE``, cut to 80 characters."""
+    return f"--set {text if len(text) <= 80 else text[:60] + '...' + text[-17:]}"
+
+
+#: Deepest nesting of mappings and lists a config may have (the recipes use 3 levels).
+YAML_DEPTH = 32
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses aliases (``*name``: one alias of an alias of ... expands a
+    few hundred bytes into gigabytes) and nesting deeper than :data:`YAML_DEPTH`."""
+
+    depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        where = f"line {event.start_mark.line + 1}, column {event.start_mark.column + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.YAMLError(f"{where}: aliases (*{event.anchor}) are not accepted in a config")
+        self.depth += 1
+        try:
+            if self.depth > YAML_DEPTH:
+                raise yaml.YAMLError(f"{where}: nested deeper than {YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse the YAML of a config file or ``--set`` value (``source`` names it in errors), refusing
+    aliases and deep nesting; an integer of over 4300 digits is an error too, not a traceback."""
     try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"--set {text}: the value is not valid YAML: {error}") from error
-    return key.strip().split("."), parsed
+        return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader)
+    except (yaml.YAMLError, ValueError) as error:  # ValueError: Python's limit on integer digits
+        raise ConfigError(f"{source}: not valid YAML: {error}") from None
 
 
 def from_dict(data: Mapping[str, Any], source: str = "config") -> TrainConfig:

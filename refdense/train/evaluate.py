@@ -4,8 +4,9 @@ Every number this package reports (validation mAP during training, the test tabl
 ``refdense evaluate``, the demo, the ablations) comes from :func:`predict_split` followed by
 ``refdense.metrics``; RefDense and PAT are scored by the same code.
 
-A video is predicted in full, never as a window: ``refdense.models.predict_full_videos`` cuts it
-into windows only where the ``pat`` position mode needs it, never drops the tail, and batches the
+A video is predicted in full: ``refdense.models.predict_full_videos`` cuts it into the windows
+one forward pass takes (``max_len`` in the ``pat`` position mode, 4096 segments in the
+``relative`` one, so memory is bounded by the window), never drops the tail, and batches the
 windows of many videos together (each video gets the probabilities it would get alone).
 """
 
@@ -104,17 +105,38 @@ def score_and_save(scores: dict[str, np.ndarray], dataset: DenseActionDataset, p
 SPLIT_TAGS = {"training": "train", "validation": "val", "testing": "test"}
 
 
-def predictions_path(run_dir: str | Path, split: str, checkpoint: str = "best") -> Path:
+def predictions_path(
+    run_dir: str | Path, split: str, checkpoint: str = "best", dataset: str | None = None
+) -> Path:
     """The one name of a run's predictions file: ``predictions-test.npz`` for the test split as
     predicted by ``best.pt`` (what ``refdense train`` writes and ``refdense evaluate`` writes by
     default), ``predictions-val.npz``, ``predictions-train.npz`` for the other splits, and
-    ``predictions-test-latest.npz`` and the like for another checkpoint (``checkpoint`` is its stem)."""
+    ``predictions-test-latest.npz`` and the like for another checkpoint (``checkpoint`` is its stem).
+    ``dataset``: the name of a dataset other than the run's own, ``predictions-test-on-NAME.npz``
+    (so that it never replaces the file the run's ``results.md`` was computed from)."""
     if split not in SPLIT_TAGS:
         raise ValueError(f"split: expected one of {list(SPLIT_TAGS)}, found {split!r}")
-    return (
-        Path(run_dir)
-        / f"predictions-{SPLIT_TAGS[split]}{'' if checkpoint == 'best' else f'-{checkpoint}'}.npz"
+    tag = SPLIT_TAGS[split] + ("" if checkpoint == "best" else f"-{checkpoint}")
+    return Path(run_dir) / f"predictions-{tag}{f'-on-{dataset}' if dataset else ''}.npz"
+
+
+def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str | None, split: str) -> Path:
+    """Where :func:`evaluate` writes without ``out``: in the run directory of ``checkpoint``
+    (``RUN/checkpoints/NAME.pt``), under :func:`predictions_path`'s name; a ``dataset`` other than
+    the run's own (``config_dataset``) gets a name of its own. A checkpoint outside a run's
+    ``checkpoints/`` folder raises ``ValueError``: name the file with ``out``."""
+    folder = checkpoint.resolve().parent
+    if folder.name != "checkpoints" or not (folder.parent / "config.yaml").is_file():
+        raise ValueError(
+            f"{checkpoint}: is not in the checkpoints/ folder of a run, so it has no default "
+            "predictions file; name one with --out FILE.npz"
+        )
+    own = (
+        dataset is None
+        or dataset == config_dataset
+        or Path(dataset).resolve() == Path(config_dataset).resolve()
     )
+    return predictions_path(folder.parent, split, checkpoint.stem, None if own else Path(dataset or "").name)
 
 
 @dataclass
@@ -131,7 +153,7 @@ class Evaluation:
 
 def evaluate(
     checkpoint: str | Path,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     dataset: str | None = None,
     split: str = "testing",
@@ -139,7 +161,8 @@ def evaluate(
     precision: Precision = "auto",
     progress: bool | None = None,
 ) -> Evaluation:
-    """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``.
+    """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``
+    (default: :func:`default_predictions_path`, beside the run).
 
     ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
     preset). The dataset's feature widths and its class, entity and motion names must match the
@@ -149,6 +172,7 @@ def evaluate(
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     config = from_dict(state["config"], source=f"{checkpoint} (stored config)")
+    out = Path(out) if out else default_predictions_path(checkpoint, config.data.dataset, dataset, split)
     dataset_dir = open_dataset_dir(dataset or config.data.dataset)
     data = DenseActionDataset(
         dataset_dir,
@@ -167,6 +191,5 @@ def evaluate(
     model.to(context.device)
     scores = predict_split(model, data, context, precision, progress)
     assert scores is not None, "a single process is the main one: it receives the predictions"
-    out = Path(out)
     table = score_and_save(scores, data, out)
     return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)

@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -56,7 +57,7 @@ from tqdm.auto import tqdm
 
 from refdense.data import DatasetInfo, DenseActionDataset, collate
 from refdense.data.dataset import Batch
-from refdense.io import exclusive_lock
+from refdense.io import exclusive_lock, output_folder, resolve_link
 from refdense.losses import RefDenseCriterion
 from refdense.models import Detector
 from refdense.progress import progress_bar
@@ -188,7 +189,8 @@ def train(
 
     Args:
         config: the run's :class:`TrainConfig`.
-        run_dir: the run directory (module docstring); it must not hold a run unless ``resume``.
+        run_dir: the run directory (module docstring): missing, empty or made by `refdense train`
+            (:func:`refdense.io.output_folder`; a symlink is followed), and holding no run unless ``resume``.
             One process at a time trains into it: a second one gets :class:`refdense.io.LockedError`
             before anything is written.
         resume: continue the run in ``run_dir`` from ``checkpoints/latest.pt``; ``config`` must
@@ -199,9 +201,11 @@ def train(
 
     Under ``torchrun`` every process calls ``train`` with the same arguments.
     """
-    run_dir = Path(run_dir)
+    run_dir = resolve_link(Path(run_dir))
     if resume and not run_dir.is_dir():
         raise ConfigError(f"cannot resume: {run_dir} does not exist")
+    if not resume and os.environ.get("RANK", "0") == "0":  # under torchrun, the first process claims it
+        output_folder(run_dir, "train")
     context = distributed.setup(config.run.device)
     try:
         # the run's config records the precision actually used ("auto" resolved on this machine)
