@@ -48,8 +48,9 @@ notebooks: setup
 	$(TEST_ENV) $(BIN)/python -m refdense.course.execute notebooks
 
 # JupyterLab saves notebooks without widget views or state (they cannot be restored on reopening).
+# JupyterLab refuses to run as root (a Docker container) unless told --allow-root; only then is it added.
 lab: setup
-	$(BIN)/jupyter lab --ContentsManager.pre_save_hook=refdense.course.storage.pre_save_hook notebooks
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) --ContentsManager.pre_save_hook=refdense.course.storage.pre_save_hook notebooks
 
 # After exploring: the committed notebooks back, the learner's copies kept under runs/notebook-backup/.
 restore-notebooks: setup
