@@ -18,6 +18,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 CHECK = """
@@ -41,7 +43,8 @@ def files_under(folder: Path) -> set[Path]:
     return {p.relative_to(folder) for p in folder.rglob("*")}
 
 
-def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
+def build_wheel(tmp_path: Path) -> Path:
+    """The package's wheel, built offline from a copy of its sources under ``tmp_path``."""
     source = tmp_path / "source"  # a copy, so that the build writes nothing into the clone
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -49,25 +52,44 @@ def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
     shutil.copytree(REPO / "refdense", source / "refdense", ignore=shutil.ignore_patterns("__pycache__"))
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(tmp_path / "wheel"), str(source)], cwd=source)
-    wheel = next((tmp_path / "wheel").glob("refdense-*.whl"))
+    return next((tmp_path / "wheel").glob("refdense-*.whl"))
 
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
+
+def scratch_venv(venv: Path) -> tuple[Path, Path, list[str]]:
+    """A venv at ``venv`` without refdense that sees the test environment's packages.
+
+    Returns its python, its site-packages folder and the test environment's folders it sees.
+    """
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=venv.parent)
     python = venv / "bin" / "python"
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).strip())
+    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=venv.parent).strip())
     # the test environment's packages, appended after the venv's own (its .pth files, among them an
     # editable install of this clone, are not processed)
-    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    ours = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
     (site / "test-environment.pth").write_text("".join(f"{path}\n" for path in ours))
+    return python, site, ours
+
+
+def clean_env(home: Path) -> dict:
+    """This environment without refdense's variables or a venv, with ``HOME`` at ``home``."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"PYTHONPATH", "REFDENSE_DATA", "REFDENSE_RUNS", "XDG_CACHE_HOME", "VIRTUAL_ENV"}}
+    env.update(HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_runs_outside_the_clone(tmp_path):
+    wheel = build_wheel(tmp_path)
+    venv = tmp_path / "venv"
+    python, site, ours = scratch_venv(venv)
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         cwd=tmp_path)
 
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"PYTHONPATH", "REFDENSE_DATA", "REFDENSE_RUNS", "XDG_CACHE_HOME", "VIRTUAL_ENV"}}
-    env.update(HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    env = clean_env(home)
     installed_before = files_under(venv)
     ours_before = {path: sorted(os.listdir(path)) for path in ours}
 
