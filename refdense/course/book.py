@@ -43,10 +43,14 @@ BADGE_SVG = """<svg xmlns="http://www.w3.org/2000/svg" width="117" height="20" r
 # MathJax 2 as the package ships it: the HTML-CSS output probes fonts the package lacks (console
 # errors in Chromium), so the page sets MathJax to its browser-MathML output and no fast preview
 # before loading it, synchronously, and the notebook page's own MathJax settings apply after
-# (docs/book/mkdocs.yml: custom_mathjax_url).
+# (docs/book/mkdocs.yml: custom_mathjax_url). Its MathML output names TeX web fonts the package
+# lacks either (MathJax_AMS for \mathbb, Script, Fraktur, Caligraphic): a style sets those variants
+# to the browser's own math font, which draws them from Unicode, so that no font is ever requested.
 MATHJAX_LOADER = """window.MathJax = {menuSettings: {renderer: "NativeMML"}, "fast-preview": {disabled: true},
   "HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}};
 document.write('<script src="assets/mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"><\\/script>');
+document.write('<style>math [mathvariant*="double-struck"], math [mathvariant*="script"], math [mathvariant*="fraktur"], ' +
+  'math [class^="MJX-tex-"] {font-family: math, serif !important}</style>');
 """
 NOTEBOOK_LINK = re.compile(r"\]\((\d\d_\w+)\.ipynb(#[^)]*)?\)")
 OUTSIDE_LINK = re.compile(r"\]\(\.\./([^)#\s]+)(#[^)]*)?\)")
@@ -120,6 +124,7 @@ def build(site: Path, notebooks: Path = ROOT / "notebooks") -> Path:
             ],
             capture_output=True,
             text=True,
+            cwd=STAGE.parent,  # mkdocs-jupyter caches its renderings in .cache/ of the current folder
         )
         if done.returncode != 0:
             raise RuntimeError(f"mkdocs build -f {CONFIG} failed:\n{done.stdout}\n{done.stderr}")
