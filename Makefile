@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # nbval keeps each notebook on one worker (--dist loadfile): its cells depend on each other.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg PYTHONHASHSEED=0 OMP_NUM_THREADS=1
 
-.PHONY: setup demo test lint unit notebooks lab restore-notebooks clean
+.PHONY: setup demo test lint unit compat notebooks book lab restore-notebooks clean
 
 setup: $(STAMP)
 
@@ -44,16 +44,37 @@ lint: setup
 unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests
 
+# The ranges of pyproject.toml, proven: a second venv with the oldest torch CI can install (2.13.0, a
+# CPU build) resolves the package's other requirements from their ranges, installs the package from
+# this clone (not editable) and runs the fast unit tests (-m "not slow") against it, from tests/ so
+# that the installed package is the one imported.
+COMPAT := .venv-compat
+COMPAT_TORCH := 2.13.0
+$(COMPAT)/.installed: pyproject.toml Makefile
+	rm -rf $(COMPAT) && $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --disable-pip-version-check -q torch==$(COMPAT_TORCH)
+	$(COMPAT)/bin/python -m pip install --disable-pip-version-check -q ".[course,video,text]" pytest-xdist torch==$(COMPAT_TORCH)
+	@touch $@
+
+compat: $(COMPAT)/.installed
+	$(COMPAT)/bin/python -c 'import torch; assert torch.__version__.startswith("$(COMPAT_TORCH)"), torch.__version__'
+	cd tests && $(TEST_ENV) ../$(COMPAT)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider --rootdir .. -c ../pyproject.toml .
+
 notebooks: setup
 	$(TEST_ENV) $(BIN)/python -m refdense.course.execute notebooks
 
+# The course website in site/ (refdense/course/book.py): built offline from the stored notebooks.
+book: setup
+	$(BIN)/python -m refdense.course.book
+
 # JupyterLab saves notebooks without widget views or state (they cannot be restored on reopening).
+# JupyterLab refuses to run as root (a Docker container) unless told --allow-root; only then is it added.
 lab: setup
-	$(BIN)/jupyter lab --ContentsManager.pre_save_hook=refdense.course.storage.pre_save_hook notebooks
+	$(BIN)/jupyter lab $$([ "$$(id -u)" = 0 ] && echo --allow-root) --ContentsManager.pre_save_hook=refdense.course.storage.pre_save_hook notebooks
 
 # After exploring: the committed notebooks back, the learner's copies kept under runs/notebook-backup/.
 restore-notebooks: setup
 	$(BIN)/python -m refdense.course.storage
 
 clean:
-	rm -rf $(VENV) runs data/synthetic .pytest_cache
+	rm -rf $(VENV) $(COMPAT) site runs data/synthetic .pytest_cache

@@ -8,14 +8,18 @@ Every factory here follows one pattern:
 3. the **factory** (``bce_explorer()``, ``colv_explorer()``, ...) builds one control per argument
    and returns an :class:`Explorer`, which recomputes and redraws whenever a control changes.
 
-An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell): the
-sliders in a live session, a static figure and "run this cell to get the sliders" in a stored
-notebook. It exposes, for tests and for "check yourself" cells:
+An :class:`Explorer` displays itself in a notebook (``explorer`` as the last line of a cell): first
+its hint (HTML: what the controls do, and that a stored notebook shows only a picture until the cell
+is run), then the sliders in a live session, a static figure and "run this cell to get the sliders"
+in a stored notebook. The hint is a separate output above the figure, so JupyterLab shows it where
+it would hide a text/plain line behind the image. It exposes, for tests and for "check yourself" cells:
 
 - ``explorer.sliders``: ``{argument name: control}`` (sliders, dropdowns);
 - ``explorer.result``: the pure function's last result; ``explorer.figure``: the last Figure;
 - ``explorer.note``: the text that says which controls do nothing under the current setting
-  (they are disabled, e.g. ``pos_weight`` under the asymmetric loss).
+  (they are disabled, e.g. ``pos_weight`` under the asymmetric loss), and what a degenerate setting
+  draws (``remark=``, e.g. no concept selected in :func:`colv_explorer`);
+- ``explorer.hint``: the HTML line shown above the figure.
 
 Headless use (no browser needed)::
 
@@ -24,9 +28,10 @@ Headless use (no browser needed)::
     explorer.result["grad_positive"]      # recomputed with pos_weight=5
 
 To add a factory: write the pure function and the plot function, then return
-``Explorer({name: control, ...}, compute=pure_function, plot=plot_function)``; pass
+``Explorer({name: control, ...}, compute=pure_function, plot=plot_function, hint=...)``; pass
 ``inactive=`` a function of the current values that returns ``{name: why}`` for the controls that
-do nothing under them.
+do nothing under them, and ``remark=`` one that returns a sentence for settings the figure alone
+would not explain ("" otherwise).
 
 A check cell of a notebook drives its own explorer, not the one displayed above it, so that Run All
 leaves the displayed explorer where the learner starts: at its default values.
@@ -52,7 +57,7 @@ from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot
 try:
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
-    from IPython.display import display
+    from IPython.display import HTML, display
     from matplotlib.figure import Figure
 except ModuleNotFoundError as error:
     raise missing_extra(error, "refdense.widgets (the notebooks' explorers)") from error
@@ -64,7 +69,9 @@ class Explorer:
     Attributes:
         sliders: the controls, keyed by the name of the ``compute`` argument they set.
         result: the last value of ``compute``; figure: the last Figure drawn.
-        note: an HTML line naming the controls that are disabled, and why ("" when none is).
+        note: an HTML line naming the controls that are disabled, and why, and the remark on the
+            current setting ("" when there is neither).
+        hint: the HTML shown above the figure: ``hint`` and how to get the sliders.
         widget: the container to display (controls, the note, the plot).
     """
 
@@ -74,11 +81,21 @@ class Explorer:
         compute: Callable[..., Any],
         plot: Callable[[Any], Figure],
         inactive: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+        *,
+        hint: str,
+        remark: Callable[[dict[str, Any]], str] | None = None,
     ) -> None:
         self.sliders = dict(sliders)
+        for control in self.sliders.values():
+            control.style.description_width = "initial"  # the whole label, never "gamma_n..."
         self._compute = compute
         self._plot = plot
         self._inactive = inactive
+        self._remark = remark
+        self.hint = (
+            f"<b>Explorer.</b> {hint} <i>In a stored notebook the figure below is a picture of the "
+            f"default setting: run this cell (Shift+Enter) to get the controls.</i>"
+        )
         self.output = widgets.Output()
         self.note = widgets.HTML("")
         rows = [widgets.HBox(list(self.sliders.values())[k : k + 3]) for k in range(0, len(self.sliders), 3)]
@@ -98,8 +115,10 @@ class Explorer:
         reasons = dict(self._inactive(values)) if self._inactive else {}
         for name, control in self.sliders.items():
             control.disabled = name in reasons
+        remark = self._remark(values) if self._remark else ""
         self.note.value = "; ".join(
-            f"<i>{name}</i> does nothing here: {why}" for name, why in reasons.items()
+            [f"<i>{name}</i> does nothing here: {why}" for name, why in reasons.items()]
+            + ([remark] if remark else [])
         )
         self.result = self._compute(**values)
         self.figure = self._plot(self.result)
@@ -120,6 +139,11 @@ class Explorer:
         bundle["image/png"] = base64.b64encode(buffer.getvalue()).decode("ascii")
         bundle["text/plain"] = RUN_TO_INTERACT
         return bundle
+
+    def _ipython_display_(self) -> None:
+        """The hint as its own HTML output, then the widget view with its fallback figure."""
+        display(HTML(self.hint))
+        display(self._repr_mimebundle_(), raw=True)
 
 
 def bce_explorer(
@@ -181,7 +205,15 @@ def bce_explorer(
             "pos_weight": "the asymmetric loss has no positive weight (its gammas and clip rebalance instead)"
         }
 
-    return Explorer(sliders, compute=lambda **v: bce_curves(**v), plot=plot_bce_curves, inactive=inactive)
+    return Explorer(
+        sliders,
+        compute=lambda **v: bce_curves(**v),
+        plot=plot_bce_curves,
+        inactive=inactive,
+        hint="Choose the loss, how rare the class is (<i>pos. rate</i>) and the loss's own parameters; the "
+        "panels redraw the loss, its gradient and where a class of that rarity settles. Controls that do "
+        "nothing under the chosen loss are greyed out.",
+    )
 
 
 def colv_explorer(
@@ -206,7 +238,7 @@ def colv_explorer(
         "co_occurring": widgets.SelectMultiple(
             options=[(n, c) for c, n in enumerate(names)],
             value=tuple(co_occurring),
-            rows=min(len(names), 6),
+            rows=len(names),
             description="on",
         ),
         "variant": widgets.Dropdown(options=list(COLV_VARIANTS), value=variant, description="variant"),
@@ -215,7 +247,24 @@ def colv_explorer(
     def compute(temperature: float, co_occurring: tuple[int, ...], variant: str) -> dict[str, Any]:
         return colv_geometry(embeddings, co_occurring, temperature=temperature, variant=variant, names=names)
 
-    return Explorer(sliders, compute=compute, plot=plot_colv_geometry)
+    def remark(values: dict) -> str:
+        if values["co_occurring"]:
+            return ""
+        return (
+            "<b>No concept is on.</b> A segment with no positive gives CoLV nothing to pull towards: its loss "
+            "and its forces are 0 and the feature does not move (only BCE pushes it away from every prompt). "
+            "Select at least one concept."
+        )
+
+    return Explorer(
+        sliders,
+        compute=compute,
+        plot=plot_colv_geometry,
+        hint="<i>on</i> is a multi-select list of every concept: click one to select it alone, Ctrl-click "
+        "(Cmd-click on a Mac) to add or remove one, Shift-click for a range. The selected concepts are the "
+        "segment's positives (green); <i>tau</i> is CoLV's temperature, <i>variant</i> its form.",
+        remark=remark,
+    )
 
 
 def evaluation_explorer(
@@ -251,4 +300,7 @@ def evaluation_explorer(
         sliders,
         compute=lambda **v: evaluation_curves(scores, labels, lengths, **v),
         plot=lambda result: plot_evaluation(result, class_names),
+        hint="<i>tau</i> widens the window (in segments) in which a co-occurring action counts, "
+        "<i>threshold</i> turns scores into decisions for F1, <i>matrix</i> picks what the pairwise "
+        "matrix shows.",
     )

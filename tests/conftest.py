@@ -31,7 +31,7 @@ import pytest  # noqa: E402
 
 # Whole test files and their marker.
 MARKED_FILES = {
-    "course": ("test_course.py", "test_course_full_run.py", "test_course_results.py",
+    "course": ("test_course.py", "test_course_book.py", "test_course_header.py", "test_course_full_run.py", "test_course_results.py",
                "test_course_solutions_late.py", "test_course_storage.py", "test_data_timeline.py",
                "test_models_viz.py", "test_notebook_references.py", "test_notebooks_clean.py",
                "test_viz_pipeline.py", "test_widgets.py", "test_widgets_evaluation.py"),

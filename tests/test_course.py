@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from refdense.course import checks
-from refdense.course.checks import check, check_exercise, compare, setup
+from refdense.course.checks import check, check_exercise, check_prediction, compare, portable, setup
 from refdense.course.execute import clean, main, source_sha256
 from refdense.course.storage import WIDGET_VIEW_MIME as WIDGET_MIME
 
@@ -82,6 +82,46 @@ def test_check_exercise_accepts_a_right_answer(capsys):
 def test_check_exercise_reports_a_wrong_answer_without_raising(capsys, answer, message):
     assert check_exercise(answer, _square, torch.arange(4.0)) is False
     assert message in capsys.readouterr().out
+
+
+def test_check_exercise_shows_the_inputs_the_expected_and_the_found_value(capsys):
+    assert check_exercise(lambda x: x + 1, _square, 3) is False
+    out = capsys.readouterr().out
+    assert "inputs:   3\n" in out and "expected: 9" in out and "found:    4" in out
+    assert check_exercise(lambda x: x + x, _square, torch.arange(4.0)) is False
+    out = capsys.readouterr().out
+    assert "Tensor of shape (4,), first values [0., 1., 4., 9.]" in out  # expected
+    assert "first values [0., 2., 4., 6.]" in out  # found
+
+
+def test_check_prediction_grades_and_shows_what_was_found(capsys):
+    found = {"strict": 0, "share": "under 1%"}
+    assert check_prediction({"strict": 0, "share": "Under 1%"}, found, inputs="tiny, 40 videos") is True
+    out = capsys.readouterr().out
+    assert "inputs: tiny, 40 videos" in out and "2 of 2 predicted right" in out
+    assert check_prediction({"strict": 3, "share": None}, found, inputs="tiny") is False
+    out = capsys.readouterr().out
+    assert "strict: your prediction 3, found 0: not this time" in out
+    assert "share: your prediction None, found 'under 1%': not predicted yet" in out
+    assert check_prediction(None, "stays near 0.61", inputs="lag task") is False
+    assert "found 'stays near 0.61'" in capsys.readouterr().out
+    assert check_prediction(5.1, 5, inputs="x", rtol=0.05) is True
+
+
+def test_portable_writes_the_machine_folders_as_placeholders(tmp_path):
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from refdense.paths import clone_root
+
+    clone = clone_root()
+    assert clone is not None  # the tests run from a clone
+    text = f"{clone / 'runs' / 'x'} | {Path(sys.prefix) / 'lib'} | {Path(tempfile.gettempdir()) / 'y'} | {Path.home() / 'z'}"
+    shown = portable(text)
+    assert shown.startswith(str(Path("<clone>") / "runs" / "x"))
+    for folder in (str(clone), sys.prefix, tempfile.gettempdir(), str(Path.home())):
+        assert folder not in shown, (folder, shown)
 
 
 def test_check_exercise_handles_a_stub_and_protects_the_inputs(capsys):

@@ -53,3 +53,18 @@ def test_bad_shapes_and_logits_raise():
         plot_timeline(labels, names, {"m": np.full((20, 4), 3.0)})
     with pytest.raises(ValueError, match="labels: expected shape \\(T, 3\\)"):
         plot_timeline(labels, names[:3])
+
+
+def test_one_colour_keeps_its_meaning_and_the_rows_stay_apart():
+    from matplotlib.colors import to_rgb
+
+    from refdense.viz.style import CONCEPT_COLOURS
+
+    labels, names = example()
+    default = plot_timeline(labels, names).axes[0].get_images()[0].get_array()
+    assert not np.allclose(default[0, :, :3], default[1, :, :3])  # by default, each row its own colour
+    ax = plot_timeline(labels, names, colour=CONCEPT_COLOURS["entity"]).axes[0]
+    image = ax.get_images()[0].get_array()
+    np.testing.assert_allclose(image[:, :, :3], np.broadcast_to(to_rgb("tab:green"), image[:, :, :3].shape))
+    assert any(line.get_color() == "white" and line.get_ydata()[0] == 1 for line in ax.get_lines())
+    plt.close("all")

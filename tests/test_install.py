@@ -92,6 +92,7 @@ def test_the_wheel_requires_the_library_and_offers_the_course_as_an_extra(tmp_pa
 
 
 def build_wheel(tmp_path: Path) -> Path:
+    """The package's wheel, built offline from a copy of its sources under ``tmp_path``."""
     source = tmp_path / "source"  # a copy, so that the build writes nothing into the clone
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -102,26 +103,42 @@ def build_wheel(tmp_path: Path) -> Path:
     return next((tmp_path / "wheel").glob("refdense-*.whl"))
 
 
+def scratch_venv(venv: Path, course_stack: bool) -> tuple[Path, Path, list[str]]:
+    """A venv at ``venv`` without refdense that sees the test environment's packages (the course
+    stack among them only if ``course_stack``).
+
+    Returns its python, its site-packages folder and the test environment's folders it sees.
+    """
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=venv.parent)
+    python = venv / "bin" / "python"
+    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=venv.parent).strip())
+    # the test environment's packages, appended after the venv's own (their .pth files, among them an
+    # editable install of this clone, are not processed)
+    ours = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    seen = ours if course_stack else [links_without_course_stack(ours, venv.parent / "packages")]
+    (site / "test-environment.pth").write_text("".join(f"{path}\n" for path in seen))
+    return python, site, ours
+
+
+def clean_env(home: Path) -> dict:
+    """This environment without refdense's variables or a venv, with ``HOME`` at ``home``."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in {"PYTHONPATH", "REFDENSE_DATA", "REFDENSE_RUNS", "XDG_CACHE_HOME", "VIRTUAL_ENV"}}
+    env.update(HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
 def test_the_wheel_installs_and_runs_outside_the_clone_without_the_course_extra(tmp_path):
     wheel = build_wheel(tmp_path)
-
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
-    python = venv / "bin" / "python"
-    site = Path(run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).strip())
-    # the test environment's packages but the course stack, appended after the venv's own (their .pth
-    # files, among them an editable install of this clone, are not processed)
-    ours = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
-    (site / "test-environment.pth").write_text(f"{links_without_course_stack(ours, tmp_path / 'packages')}\n")
+    python, site, ours = scratch_venv(venv, course_stack=False)
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         cwd=tmp_path)
 
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
-    env = {key: value for key, value in os.environ.items()
-           if key not in {"PYTHONPATH", "REFDENSE_DATA", "REFDENSE_RUNS", "XDG_CACHE_HOME", "VIRTUAL_ENV"}}
-    env.update(HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+    env = clean_env(home)
     installed_before = files_under(venv)
     ours_before = {path: sorted(os.listdir(path)) for path in ours}
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ast
 import re
+import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from refdense.course.execute import source_sha256
+from refdense.course.header import course_cells
 from refdense.course.storage import RUN_TO_INTERACT, WIDGET_VIEW_MIME
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -108,18 +110,99 @@ def test_checked_outputs_do_not_depend_on_the_machine(path: Path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_explorers_show_a_figure_and_say_how_to_get_the_sliders(path: Path):
+    """The hint must be visible in JupyterLab before the cell runs: an HTML or markdown output above
+    the picture (JupyterLab shows only the image of a bundle that also holds text/plain)."""
     for number, cell in enumerate(code_cells(load(path)), start=1):
         if not re.search(r"_explorer\(", cell.source):
             continue
-        fallbacks = [o for o in cell.outputs if o.get("data", {}).get("text/plain") == RUN_TO_INTERACT]
-        assert fallbacks and "image/png" in fallbacks[0]["data"], (
+        fallbacks = [k for k, o in enumerate(cell.outputs) if o.get("data", {}).get("text/plain") == RUN_TO_INTERACT]
+        assert fallbacks and "image/png" in cell.outputs[fallbacks[0]]["data"], (
             f"{path.name}, code cell {number}: an explorer stored without its static figure; {REFRESH}"
         )
+        above = [
+            o["data"].get("text/html", "") + o["data"].get("text/markdown", "")
+            for o in cell.outputs[: fallbacks[0]]
+            if "data" in o
+        ]
+        assert any("run this cell" in text for text in above), (
+            f"{path.name}, code cell {number}: no visible hint (HTML or markdown) above the explorer's figure; {REFRESH}"
+        )
+
+
+def machine_folders() -> list[str]:
+    """Folders of the machine that ran the notebooks: this clone, the home folder, the temporary folder."""
+    folders = {str(NOTEBOOKS_DIR.parent), str(Path.home()), tempfile.gettempdir()}
+    return sorted(folder for folder in folders if len(folder) > 1)
+
+
+# Absolute paths that name a machine, whoever ran the notebooks: home folders, temporary folders,
+# installed packages. The clone's own location is checked by machine_folders().
+ABSOLUTE_PATH = re.compile(r"(?:^|[\s'\"(=:])(?:/home/|/Users/|/root/|/tmp/|/var/folders/|[A-Za-z]:\\Users\\)|(?<!<)site-packages(?!>)")
+LOCK_FILE = re.compile(r"[\w.-]+\.lock\b")
+
+
+def stored_texts(cell) -> list[str]:
+    """The text of every output of a code cell (streams, text/*, errors), images left out."""
+    texts = []
+    for output in cell.outputs:
+        if output.output_type == "stream":
+            texts.append(output.text)
+        elif output.output_type == "error":
+            texts.append("\n".join(output.get("traceback", [])))
+        for mime, value in output.get("data", {}).items():
+            if mime.startswith("text/") or mime == "application/json":
+                texts.append(value if isinstance(value, str) else str(value))
+    return texts
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_hold_no_machine_paths_or_lock_files(path: Path):
+    """A stored output must read the same on every machine: no absolute folder of the one that ran it
+    (print them through ``refdense.course.checks.portable``), and no lock file of a run in a listing."""
+    for number, cell in enumerate(code_cells(load(path)), start=1):
+        for text in stored_texts(cell):
+            for folder in machine_folders():
+                assert folder not in text, (
+                    f"{path.name}, code cell {number}: the stored output names the folder {folder!r}; "
+                    f"print it through portable(); {REFRESH}"
+                )
+            found = ABSOLUTE_PATH.search(text)
+            assert found is None, (
+                f"{path.name}, code cell {number}: an absolute path in a stored output: "
+                f"{text[max(0, found.start() - 40) : found.end() + 40]!r}; {REFRESH}"
+            )
+            lock = LOCK_FILE.search(text)
+            assert lock is None, f"{path.name}, code cell {number}: a lock file ({lock.group()}) in a stored output"
+
+
+def test_the_path_check_would_catch_a_machine_path():
+    text = f"run directory: {NOTEBOOKS_DIR.parent / 'runs'} in {tempfile.gettempdir()}/x and /home/me/y"
+    assert any(folder in text for folder in machine_folders())
+    assert ABSOLUTE_PATH.search("from /home/me/.venv/lib/python3.11/site-packages/model")
+    assert ABSOLUTE_PATH.search("--out /tmp/x") and ABSOLUTE_PATH.search(r"C:\Users\me")
+    assert not ABSOLUTE_PATH.search("run directory: <clone>/runs/09 and data/real/charades")
+    assert LOCK_FILE.search("['config.yaml', 'run.lock']") and not LOCK_FILE.search("locked out")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_predictions_are_graded(path: Path):
+    """A "predict, then run" exercise shows, once run, the inputs, what was found and a verdict on the
+    learner's prediction (``check_prediction``), not only the prediction as typed."""
+    cells = code_cells(load(path))
+    for number, cell in enumerate(cells, start=1):
+        if "my_prediction" not in cell.source or re.match(r"\s*my_prediction\s*=", cell.source):
+            continue
+        assert "check_prediction(my_prediction" in cell.source, (
+            f"{path.name}, code cell {number}: a prediction is read but not graded with check_prediction"
+        )
+        shown = "".join(stored_texts(cell))
+        assert "inputs:" in shown and "found" in shown, f"{path.name}, code cell {number}: no graded prediction stored; {REFRESH}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_follows_the_course_template(path: Path):
     nb = load(path)
+    nb.cells = nb.cells[:1] + course_cells(nb)  # the title, then the lesson (the setup cell is tested apart)
     first_code = next(i for i, cell in enumerate(nb.cells) if cell.cell_type == "code")
     intro = "\n".join(cell.source for cell in nb.cells[:first_code] if cell.cell_type == "markdown")
     assert re.match(r"#\s+\S", intro), f"{path.name}: the first cell must be the title (# ...)"
@@ -150,7 +233,7 @@ def test_follows_the_course_template(path: Path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_links_between_notebooks_resolve(path: Path):
     nb = load(path)
-    links = re.findall(r"\]\(([^)#\s]+\.ipynb)", "\n".join(markdown(nb)))
+    links = re.findall(r"\]\((?!https://)([^)#\s]+\.ipynb)", "\n".join(markdown(nb)))  # the badge links out
     for link in links:
         assert (NOTEBOOKS_DIR / link).exists(), f"{path.name}: link to {link}, which does not exist"
     later = NOTEBOOKS[NOTEBOOKS.index(path) + 1 :]

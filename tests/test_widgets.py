@@ -136,3 +136,40 @@ def test_colv_explorer_moves_every_slider():
     np.testing.assert_allclose(explorer.result["path_colv"], expected["path_colv"])
     assert explorer.values() == {"temperature": 0.5, "co_occurring": (1, 3, 4), "variant": "supcon"}
     assert explorer.note.value == "" and isinstance(explorer.figure, Figure)
+
+
+def test_colv_explorer_shows_every_concept_and_explains_an_empty_selection():
+    names = [f"concept {k}" for k in range(10)]
+    explorer = colv_explorer(invented_prompts(num_classes=10), names, co_occurring=(0, 1))
+    assert explorer.sliders["co_occurring"].rows == 10  # none below the fold
+    assert "Ctrl-click" in explorer.hint and "multi-select" in explorer.hint
+    explorer.sliders["co_occurring"].value = ()
+    assert "No concept is on" in explorer.note.value
+    np.testing.assert_allclose(explorer.result["force_colv"], 0.0)  # what the note says the figure shows
+    explorer.sliders["co_occurring"].value = (2,)
+    assert explorer.note.value == ""
+
+
+def test_explorer_labels_are_whole_and_the_hint_comes_first(monkeypatch):
+    explorer = bce_explorer()
+    assert all(control.style.description_width == "initial" for control in explorer.sliders.values())
+    shown = []
+    monkeypatch.setattr("refdense.widgets.display", lambda obj, raw=False: shown.append((obj, raw)))
+    explorer._ipython_display_()
+    (hint, _), (bundle, raw) = shown
+    assert "run this cell" in hint.data and raw and "image/png" in bundle
+
+
+def test_colv_labels_do_not_overlap():
+    # five prompts that project next to each other: their labels are stacked, never written on one another
+    from refdense.viz.losses import _spread_labels
+
+    points = np.array([[0.0, 0.0], [0.05, 0.01], [0.1, 0.0], [0.02, -0.01], [0.5, 0.5]])
+    names = ["white box", "yellow ring", "orange disc", "red ball", "far away"]
+    spots = np.array(_spread_labels(points, names, half=1.0))
+    width = [0.05 * len(name) for name in names]
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            overlap_x = spots[a, 0] < spots[b, 0] + width[b] and spots[b, 0] < spots[a, 0] + width[a]
+            assert not (overlap_x and abs(spots[a, 1] - spots[b, 1]) < 0.08 - 1e-9), (names[a], names[b])
+    np.testing.assert_allclose(spots[4], points[4] + 0.02)  # a label with room stays next to its point

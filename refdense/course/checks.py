@@ -3,7 +3,11 @@
 A notebook starts with ``course = setup()`` (seeds, device, plot style, profile), checks what it
 derived by hand with ``assert check("name", mine, package_value)``, and lets the learner test an
 exercise with ``check_exercise(my_fn, reference_fn, case, ...)``, which prints what is wrong and
-returns ``False`` instead of raising, so a half-done exercise never stops the notebook.
+returns ``False`` instead of raising, so a half-done exercise never stops the notebook. A "predict,
+then run" exercise is graded by ``check_prediction(my_prediction, found, inputs=...)``. Both show the
+inputs, the expected and the found value. ``portable(text)`` writes the machine's folders in a printed
+message as ``<clone>``, ``<site-packages>``, ``~`` and ``<tmp>``, so that stored outputs hold no
+machine paths.
 """
 
 from __future__ import annotations
@@ -11,6 +15,10 @@ from __future__ import annotations
 import copy
 import os
 import random
+import site
+import sys
+import sysconfig
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from refdense.paths import data_root, runs_root
+from refdense.paths import clone_root, data_root, runs_root
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -186,6 +194,21 @@ def check(name: str, got: Any, expected: Any, *, atol: float = 1e-6, rtol: float
     return verdict != "wrong"
 
 
+def brief(value: Any, limit: int = 160) -> str:
+    """A short text of a value for messages: tensors and arrays as their shape and first values, the
+    rest as ``repr`` cut to ``limit`` characters."""
+    array = _as_array(value)
+    if array is not None and array.ndim > 0:
+        flat = np.asarray(array).reshape(-1)
+        shown = np.array2string(flat[:6], precision=4, separator=", ")
+        text = f"{type(value).__name__} of shape {tuple(array.shape)}, first values {shown[:-1]}"
+        return text + (", ...]" if flat.size > 6 else "]")
+    if isinstance(value, tuple):
+        return "(" + ", ".join(brief(v, limit) for v in value) + ("," if len(value) == 1 else "") + ")"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _call(fn: Callable, case: Any) -> Any:
     args = case if isinstance(case, tuple) else (case,)
     return fn(*copy.deepcopy(args))
@@ -198,7 +221,8 @@ def check_exercise(
 
     ``cases`` are argument tuples (a non-tuple is a single argument); each call gets its own deep
     copy, so an answer that changes its inputs cannot spoil the reference. Returns True when every
-    case agrees within ``atol``/``rtol``; otherwise prints the first case that differs and why.
+    case agrees within ``atol``/``rtol``; otherwise prints the first case that differs: its inputs,
+    the expected value (the reference's), the value found (the answer's) and why they differ.
     """
     if not cases:
         print("check_exercise: no cases given")
@@ -217,12 +241,72 @@ def check_exercise(
         except Exception as error:
             print(f"case {index}: your function raised {type(error).__name__}: {error}")
             return False
+        shown = f"\n  inputs:   {brief(case)}\n  expected: {brief(expected)}\n  found:    {brief(got)}"
         if got is None and expected is not None:
-            print(f"case {index}: your function returned None (did you forget `return`?)")
+            print(f"case {index}: your function returned None (did you forget `return`?){shown}")
             return False
         verdict, detail = compare(got, expected, atol=atol, rtol=rtol)
         if verdict == "wrong":
-            print(f"case {index}: not yet: {detail}")
+            print(f"case {index}: not yet: {detail}{shown}")
             return False
     print(f"all {len(cases)} cases agree with the reference")
     return True
+
+
+def _same_answer(predicted: Any, found: Any, rtol: float) -> bool:
+    if isinstance(predicted, str) and isinstance(found, str):
+        return predicted.strip().lower() == found.strip().lower()
+    if isinstance(predicted, bool) or isinstance(found, bool):
+        return predicted is found
+    if isinstance(predicted, (int, float)) and isinstance(found, (int, float)):
+        return abs(predicted - found) <= rtol * abs(found)
+    return bool(predicted == found)
+
+
+def check_prediction(prediction: Any, found: Any, *, inputs: str, rtol: float = 0.0) -> bool:
+    """Grade a "predict, then run" exercise; print the inputs, what was expected and what was found.
+
+    ``found`` is what the cell measured, in the form the exercise asks for: one value, or a dict of
+    named values (then ``prediction`` is a dict with the same keys; a missing or None key is not yet
+    predicted). Strings agree case-insensitively, numbers within ``rtol * |found|``. ``inputs`` says
+    what the measurement ran on. Returns True when every value was predicted right; never raises.
+    """
+    print(f"inputs: {inputs}")
+    if not isinstance(found, dict):
+        prediction, found = {"answer": prediction}, {"answer": found}
+    elif not isinstance(prediction, dict):
+        prediction = {}
+    right = 0
+    for key, value in found.items():
+        predicted = prediction.get(key)
+        if predicted is None:
+            verdict = "not predicted yet (replace the None, then run again)"
+        elif _same_answer(predicted, value, rtol):
+            verdict, right = "right", right + 1
+        else:
+            verdict = "not this time"
+        print(f"  {key}: your prediction {predicted!r}, found {value!r}: {verdict}")
+    print(f"{right} of {len(found)} predicted right")
+    return right == len(found)
+
+
+def portable(text: str) -> str:
+    """``text`` with this machine's folders written as placeholders: the clone's folder as
+    ``<clone>``, the installed packages' folders as ``<site-packages>``, the temporary folder as
+    ``<tmp>`` and the home folder as ``~`` (longest first, so a clone under the home folder stays
+    ``<clone>``). For messages a notebook stores; the paths it prints stay valid on the machine that
+    ran it once the placeholder is read back."""
+    folders: dict[str, str] = {}
+    clone = clone_root()
+    if clone is not None:
+        folders[str(clone)] = "<clone>"
+    packages = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"], *site.getsitepackages()}
+    for folder in packages:
+        folders[folder] = "<site-packages>"
+    folders.setdefault(sys.prefix, "<environment>")
+    folders[tempfile.gettempdir()] = "<tmp>"
+    folders[str(Path.home())] = "~"
+    for folder in sorted(folders, key=len, reverse=True):
+        if len(folder) > 1:
+            text = text.replace(folder, folders[folder])
+    return text

@@ -313,6 +313,26 @@ _COLV_TITLES = {
 }
 
 
+def _spread_labels(points: np.ndarray, names: Sequence[str], half: float) -> list[tuple[float, float]]:
+    """Where to write each of the (C, 2) ``points``' ``names`` in a square view of half-width ``half``
+    (data units), so that no two labels overlap: a label starts just above-right of its point and moves
+    up, one line at a time, past every label already placed that it would cover. Returns C (x, y)."""
+    line, char = 0.08 * half, 0.05 * half  # 8-point text in a view about 300-450 pixels wide, with a margin
+    placed: list[tuple[float, float, float]] = []  # x, y, width of the labels written so far
+    spots: dict[int, tuple[float, float]] = {}
+    for c in sorted(range(len(names)), key=lambda c: (points[c, 1], points[c, 0])):
+        x, y, width = (
+            float(points[c, 0]) + 0.02 * half,
+            float(points[c, 1]) + 0.02 * half,
+            char * len(names[c]),
+        )
+        while any(px < x + width and x < px + pw and abs(py - y) < line for px, py, pw in placed):
+            y += line
+        placed.append((x, y, width))
+        spots[c] = (x, y)
+    return [spots[c] for c in range(len(names))]
+
+
 def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | None = None) -> Figure:
     """Four panels from :func:`colv_geometry`: the sphere seen in a plane (prompts, the segment
     feature, ``-dL/df`` of CoLV and BCE and where descent takes f), the force on each prompt, the
@@ -341,12 +361,12 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
         edgecolors="black",
         linewidths=0.5,
     )
-    for (x, y), name, on in zip(points, names, positive):
+    for (x, y), (lx, ly), name, on in zip(points, _spread_labels(points, names, half), names, positive):
         view_ax.annotate(
             name,
             (x, y),
-            xytext=(4, 3),
-            textcoords="offset points",
+            xytext=(lx, ly),
+            textcoords="data",
             fontsize=8,
             color="tab:green" if on else "0.35",
             fontweight="bold" if on else "normal",

@@ -21,6 +21,7 @@ def plot_timeline(
     duration: float | None = None,
     title: str | None = None,
     ax: Axes | None = None,
+    colour: str | None = None,
 ) -> Figure:
     """Draw one block of rows per source: the ground truth, then each model's probabilities.
 
@@ -39,11 +40,16 @@ def plot_timeline(
             segments otherwise.
         title: axes title.
         ax: a matplotlib Axes to draw on (default: a new figure).
+        colour: one matplotlib colour for every row (default: one colour per shown class, by its
+            place in the list, which means different things on different plots). Give it to keep a
+            colour's meaning across panels, e.g. :data:`refdense.viz.style.CONCEPT_COLOURS` per
+            concept kind.
 
     Returns:
         The matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
 
     labels = np.asarray(labels, dtype=np.float32)
     if labels.ndim != 2 or labels.shape[1] != len(class_names):
@@ -78,7 +84,7 @@ def plot_timeline(
     for scores in sources.values():
         for k, c in enumerate(classes):
             rgba = np.zeros((length, 4), dtype=np.float32)
-            rgba[:, :3] = colours(k % colours.N)[:3]
+            rgba[:, :3] = to_rgb(colour) if colour is not None else colours(k % colours.N)[:3]
             rgba[:, 3] = np.clip(scores[:, c], 0.0, 1.0)
             rows.append(rgba)
     image = np.stack(rows) if rows else np.zeros((0, length, 4), dtype=np.float32)
@@ -90,6 +96,9 @@ def plot_timeline(
     right = duration if duration is not None else length
     ax.imshow(image, aspect="auto", interpolation="nearest", extent=(0, right, len(rows), 0))
     per_block = len(classes)
+    if colour is not None:  # rows of one colour: a white line keeps each class's row apart
+        for row in range(1, len(rows)):
+            ax.axhline(row, color="white", linewidth=1.5)
     for b, name in enumerate(sources):
         if b:
             ax.axhline(b * per_block, color="0.3", linewidth=0.8)
