@@ -340,6 +340,15 @@ def test_entity_gate_reverses_the_phases_on_group_1_and_adds_long_distractors():
     assert changed > 10 and distracted > 10
     with pytest.raises(ValueError, match="entity_gate"):
         Dials(entity_gate=1, coupling=0.5)
+    assert Dials(entity_gate=1).arguments() == " --entity-gate 1"
+
+
+def test_entity_gate_from_the_command_line(tmp_path):
+    out = tmp_path / "gated"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--entity-gate", "1"]) == 0
+    record = read_info(out).dials
+    assert record["entity_gate"] == 1 and sorted(record["entity_groups"]) == [0, 0, 1, 1]
+    assert "--entity-gate 1 " in read_info(out).source
     with pytest.raises(ValueError, match="entity_gate must be 0 or 1"):
         Dials(entity_gate=2)
 

@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         train_videos=args.train_videos,
         held_out=args.held_out,
         held_out_k=args.held_out_k,
+        entity_gate=args.entity_gate,
     )
     if args.out is None:
         if args.overwrite:
