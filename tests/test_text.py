@@ -61,8 +61,36 @@ def test_random_encoder_is_seeded_labelled_and_word_based():
     assert not torch.allclose(a[0], a[1])
     with pytest.raises(ValueError, match=r"expected weights=None, found 'x.pt'"):
         load_text_encoder("random", weights="x.pt")
-    with pytest.raises(ValueError, match=r"expected one of \('clip', 'minilm', 'random'\), found 'bert'"):
+    with pytest.raises(ValueError, match=r"expected one of \('clip', 'minilm', 'random', 'random_orthonormal'\), found 'bert'"):
         load_text_encoder("bert")
+
+
+def test_random_orthonormal_anchors_share_no_structure():
+    encoder = load_text_encoder("random_orthonormal")
+    assert encoder.name == "random_orthonormal" and "CoLV control" in encoder.description
+    prompts = [f"a photo of red {shape}" for shape in ("cube", "ball", "cone")] + ["a photo of red cube"]
+    anchors = encoder.encode(prompts)
+    assert anchors.shape == (4, 384) and anchors.dtype == torch.float32
+    torch.testing.assert_close(anchors[:3] @ anchors[:3].T, torch.eye(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(anchors[3], anchors[0])  # the same prompt, the same anchor
+    torch.testing.assert_close(anchors, load_text_encoder("random_orthonormal").encode(prompts))
+    # MiniLM gives prompts with a shared word shared structure; the control gives none
+    minilm = torch.nn.functional.normalize(load_text_encoder("minilm").encode(prompts[:3]), dim=1)
+    assert (minilm @ minilm.T)[0, 1] > 0.3
+    with pytest.raises(ValueError, match="at most 384 distinct texts .* found 385"):
+        encoder.encode([f"a photo of thing {k}" for k in range(385)])
+    with pytest.raises(ValueError, match="text encoder 'random_orthonormal' has no weights"):
+        load_text_encoder("random_orthonormal", weights="x.pt")
+    # a bank of the control: each concept set's anchors orthonormal; the config key accepts it
+    from refdense.synth import dataset_info
+    from refdense.text import build_text_bank
+    from refdense.train.config import from_dict
+
+    bank = build_text_bank(encoder, dataset_info("tiny"))
+    for concept in ("action", "entity", "motion"):
+        rows = bank.embeddings[concept]
+        torch.testing.assert_close(rows @ rows.T, torch.eye(len(rows)), atol=1e-6, rtol=0)
+    assert from_dict({"data": {"text_encoder": "random_orthonormal"}}).data.text_encoder == "random_orthonormal"
 
 
 def test_minilm_loads_offline_and_embeds_semantically():

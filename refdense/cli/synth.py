@@ -65,6 +65,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=0,
         help="training instances kept per held-out class (default: 0, never seen together)",
     )
+    dials.add_argument(
+        "--entity-gate",
+        type=int,
+        default=0,
+        help="0 | 1: a motion's phase order depends on an entity group the video stream cannot see",
+    )
     parser.set_defaults(func=run)
 
 
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         train_videos=args.train_videos,
         held_out=args.held_out,
         held_out_k=args.held_out_k,
+        entity_gate=args.entity_gate,
     )
     if args.out is None:
         if args.overwrite:

