@@ -22,10 +22,10 @@ from refdense.prepare.formats import FormatError, read_charades_csv, read_super_
 from refdense.prepare.prepare import annotate_video
 from refdense.schema import ConfigError, shown
 from refdense.train import evaluate, train
-from refdense.train.ablate import ablate
+from refdense.experiments.ablate import ablate
 from refdense.train.config import from_dict, load_config
-from refdense.train.demo import demo
-from refdense.train.sweep import sweep
+from refdense.experiments.demo import demo
+from refdense.experiments.sweep import sweep
 
 
 def dead_pid() -> int:
