@@ -8,9 +8,10 @@ import pytest
 
 from refdense.cli import main
 from refdense.experiments.ablate import ABLATIONS, BASE
-from refdense.train.config import load_config
 from refdense.experiments.launch import Launch, RunsFailed, finished, fit_runs
 from refdense.experiments.sweep import sweep
+from refdense.io import output_folder
+from refdense.train.config import load_config
 
 SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=random", "model.dim=16",
          "model.heads=2", "model.head_dim=8", "model.strides=[2, 4]", "model.max_len=16", "model.local_hidden=32",
@@ -44,6 +45,7 @@ def test_a_failed_run_is_reported_with_its_log_and_the_others_finish(writable_ti
     config = load_config(BASE, ABLATIONS / "full.yaml",
                          overrides=[f"data.dataset={writable_tiny_dataset}", *SMALL, "optim.epochs=1"])
     broken, good = tmp_path / "broken", tmp_path / "good"
+    output_folder(broken, "train")  # a run folder, as training marks it ...
     (broken / "checkpoints").mkdir(parents=True)
     (broken / "checkpoints" / "latest.pt").write_bytes(b"not a checkpoint")  # its resume fails
     runs = [(config, broken), (config.with_overrides("run.seed=1"), good)]

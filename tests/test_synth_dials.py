@@ -266,7 +266,7 @@ def _group_rows(folder: Path, split: str, groups, stream: str):
     import torch
 
     from refdense.data import DenseActionDataset
-    from refdense.train.probe import pooled_features
+    from refdense.experiments.probe import pooled_features
 
     info = read_info(folder)
     onto = np.zeros((info.num_classes, 2))

@@ -163,6 +163,10 @@ def offline_weights(tmp_path_factory, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", urlopen)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the download is mocked
+    # the hosts count as reachable: the probe that makes an offline download fail fast is tested in test_weights
+    monkeypatch.setattr(weights, "reachable", lambda url, timeout=weights.PROBE_SECONDS: True)
+    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=weights.PROBE_SECONDS: True)
 
 
 @pytest.mark.usefixtures("one_torch_thread", "offline_weights")

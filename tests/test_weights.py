@@ -9,6 +9,7 @@ import urllib.request
 import pytest
 import torch
 
+from refdense import weights
 from refdense.cli import main
 from refdense.prepare.i3d import InceptionI3d
 
@@ -21,12 +22,20 @@ class Response(io.BytesIO):
         self.headers = {"Content-Length": str(len(payload))}
 
 
+@pytest.fixture
+def online(monkeypatch):
+    """The download hosts count as reachable, so the download itself (mocked below) is what runs."""
+    monkeypatch.setattr(weights, "reachable", lambda url, timeout=weights.PROBE_SECONDS: True)
+    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=weights.PROBE_SECONDS: True)
+
+
 def checkpoint_bytes(num_classes: int) -> bytes:
     buffer = io.BytesIO()
     torch.save(InceptionI3d(num_classes).state_dict(), buffer)
     return buffer.getvalue()
 
 
+@pytest.mark.usefixtures("online")
 def test_i3d_download_writes_the_checkpoint_and_says_how_to_use_it(tmp_path, monkeypatch, capsys):
     asked = []
 
@@ -44,6 +53,7 @@ def test_i3d_download_writes_the_checkpoint_and_says_how_to_use_it(tmp_path, mon
     assert f"--video-encoder i3d --video-weights {target}" in printed
 
 
+@pytest.mark.usefixtures("online")
 def test_a_failed_or_wrong_download_leaves_no_file(tmp_path, monkeypatch, capsys):
     def offline(url, timeout):
         raise urllib.error.URLError("network is unreachable")
@@ -57,6 +67,7 @@ def test_a_failed_or_wrong_download_leaves_no_file(tmp_path, monkeypatch, capsys
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
+@pytest.mark.usefixtures("online")
 def test_clip_download_goes_to_the_weights_folder(tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
@@ -69,6 +80,7 @@ def test_clip_download_goes_to_the_weights_folder(tmp_path, monkeypatch, capsys)
         return str(local_dir / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", hf_hub_download)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the download is mocked
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
     assert main(["weights", "download", "clip-rn50"]) == 0
     folder = tmp_path / "weights" / "clip-rn50"
