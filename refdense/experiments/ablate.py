@@ -338,7 +338,6 @@ def ablation_markdown(
         header,
         "|---|---|" + "---:|" * (len(METRICS) + 1),
     ]
-    below: dict[str, int] = {}
     for variant in VARIANTS:
         if variant.name not in values:
             continue
@@ -350,9 +349,8 @@ def ablation_markdown(
         ]
         gain = format_interval(interval(paired_gains(reference, runs_of, "mAP"))) if reference else ""
         label = variant.label
-        if runs:
-            below[variant.name] = sum(r["mAP"] < t["probe"] for r, t in zip(runs_of, runs[variant.name]))
-            label += " ⚠" if below[variant.name] else ""
+        if runs and runs_below_probe(runs_of, runs[variant.name]):
+            label += " ⚠"
         lines.append(f"| {variant.table} | {label} | " + " | ".join(cells) + f" | {gain} |")
     if runs:
         first = runs[next(iter(runs))]
@@ -371,15 +369,21 @@ def ablation_markdown(
             "configurations equal but for `model.arch`): trained once, reported in both rows.",
         ]
     if runs:
-        lines += ["", *training_notes(values, runs, below)]
+        lines += ["", *training_notes(values, runs)]
     return "\n".join(lines) + "\n"
 
 
-def training_notes(
-    values: dict[str, list[dict]], runs: dict[str, list[dict]], below: dict[str, int]
-) -> list[str]:
-    """The sentences under a table of trained runs: which fall below the probe, which never learned,
-    which stopped early, whose validation curves are not flat at the end."""
+def runs_below_probe(values: list[dict], runs: list[dict]) -> int:
+    """How many runs (``values``: their metrics, ``runs``: their :func:`run_probe` records, in the same
+    order) score a test mAP below their dataset's probe."""
+    return sum(value["mAP"] < run["probe"] for value, run in zip(values, runs))
+
+
+def training_notes(values: dict[str, list[dict]], runs: dict[str, list[dict]]) -> list[str]:
+    """The sentences under a table of trained runs (``values`` and ``runs`` by variant, in the same
+    order): which fall below the probe, which never learned, which stopped early, whose validation
+    curves are not flat at the end."""
+    below = {name: runs_below_probe(values[name], runs[name]) for name in runs}
     marked = [f"`{name}` ({count} of {len(runs[name])} seeds)" for name, count in below.items() if count]
     notes = [
         "Probe: a ridge regression of the labels on both input streams with fixed temporal means "

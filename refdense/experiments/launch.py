@@ -38,6 +38,7 @@ from typing import Any
 
 from refdense.io import LockedError, exclusive_lock, output_folder
 from refdense.progress import Progress, progress_bar
+from refdense.train.checkpoint import LATEST_FILE
 from refdense.train.config import TrainConfig, load_config
 from refdense.train.evaluate import predictions_path
 from refdense.train.history import read_history, stalled
@@ -98,7 +99,7 @@ def fit(config: TrainConfig, run_dir: Path) -> Path:
     run_dir = output_folder(run_dir, "train")
     with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}", wait=True):
         if not finished(config, run_dir):
-            train(config, run_dir, resume=(run_dir / "checkpoints" / "latest.pt").is_file(), progress=False)
+            train(config, run_dir, resume=(run_dir / "checkpoints" / LATEST_FILE).is_file(), progress=False)
     return predictions_path(run_dir, "testing")
 
 
@@ -207,8 +208,7 @@ def _local(runs: Sequence[Run], launch: Launch, bar: Progress) -> list[str]:
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
-                config, run_dir = waiting.pop(0)
-                run_dir.mkdir(parents=True, exist_ok=True)
+                config, run_dir = waiting.pop(0)  # its folder made by _state
                 process = context.Process(
                     target=_worker, args=(config, run_dir, threads, run_dir / "fit.log")
                 )

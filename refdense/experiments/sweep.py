@@ -49,6 +49,7 @@ from refdense.experiments.ablate import (
     interval,
     run_metrics,
     run_probe,
+    runs_below_probe,
     training_notes,
 )
 from refdense.experiments.launch import Launch, fit_runs
@@ -345,8 +346,7 @@ def sweep_markdown(result: dict) -> str:
             name: [r for by_variant in result["runs"].values() for r in by_variant[name]]
             for name in result["variants"]
         }
-        below = {name: sum(r["mAP"] < r["probe"] for r in rows) for name, rows in by_name.items()}
-        lines += ["", *training_notes(by_name, by_name, below)]
+        lines += ["", *training_notes(by_name, by_name)]  # a sweep's records hold both
     elif result["patience"] is not None:  # a sweep of the first study: "converged" meant stopped early
         converged = sum(bool(r["converged"]) for r in records)
         lines += [
@@ -359,7 +359,7 @@ def sweep_markdown(result: dict) -> str:
 
 def _probe_mark(records: list[dict], probed: bool) -> str:
     """`` ⚠`` when a run of ``records`` is below its dataset's probe."""
-    return " ⚠" if probed and any(r["mAP"] < r["probe"] for r in records) else ""
+    return " ⚠" if probed and runs_below_probe(records, records) else ""
 
 
 def plot_sweep(result: dict) -> Figure:

@@ -98,6 +98,13 @@ def selection_sentence(checkpoint: Path, epoch: int, history: list[dict], valida
     )
 
 
+def selection_label(validated: bool, last: bool) -> str:
+    """How the tested checkpoint was chosen, in ``results.json``'s words."""
+    if not validated:
+        return "last epoch (no validation split)"
+    return "final epoch (run.test_checkpoint: last)" if last else "best validation per-frame mAP"
+
+
 def save_figure(figure: Figure, path: Path) -> None:
     """Save a Figure as PNG atomically and close it (if pyplot manages it)."""
     with atomic_path(path) as tmp:
@@ -122,11 +129,7 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
         "arch": config.model.arch,
         "checkpoint": str(result.checkpoint.relative_to(run_dir)),
         "checkpoint_epoch": result.checkpoint_epoch,
-        "selection": "final epoch (run.test_checkpoint: last)"
-        if validated and last
-        else "best validation per-frame mAP"
-        if validated
-        else "last epoch (no validation split)",
+        "selection": selection_label(validated, last),
         "epochs": len(result.history),
         "test": test.to_dict(),
         "predictions": predictions.name,
