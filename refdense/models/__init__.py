@@ -18,7 +18,7 @@ from refdense.models.blocks import (
     init_pat_weights,
 )
 from refdense.models.build import build_model
-from refdense.models.complexity import complexity
+from refdense.models.complexity import complexity, parameter_count
 from refdense.models.config import ModelConfig
 from refdense.models.detector import Detector
 from refdense.models.inference import predict_full_video, predict_full_videos
@@ -44,6 +44,7 @@ __all__ = [
     "build_model",
     "complexity",
     "init_pat_weights",
+    "parameter_count",
     "position_bias",
     "predict_full_video",
     "predict_full_videos",
