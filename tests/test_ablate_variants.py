@@ -233,3 +233,55 @@ def test_the_held_out_map_is_over_exactly_those_classes_for_both_readouts(tmp_pa
     assert values["mAP_composed_held_out"] > values["mAP_held_out"]
     assert "mAP_held_out" not in run_metrics(path)
     assert np.isnan(run_metrics(path, held_out_classes=(5,))["mAP_held_out"])
+
+
+def test_a_run_on_held_out_compositions_reports_both_readouts_on_those_classes(tmp_path):
+    folder = synth.generate("tiny", tmp_path / "held", dials=Dials(held_out=0.3))
+    held = read_info(folder).held_out_classes
+    assert len(held) == 3
+    result = train(variant("full", f"data.dataset={folder}", *SMALL), tmp_path / "run", progress=False)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["held_out_classes"] == list(held)
+    maps = results["held_out_map"]
+    assert maps["action head"] == pytest.approx(100 * result.test.frame_map.map_over(held))
+    assert maps["composed"] == pytest.approx(100 * result.composed.frame_map.map_over(held))
+    assert f"Held-out classes ({', '.join(map(str, held))}" in (tmp_path / "run" / "results.md").read_text()
+    metrics = run_metrics(result.predictions, held_out_classes=held)
+    assert metrics["mAP_held_out"] == pytest.approx(maps["action head"])
+    assert metrics["mAP_composed_held_out"] == pytest.approx(maps["composed"])
+
+
+def test_ablate_trains_the_new_variants_and_reports_their_parameters(writable_tiny_dataset, tmp_path):
+    from refdense.experiments.ablate import ablate
+
+    names = ("full", "full_asl", "single_asl", "no_sub_labels_action_colv")
+    overrides = [o for o in SMALL if not o.startswith("optim.epochs")]
+    report = ablate(str(writable_tiny_dataset), tmp_path / "ablations", seeds=(0,), epochs=1, variants=names,
+                    overrides=overrides, progress=False)
+    saved = json.loads((tmp_path / "ablations" / "ablations.json").read_text())
+    assert set(saved["runs"]) == set(names) and set(saved["parameters"]) == set(names)
+    assert saved["parameters"]["full_asl"] == saved["parameters"]["full"]
+    # the overrides narrow RefDense and the single network alike to dim 16: the files' width no longer matches
+    assert saved["parameters"]["single_asl"] < (1 - MATCH_TOLERANCE) * saved["parameters"]["full_asl"]
+    text = report.read_text()
+    assert "`single_asl` has" in text and "⚠ NOT matched" in text and "Same loss, `full_asl` minus `single_asl`" in text
+    assert all("mAP_composed" in saved["runs"][n][0] for n in ("full", "full_asl"))
+    assert all("mAP_composed" not in saved["runs"][n][0] for n in ("single_asl", "no_sub_labels_action_colv"))
+    terms = json.loads((tmp_path / "ablations" / "no_sub_labels_action_colv" / "seed0" / "metrics.jsonl")
+                       .read_text().splitlines()[0])["train"]
+    assert set(terms) == {"loss", "bce_action", "colv_action"}
+    assert "without entity and motion labels, CoLV on actions" in text
+
+
+def test_the_table_reports_the_composed_and_held_out_readouts_of_the_runs_that_have_them():
+    runs = {"full": [{"mAP": 60.0, "mAP_ac": 1.0, "F1_ac": 1.0, "mAP_composed": 55.0, "mAP_held_out": 20.0,
+                      "mAP_composed_held_out": 30.0},
+                     {"mAP": 62.0, "mAP_ac": 1.0, "F1_ac": 1.0, "mAP_composed": 57.0, "mAP_held_out": 22.0,
+                      "mAP_composed_held_out": 34.0}],
+            "pat": [{"mAP": 58.0, "mAP_ac": 1.0, "F1_ac": 1.0, "mAP_held_out": 10.0},
+                    {"mAP": 59.0, "mAP_ac": 1.0, "F1_ac": 1.0, "mAP_held_out": 12.0}]}
+    text = ablation_markdown(runs, "default", (0, 1), BASE, [])
+    assert "mAP, composed readout P_ent x P_mot (evaluation only): `full` 56.00 ± 1.41." in text
+    assert "mAP, held-out classes, action head: `full` 21.00 ± 1.41, `pat` 11.00 ± 1.41." in text
+    assert "mAP, held-out classes, composed readout: `full` 32.00 ± 2.83." in text
+    assert "composed" not in ablation_markdown({"pat": runs["pat"]}, "default", (0, 1), BASE, [])

@@ -417,9 +417,33 @@ def ablation_markdown(
         ]
     if parameters:
         lines += matched_notes(values, parameters)
+    lines += readout_notes(values)
     if runs:
         lines += ["", *training_notes(values, runs)]
     return "\n".join(lines) + "\n"
+
+
+#: The per-run metrics besides :data:`METRICS` that :func:`readout_notes` reports, and their words.
+READOUTS = {
+    "mAP_composed": "composed readout P_ent x P_mot (evaluation only)",
+    "mAP_held_out": "held-out classes, action head",
+    "mAP_composed_held_out": "held-out classes, composed readout",
+}
+
+
+def readout_notes(values: dict[str, list[dict]]) -> list[str]:
+    """A paragraph (preceded by a blank line) per metric of :data:`READOUTS` that some variant's runs
+    have: its mean ± sample std over seeds for each such variant, in the table's order."""
+    lines = []
+    for metric, words in READOUTS.items():
+        cells = [
+            f"`{v.name}` {_cell([r[metric] for r in values[v.name]], None)}"
+            for v in VARIANTS
+            if v.name in values and all(metric in r for r in values[v.name])
+        ]
+        if cells:
+            lines += ["", f"mAP, {words}: " + ", ".join(cells) + "."]
+    return lines
 
 
 def matched_notes(values: dict[str, list[dict]], parameters: dict[str, int]) -> list[str]:
