@@ -20,7 +20,7 @@ import torch
 
 from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
-from refdense.models import Detector, predict_full_videos
+from refdense.models import Detector, architecture, predict_full_videos
 from refdense.models.inference import MAX_BATCH_SEGMENTS, Readout, action_probabilities
 from refdense.progress import progress_bar
 from refdense.train import distributed
@@ -152,11 +152,13 @@ def composed_path(predictions: str | Path) -> Path:
 
 def composed_unavailable(config: TrainConfig) -> str | None:
     """Why a run of ``config`` has no composed readout (``P_ent * P_mot`` from its auxiliary heads), or
-    None when it has one: a RefDense with both auxiliary heads, both trained by their labels."""
+    None when it has one: an architecture with both auxiliary heads (``Architecture.auxiliary``, as
+    RefDense), both switched on and trained by their labels."""
     model, loss = config.model, config.loss
-    if model.arch != "refdense":
-        return f"model.arch {model.arch} has no entity or motion head"
+    heads = architecture(model.arch).auxiliary
     for part in ("entity", "motion"):
+        if part not in heads:
+            return f"model.arch {model.arch} has no {part} head"
         if not getattr(model, f"{part}_head"):
             return f"the {part} head is off (model.{part}_head: false)"
         if not getattr(loss, f"use_{part}_labels") or getattr(loss, f"{part}_weight") == 0:
