@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from refdense.models import ModelConfig, build_model, predict_full_videos
+from refdense.models import ModelConfig, architectures, build_model, predict_full_videos
 
 DIMS = dict(video_dim=1024, image_dim=1024, num_classes=157, num_entities=38, num_motions=38)
 SEGMENTS_PER_SECOND = 3.0
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--arch", nargs="+", choices=("refdense", "pat"), default=["refdense", "pat"])
+    parser.add_argument("--arch", nargs="+", choices=architectures(), default=["refdense", "pat"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lengths = charades_lengths(args.videos)

@@ -39,7 +39,7 @@ import torch
 
 from refdense.data.dataset import Batch
 from refdense.losses import RefDenseCriterion
-from refdense.models import build_model, complexity
+from refdense.models import architecture, build_model, complexity
 from refdense.train import distributed
 from refdense.train.components import build_optimizer
 from refdense.train.config import load_config
@@ -81,7 +81,7 @@ class OurStep:
         bank = SimpleNamespace(embeddings={name: torch.randn(DIMS[f"num_{key}"], TEXT_DIM)
                                            for name, key in (("action", "classes"), ("entity", "entities"),
                                                              ("motion", "motions"))})
-        dims = {"action": model_cfg.action_feature_dim, "entity": model_cfg.dim, "motion": model_cfg.dim}
+        dims = dict(architecture(model_cfg.arch).colv_widths(model_cfg))
         self.runner = TrainingStep(self.model, RefDenseCriterion(self.config.loss, dims, bank)).to(context.device)
         self.optimizer = build_optimizer(self.runner.parameters(), self.config.optim)
         self.context = context

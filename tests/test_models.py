@@ -15,6 +15,8 @@ from refdense.models import (
     MaskedConv1d,
     ModelConfig,
     RefDense,
+    architecture,
+    architectures,
     build_model,
     complexity,
     predict_full_video,
@@ -22,7 +24,6 @@ from refdense.models import (
 )
 from refdense.models.blocks import upsample_linear
 from refdense.models.complexity import AttentionCount
-from refdense.models.config import ARCHS
 from refdense.models.detector import RELATIVE_WINDOW
 
 VIDEO, IMAGE, CLASSES, ENTITIES, MOTIONS = 12, 10, 5, 3, 4
@@ -172,12 +173,12 @@ def test_forward_returns_detection_output_with_the_documented_shapes(arch):
     else:
         assert out.entity_logits is None and out.motion_logits is None and out.motion_features is None
         assert out.action_features.shape == (2, 11, 16)
-    assert out.action_features.shape[-1] == tiny(arch=arch).action_feature_dim
+    assert out.action_features.shape[-1] == architecture(arch).colv_widths(tiny(arch=arch))["action"]
 
 
 @pytest.mark.parametrize("position", ["pat", "relative"])
 @pytest.mark.parametrize("arch, stream", [("refdense", None)] + [
-    (arch, stream) for arch in ARCHS if arch != "refdense" for stream in ("video", "image", "concat")])
+    (arch, stream) for arch in architectures() if arch != "refdense" for stream in ("video", "image", "concat")])
 def test_every_architecture_is_a_detector_with_what_inference_relies_on(arch, stream, position):
     model = make(tiny(arch=arch, position=position, inputs=stream))
     assert isinstance(model, Detector)

@@ -73,10 +73,12 @@ def test_a_section_made_in_python_names_its_class():
         Server(3)  # type: ignore[arg-type]
 
 
-# Free-text string fields of the package's sections (paths, names, a device matched by a pattern);
-# every other string field is a choice among fixed values, so it is typed Literal.
+# Free-text string fields of the package's sections (paths, names, a device matched by a pattern) and
+# ModelConfig.arch, a choice among the registered architectures (refdense.models.registry, checked in its
+# __post_init__: the set grows with each registration); every other string field is a choice among
+# fixed values, so it is typed Literal.
 FREE_TEXT = {"DataConfig.dataset", "DataConfig.text_weights", "RunConfig.device", "DatasetInfo.name",
-             "DatasetInfo.source", "DatasetInfo.format", "StreamInfo.encoder"}
+             "DatasetInfo.source", "DatasetInfo.format", "StreamInfo.encoder", "ModelConfig.arch"}
 
 
 @pytest.mark.parametrize("section", [DataConfig, OptimConfig, RunConfig, TrainConfig, ModelConfig, LossConfig,

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from refdense.data.dataset import Batch
 from refdense.losses import LossConfig, RefDenseCriterion
-from refdense.models import ModelConfig, build_model
+from refdense.models import ModelConfig, architecture, build_model
 from refdense.train import ConfigError, NonFiniteLossError, distributed
 from refdense.train import components
 from refdense.train.components import build_optimizer, resolve_precision
@@ -85,7 +85,7 @@ def tiny_model_and_criterion(seed: int = 0) -> TrainingStep:
     bank = SimpleNamespace(embeddings={s: torch.randn(n, 6) for s, n in
                                        (("action", CLASSES), ("entity", ENTITIES), ("motion", MOTIONS))})
     loss = LossConfig(colv_sets=["entity", "motion"], learnable_temperature=True)
-    criterion = RefDenseCriterion(loss, {"action": cfg.action_feature_dim, "entity": 16, "motion": 16}, bank)
+    criterion = RefDenseCriterion(loss, dict(architecture(cfg.arch).colv_widths(cfg)), bank)
     return TrainingStep(model, criterion)
 
 

@@ -213,6 +213,12 @@ class DatasetInfo:
     def image_dim(self) -> int:
         return self.streams["image"].dim
 
+    @property
+    def held_out_classes(self) -> tuple[int, ...]:
+        """The class ids the synthetic generator held out of training (``dials.held_out_classes``,
+        ``refdense.synth.Dials.held_out``); empty for every other dataset."""
+        return tuple((self.dials or {}).get("held_out_classes", ()))
+
     def entity_matrix(self) -> np.ndarray:
         """A_ent (C, C_ent) float32, 1 where class c involves entity k."""
         return self._matrix(0, self.num_entities)

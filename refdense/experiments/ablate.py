@@ -32,10 +32,12 @@ from refdense.data import DatasetInfo, read_info
 from refdense.experiments.launch import Launch, Run, fit_runs
 from refdense.experiments.probe import probe_dataset
 from refdense.io import atomic_write, output_folder
-from refdense.metrics import paper_table, read_predictions
+from refdense.metrics import frame_map, paper_table, read_predictions
+from refdense.models import parameter_count
 from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
+from refdense.train.evaluate import composed_path
 from refdense.train.history import best_epoch, read_history
 
 ABLATIONS = CONFIGS / "ablations"
@@ -44,23 +46,36 @@ BASE = CONFIGS / "synthetic.yaml"
 
 @dataclass(frozen=True)
 class Variant:
+    """One row of the ablation table.
+
+    ``matches``: for a single network widened to a RefDense's parameter count (its file states the
+    width), the variant trained with the same loss that it is compared with; ``ablate`` checks the
+    two counts agree within :data:`MATCH_TOLERANCE` and reports that gain as well.
+    """
+
     name: str  # file stem in configs/ablations
     table: str  # the paper's table
     label: str
+    matches: str | None = None
 
 
 VARIANTS = (
     Variant("full", "3-7", "RefDense (full)"),
     Variant("entity_only", "3", "Action-Entity alone (I3D+CLIP concat)"),
     Variant("motion_only", "3", "Action-Motion alone (I3D+CLIP concat)"),
+    Variant("single_bce", "3", "one network, parameters matched, BCE (I3D+CLIP concat)", matches="full"),
+    Variant("full_asl", "3", "RefDense (full), asymmetric loss"),
+    Variant("single_asl", "3", "one network, parameters matched, asymmetric loss", matches="full_asl"),
     Variant("no_entity_labels", "4", "without entity labels"),
     Variant("no_motion_labels", "4", "without motion labels"),
-    Variant("no_sub_labels", "4", "without entity and motion labels"),
+    Variant("no_sub_labels", "4", "without entity and motion labels (hence no CoLV)"),
+    Variant("no_sub_labels_action_colv", "4", "without entity and motion labels, CoLV on actions"),
     Variant("no_colv", "5", "without CoLV"),
     Variant("pat", "6", "PAT (I3D+CLIP concat)"),
     Variant("pat_colv", "6", "PAT + CoLV"),
     Variant("no_cross_attention", "7", "without cross-attention"),
 )
+MATCH_TOLERANCE = 0.02  # a matched single network's parameter count lies within 2% of its reference's
 METRICS = ("mAP", "mAP_ac", "F1_ac")
 FLAT_WINDOW = 3  # a run's validation curve is flat when its last FLAT_WINDOW values ...
 FLAT_TOLERANCE = 1.0  # ... lie within this many mAP points of each other
@@ -68,19 +83,31 @@ LEARNED_FACTOR = 2.0  # a run learned when its test mAP is at least this many ti
 PROBE_READOUT = ("both", "pooled")  # the probe every table is bounded by (refdense.experiments.probe)
 
 
-def run_metrics(predictions: Path, rare_classes: Sequence[int] = ()) -> dict[str, float]:
+def run_metrics(
+    predictions: Path, rare_classes: Sequence[int] = (), held_out_classes: Sequence[int] = ()
+) -> dict[str, float]:
     """The ablation metrics (percent) of one run, from its predictions file.
 
-    With ``rare_classes``, also ``mAP_rare``: the mean AP over those of them with a positive test
-    frame (NaN when none has one).
+    With ``rare_classes``, also ``mAP_rare``, and with ``held_out_classes`` (``DatasetInfo.held_out_classes``)
+    ``mAP_held_out``: the mean AP over those classes with a positive test frame (NaN when none has one).
+    When the run also wrote the composed readout of its auxiliary heads (a RefDense with both:
+    :func:`refdense.train.evaluate.composed_path`), its per-frame mAP as ``mAP_composed``, and over
+    the same classes ``mAP_composed_rare``, ``mAP_composed_held_out``.
     """
     saved = read_predictions(predictions)
     table = paper_table(saved.scores, saved.labels, taus=(0,))
     ac = table.conditional[0]
     values = {"mAP": 100 * table.frame_map.map_all, "mAP_ac": 100 * ac.mAP_ac, "F1_ac": 100 * ac.F1_ac}
-    if rare_classes:
-        ap = table.frame_map.per_class[list(rare_classes)]
-        values["mAP_rare"] = 100 * float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan
+    readouts = [("mAP", table.frame_map)]
+    composed = composed_path(predictions)
+    if composed.is_file():
+        scores = read_predictions(composed)
+        readouts.append(("mAP_composed", frame_map(scores.scores, scores.labels)))
+        values["mAP_composed"] = 100 * readouts[-1][1].map_all
+    for prefix, frame in readouts:
+        for suffix, classes in (("rare", rare_classes), ("held_out", held_out_classes)):
+            if classes:
+                values[f"{prefix}_{suffix}"] = 100 * frame.map_over(classes)
     return values
 
 
@@ -136,6 +163,16 @@ def same_network(a: TrainConfig, b: TrainConfig, info: DatasetInfo) -> bool:
         and weights[0].keys() == weights[1].keys()
         and all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
     )
+
+
+def parameter_counts(configs: dict[str, TrainConfig], info: DatasetInfo) -> dict[str, int]:
+    """``{name: parameters}`` of each configuration's model for ``info``'s widths and class counts,
+    built on the meta device (nothing allocated, no random number drawn)."""
+    counts = {}
+    for name, config in configs.items():
+        with torch.device("meta"):
+            counts[name] = parameter_count(build_detector(config.model, info))
+    return counts
 
 
 def check_variants(names: Sequence[str] | None) -> list[Variant]:
@@ -197,6 +234,10 @@ def ablate(
     configs = {v.name: load_config(base, ABLATIONS / f"{v.name}.yaml", overrides=common) for v in chosen}
     out = output_folder(out, "ablate", accepts=("sweep",))
     info = read_info(open_dataset_dir(dataset))
+    references = {v.matches for v in chosen if v.matches} - set(configs)
+    parameters = parameter_counts(
+        configs | {n: load_config(base, ABLATIONS / f"{n}.yaml", overrides=common) for n in references}, info
+    )
     same_as: dict[str, str] = {}
     for k, variant in enumerate(chosen):
         earlier = next(
@@ -230,7 +271,8 @@ def ablate(
     values: dict[str, list[dict[str, float]]] = {v.name: [] for v in trained}
     runs: dict[str, list[dict]] = {v.name: [] for v in trained}
     for (name, seed, (config, run_dir)), path in zip(planned, predictions):
-        values[name].append(run_metrics(path))
+        held_out = read_info(open_dataset_dir(config.data.dataset)).held_out_classes
+        values[name].append(run_metrics(path, held_out_classes=held_out))
         runs[name].append({"seed": seed, **convergence(run_dir), **run_probe(config, out / "probes")})
     for name, earlier in same_as.items():
         values[name], runs[name] = values[earlier], runs[earlier]
@@ -249,6 +291,7 @@ def ablate(
                 "overrides": common,
                 "patience": patience,
                 "same_as": same_as,
+                "parameters": parameters,
                 "runs": values,
                 "gains": gains,
                 "training": runs,
@@ -267,6 +310,7 @@ def ablate(
                 common,
                 same_as,
                 runs,
+                parameters,
             )
         )
     return report
@@ -313,10 +357,13 @@ def ablation_markdown(
     common: Sequence[str],
     same_as: dict[str, str] | None = None,
     runs: dict[str, list[dict]] | None = None,
+    parameters: dict[str, int] | None = None,
 ) -> str:
     """The ablation table: mean ± sample std over seeds, in parentheses the difference to the full model;
     with ``runs`` (each run's :func:`convergence` and :func:`run_probe` record, in the order of
-    ``values``), a row for the pooled probe, a mark on each variant below it, and how the runs ended."""
+    ``values``), a row for the pooled probe, a mark on each variant below it, and how the runs ended;
+    with ``parameters`` (:func:`parameter_counts`), whether each matched single network
+    (:attr:`Variant.matches`) has its reference's parameter count, and its gain against it."""
     full = values.get("full")
     header = (
         "| Table | Variant | "
@@ -368,9 +415,62 @@ def ablation_markdown(
             f"`{name}` trains the same network the same way as `{earlier}` (same initial weights, "
             "configurations equal but for `model.arch`): trained once, reported in both rows.",
         ]
+    if parameters:
+        lines += matched_notes(values, parameters)
+    lines += readout_notes(values)
     if runs:
         lines += ["", *training_notes(values, runs)]
     return "\n".join(lines) + "\n"
+
+
+#: The per-run metrics besides :data:`METRICS` that :func:`readout_notes` reports, and their words.
+READOUTS = {
+    "mAP_composed": "composed readout P_ent x P_mot (evaluation only)",
+    "mAP_held_out": "held-out classes, action head",
+    "mAP_composed_held_out": "held-out classes, composed readout",
+}
+
+
+def readout_notes(values: dict[str, list[dict]]) -> list[str]:
+    """A paragraph (preceded by a blank line) per metric of :data:`READOUTS` that some variant's runs
+    have: its mean ± sample std over seeds for each such variant, in the table's order."""
+    lines = []
+    for metric, words in READOUTS.items():
+        cells = [
+            f"`{v.name}` {_cell([r[metric] for r in values[v.name]], None)}"
+            for v in VARIANTS
+            if v.name in values and all(metric in r for r in values[v.name])
+        ]
+        if cells:
+            lines += ["", f"mAP, {words}: " + ", ".join(cells) + "."]
+    return lines
+
+
+def matched_notes(values: dict[str, list[dict]], parameters: dict[str, int]) -> list[str]:
+    """One paragraph (preceded by a blank line) per matched variant of ``values`` whose count and its
+    reference's are in ``parameters``: both counts, whether they agree within :data:`MATCH_TOLERANCE`,
+    and the reference's paired mAP gain when the reference was trained too."""
+    lines = []
+    for variant in VARIANTS:
+        reference = variant.matches
+        if variant.name not in values or reference is None or reference not in parameters:
+            continue
+        mine, theirs = parameters[variant.name], parameters[reference]
+        change = mine / theirs - 1
+        text = (
+            f"`{variant.name}` has {mine:,} parameters, `{reference}` {theirs:,} ({100 * change:+.1f}%): "
+            + (
+                f"matched (within {100 * MATCH_TOLERANCE:g}%)."
+                if abs(change) <= MATCH_TOLERANCE
+                else f"⚠ NOT matched (more than {100 * MATCH_TOLERANCE:g}% apart) under this base recipe and "
+                f"these overrides: the width in configs/ablations/{variant.name}.yaml fits the shipped recipe."
+            )
+        )
+        if reference in values:
+            gain = format_interval(interval(paired_gains(values[reference], values[variant.name], "mAP")))
+            text += f" Same loss, `{reference}` minus `{variant.name}`, mAP: {gain}."
+        lines += ["", text]
+    return lines
 
 
 def runs_below_probe(values: list[dict], runs: list[dict]) -> int:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from refdense.data import read_info
 from refdense.experiments.ablate import (
     ABLATIONS,
     BASE,
@@ -234,7 +235,7 @@ def sweep(
                 "seed": seed,
                 "dataset": folder.name,
                 "run": str(run_dir.relative_to(out)),
-                **run_metrics(path, rare_classes[seed]),
+                **run_metrics(path, rare_classes[seed], read_info(folder).held_out_classes),
                 **convergence(run_dir),
                 **run_probe(config, out / "probes"),
             }

@@ -27,6 +27,7 @@ predicted positives then follow from binary searches in the sorted keys (:func:`
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -211,6 +212,12 @@ class FrameMAP:
             "frame_map_present": percent(self.map_present),
             "per_class_ap": [percent(a) for a in self.per_class],
         }
+
+    def map_over(self, classes: Sequence[int]) -> float:
+        """The mean AP over ``classes`` (class ids) that have a positive frame, as ``map_present`` is
+        over all classes (fraction in [0, 1]); NaN when none of them has one (or ``classes`` is empty)."""
+        ap = self.per_class[np.asarray(list(classes), dtype=np.int64)]
+        return float(np.nanmean(ap)) if np.isfinite(ap).any() else math.nan
 
 
 def pooled_frame_map(pooled: Pooled) -> FrameMAP:

@@ -41,6 +41,12 @@ class AttentionCount(TorchFunctionMode):
         return query.new_zeros(*batch, queries, value.shape[-1])
 
 
+def parameter_count(model: torch.nn.Module) -> int:
+    """The number of parameters of ``model`` (every element of every parameter; a model built on the
+    meta device, ``with torch.device("meta"): ...``, is counted without allocating or drawing them)."""
+    return sum(p.numel() for p in model.parameters())
+
+
 @torch.no_grad()
 def complexity(model: Detector, video_dim: int, image_dim: int, T: int = 256) -> tuple[int, float]:
     """Parameters and forward GMACs at batch 1 and ``T`` segments, the same on every device.
@@ -58,7 +64,7 @@ def complexity(model: Detector, video_dim: int, image_dim: int, T: int = 256) ->
     Returns:
         ``(parameters, gmacs)``.
     """
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count(model)
     device = next(model.parameters()).device
     video = torch.zeros(1, T, video_dim, device=device)
     image = torch.zeros(1, T, image_dim, device=device)

@@ -9,19 +9,13 @@ from typing import Any, Literal, get_args
 
 from refdense.models.attention import PositionMode
 from refdense.models.inputs import Stream
+from refdense.models.registry import architecture, architectures
 from refdense.schema import build, check_fields, require
-
-Arch = Literal["refdense", "pat", "entity_only", "motion_only"]
-ARCHS = get_args(Arch)
 
 #: Where RefDense's Action-Motion branches cross-attend to F_ent: once per branch after its blocks
 #: (the default reading of Eq. 6-7) or inside every block (a variant).
 CrossAttentionPlacement = Literal["branch", "block"]
 CROSS_ATTENTION_PLACEMENTS = get_args(CrossAttentionPlacement)
-
-#: The stream each single-network architecture reads when ``inputs`` is None (Table 3 of the paper
-#: feeds the sub-networks alone with I3D and CLIP features concatenated).
-DEFAULT_STREAM = {"pat": "video", "entity_only": "concat", "motion_only": "concat"}
 
 
 @dataclass
@@ -29,13 +23,15 @@ class ModelConfig:
     """Hyper-parameters of a detector. Defaults are the Charades configuration of the paper.
 
     Attributes:
-        arch: ``"refdense"`` (the paper's network), ``"pat"`` (the PAT backbone alone),
-            ``"entity_only"`` (the Action-Entity sub-network alone predicting the actions, Table 3),
-            ``"motion_only"`` (the Action-Motion sub-network alone, Table 3: without an entity stream
-            there is nothing to cross-attend to, so it *is* PAT, on concatenated features by default).
+        arch: a registered architecture (:mod:`refdense.models.registry`): ``"refdense"`` (the
+            paper's network), ``"pat"`` (the PAT backbone alone), ``"entity_only"`` (the Action-Entity
+            sub-network alone predicting the actions, Table 3), ``"motion_only"`` (the Action-Motion
+            sub-network alone, Table 3: without an entity stream there is nothing to cross-attend to,
+            so it *is* PAT, on concatenated features by default).
         inputs: the stream a single-network architecture reads: ``"video"``, ``"image"`` or
-            ``"concat"`` (channel concatenation of both); None picks ``DEFAULT_STREAM[arch]``. Must be
-            None for ``refdense``, which reads video in Action-Motion and image in Action-Entity.
+            ``"concat"`` (channel concatenation of both); None picks the architecture's own
+            (``Architecture.stream``). Must be None for ``refdense``, which reads video in
+            Action-Motion and image in Action-Entity.
         position: ``"pat"`` (faithful skewed bias, sequences up to ``max_len``) or ``"relative"``
             (bidirectional, any length); see ``refdense.models.attention``.
         dim: model width D* (512).
@@ -64,7 +60,7 @@ class ModelConfig:
             ``refdense`` and ``entity_only``.
     """
 
-    arch: Arch = "refdense"
+    arch: str = "refdense"
     inputs: Stream | None = None
     position: PositionMode = "pat"
     dim: int = 512
@@ -86,11 +82,13 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        names = architectures()
+        require(self, self.arch in names, "arch", f"one of {', '.join(map(repr, names))}")
         require(
             self,
-            self.arch != "refdense" or self.inputs is None,
+            architecture(self.arch).stream is not None or self.inputs is None,
             "inputs",
-            "None for arch='refdense' (it reads video in Action-Motion and image in Action-Entity)",
+            f"None for arch={self.arch!r} (it reads both streams its own way)",
         )
         for name in (
             "dim",
@@ -117,13 +115,10 @@ class ModelConfig:
 
     @property
     def stream(self) -> str | None:
-        """The stream a single-network architecture reads (None for ``refdense``)."""
-        return None if self.arch == "refdense" else self.inputs or DEFAULT_STREAM[self.arch]
-
-    @property
-    def action_feature_dim(self) -> int:
-        """Width of ``DetectionOutput.action_features``: ``[F_ent ; F_mot]`` (2 dim) for RefDense, else dim."""
-        return 2 * self.dim if self.arch == "refdense" else self.dim
+        """The stream a single-network architecture reads (None for one that reads both its own way,
+        as ``refdense``)."""
+        default = architecture(self.arch).stream
+        return None if default is None else self.inputs or default
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:

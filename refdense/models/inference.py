@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -13,6 +13,67 @@ from refdense.models.detector import Detector
 #: on a 2-core CPU for the Charades models (``bench/evaluate.py``: 2048 or 4096 segments were 30 %
 #: slower, their activations no longer fit the caches). A GPU may want more (``max_batch_segments``).
 MAX_BATCH_SEGMENTS = 1024
+
+
+#: What a prediction reads from a model: ``readout(model, video (B, T, Dv) | None, image (B, T, Di) |
+#: None, mask (B, T) bool) -> (B, T, K)`` probabilities of one batch of pieces (their masks valid).
+Readout = Callable[[Detector, torch.Tensor | None, torch.Tensor | None, torch.Tensor], torch.Tensor]
+
+
+def action_probabilities(
+    model: Detector, video: torch.Tensor | None, image: torch.Tensor | None, mask: torch.Tensor
+) -> torch.Tensor:
+    """The default :data:`Readout`: ``sigmoid(action_logits)`` ``(B, T, C)``, the action head's probabilities."""
+    return model(video, image, mask, validate=False).action_logits.sigmoid()
+
+
+def compose(
+    entity_probs: torch.Tensor,
+    motion_probs: torch.Tensor,
+    decomposition: Sequence[tuple[int | None, int | None]],
+) -> torch.Tensor:
+    """The composed score of each action class: ``P_ent(entity of c) * P_mot(motion of c)``.
+
+    ``entity_probs`` ``(..., C_ent)`` and ``motion_probs`` ``(..., C_mot)`` -> ``(..., C)`` with ``C =
+    len(decomposition)``; ``decomposition[c] = (entity | None, motion | None)`` (``DatasetInfo``). A class
+    without an entity scores its motion's probability alone, one without a motion its entity's, one
+    with neither 1 (the empty product: the heads say nothing about it, its AP is its positive rate).
+    The probabilities are picked by index, never by a matrix product (exact under bf16 autocast).
+    """
+    factors = []
+    for probs, part in ((entity_probs, 0), (motion_probs, 1)):
+        index = [pair[part] for pair in decomposition]
+        present = torch.tensor([i is not None for i in index], device=probs.device)
+        picked = probs[..., torch.tensor([i or 0 for i in index], device=probs.device)]
+        factors.append(torch.where(present, picked, torch.ones_like(picked)))
+    return factors[0] * factors[1]
+
+
+def composed_readout(decomposition: Sequence[tuple[int | None, int | None]]) -> Readout:
+    """The :data:`Readout` of a RefDense's auxiliary heads (Eq. 9) composed into action scores:
+    :func:`compose` of ``sigmoid(entity_logits)`` and ``sigmoid(motion_logits)`` (the forward asked for
+    them with ``auxiliary=True``), ``(B, T, C)``. An evaluation-only score beside the action head's:
+    the fusion head never multiplies entity and motion scores.
+
+    Raises:
+        ValueError (when called) for a model that returns no entity or no motion logits.
+    """
+
+    def readout(
+        model: Detector, video: torch.Tensor | None, image: torch.Tensor | None, mask: torch.Tensor
+    ) -> torch.Tensor:
+        output = model(video, image, mask, auxiliary=True, validate=False)
+        if output.entity_logits is None or output.motion_logits is None:
+            raise ValueError(
+                f"the composed readout needs the entity and the motion head; {type(model).__name__} returned "
+                f"entity logits {'None' if output.entity_logits is None else 'given'}, motion logits "
+                f"{'None' if output.motion_logits is None else 'given'}"
+            )
+        return compose(
+            output.entity_logits.sigmoid().float(), output.motion_logits.sigmoid().float(), decomposition
+        )
+
+    return readout
 
 
 def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torch.Tensor | None:
@@ -58,7 +119,11 @@ def _stack_pieces(
 
 @torch.no_grad()
 def predict_full_videos(
-    model: Detector, videos: Sequence[tuple[Any, Any]], *, max_batch_segments: int = MAX_BATCH_SEGMENTS
+    model: Detector,
+    videos: Sequence[tuple[Any, Any]],
+    *,
+    max_batch_segments: int = MAX_BATCH_SEGMENTS,
+    readout: Readout = action_probabilities,
 ) -> list[torch.Tensor]:
     """Action probabilities of whole videos of any length, computed in batches across videos.
 
@@ -81,9 +146,12 @@ def predict_full_videos(
         videos: ``(video, image)`` pairs, ``(T_v, Dv)`` and ``(T_v, Di)`` features (tensors or numpy
             arrays); a stream the model does not read is ignored (may be None).
         max_batch_segments: the size of a batch, in padded segments.
+        readout: what is read from each batch (:data:`Readout`): the action head's probabilities
+            (:func:`action_probabilities`), or e.g. :func:`composed_readout`.
 
     Returns:
-        One ``(T_v, C)`` float32 probability tensor on the CPU per video, in order.
+        One ``(T_v, K)`` float32 probability tensor on the CPU per video, in order (``K = C``, the
+        classes, for both readouts here).
     """
     parameter = next(model.parameters())  # inputs go to the model's device and dtype
     checked = [_check_video(model, video, image, parameter) for video, image in videos]
@@ -115,9 +183,7 @@ def predict_full_videos(
             mask = torch.arange(padded, device=parameter.device) < lengths.unsqueeze(1)
             video_batch = _stack_pieces(videos_checked, batch, padded, parameter)
             image_batch = _stack_pieces(images_checked, batch, padded, parameter)
-            probs = (
-                model(video_batch, image_batch, mask, validate=False).action_logits.sigmoid().float().cpu()
-            )
+            probs = readout(model, video_batch, image_batch, mask).float().cpu()
             for row, (index, start, length) in enumerate(batch):
                 outputs[index].append((start, probs[row, :length]))
     finally:

@@ -13,6 +13,7 @@ from refdense.models.config import ModelConfig
 from refdense.models.detector import Detector
 from refdense.models.inputs import select_stream, stream_dims
 from refdense.models.output import DetectionOutput
+from refdense.models.registry import Architecture, register
 
 
 class PAT(Detector):
@@ -63,3 +64,33 @@ class PAT(Detector):
             coarse_logits=coarse_logits,
             action_features=fine + coarse,
         )
+
+
+def build_pat(cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int, **_: int) -> PAT:
+    """:class:`PAT` for ``build_model`` (it has no entity or motion outputs: their sizes are not read)."""
+    return PAT(cfg, video_dim=video_dim, image_dim=image_dim, num_classes=num_classes)
+
+
+def pat_colv_widths(cfg: ModelConfig) -> dict[str, int]:
+    """PAT's CoLV features: ``action_features`` (fine + coarse), ``dim`` wide."""
+    return {"action": cfg.dim}
+
+
+register(
+    Architecture(
+        "pat",
+        build_pat,
+        "video",
+        pat_colv_widths,
+        summary="the PAT backbone alone (video features by default)",
+    )
+)
+register(
+    Architecture(
+        "motion_only",
+        build_pat,
+        "concat",
+        pat_colv_widths,
+        summary="Table 3: the Action-Motion sub-network alone, i.e. PAT, on I3D + CLIP concatenated by default",
+    )
+)

@@ -10,6 +10,7 @@ from refdense.models.config import ModelConfig
 from refdense.models.detector import Detector
 from refdense.models.inputs import select_stream, stream_dims
 from refdense.models.output import DetectionOutput
+from refdense.models.registry import Architecture, register
 
 
 def action_entity(cfg: ModelConfig, in_dim: int) -> Branch:
@@ -129,3 +130,35 @@ class ActionEntityDetector(Detector):
         return DetectionOutput(
             action_logits=self.action_head(self.head_dropout(features), mask), action_features=features
         )
+
+
+def build_entity_only(
+    cfg: ModelConfig, *, video_dim: int, image_dim: int, num_classes: int, **_: int
+) -> ActionEntityDetector:
+    """:class:`ActionEntityDetector` for ``build_model`` (no entity or motion outputs)."""
+    return ActionEntityDetector(cfg, video_dim=video_dim, image_dim=image_dim, num_classes=num_classes)
+
+
+register(
+    Architecture(
+        "refdense",
+        RefDense,  # its constructor takes build_model's arguments as they are
+        None,
+        lambda cfg: {
+            "action": 2 * cfg.dim,
+            "entity": cfg.dim,
+            "motion": cfg.dim,
+        },  # [F_ent ; F_mot], F_ent, F_mot
+        auxiliary=("entity", "motion"),
+        summary="the paper's network: Action-Entity on image, Action-Motion on video, fused (Eq. 5-9)",
+    )
+)
+register(
+    Architecture(
+        "entity_only",
+        build_entity_only,
+        "concat",
+        lambda cfg: {"action": cfg.dim},  # the Action-Entity features
+        summary="Table 3: the Action-Entity sub-network alone, on I3D + CLIP concatenated by default",
+    )
+)

@@ -15,7 +15,7 @@ import torch
 
 from refdense.data import DatasetInfo
 from refdense.losses import LossConfig, RefDenseCriterion
-from refdense.models import Detector, ModelConfig, build_model
+from refdense.models import Detector, ModelConfig, architecture, build_model
 
 if TYPE_CHECKING:
     from refdense.train.config import OptimConfig
@@ -88,8 +88,10 @@ def build_criterion(
 ) -> RefDenseCriterion:
     """The training objective of a model built from ``model_cfg``.
 
-    The text bank (prompt embeddings of the class, entity and motion names) is loaded only when a
-    CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder (the
+    CoLV projects each concept set's features from the width the architecture declares
+    (``Architecture.colv_widths``); CoLV on a set whose features the model does not return is a
+    ``ValueError``. The text bank (prompt embeddings of the class, entity and motion names) is loaded
+    only when a CoLV term is on; :func:`refdense.text.text_bank_for` caches it in the dataset folder (the
     encoder, with ``text_weights``, runs only when the bank is not there yet).
     """
     text_bank = None
@@ -97,8 +99,14 @@ def build_criterion(
         from refdense.text import text_bank_for
 
         text_bank = text_bank_for(dataset_dir, info, text_encoder, text_weights)
-    dims = {"action": model_cfg.action_feature_dim, "entity": model_cfg.dim, "motion": model_cfg.dim}
-    return RefDenseCriterion(loss_cfg, dims, text_bank)
+    widths = architecture(model_cfg.arch).colv_widths(model_cfg)
+    missing = [name for name in loss_cfg.active_colv_sets() if name not in widths]
+    if missing:
+        raise ValueError(
+            f"loss.colv_sets: CoLV on {', '.join(missing)} needs those features, which model.arch "
+            f"{model_cfg.arch!r} does not return (it returns: {', '.join(widths) or 'none'})"
+        )
+    return RefDenseCriterion(loss_cfg, dict(widths), text_bank)
 
 
 #: The CPU feature flags (Linux's names) of native bf16 arithmetic: AMX tiles, AVX512-BF16.

@@ -20,13 +20,13 @@ import torch
 
 from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
-from refdense.models import Detector, predict_full_videos
-from refdense.models.inference import MAX_BATCH_SEGMENTS
+from refdense.models import Detector, architecture, predict_full_videos
+from refdense.models.inference import MAX_BATCH_SEGMENTS, Readout, action_probabilities
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import load_checkpoint, restore
 from refdense.train.components import Precision, autocast, build_detector, check_signature, open_dataset_dir
-from refdense.train.config import from_dict
+from refdense.train.config import TrainConfig, from_dict
 
 #: Videos are loaded and predicted in chunks of about this many segments (bounded memory).
 VIDEOS_SEGMENTS = 16 * MAX_BATCH_SEGMENTS
@@ -39,8 +39,10 @@ def predict_split(
     context: distributed.Context,
     precision: Precision = "fp32",
     progress: bool | None = False,
+    readout: Readout = action_probabilities,
 ) -> dict[str, np.ndarray] | None:
-    """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset``.
+    """Action probabilities ``{video_id: (T_v, C) float32}`` for every video of ``dataset`` (those of
+    ``readout``: the action head's by default, :func:`refdense.models.inference.composed_readout`'s).
 
     In a distributed run each process predicts every ``world_size``-th video and rank 0 receives
     all of them (other ranks get None). ``dataset`` must serve whole videos (``train=False``).
@@ -64,7 +66,9 @@ def predict_split(
             segments += len(item["video"])
             if segments >= VIDEOS_SEGMENTS or position + 1 == len(indices):
                 with autocast(context.device, precision):
-                    probs = predict_full_videos(model, [(item["video"], item["image"]) for item in chunk])
+                    probs = predict_full_videos(
+                        model, [(item["video"], item["image"]) for item in chunk], readout=readout
+                    )
                 mine.update((item["video_id"], p.numpy()) for item, p in zip(chunk, probs))
                 bar.update(len(chunk))
                 chunk, segments = [], 0
@@ -137,6 +141,29 @@ def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str
         or Path(dataset).resolve() == Path(config_dataset).resolve()
     )
     return predictions_path(folder.parent, split, checkpoint.stem, None if own else Path(dataset or "").name)
+
+
+def composed_path(predictions: str | Path) -> Path:
+    """The predictions file of the composed readout beside a run's ``predictions``:
+    ``predictions-test.npz`` -> ``predictions-test-composed.npz``."""
+    predictions = Path(predictions)
+    return predictions.with_name(f"{predictions.stem}-composed{predictions.suffix}")
+
+
+def composed_unavailable(config: TrainConfig) -> str | None:
+    """Why a run of ``config`` has no composed readout (``P_ent * P_mot`` from its auxiliary heads), or
+    None when it has one: an architecture with both auxiliary heads (``Architecture.auxiliary``, as
+    RefDense), both switched on and trained by their labels."""
+    model, loss = config.model, config.loss
+    heads = architecture(model.arch).auxiliary
+    for part in ("entity", "motion"):
+        if part not in heads:
+            return f"model.arch {model.arch} has no {part} head"
+        if not getattr(model, f"{part}_head"):
+            return f"the {part} head is off (model.{part}_head: false)"
+        if not getattr(loss, f"use_{part}_labels") or getattr(loss, f"{part}_weight") == 0:
+            return f"the {part} head is not trained (loss.use_{part}_labels: false or loss.{part}_weight: 0)"
+    return None
 
 
 @dataclass

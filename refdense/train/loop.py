@@ -31,6 +31,8 @@ Files of a run directory (only rank 0 writes)::
     checkpoints/latest.pt    everything needed to resume (weights, optimizer, scheduler, epoch)
     checkpoints/best.pt      weights of the epoch with the best validation mAP
     predictions-test.npz     test-split predictions of that checkpoint (``refdense metrics`` reads it)
+    predictions-test-composed.npz   the same for the composed readout P_ent * P_mot of RefDense's
+                             auxiliary heads (only a RefDense with both heads trained)
     results.json, results.md the test table and which checkpoint produced it
     plots/loss.png, plots/val_map.png
 """
@@ -60,6 +62,7 @@ from refdense.data.dataset import Batch
 from refdense.io import exclusive_lock, output_folder, resolve_link
 from refdense.losses import RefDenseCriterion
 from refdense.models import Detector
+from refdense.models.inference import composed_readout
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import (
@@ -91,7 +94,14 @@ from refdense.train.components import (
     resolve_precision,
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
-from refdense.train.evaluate import predict_split, predictions_path, score_and_save, validation_map
+from refdense.train.evaluate import (
+    composed_path,
+    composed_unavailable,
+    predict_split,
+    predictions_path,
+    score_and_save,
+    validation_map,
+)
 from refdense.train.history import stalled, write_history
 from refdense.train.report import data_summary, table_summary, write_run_files
 from refdense.train.result import NonFiniteLossError, TrainResult
@@ -440,22 +450,49 @@ class TrainingRun:
 
     def test(self) -> TrainResult:
         """The test split predicted by the checkpoint ``run.test_checkpoint`` names (rank 0 reads it,
-        all ranks predict), scored and written with the run's result files."""
+        all ranks predict), scored and written with the run's result files; for a RefDense with both
+        auxiliary heads trained, also the composed readout (``predictions-test-composed.npz``)."""
         chosen = self.checkpoints / (BEST_FILE if self.config.run.test_checkpoint == "best" else LATEST_FILE)
         context = self.context
         state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
         restore(self.model, state, MODEL, chosen)
-        scores = predict_split(
-            self.model, self.data.test, context, self.config.run.precision, False if self.quiet else None
+        quiet = False if self.quiet else None
+        scores = predict_split(self.model, self.data.test, context, self.config.run.precision, quiet)
+        unavailable = composed_unavailable(self.config)
+        composed_scores = (
+            None
+            if unavailable
+            else predict_split(
+                self.model,
+                self.data.test,
+                context,
+                self.config.run.precision,
+                quiet,
+                readout=composed_readout(self.data.info.decomposition),
+            )
         )
-        table = predictions = None
+        table = predictions = composed = None
         if scores is not None:  # rank 0
             predictions = predictions_path(self.run_dir, "testing")
             table = score_and_save(scores, self.data.test, predictions)
-        result = TrainResult(self.run_dir, self.history, chosen, int(state[EPOCH]), table, predictions)
+            if composed_scores is not None:
+                composed = score_and_save(composed_scores, self.data.test, composed_path(predictions))
+        result = TrainResult(
+            self.run_dir, self.history, chosen, int(state[EPOCH]), table, predictions, composed
+        )
         if table is not None:
-            write_run_files(result, self.config, validated=self.data.validation is not None)
+            write_run_files(
+                result,
+                self.config,
+                validated=self.data.validation is not None,
+                held_out=self.data.info.held_out_classes,
+            )
             self.say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(table))
+            self.say(
+                f"composed readout P_ent * P_mot: mAP {100 * composed.frame_map.map_all:.2f}"
+                if composed is not None
+                else f"no composed readout: {unavailable}"
+            )
         return result
 
 

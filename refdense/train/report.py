@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,9 +113,50 @@ def save_figure(figure: Figure, path: Path) -> None:
     require("matplotlib.pyplot", "saving a figure").close(figure)
 
 
-def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -> None:
+def readout_summary(
+    result: TrainResult, config: TrainConfig, held_out: Sequence[int]
+) -> tuple[dict, list[str]]:
+    """What ``results.json`` (a dict) and ``results.md`` (lines) say of the composed readout and of the
+    held-out classes: the composed readout's table and file, or why the run has none
+    (:func:`refdense.train.evaluate.composed_unavailable`); with ``held_out`` class ids, the mAP over
+    those of them with a positive test frame for each readout (percent, None when none has one)."""
+    from refdense.metrics.ap import percent
+    from refdense.train.evaluate import composed_path, composed_unavailable
+
+    test, composed, predictions = result.test, result.composed, result.predictions
+    assert test is not None and predictions is not None, "write_run_files checks the result of rank 0"
+    if composed is None:
+        reason = composed_unavailable(config) or "not computed"
+        summary: dict = {"composed": {"unavailable": reason}}
+        lines = [f"No composed readout (P_ent x P_mot of the auxiliary heads): {reason}.", ""]
+    else:
+        name = composed_path(predictions).name
+        summary = {"composed": {"test": composed.to_dict(), "predictions": name}}
+        lines = [
+            "Composed readout (evaluation only): each class scored P_ent(its entity) x P_mot(its motion) from "
+            f"the auxiliary heads: mAP {100 * composed.frame_map.map_all:.2f}, against "
+            f"{100 * test.frame_map.map_all:.2f} for the action head (predictions `{name}`).",
+            "",
+        ]
+    if held_out:
+        readouts = {"action head": test, "composed": composed}
+        maps = {k: percent(t.frame_map.map_over(held_out)) for k, t in readouts.items() if t is not None}
+        summary |= {"held_out_classes": list(held_out), "held_out_map": maps}
+        values = ", ".join(f"{k} {'n/a' if v is None else f'{v:.2f}'}" for k, v in maps.items())
+        lines += [
+            f"Held-out classes ({', '.join(map(str, held_out))}: composed classes left out of training), mAP "
+            f"over those with a positive test frame: {values}.",
+            "",
+        ]
+    return summary, lines
+
+
+def write_run_files(
+    result: TrainResult, config: TrainConfig, validated: bool, held_out: Sequence[int] = ()
+) -> None:
     """``results.json``, ``results.md``, ``plots/loss.png`` and ``plots/val_map.png`` of a run
-    (``result`` of rank 0: with its test table and predictions)."""
+    (``result`` of rank 0: with its test table and predictions); ``held_out``: the dataset's held-out
+    class ids (``DatasetInfo.held_out_classes``), reported apart (:func:`readout_summary`)."""
     test, predictions = result.test, result.predictions
     if test is None or predictions is None:
         raise ValueError(
@@ -124,6 +166,7 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
     run_dir: Path = result.run_dir
     last = config.run.test_checkpoint == "last"
     sentence = selection_sentence(result.checkpoint, result.checkpoint_epoch, result.history, validated, last)
+    readouts, readout_lines = readout_summary(result, config, held_out)
     summary = {
         "dataset": config.data.dataset,
         "arch": config.model.arch,
@@ -133,6 +176,7 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
         "epochs": len(result.history),
         "test": test.to_dict(),
         "predictions": predictions.name,
+        **readouts,
     }
     with atomic_write(run_dir / "results.json") as handle:
         json.dump(summary, handle, indent=2)
@@ -147,6 +191,7 @@ def write_run_files(result: TrainResult, config: TrainConfig, validated: bool) -
         "",
         f"Predictions: `{predictions.name}` (read it with `refdense metrics {predictions.name}`).",
         "",
+        *readout_lines,
     ]
     plots = available("matplotlib")
     if plots:

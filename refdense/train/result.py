@@ -26,3 +26,6 @@ class TrainResult:
     checkpoint_epoch: int  # ... and its epoch (1-based)
     test: PaperTable | None  # None on ranks other than 0
     predictions: Path | None  # predictions-test.npz (None on ranks other than 0)
+    # the composed readout P_ent * P_mot of the auxiliary heads, scored like ``test`` and written
+    # beside it (evaluate.composed_path); None without one (evaluate.composed_unavailable) and on ranks other than 0
+    composed: PaperTable | None = None
