@@ -223,3 +223,25 @@ def test_the_dials_a_sweep_held_fixed_are_named_in_its_table_and_figure():
     defaults = dataclasses.asdict(Dials())
     assert other_dials({"fixed_dials": defaults}) == ""
     assert other_dials({"fixed_dials": {**defaults, "train_videos": 60}}) == "train_videos=60"
+
+
+def test_the_later_dials_can_be_swept():
+    from refdense.cli.sweep import parse_fixed
+    from refdense.experiments.sweep import DIALS, _rare_classes, dials_at
+    from refdense.synth import dataset_info
+
+    assert {"held_out", "held_out_k", "entity_gate", "entangle", "text_prior"} <= set(DIALS)
+    gated = dials_at("entity_gate", 1.0)
+    assert gated.entity_gate == 1 and isinstance(gated.entity_gate, int) and gated.slug() == "-entity_gate1"
+    assert dials_at("held_out_k", 3.0, Dials(held_out=0.3)) == Dials(held_out=0.3, held_out_k=3)
+    with pytest.raises(ValueError, match="held_out_k: hold held_out above 0 fixed"):
+        dials_at("held_out_k", 3.0)
+    with pytest.raises(ValueError, match="dial entity_gate: expected whole numbers, found 0.5"):
+        dials_at("entity_gate", 0.5)
+    assert parse_fixed(["held_out=0.3", "held_out_k=3"]) == Dials(held_out=0.3, held_out_k=3)
+    # mAP_rare of a text_prior sweep: the classes of its rare entities
+    info = dataset_info("default", 0, Dials(text_prior=1.0))
+    rare = set(info.dials["rare_entities"])
+    classes = _rare_classes("default", 0, Dials(text_prior=1.0))
+    assert classes and classes == [c for c, (e, _) in enumerate(info.decomposition) if e in rare]
+    assert _rare_classes("default", 0, Dials(entangle=1.0)) == []
