@@ -303,7 +303,7 @@ class Entanglement:
     """
 
     subspace_share: float = 0.25  # the class signal's subspace: this share of a stream's dimensions
-    scene_rank: int = 3  # dimensions of the scene component
+    scene_rank: int = 3  # rank of a video's scene (its directions in the subspace: the video's own)
     scene_scale: float = 3.0  # its per-entry standard deviation (a prototype's entries have 1)
     scene_correlation: float = 0.9  # its AR(1) coefficient from one segment to the next
     cross: float = 0.5  # scale of the other stream's evidence copied into a stream
@@ -357,7 +357,8 @@ class Dials:
       scaled by the dial (:class:`Entanglement` holds the values at 1): the video stream gets a copy
       of the entities in view and the image stream one of the motion phases (prototypes of their
       own), both an entity-x-motion interaction (the outer product of an entity code and a motion
-      code) and a *scene* component (an AR(1) process over the segments, low rank, its entries
+      code) and a *scene* component (AR(1) processes over the segments, low rank, in directions of
+      the video's own, its entries
       ``scene_scale`` times a prototype's at 1); the class signal (every prototype) is pushed into a
       random subspace of ``subspace_share`` of the dimensions (the scene lies in it too); where
       several entities are in view, a share of each one's image evidence goes to its *lookalike*
@@ -972,12 +973,12 @@ def _evidence(
     (:func:`_motion_distractors`); ``scene``: with ``Dials.entangle``, the generator of the scene
     component (:func:`_entangle_evidence`); the other draws are the same with either on or off.
 
-    ``video`` (T, 3 F + E [+ 3 F E] [+ E + r^2 + s]): motion phase amplitudes (F families times
+    ``video`` (T, 3 F + E [+ 3 F E] [+ E + r^2 + k]): motion phase amplitudes (F families times
     :data:`PHASES`), then the entities acted on, then, when ``coupling`` is on, the phase amplitudes
     of the motions of composite classes, per entity acted on (entity-major); ``image`` (T, E + F
-    [+ 3 F + r^2 + s]): entities in view, then the motion family trace. With ``entangle``, each
+    [+ 3 F + r^2 + k]): entities in view, then the motion family trace. With ``entangle``, each
     stream ends with the other stream's copy (entities in view; motion phases), the interaction
-    (r^2) and the scene (s). The features are these times :func:`_loadings`, plus background and noise.
+    (r^2) and the scene (its k coordinates in the signal's subspace). The features are these times :func:`_loadings`, plus background and noise.
     """
     info = world.info
     length = video.shape[0]
@@ -1039,11 +1040,13 @@ def _entangle_evidence(
     video_tail: np.ndarray,
     image_tail: np.ndarray,
 ) -> None:
-    """The evidence of ``Dials.entangle`` (:class:`Entanglement`), in place: ``video_tail`` (T, E + r^2 + s)
-    gets the entities in view (before the blur) and ``image_tail`` (T, 3 F + r^2 + s) the motion
+    """The evidence of ``Dials.entangle`` (:class:`Entanglement`), in place: ``video_tail`` (T, E + r^2 + k)
+    gets the entities in view (before the blur) and ``image_tail`` (T, 3 F + r^2 + k) the motion
     phases ``phase`` (T, 3 F); the interaction, written into ``video_tail`` by :func:`_evidence`, is
-    copied to ``image_tail``; both get the same scene: ``s`` AR(1) processes over the segments
-    (coefficient ``scene_correlation``, unit variance, drawn from ``rng``). Then, in the segments
+    copied to ``image_tail``; both get the same scene: ``s = scene_rank`` AR(1) processes over the
+    segments (coefficient ``scene_correlation``, unit variance), mapped to the k coordinates of each
+    stream's subspace by a Gaussian matrix of the video's own (entries of variance ``1 / s``), all
+    drawn from ``rng``, so that no fixed direction removes it. Then, in the segments
     where several entities are in view, ``entangle * blur`` of each one's amplitude in ``in_view``
     (T, E) moves to its lookalike."""
     entities, phases = in_view.shape[1], phase.shape[1]
@@ -1096,8 +1099,8 @@ def _motion_distractors(
 def _loadings(
     preset: Preset, world: _World, seed: int, attributes: Mapping[str, np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The prototypes that map evidence to features: video (3 F + E [+ 3 F E] [+ E + r^2 + s], Dv)
-    and image (E + F [+ 3 F + r^2 + s], Di) float32.
+    """The prototypes that map evidence to features: video (3 F + E [+ 3 F E] [+ E + r^2 + k], Dv)
+    and image (E + F [+ 3 F + r^2 + k], Di) float32.
 
     Rows follow the columns of :func:`_evidence`; the weak traces are scaled by ``entity_trace``
     and ``family_trace`` here (the entity trace is 0 with ``Dials.entity_gate``). The dials (:class:`Dials`) draw from generators of their own, so
@@ -1143,9 +1146,9 @@ def _entangle_loadings(
     rows of the other stream's copy (E for the video stream, 3 F for the image stream; standard
     normal times ``a * cross``) and of the interaction (r^2; times ``a * interaction``) are added;
     every row then keeps its component in the subspace and ``1 - a`` of the rest, rescaled so that
-    a standard normal row keeps its expected norm (all in the subspace at 1); the ``s`` scene rows
-    lie in the subspace, entries of standard deviation ``a * scene_scale / sqrt(s)`` (so the scene's
-    entries have ``a * scene_scale``)."""
+    a standard normal row keeps its expected norm (all in the subspace at 1); the k scene rows are
+    the subspace's basis times ``a * scene_scale * sqrt(D / k)`` (so the scene's entries have the
+    standard deviation ``a * scene_scale``)."""
     rng = np.random.default_rng([seed, 11])
     a = world.dials.entangle
     c = ENTANGLEMENT

@@ -207,7 +207,8 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
 def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "colour", "--values", "0", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert "dial: expected one of coupling, rare_share, text_alignment, train_videos, found 'colour'" in error
+    assert ("dial: expected one of coupling, rare_share, text_alignment, train_videos, held_out, held_out_k, "
+            "entity_gate, entangle, text_prior, found 'colour'") in error
     assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
     assert "Dials.coupling must be a number in [0, 1], found 1.5" in capsys.readouterr().err
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
@@ -215,7 +216,7 @@ def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--fixed", "train=3", "--out", str(tmp_path)]) == 2
     assert "--fixed 'train=3': expected DIAL=VALUE" in capsys.readouterr().err
     assert main(["sweep", "--dial", "train_videos", "--values", "10.5", "--out", str(tmp_path)]) == 2
-    assert "expected whole numbers of videos, found 10.5" in capsys.readouterr().err
+    assert "dial train_videos: expected whole numbers, found 10.5" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
