@@ -50,8 +50,11 @@ of docs/METHOD.md, section 6, 1024-d streams, float16). Same preset and seed giv
 Mechanism dials (:class:`Dials`, ``data/README.md``): ``coupling`` (a motion looks different on
 each entity), ``rare_share`` / ``rare_cap`` (compositions seen a few times in training),
 ``text_alignment`` (prototypes that share the structure of the prompts' text embeddings),
-``train_videos``, ``held_out`` / ``held_out_k`` (compositions never or hardly seen in training) and
-``entity_gate`` (a motion's phase order set by an entity group the video stream cannot see). Each is off by default and, when off, changes no byte of a preset.
+``train_videos``, ``held_out`` / ``held_out_k`` (compositions never or hardly seen in training),
+``entity_gate`` (a motion's phase order set by an entity group the video stream cannot see),
+``entangle`` (streams that mix entity, motion and a dominant scene, noisy labels) and ``text_prior``
+(entity prototypes from attribute-structured prompt embeddings, a few rare entities). Each is off
+by default and, when off, changes no byte of a preset.
 
 Generation. Each video draws from generators of its own, seeded by the seed and its index (the
 number in its id): one for its evidence and background, one for its noise. Features are made in
@@ -67,7 +70,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -288,7 +291,30 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-TEXT_ENCODER = "minilm"  # the text encoder whose prompt embeddings ``text_alignment`` projects
+TEXT_ENCODER = "minilm"  # the encoder of the prompt embeddings of ``text_alignment`` and ``text_prior``
+RARE_ENTITY_CAP = 3  # ``Dials.text_prior``: training (+ validation) instances kept per rare entity
+
+
+@dataclass(frozen=True)
+class Entanglement:
+    """The constants of ``Dials.entangle``: their values at ``entangle`` 1, each effect scaled by the dial.
+
+    Calibrated once on ``default``, seed 0 (docs/EXPERIMENTS.md, "entangle calibration"), then frozen.
+    """
+
+    subspace_share: float = 0.25  # the class signal's subspace: this share of a stream's dimensions
+    scene_rank: int = 3  # rank of a video's scene (its directions in the subspace: the video's own)
+    scene_scale: float = 3.0  # its per-entry standard deviation (a prototype's entries have 1)
+    scene_correlation: float = 0.9  # its AR(1) coefficient from one segment to the next
+    cross: float = 0.5  # scale of the other stream's evidence copied into a stream
+    interaction_rank: int = 3  # entity and motion codes of this size; their outer product is the interaction
+    interaction: float = 0.5  # scale of the entity-x-motion interaction evidence
+    jitter: float = 1.5  # standard deviation of a label boundary's shift, in segments
+    missing: float = 0.15  # share of the instances left out of the annotations
+    blur: float = 0.5  # share of an entity's image evidence moved to its lookalike where several are in view
+
+
+ENTANGLEMENT = Entanglement()
 
 
 @dataclass(frozen=True)
@@ -327,6 +353,24 @@ class Dials:
       see the group), and *long motion distractors* (whole unlabelled motion instances, no entity
       acted on, of the motions without a motion-only class) are added to it. The groups are
       recorded. Not combined with ``coupling`` (whose per-entity variants show the entity).
+    - ``entangle`` in [0, 1]: both streams mix what the other carries and get harder, each effect
+      scaled by the dial (:class:`Entanglement` holds the values at 1): the video stream gets a copy
+      of the entities in view and the image stream one of the motion phases (prototypes of their
+      own), both an entity-x-motion interaction (the outer product of an entity code and a motion
+      code) and a *scene* component (AR(1) processes over the segments, low rank, in directions of
+      the video's own, its entries
+      ``scene_scale`` times a prototype's at 1); the class signal (every prototype) is pushed into a
+      random subspace of ``subspace_share`` of the dimensions (the scene lies in it too); where
+      several entities are in view, a share of each one's image evidence goes to its *lookalike*
+      (an entity sharing a colour or shape word, else another); and the annotations (not the
+      evidence) get boundary jitter and miss a share of the instances, in every split.
+    - ``text_prior`` in [0, 1]: the entity prototypes of the image stream become
+      ``sqrt(p) * W e + sqrt(1 - p) * before``, ``e`` an *attribute-structured* prompt embedding (the
+      unit sum of the centred prompt embeddings of the entity's colour word and of its shape word,
+      :func:`attribute_vectors`) and ``W`` a fixed random map that keeps their cosine similarities
+      (:func:`attribute_prototypes`): entities that share an attribute share a direction. At any value above 0, a few *rare entities* (none of whose
+      classes are rare or held out) keep at most :data:`RARE_ENTITY_CAP` instances over all their
+      classes in the training subset (training and validation together); they are recorded.
 
     The mixes keep the prototypes' expected norm, so a dial changes the structure of the evidence,
     not its strength.
@@ -340,6 +384,8 @@ class Dials:
     held_out: float = 0.0
     held_out_k: int = 0
     entity_gate: int = 0
+    entangle: float = 0.0
+    text_prior: float = 0.0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -350,6 +396,8 @@ class Dials:
         require(self, 0.0 <= self.held_out < 1.0, "held_out", "a number in [0, 1)")
         require(self, self.held_out_k >= 0, "held_out_k", "an integer >= 0")
         require(self, self.entity_gate in (0, 1), "entity_gate", "0 or 1")
+        require(self, 0.0 <= self.entangle <= 1.0, "entangle", "a number in [0, 1]")
+        require(self, 0.0 <= self.text_prior <= 1.0, "text_prior", "a number in [0, 1]")
         require(
             self,
             not (self.entity_gate and self.coupling),
@@ -403,6 +451,9 @@ class _World:
     rare: tuple[int, ...]  # the rare classes (``Dials.rare_share``), sorted
     held_out: tuple[int, ...]  # the held-out classes (``Dials.held_out``), sorted
     entity_group: tuple[int, ...]  # entity -> 0 | 1 (``Dials.entity_gate``; empty when off)
+    rare_entities: tuple[int, ...]  # the rare entities (``Dials.text_prior``), sorted
+    lookalike: tuple[int, ...]  # entity -> its lookalike (``Dials.entangle``; empty when off)
+    interaction: np.ndarray | None  # (E, M, r^2) entity-x-motion interaction codes (``Dials.entangle``)
 
 
 def _motion_names(count: int) -> tuple[list[str], list[int], list[int], list[bool]]:
@@ -516,6 +567,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     )
     rare = _sparse_classes(decomposition, dials.rare_share, [seed, 7], (), "rare_share")
     held_out = _sparse_classes(decomposition, dials.held_out, [seed, 8], rare, "held_out")
+    rare_entities = (
+        _rare_entities(decomposition, preset.entities, rare + held_out, seed) if dials.text_prior else ()
+    )
     if dials.changed():
         record: dict[str, Any] = {
             "coupling": float(dials.coupling),
@@ -528,6 +582,10 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         if dials.held_out or dials.held_out_k:  # the record of the older dials keeps its bytes
             record |= {"held_out": float(dials.held_out), "held_out_k": dials.held_out_k}
             record["held_out_classes"] = list(held_out)
+        if dials.entangle:
+            record["entangle"] = float(dials.entangle)
+        if dials.text_prior:
+            record |= {"text_prior": float(dials.text_prior), "rare_entities": list(rare_entities)}
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children (with the entity gate, they are
@@ -556,6 +614,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         [class_weights[s.parent] + class_weights[list(s.children)].sum() for s in scripts]
     )
     script_weights /= script_weights.sum()
+    lookalike, interaction = (
+        _entangled_world(entities, preset.motions, seed) if dials.entangle else ((), None)
+    )
     return _World(
         info,
         tuple(family),
@@ -568,7 +629,59 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         rare,
         held_out,
         groups,
+        rare_entities,
+        lookalike,
+        interaction,
     )
+
+
+def _rare_entities(
+    decomposition: list[tuple[int | None, int | None]], entities: int, taken: tuple[int, ...], seed: int
+) -> tuple[int, ...]:
+    """The rare entities of ``Dials.text_prior``: ``min(3, max(1, entities // 4))`` entities drawn at
+    random (generator ``[seed, 15]``) among those with no class in ``taken`` (the rare and held-out
+    classes), such that the motion of each of their classes keeps a class outside ``taken`` whose
+    entity is not a rare one."""
+    wanted = min(3, max(1, entities // 4))
+    free = [
+        e
+        for e in range(entities)
+        if not any(ce == e for c, (ce, _) in enumerate(decomposition) if c in taken)
+    ]
+    chosen: list[int] = []
+    for e in np.random.default_rng([seed, 15]).permutation(free):
+        trial = {*chosen, int(e)}
+        motions = {m for ce, m in decomposition if ce in trial and m is not None}
+        if all(
+            any(k not in taken and pm == m and pe not in trial for k, (pe, pm) in enumerate(decomposition))
+            for m in motions
+        ):
+            chosen.append(int(e))
+            if len(chosen) == wanted:
+                return tuple(sorted(chosen))
+    raise ValueError(
+        f"dial text_prior: {wanted} rare entities asked for, but only {len(chosen)} of {entities} can be "
+        "while the motion of each of their classes keeps a class on another entity"
+    )
+
+
+def _entangled_world(entities: Sequence[str], motions: int, seed: int) -> tuple[tuple[int, ...], np.ndarray]:
+    """The concept-level draws of ``Dials.entangle`` (generator ``[seed, 14]``): each entity's
+    *lookalike* (an entity sharing its colour or shape word, else any other), and the interaction
+    codes (E, M, r^2) float32, ``r`` = ``Entanglement.interaction_rank``: the outer product of a
+    random entity code and a random motion code (each of expected unit norm)."""
+    rng = np.random.default_rng([seed, 14])
+    words = [set(name.split()) for name in entities]
+    lookalike = []
+    for e, own in enumerate(words):
+        others = [o for o in range(len(entities)) if o != e]
+        alike = [o for o in others if own & words[o]] or others or [e]
+        lookalike.append(int(alike[rng.integers(len(alike))]))
+    r = ENTANGLEMENT.interaction_rank
+    entity_code = rng.standard_normal((len(entities), r)) / np.sqrt(r)
+    motion_code = rng.standard_normal((motions, r)) / np.sqrt(r)
+    codes = np.einsum("ei,mj->emij", entity_code, motion_code).reshape(len(entities), motions, r * r)
+    return tuple(lookalike), codes.astype(np.float32)
 
 
 def _entity_groups(
@@ -744,10 +857,19 @@ def generate_annotations(
     ``v<i>`` is the i-th video drawn: the preset's training videos, its test videos, then the extra
     training videos of ``dials.train_videos``; with fewer training videos than the preset's, the
     later ones are drawn and left out, so the test split is the same for every ``train_videos``.
-    ``dials.rare_share`` then caps the training instances of the rare classes, and ``dials.held_out``
-    those of the held-out ones.
+    ``dials.rare_share`` then caps the training instances of the rare classes, ``dials.held_out``
+    those of the held-out ones and ``dials.text_prior`` those of the rare entities (the evidence
+    follows these); ``dials.entangle`` then jitters and drops labels (the evidence does not follow).
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset
+    info, actual, lengths = _actual_annotations(preset, seed, dials)
+    return info, _label_noise(preset, seed, dials.entangle, actual), lengths
+
+
+def _actual_annotations(
+    preset: Preset, seed: int, dials: Dials
+) -> tuple[DatasetInfo, Annotations, dict[str, int]]:
+    """:func:`generate_annotations` before ``Dials.entangle``'s label noise: the instances the evidence shows."""
     world = _world(preset, seed, dials)
     training = world.dials.train_videos or preset.training
     drawn = preset.training + preset.testing + max(0, training - preset.training)
@@ -772,9 +894,15 @@ def generate_annotations(
         video_id = f"v{i:0{width}d}"
         annotations[video_id] = VideoAnnotation(subset, duration, actions)
         lengths[video_id] = num_segments(preset, duration)
-    cap = dict.fromkeys(world.rare, world.dials.rare_cap) | dict.fromkeys(
+    # Capped groups of instances: a rare or held-out class, or all the classes of a rare entity.
+    cap: dict[Any, int] = dict.fromkeys(world.rare, world.dials.rare_cap) | dict.fromkeys(
         world.held_out, world.dials.held_out_k
     )
+    group = {c: c for c in cap}
+    for c, (e, _) in enumerate(world.info.decomposition):
+        if e in world.rare_entities:
+            group[c] = cap_key = ("entity", e)
+            cap[cap_key] = RARE_ENTITY_CAP
     if cap:
         kept = dict.fromkeys(cap, 0)
         for video_id, entry in annotations.items():
@@ -782,13 +910,41 @@ def generate_annotations(
                 continue
             capped = []
             for action in entry.actions:
-                if action[0] in kept:
-                    if kept[action[0]] == cap[action[0]]:
+                key = group.get(action[0])
+                if key is not None:
+                    if kept[key] == cap[key]:
                         continue
-                    kept[action[0]] += 1
+                    kept[key] += 1
                 capped.append(action)
             annotations[video_id] = replace(entry, actions=tuple(capped))
     return world.info, annotations, lengths
+
+
+def _label_noise(preset: Preset, seed: int, entangle: float, annotations: Annotations) -> Annotations:
+    """The annotations of ``Dials.entangle``: each instance left out with probability
+    ``entangle * Entanglement.missing``, else its start and end shifted by independent normal
+    amounts of ``entangle * Entanglement.jitter`` segments (the start kept >= 0, the end kept within
+    the video unless it was after it already; a shift that leaves under one segment is not made).
+    Every video draws from its own generator ``[seed, 13, index]``; at 0 the annotations as they are."""
+    if not entangle:
+        return annotations
+    segment = 1.0 / preset.segments_per_second
+    missing, jitter = entangle * ENTANGLEMENT.missing, entangle * ENTANGLEMENT.jitter * segment
+    noisy: Annotations = {}
+    for video_id, entry in annotations.items():
+        rng = np.random.default_rng([seed, 13, int(video_id[1:])])
+        actions = []
+        for c, start, end in entry.actions:
+            drop, (shift_start, shift_end) = rng.random() < missing, rng.normal(0.0, jitter, 2)
+            if drop:
+                continue
+            moved = max(0.0, start + shift_start), min(end + shift_end, max(end, entry.duration))
+            if moved[1] - moved[0] >= segment:
+                start, end = round(float(moved[0]), 2), round(float(moved[1]), 2)
+            actions.append((c, start, end))
+        actions.sort(key=lambda a: (a[1], a[0]))
+        noisy[video_id] = replace(entry, actions=tuple(actions))
+    return noisy
 
 
 def _phase_sequence(rng: np.random.Generator, preset: Preset, tempo: bool, member: int, n: int) -> np.ndarray:
@@ -809,25 +965,31 @@ def _evidence(
     video: np.ndarray,
     image: np.ndarray,
     distractors: np.random.Generator | None = None,
+    scene: np.random.Generator | None = None,
 ) -> None:
     """Write the evidence of one video (module docstring) into zeroed ``video`` and ``image``.
 
     ``distractors``: with ``Dials.entity_gate``, the generator of the long motion distractors
-    (:func:`_motion_distractors`); the other draws are the same with the gate on or off.
+    (:func:`_motion_distractors`); ``scene``: with ``Dials.entangle``, the generator of the scene
+    component (:func:`_entangle_evidence`); the other draws are the same with either on or off.
 
-    ``video`` (T, 3 F + E [+ 3 F E]): motion phase amplitudes (F families times :data:`PHASES`),
-    then the entities acted on, then, when ``coupling`` is on, the phase amplitudes of the motions
-    of composite classes, per entity acted on (entity-major); ``image`` (T, E + F): entities in
-    view, then the motion family trace. The features are these times :func:`_loadings`, plus
-    background and noise.
+    ``video`` (T, 3 F + E [+ 3 F E] [+ E + r^2 + k]): motion phase amplitudes (F families times
+    :data:`PHASES`), then the entities acted on, then, when ``coupling`` is on, the phase amplitudes
+    of the motions of composite classes, per entity acted on (entity-major); ``image`` (T, E + F
+    [+ 3 F + r^2 + k]): entities in view, then the motion family trace. With ``entangle``, each
+    stream ends with the other stream's copy (entities in view; motion phases), the interaction
+    (r^2) and the scene (its k coordinates in the signal's subspace). The features are these times :func:`_loadings`, plus background and noise.
     """
     info = world.info
     length = video.shape[0]
     families = len(world.tempo_family)
     phases = families * PHASES
-    phase, handled = video[:, :phases], video[:, phases : phases + info.num_entities]
-    coupled = video[:, phases + info.num_entities :]  # (T, 3 F E); no columns without coupling
-    in_view, family = image[:, : info.num_entities], image[:, info.num_entities :]
+    entities = info.num_entities
+    phase, handled = video[:, :phases], video[:, phases : phases + entities]
+    width = entities * phases if world.dials.coupling else 0
+    coupled = video[:, phases + entities : phases + entities + width]  # (T, 3 F E); none without coupling
+    in_view, family = image[:, :entities], image[:, entities : entities + families]
+    video_tail, image_tail = video[:, phases + entities + width :], image[:, entities + families :]
     times = segment_times(length, entry.duration)
     kept, _ = clean_instances(entry.actions, entry.duration)
     for label, start, end in kept:
@@ -851,6 +1013,10 @@ def _evidence(
             else:
                 phase[segments, f * PHASES + steps] += amplitude
             np.maximum(family[span, f], amplitude, out=family[span, f])
+            if e is not None and world.interaction is not None:
+                video_tail[span, entities : entities + world.interaction.shape[2]] += (
+                    amplitude * world.interaction[e, m]
+                )
     for _ in range(rng.poisson(preset.distractor_rate * entry.duration)):
         width = max(
             1, int(_lognormal(rng, preset.child_median, preset.child_sigma) * preset.segments_per_second)
@@ -862,6 +1028,45 @@ def _evidence(
         phase[first : first + rng.integers(1, 3), rng.integers(phases)] += rng.uniform(0.6, 1.2)
     if distractors is not None:
         _motion_distractors(distractors, preset, world, entry.duration, phase, family)
+    if scene is not None:
+        _entangle_evidence(scene, world, phase, in_view, video_tail, image_tail)
+
+
+def _entangle_evidence(
+    rng: np.random.Generator,
+    world: _World,
+    phase: np.ndarray,
+    in_view: np.ndarray,
+    video_tail: np.ndarray,
+    image_tail: np.ndarray,
+) -> None:
+    """The evidence of ``Dials.entangle`` (:class:`Entanglement`), in place: ``video_tail`` (T, E + r^2 + k)
+    gets the entities in view (before the blur) and ``image_tail`` (T, 3 F + r^2 + k) the motion
+    phases ``phase`` (T, 3 F); the interaction, written into ``video_tail`` by :func:`_evidence`, is
+    copied to ``image_tail``; both get the same scene: ``s = scene_rank`` AR(1) processes over the
+    segments (coefficient ``scene_correlation``, unit variance), mapped to the k coordinates of each
+    stream's subspace by a Gaussian matrix of the video's own (entries of variance ``1 / s``), all
+    drawn from ``rng``, so that no fixed direction removes it. Then, in the segments
+    where several entities are in view, ``entangle * blur`` of each one's amplitude in ``in_view``
+    (T, E) moves to its lookalike."""
+    entities, phases = in_view.shape[1], phase.shape[1]
+    pairs = ENTANGLEMENT.interaction_rank**2
+    video_tail[:, :entities] = in_view
+    image_tail[:, :phases] = phase
+    image_tail[:, phases : phases + pairs] = video_tail[:, entities : entities + pairs]
+    rho, rank = ENTANGLEMENT.scene_correlation, ENTANGLEMENT.scene_rank
+    steps = rng.standard_normal((in_view.shape[0], rank))
+    steps[1:] *= np.sqrt(1.0 - rho**2)
+    for t in range(1, len(steps)):
+        steps[t] += rho * steps[t - 1]
+    for tail, first in ((video_tail, entities + pairs), (image_tail, phases + pairs)):
+        mixing = rng.standard_normal((rank, tail.shape[1] - first)) / np.sqrt(rank)
+        tail[:, first:] = steps @ mixing
+    crowded = np.flatnonzero((in_view > 0).sum(1) >= 2)
+    moved = np.float32(world.dials.entangle * ENTANGLEMENT.blur) * in_view[crowded]
+    in_view[crowded] -= moved
+    for e, other in enumerate(world.lookalike):
+        in_view[crowded, other] += moved[:, e]
 
 
 def _motion_distractors(
@@ -891,12 +1096,17 @@ def _motion_distractors(
         np.maximum(family[segments, f], amplitude, out=family[segments, f])
 
 
-def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The prototypes that map evidence to features: video (3 F + E [+ 3 F E], Dv) and image (E + F, Di) float32.
+def _loadings(
+    preset: Preset, world: _World, seed: int, attributes: Mapping[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The prototypes that map evidence to features: video (3 F + E [+ 3 F E] [+ E + r^2 + k], Dv)
+    and image (E + F [+ 3 F + r^2 + k], Di) float32.
 
     Rows follow the columns of :func:`_evidence`; the weak traces are scaled by ``entity_trace``
     and ``family_trace`` here (the entity trace is 0 with ``Dials.entity_gate``). The dials (:class:`Dials`) draw from generators of their own, so
-    turning one on leaves every other prototype as it was.
+    turning one on leaves every other prototype as it was (``entangle`` then confines them all to
+    a subspace, :func:`_entangle_loadings`). ``attributes``: ``Dials.text_prior``'s prompt embedding
+    of each colour and shape word (None: :func:`attribute_embeddings`, MiniLM's).
     """
     rng = np.random.default_rng([seed, 2])
     families = len(world.tempo_family)
@@ -909,6 +1119,10 @@ def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.
         entity_text, phase_text = text_prototypes(preset, world, seed)
         entity = _mix(entity, entity_text, dials.text_alignment)
         phase = _mix(phase, phase_text, dials.text_alignment)
+    if dials.text_prior:
+        names = world.info.entities
+        vectors = attribute_vectors(names, attribute_embeddings(names) if attributes is None else attributes)
+        entity = _mix(entity, attribute_prototypes(vectors, preset.image_dim, seed), dials.text_prior)
     trace = 0.0 if dials.entity_gate else preset.entity_trace  # the gate hides the entity from video
     video = [phase, np.float32(trace) * handled]
     if dials.coupling:
@@ -916,7 +1130,46 @@ def _loadings(preset: Preset, world: _World, seed: int) -> tuple[np.ndarray, np.
             (preset.entities * len(phase), preset.video_dim), dtype=np.float32
         )
         video.append(_mix(np.tile(phase, (preset.entities, 1)), own, dials.coupling))
-    return np.concatenate(video), np.concatenate([entity, np.float32(preset.family_trace) * family])
+    video_rows = np.concatenate(video)
+    image_rows = np.concatenate([entity, np.float32(preset.family_trace) * family])
+    if dials.entangle:
+        return _entangle_loadings(preset, world, seed, video_rows, image_rows)
+    return video_rows, image_rows
+
+
+def _entangle_loadings(
+    preset: Preset, world: _World, seed: int, video: np.ndarray, image: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Dials.entangle``'s loadings (:class:`Entanglement`, ``a`` the dial), from the other ones,
+    ``video`` (Rv, Dv) and ``image`` (Ri, Di). Per stream (generator ``[seed, 11]``): a random
+    subspace of ``k = max(2, round(subspace_share * D))`` dimensions (orthonormal basis ``Q``); the
+    rows of the other stream's copy (E for the video stream, 3 F for the image stream; standard
+    normal times ``a * cross``) and of the interaction (r^2; times ``a * interaction``) are added;
+    every row then keeps its component in the subspace and ``1 - a`` of the rest, rescaled so that
+    a standard normal row keeps its expected norm (all in the subspace at 1); the k scene rows are
+    the subspace's basis times ``a * scene_scale * sqrt(D / k)`` (so the scene's entries have the
+    standard deviation ``a * scene_scale``)."""
+    rng = np.random.default_rng([seed, 11])
+    a = world.dials.entangle
+    c = ENTANGLEMENT
+    pairs = c.interaction_rank**2
+    copies = (preset.entities, len(world.tempo_family) * PHASES)
+    out = []
+    for rows, copied in zip((video, image), copies):
+        dim = rows.shape[1]
+        k = max(2, round(c.subspace_share * dim))
+        basis = np.linalg.qr(rng.standard_normal((dim, k)))[0]  # (D, k)
+        added = [
+            rng.standard_normal((copied, dim)) * a * c.cross,
+            rng.standard_normal((pairs, dim)) * a * c.interaction,
+        ]
+        signal = np.concatenate([rows, *added]).astype(np.float64)
+        inside = signal @ basis @ basis.T
+        gain = np.sqrt(dim / (k + (1 - a) ** 2 * (dim - k)))
+        confined = gain * (inside + (1 - a) * (signal - inside))
+        scene = basis.T * (a * c.scene_scale * np.sqrt(dim / k))
+        out.append(np.concatenate([confined, scene]).astype(np.float32))
+    return out[0], out[1]
 
 
 def _mix(base: np.ndarray, other: np.ndarray, weight: float) -> np.ndarray:
@@ -948,17 +1201,66 @@ def text_prototypes(preset: Preset, world: _World, seed: int) -> tuple[np.ndarra
     return (entities @ to_image).astype(np.float32), phases.astype(np.float32)
 
 
+def attribute_vectors(entities: Sequence[str], embeddings: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The attribute-structured prompt embeddings of ``Dials.text_prior`` (E, D_text) float64.
+
+    ``entities``: names "<colour> <shape>"; ``embeddings``: the prompt embedding (D_text,) of each
+    of their words. The colour words' embeddings are centred over the colours present and scaled
+    to unit norm, the shape words' likewise; an entity's vector is the unit-norm sum of its colour's
+    and its shape's, so entities that share a word share a direction.
+    """
+    parts = [name.split() for name in entities]
+    if any(len(p) != 2 for p in parts) or len(entities) < 2:
+        raise ValueError(
+            f"text_prior: expected at least two entity names '<colour> <shape>', found {list(entities)}"
+        )
+    missing = sorted({w for p in parts for w in p} - set(embeddings))
+    if missing:
+        raise ValueError(f"text_prior: no prompt embedding for the attribute words {missing}")
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        norm = np.linalg.norm(x, axis=-1, keepdims=True)
+        return x / np.where(norm > 0, norm, 1.0)
+
+    vectors = np.zeros((len(entities), len(next(iter(embeddings.values())))))
+    for kind in (0, 1):
+        words = sorted({p[kind] for p in parts})
+        table = np.stack([np.asarray(embeddings[w], dtype=np.float64) for w in words])
+        centred = dict(zip(words, unit(table - table.mean(0))))
+        vectors += np.stack([centred[p[kind]] for p in parts])
+    return unit(vectors)
+
+
+def attribute_prototypes(vectors: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """``Dials.text_prior``'s prototypes ``W e`` (E, dim) float32 of the attribute vectors ``vectors`` (E, D_text).
+
+    ``W`` (D_text, dim) = ``U R sqrt(dim)``: ``U`` an orthonormal basis of the span of ``vectors``
+    and ``R`` random orthonormal rows (generator ``[seed, 16]``; columns when ``dim < E``). ``W``
+    keeps the vectors' cosine similarities exactly (when ``dim >= E``) and gives unit vectors the
+    norm of a standard normal prototype, ``sqrt(dim)``.
+    """
+    span = np.linalg.qr(vectors.T)[0]  # (D_text, E)
+    draw = np.random.default_rng([seed, 16]).standard_normal((dim, span.shape[1]))
+    rotation = np.linalg.qr(draw)[0].T if dim >= span.shape[1] else np.linalg.qr(draw.T)[0]  # (E, dim)
+    return (vectors @ span @ rotation * np.sqrt(dim)).astype(np.float32)
+
+
+def attribute_embeddings(entities: Sequence[str]) -> dict[str, np.ndarray]:
+    """The :data:`TEXT_ENCODER` prompt embedding (float64, (D_text,)) of each word of the entity
+    names, ``Dials.text_prior``'s input (the one place it loads an encoder; :func:`generate` also
+    takes them as an argument)."""
+    words = tuple(sorted({w for name in entities for w in name.split()}))
+    return dict(zip(words, _prompt_embeddings(words)[0]))
+
+
 @functools.lru_cache(maxsize=4)
-def _prompt_embeddings(entities: tuple[str, ...], motions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The :data:`TEXT_ENCODER` embeddings (float64, (E, D) and (M, D)) of the prompts CoLV uses for
-    these names (``refdense.text.make_prompt``); kept for the next dataset of the same preset."""
+def _prompt_embeddings(*name_lists: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The :data:`TEXT_ENCODER` embeddings (float64, (N, D) per list) of the prompts CoLV uses for
+    these names (``refdense.text.make_prompt``), one batch per list; kept for the next dataset."""
     from refdense.text import load_text_encoder, make_prompt
 
     encoder = load_text_encoder(TEXT_ENCODER)
-    entity_prompts, motion_prompts = (
-        encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in (entities, motions)
-    )
-    return entity_prompts, motion_prompts
+    return tuple(encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in name_lists)
 
 
 def _fill_noise(seed: int, index: int, video: np.ndarray, image: np.ndarray) -> None:
@@ -988,8 +1290,12 @@ def _features(
     annotations: Annotations,
     lengths: dict[str, int],
     pool: ThreadPoolExecutor,
+    attributes: Mapping[str, np.ndarray] | None = None,
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """``(video_id, video (T, Dv), image (T, Di))`` of every video in order, in ``preset.dtype``.
+
+    ``annotations``: the instances the evidence shows (before ``Dials.entangle``'s label noise);
+    ``attributes``: see :func:`_loadings`.
 
     Videos are made in batches of about :data:`BATCH_SEGMENTS` segments. The threads of ``pool``
     draw the noise of a batch (and of the next one while this one is finished and written) while
@@ -1000,7 +1306,7 @@ def _features(
     """
     import torch
 
-    video_loadings, image_loadings = _loadings(preset, world, seed)
+    video_loadings, image_loadings = _loadings(preset, world, seed, attributes)
     entries = list(annotations.items())
     drawn = [int(video_id[1:]) for video_id, _ in entries]  # v<i>: the i-th video drawn seeds its generators
     sizes = [lengths[video_id] for video_id, _ in entries]
@@ -1035,7 +1341,10 @@ def _features(
         for i, a, b in spans:
             rng = np.random.default_rng([seed, 3, drawn[i]])
             gate = np.random.default_rng([seed, 10, drawn[i]]) if world.dials.entity_gate else None
-            _evidence(rng, preset, world, entries[i][1], video_evidence[a:b], image_evidence[a:b], gate)
+            scene = np.random.default_rng([seed, 12, drawn[i]]) if world.dials.entangle else None
+            _evidence(
+                rng, preset, world, entries[i][1], video_evidence[a:b], image_evidence[a:b], gate, scene
+            )
             backgrounds.append([rng.standard_normal(d, dtype=np.float32) for d in dims])
         upcoming = start_noise(k + 1) if k + 1 < len(batches) else None
         for future in noise:
@@ -1060,8 +1369,12 @@ def generate(
     seed: int = 0,
     overwrite: bool = False,
     dials: Dials = Dials(),
+    attributes: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write the dataset of ``preset``, ``seed`` and ``dials`` into the folder ``out``; returns ``out``.
+
+    ``attributes``: with ``dials.text_prior``, the prompt embedding of each word of the entity
+    names (:func:`attribute_vectors`); None: :func:`attribute_embeddings` computes MiniLM's.
 
     The files are generated in a staging folder that replaces ``out`` at the end
     (:func:`refdense.data.format.dataset_directory`), so an interrupted run leaves no dataset that
@@ -1075,9 +1388,10 @@ def generate(
     out = Path(out)
     with dataset_directory(out, overwrite=overwrite) as tmp:
         world = _world(preset, seed, dials)
-        info, annotations, lengths = generate_annotations(preset, seed, dials)
+        info, actual, lengths = _actual_annotations(preset, seed, dials)
+        annotations = _label_noise(preset, seed, dials.entangle, actual)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            items = _features(preset, world, seed, annotations, lengths, pool)
+            items = _features(preset, world, seed, actual, lengths, pool, attributes)
             write_features(
                 tmp / FEATURES_FILE,
                 track(items, desc=f"synth {preset.name}", total=len(annotations), unit="videos"),

@@ -207,7 +207,8 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
 def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "colour", "--values", "0", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
-    assert "dial: expected one of coupling, rare_share, text_alignment, train_videos, found 'colour'" in error
+    assert ("dial: expected one of coupling, rare_share, text_alignment, train_videos, held_out, held_out_k, "
+            "entity_gate, entangle, text_prior, found 'colour'") in error
     assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
     assert "Dials.coupling must be a number in [0, 1], found 1.5" in capsys.readouterr().err
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
@@ -215,7 +216,7 @@ def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--fixed", "train=3", "--out", str(tmp_path)]) == 2
     assert "--fixed 'train=3': expected DIAL=VALUE" in capsys.readouterr().err
     assert main(["sweep", "--dial", "train_videos", "--values", "10.5", "--out", str(tmp_path)]) == 2
-    assert "expected whole numbers of videos, found 10.5" in capsys.readouterr().err
+    assert "dial train_videos: expected whole numbers, found 10.5" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
@@ -223,3 +224,25 @@ def test_the_dials_a_sweep_held_fixed_are_named_in_its_table_and_figure():
     defaults = dataclasses.asdict(Dials())
     assert other_dials({"fixed_dials": defaults}) == ""
     assert other_dials({"fixed_dials": {**defaults, "train_videos": 60}}) == "train_videos=60"
+
+
+def test_the_later_dials_can_be_swept():
+    from refdense.cli.sweep import parse_fixed
+    from refdense.experiments.sweep import DIALS, _rare_classes, dials_at
+    from refdense.synth import dataset_info
+
+    assert {"held_out", "held_out_k", "entity_gate", "entangle", "text_prior"} <= set(DIALS)
+    gated = dials_at("entity_gate", 1.0)
+    assert gated.entity_gate == 1 and isinstance(gated.entity_gate, int) and gated.slug() == "-entity_gate1"
+    assert dials_at("held_out_k", 3.0, Dials(held_out=0.3)) == Dials(held_out=0.3, held_out_k=3)
+    with pytest.raises(ValueError, match="held_out_k: hold held_out above 0 fixed"):
+        dials_at("held_out_k", 3.0)
+    with pytest.raises(ValueError, match="dial entity_gate: expected whole numbers, found 0.5"):
+        dials_at("entity_gate", 0.5)
+    assert parse_fixed(["held_out=0.3", "held_out_k=3"]) == Dials(held_out=0.3, held_out_k=3)
+    # mAP_rare of a text_prior sweep: the classes of its rare entities
+    info = dataset_info("default", 0, Dials(text_prior=1.0))
+    rare = set(info.dials["rare_entities"])
+    classes = _rare_classes("default", 0, Dials(text_prior=1.0))
+    assert classes and classes == [c for c, (e, _) in enumerate(info.decomposition) if e in rare]
+    assert _rare_classes("default", 0, Dials(entangle=1.0)) == []

@@ -56,7 +56,8 @@ def _digests(preset_name: str, seed: int, dials: Dials, tmp_path: Path) -> dict[
 
 @pytest.mark.parametrize("key", ["tiny/0", "tiny/1", "default/0", "default/1"])
 @pytest.mark.parametrize("dials", [Dials(), Dials(coupling=0.0, rare_share=0.0, text_alignment=0.0, train_videos=None,
-                                                held_out=0.0, held_out_k=0, entity_gate=0)],
+                                                held_out=0.0, held_out_k=0, entity_gate=0, entangle=0.0,
+                                                text_prior=0.0)],
                          ids=["implicit", "explicit"])
 def test_dials_at_zero_reproduce_the_generator_before_the_dials(key, dials, tmp_path):
     # tests/fixtures/synth_generator_v2_digests.json was written by the generator of version 2
@@ -84,6 +85,13 @@ def test_dials_are_checked_and_named():
     assert Dials(coupling=0.5, train_videos=60).slug() == "-coupling0.5-train_videos60"
     assert Dials(coupling=0.5, rare_share=0.25).arguments() == " --coupling 0.5 --rare-share 0.25"
     assert Dials().slug() == Dials().arguments() == ""
+    for bad, message in ((dict(entangle=1.5), r"Dials.entangle must be a number in \[0, 1\], found 1.5"),
+                         (dict(text_prior=-0.5), r"Dials.text_prior must be a number in \[0, 1\], found -0.5")):
+        with pytest.raises(ValueError, match=message):
+            Dials(**bad)
+    assert Dials(entangle=1.0, text_prior=0.5).slug() == "-entangle1-text_prior0.5"
+    assert Dials(entangle=1.0, text_prior=0.5).arguments() == " --entangle 1 --text-prior 0.5"
+    assert Dials(entangle=0.0, text_prior=0.0).slug() == ""
 
 
 # ---------------------------------------------------------------------------------------- coupling
@@ -445,3 +453,172 @@ def test_default_dataset_caches_each_setting_of_the_dials_in_its_own_folder(tmp_
     assert folder == tmp_path / "synthetic" / "tiny-seed2-coupling0.5"
     assert read_info(folder).source == synth.dataset_info("tiny", 2, Dials(coupling=0.5)).source
     assert default_dataset("tiny", seed=2, dials=Dials(train_videos=32)) == tmp_path / "synthetic" / "tiny-seed2"
+    assert default_dataset("tiny", seed=2, dials=Dials(entangle=0.0, text_prior=0.0)) == tmp_path / "synthetic" / "tiny-seed2"
+
+
+# ---------------------------------------------------------------------------------------- entangle
+
+
+def _pooled_probe(folder: Path) -> float:
+    from refdense.experiments.probe import probe_dataset
+
+    return probe_dataset(folder).readout("both", "pooled").test_map
+
+
+def test_entangle_makes_the_default_world_hard_for_a_probe(tmp_path):
+    plain = synth.generate("default", tmp_path / "plain")
+    tangled = synth.generate("default", tmp_path / "tangled", dials=Dials(entangle=1.0))
+    assert read_info(tangled).dials["entangle"] == 1.0 and "--entangle 1 " in read_info(tangled).source
+    # Measured on seed 0 (docs/EXPERIMENTS.md, "entangle calibration"): 79.1 at 0, 25.4 at 1.
+    before, after = _pooled_probe(plain), _pooled_probe(tangled)
+    assert before > 70 and after < before - 40, (before, after)
+
+
+def test_entangle_drops_and_jitters_labels_but_not_the_evidence():
+    preset = synth.PRESETS["default"]
+    info, plain, _ = synth.generate_annotations(preset, 0)
+    _, actual, _ = synth._actual_annotations(preset, 0, Dials(entangle=1.0))
+    assert actual == plain  # the evidence shows the instances of the world without the dial
+    _, written, _ = synth.generate_annotations(preset, 0, Dials(entangle=1.0))
+    assert written.keys() == plain.keys()
+    total = kept = moved = 0
+    for video_id, entry in plain.items():
+        assert written[video_id].subset == entry.subset and written[video_id].duration == entry.duration
+        remaining = list(written[video_id].actions)
+        total += len(entry.actions)
+        for c, start, end in entry.actions:
+            match = [a for a in remaining if a[0] == c and abs(a[1] - start) < 2.5 and abs(a[2] - end) < 2.5]
+            if match:  # kept: a boundary shift of a few segments (1.5 segments = 0.5 s, standard deviation)
+                remaining.remove(match[0])
+                kept += 1
+                moved += (match[0][1], match[0][2]) != (start, end)
+        assert not remaining, video_id  # nothing written that the world did not hold
+    assert 0.08 < 1 - kept / total < 0.22  # Entanglement.missing = 0.15 at 1
+    assert moved > 0.9 * kept
+    half = synth.generate_annotations(preset, 0, Dials(entangle=0.5))[1]
+    assert sum(map(len, (e.actions for e in written.values()))) < sum(map(len, (e.actions for e in half.values())))
+
+
+def test_entangle_confines_the_signal_and_lets_a_slow_scene_dominate():
+    preset = synth.PRESETS["default"]
+    world = synth._world(preset, 0, Dials(entangle=1.0))
+    video, image = synth._loadings(preset, world, 0)
+    k = round(synth.ENTANGLEMENT.subspace_share * preset.video_dim)
+    plain_video, plain_image = synth._loadings(preset, synth._world(preset, 0), 0)
+    families = len(world.tempo_family)
+    pairs = synth.ENTANGLEMENT.interaction_rank ** 2
+    # each stream: its rows, the other stream's copy, the interaction, then k scene rows
+    assert video.shape[0] == len(plain_video) + preset.entities + pairs + k
+    assert image.shape[0] == len(plain_image) + families * synth.PHASES + pairs + k
+    for rows in (video, image):
+        assert np.linalg.matrix_rank(rows.astype(np.float64), tol=1e-3) == k  # all in one k-dim subspace
+    _, annotations, lengths = synth.generate_annotations(preset, 0)
+    ratios, lag1, crowded = [], [], 0
+    for video_id, entry in list(annotations.items())[:30]:
+        v = np.zeros((lengths[video_id], len(video)), np.float32)
+        i = np.zeros((lengths[video_id], len(image)), np.float32)
+        synth._evidence(np.random.default_rng(0), preset, world, entry, v, i, None, np.random.default_rng(1))
+        scene, signal = v[:, -k:] @ video[-k:], v[:, :-k] @ video[:-k]
+        ratios.append(scene.std() / signal.std())
+        centred = scene - scene.mean(0)
+        lag1.append((centred[1:] * centred[:-1]).sum() / (centred**2).sum())
+        # the copies: the entities in view in the video stream, the motion phases in the image stream
+        plain_v = np.zeros((lengths[video_id], len(plain_video)), np.float32)
+        plain_i = np.zeros((lengths[video_id], len(plain_image)), np.float32)
+        synth._evidence(np.random.default_rng(0), preset, synth._world(preset, 0), entry, plain_v, plain_i)
+        np.testing.assert_array_equal(v[:, : len(plain_video)], plain_v)
+        np.testing.assert_array_equal(v[:, len(plain_video) : len(plain_video) + preset.entities],
+                                      plain_i[:, : preset.entities])
+        phases = families * synth.PHASES
+        np.testing.assert_array_equal(i[:, len(plain_image) : len(plain_image) + phases], plain_v[:, :phases])
+        # where several entities are in view, half of each one's image evidence went to its lookalike
+        several = (plain_i[:, : preset.entities] > 0).sum(1) >= 2
+        crowded += several.sum()
+        np.testing.assert_allclose(i[~several, : preset.entities], plain_i[~several, : preset.entities])
+        if several.any():
+            assert not np.allclose(i[several, : preset.entities], plain_i[several, : preset.entities])
+            np.testing.assert_allclose(i[several, : preset.entities].sum(1),
+                                       plain_i[several, : preset.entities].sum(1), rtol=1e-5)
+    # Measured: the scene's standard deviation is 2.4 times the signal's; lag-1 autocorrelation 0.87.
+    assert np.median(ratios) > 2.0 and np.mean(lag1) > 0.8 and crowded > 100
+
+
+# ---------------------------------------------------------------------------------------- text_prior
+
+
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    ranks = [np.argsort(np.argsort(x)) for x in (a, b)]
+    return float(np.corrcoef(*ranks)[0, 1])
+
+
+def test_text_prior_prototypes_follow_the_attribute_embeddings():
+    preset = synth.PRESETS["default"]
+    names = synth.dataset_info(preset, 0).entities
+    vectors = synth.attribute_vectors(names, synth.attribute_embeddings(names))  # MiniLM
+    upper = np.triu_indices(preset.entities, 1)
+    text = (vectors @ vectors.T)[upper]
+    found = {}
+    for prior in (0.0, 1.0):
+        image = synth._loadings(preset, synth._world(preset, 0, Dials(text_prior=prior)), 0)[1][: preset.entities]
+        unit = image / np.linalg.norm(image, axis=1, keepdims=True)
+        found[prior] = _rank_correlation((unit @ unit.T)[upper], text)
+        # the norm of a random prototype is kept
+        assert np.mean(image**2) == pytest.approx(1.0, abs=0.2)
+    # measured: 1.00 at 1 (the map keeps the cosines), -0.10 at 0
+    assert found[1.0] > 0.95 and abs(found[0.0]) < 0.4, found
+    # entities sharing a colour or a shape word share a direction
+    words = [set(n.split()) for n in names]
+    share = np.array([bool(words[a] & words[b]) for a, b in zip(*upper)])
+    assert share.sum() >= 2 and text[share].mean() > text[~share].mean() + 0.3
+    with pytest.raises(ValueError, match=r"no prompt embedding for the attribute words \['cube'\]"):
+        synth.attribute_vectors(["red cube", "blue ball"], {"red": np.ones(3), "blue": -np.ones(3), "ball": np.ones(3)})
+
+
+def test_text_prior_takes_the_embeddings_as_an_argument(tmp_path, monkeypatch):
+    names = synth.dataset_info("tiny", 0).entities
+    words = sorted({w for n in names for w in n.split()})
+    given = {w: np.random.default_rng(k).standard_normal(16) for k, w in enumerate(words)}
+
+    def no_encoder(*_):
+        raise AssertionError("the embeddings were given: no encoder is loaded")
+
+    monkeypatch.setattr(synth, "_prompt_embeddings", no_encoder)
+    out = synth.generate("tiny", tmp_path / "prior", dials=Dials(text_prior=1.0), attributes=given)
+    preset = synth.PRESETS["tiny"]
+    world = synth._world(preset, 0, Dials(text_prior=1.0))
+    expected = synth.attribute_prototypes(synth.attribute_vectors(names, given), preset.image_dim, 0)
+    np.testing.assert_array_equal(synth._loadings(preset, world, 0, given)[1][: preset.entities], expected)
+    assert read_info(out).dials["text_prior"] == 1.0
+
+
+def test_text_prior_keeps_at_most_three_instances_of_its_rare_entities():
+    # the training subset (training and validation together) is what the cap counts
+    _, plain, _ = synth.generate_annotations("default", 0)
+    dials = Dials(text_prior=0.5, rare_share=0.2, held_out=0.2)
+    info, capped, _ = synth.generate_annotations("default", 0, dials)
+    rare = info.dials["rare_entities"]
+    assert len(rare) == 2 and info.dials["text_prior"] == 0.5
+    taken = set(info.dials["rare_classes"]) | set(info.dials["held_out_classes"])
+    assert not any(info.decomposition[c][0] in rare for c in taken)  # not rare already
+    of_rare = {c for c, (e, _) in enumerate(info.decomposition) if e in rare}
+    for e in rare:
+        mine = {c for c in of_rare if info.decomposition[c][0] == e}
+        assert sum(n for c, n in _instances(capped, "training").items() if c in mine) <= synth.RARE_ENTITY_CAP
+        assert sum(n for c, n in _instances(plain, "training").items() if c in mine) > synth.RARE_ENTITY_CAP
+        for c in mine:  # their motions stay in classes of other, frequent entities
+            m = info.decomposition[c][1]
+            assert m is None or any(pm == m and pe not in rare for pe, pm in info.decomposition)
+    assert _instances(capped, "testing") == _instances(plain, "testing")
+    untouched = {c: n for c, n in _instances(plain, "training").items() if c not in of_rare | taken}
+    assert {c: n for c, n in _instances(capped, "training").items() if c in untouched} == untouched
+    # the same entities at every value above 0 (a sweep follows them)
+    assert synth.dataset_info("default", 0, Dials(text_prior=1.0)).dials["rare_entities"] == \
+        synth.dataset_info("default", 0, Dials(text_prior=0.1)).dials["rare_entities"]
+
+
+def test_entangle_and_text_prior_from_the_command_line(tmp_path):
+    out = tmp_path / "both"
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--entangle", "0.5", "--text-prior", "1"]) == 0
+    record = read_info(out).dials
+    assert record["entangle"] == 0.5 and record["text_prior"] == 1.0 and len(record["rare_entities"]) == 1
+    assert "--entangle 0.5 --text-prior 1 " in read_info(out).source

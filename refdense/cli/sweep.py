@@ -33,7 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "      --out runs/sweeps",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--dial", required=True, help="coupling | rare_share | text_alignment | train_videos")
+    parser.add_argument(
+        "--dial",
+        required=True,
+        help="coupling | rare_share | text_alignment | train_videos | held_out | held_out_k (with "
+        "--fixed held_out=...) | entity_gate | entangle | text_prior",
+    )
     parser.add_argument("--values", type=float, nargs="+", required=True, help="the dial's values")
     parser.add_argument(
         "--variants",
@@ -76,7 +81,8 @@ def parse_fixed(items: list[str]) -> Dials:
         if not sep or name not in names:
             raise ValueError(f"--fixed {item!r}: expected DIAL=VALUE with DIAL one of {', '.join(names)}")
         try:
-            values[name] = int(text) if name in ("rare_cap", "train_videos") else float(text)
+            whole = ("rare_cap", "train_videos", "held_out_k", "entity_gate")
+            values[name] = int(text) if name in whole else float(text)
         except ValueError:
             raise ValueError(f"--fixed {item!r}: {text!r} is not a number") from None
     return Dials(**values)

@@ -71,6 +71,18 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=0,
         help="0 | 1: a motion's phase order depends on an entity group the video stream cannot see",
     )
+    dials.add_argument(
+        "--entangle",
+        type=float,
+        default=0.0,
+        help="0-1: streams mixing entity, motion and a dominant scene, in a low-rank subspace; noisy labels",
+    )
+    dials.add_argument(
+        "--text-prior",
+        type=float,
+        default=0.0,
+        help="0-1: entity prototypes from attribute-structured prompt embeddings; a few rare entities",
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         held_out=args.held_out,
         held_out_k=args.held_out_k,
         entity_gate=args.entity_gate,
+        entangle=args.entangle,
+        text_prior=args.text_prior,
     )
     if args.out is None:
         if args.overwrite:

@@ -15,7 +15,9 @@ the same summary. With ``rare_share``, ``mAP_rare`` is reported beside the mAP o
 the mAP over the classes that are rare at the sweep's largest ``rare_share`` (``dataset.json``'s
 ``dials.rare_classes``). A seed's world is the same at every value and the rare classes of a
 smaller share are among those of a larger one, so ``mAP_rare`` follows the same classes, on the
-same test split, from frequent (at 0) to capped.
+same test split, from frequent (at 0) to capped. With ``text_prior``, ``mAP_rare`` is over the
+classes of its rare entities (the same entities at every value above 0), and over both sets when
+both dials are on.
 
 Files (every sweep of one output folder shares its runs: a dial at its default value is the same
 dataset whichever dial is swept)::
@@ -61,29 +63,48 @@ from refdense.train.config import TrainConfig, load_config
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DIALS = ("coupling", "rare_share", "text_alignment", "train_videos")
+DIALS = (
+    "coupling",
+    "rare_share",
+    "text_alignment",
+    "train_videos",
+    "held_out",
+    "held_out_k",
+    "entity_gate",
+    "entangle",
+    "text_prior",
+)
+WHOLE = ("train_videos", "held_out_k", "entity_gate")  # dials that take whole numbers
 REFERENCE = "full"
 
 
 def dials_at(dial: str, value: float, fixed: Dials = Dials()) -> Dials:
-    """``fixed`` with ``dial`` set to ``value`` (an integer for ``train_videos``); checks both."""
+    """``fixed`` with ``dial`` set to ``value`` (an integer for the dials of :data:`WHOLE`); checks both.
+
+    ``held_out_k`` needs ``held_out`` above 0 in ``fixed`` (without held-out classes it changes nothing).
+    """
     if dial not in DIALS:
         raise ValueError(f"dial: expected one of {', '.join(DIALS)}, found {dial!r}")
-    if dial == "train_videos":
+    if dial in WHOLE:
         if float(value) != int(value):
-            raise ValueError(f"dial train_videos: expected whole numbers of videos, found {value!r}")
+            raise ValueError(f"dial {dial}: expected whole numbers, found {value!r}")
         value = int(value)
+    if dial == "held_out_k" and not fixed.held_out:
+        raise ValueError("dial held_out_k: hold held_out above 0 fixed (e.g. --fixed held_out=0.3)")
     change: dict[str, Any] = {dial: value}  # the dial is named at run time
     return dataclasses.replace(fixed, **change)
 
 
 def _rare_classes(preset: str, seed: int, dials: Dials) -> list[int]:
-    """The rare class ids of a preset's dataset at ``dials`` (none when ``dials.rare_share`` is 0)."""
-    if not dials.rare_share:
+    """The rare class ids of a preset's dataset at ``dials``: ``rare_share``'s rare classes and the
+    classes of ``text_prior``'s rare entities (none when both dials are 0)."""
+    if not (dials.rare_share or dials.text_prior):
         return []
-    recorded = dataset_info(preset, seed, dials).dials
-    assert recorded is not None, "a dataset off the default dials records them"
-    return list(recorded["rare_classes"])
+    info = dataset_info(preset, seed, dials)
+    assert info.dials is not None, "a dataset off the default dials records them"
+    rare_entities = set(info.dials.get("rare_entities", ()))
+    of_entities = [c for c, (e, _) in enumerate(info.decomposition) if e in rare_entities]
+    return sorted({*info.dials["rare_classes"], *of_entities})
 
 
 def sweep_config(
@@ -201,9 +222,9 @@ def sweep(
         *([f"run.patience={patience}"] if patience else []),
         *overrides,
     ]
-    rarest = max(settings, key=lambda d: d.rare_share)
+    rarest = max(settings, key=lambda d: (d.rare_share, d.text_prior))
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
-    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share else [])]
+    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share or rarest.text_prior else [])]
     out = output_folder(out, "sweep", accepts=("ablate",))
     planned = []  # (dial value, variant, seed, dataset folder, run): the datasets built here, first
     for value in values:
