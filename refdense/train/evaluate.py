@@ -100,12 +100,12 @@ def validation_map(
 
 
 def score_and_save(
-    scores: dict[str, np.ndarray], dataset: DenseActionDataset, path: Path, labels: str = "labels"
+    scores: dict[str, np.ndarray], dataset: DenseActionDataset, path: Path, labels_key: str = "labels"
 ) -> PaperTable:
     """Write ``scores`` and the labels as a predictions file (``refdense metrics`` reads it) and
-    return the paper's table computed from them; ``labels``: which labels of the videos they are
+    return the paper's table computed from them; ``labels_key``: which labels of the videos they are
     scored on (``labels``, the actions; ``motion_labels`` for the motion head)."""
-    labels = labels_of(dataset, labels)
+    labels = labels_of(dataset, labels_key)
     write_predictions(path, list(scores.values()), labels, list(scores))
     return paper_table(list(scores.values()), labels)
 

@@ -96,10 +96,10 @@ from refdense.train.components import (
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import (
-    readout_path,
-    readout_unavailable,
     predict_split,
     predictions_path,
+    readout_path,
+    readout_unavailable,
     score_and_save,
     validation_map,
 )
@@ -465,7 +465,9 @@ class TrainingRun:
             "motion": (motion_probabilities, "motion_labels"),
         }
         extra = {
-            name: predict_split(self.model, self.data.test, context, self.config.run.precision, quiet, readout=readout)
+            name: predict_split(
+                self.model, self.data.test, context, self.config.run.precision, quiet, readout=readout
+            )
             for name, (readout, _) in readouts.items()
             if readout_unavailable(self.config, name) is None
         }
@@ -477,7 +479,7 @@ class TrainingRun:
             for name, found in extra.items():
                 assert found is not None, "rank 0 receives every readout's predictions"
                 path = readout_path(predictions, name)
-                tables[name] = score_and_save(found, self.data.test, path, labels=readouts[name][1])
+                tables[name] = score_and_save(found, self.data.test, path, labels_key=readouts[name][1])
         result = TrainResult(
             self.run_dir,
             self.history,
