@@ -30,7 +30,7 @@ from refdense.train import train
 from refdense.train.checkpoint import load_checkpoint
 from refdense.train.components import build_detector
 from refdense.train.config import diff, load_config
-from refdense.train.evaluate import composed_path, composed_unavailable
+from refdense.train.evaluate import readout_path, readout_unavailable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -149,20 +149,20 @@ def test_the_composed_readout_refuses_a_model_without_both_heads():
 
 
 def test_which_runs_have_a_composed_readout():
-    assert composed_unavailable(variant("full")) is None
-    assert composed_unavailable(variant("full_asl")) is None
-    assert "model.arch pat" in composed_unavailable(variant("pat"))
-    assert "model.entity_head: false" in composed_unavailable(variant("no_entity_labels"))
-    assert "model.motion_head: false" in composed_unavailable(variant("no_motion_labels"))
-    assert "not trained" in composed_unavailable(variant("full", "loss.use_motion_labels=false"))
-    assert "not trained" in composed_unavailable(variant("full", "loss.entity_weight=0"))
+    assert readout_unavailable(variant("full"), "composed") is None
+    assert readout_unavailable(variant("full_asl"), "composed") is None
+    assert "model.arch pat" in readout_unavailable(variant("pat"), "composed")
+    assert "model.entity_head: false" in readout_unavailable(variant("no_entity_labels"), "composed")
+    assert "model.motion_head: false" in readout_unavailable(variant("no_motion_labels"), "composed")
+    assert "not trained" in readout_unavailable(variant("full", "loss.use_motion_labels=false"), "composed")
+    assert "not trained" in readout_unavailable(variant("full", "loss.entity_weight=0"), "composed")
 
 
 def test_a_run_writes_the_composed_readout_beside_its_predictions(writable_tiny_dataset, tmp_path):
     config = variant("full", f"data.dataset={writable_tiny_dataset}", *SMALL)
     result = train(config, tmp_path / "run", progress=False)
     run = tmp_path / "run"
-    composed = composed_path(result.predictions)
+    composed = readout_path(result.predictions, "composed")
     assert composed == run / "predictions-test-composed.npz" and composed.is_file()
     saved, fused = read_predictions(composed), read_predictions(result.predictions)
     assert saved.video_ids == fused.video_ids
@@ -189,15 +189,28 @@ def test_a_run_writes_the_composed_readout_beside_its_predictions(writable_tiny_
         100 * frame_map(saved.scores, saved.labels).map_all)
     assert f"mAP {100 * result.composed.frame_map.map_all:.2f}" in (run / "results.md").read_text()
     assert run_metrics(result.predictions)["mAP_composed"] == pytest.approx(results["composed"]["test"]["frame_map"])
+    # the motion head's own probabilities, on the motion labels of the same video
+    motion_file = readout_path(result.predictions, "motion")
+    assert motion_file == run / "predictions-test-motion.npz"
+    heads = read_predictions(motion_file)
+    np.testing.assert_allclose(heads.scores[index], motion.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(heads.labels[index], item["motion_labels"])
+    assert results["motion"]["test"]["frame_map"] == pytest.approx(100 * frame_map(heads.scores, heads.labels).map_all)
+    assert run_metrics(result.predictions)["mAP_motion"] == pytest.approx(results["motion"]["test"]["frame_map"])
 
 
 def test_a_run_without_the_sub_heads_writes_no_composed_file_and_says_why(writable_tiny_dataset, tmp_path):
     config = variant("no_sub_labels", f"data.dataset={writable_tiny_dataset}", *SMALL)
     result = train(config, tmp_path / "run", progress=False)
-    assert result.composed is None and not composed_path(result.predictions).exists()
+    assert result.composed is None and not readout_path(result.predictions, "composed").exists()
     assert not list((tmp_path / "run").glob("*composed*"))
     reason = "the entity head is off (model.entity_head: false)"
     assert json.loads((tmp_path / "run" / "results.json").read_text())["composed"] == {"unavailable": reason}
+    assert result.motion is None and not readout_path(result.predictions, "motion").exists()
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["motion"] == {
+        "unavailable": "the motion head is off (model.motion_head: false)"
+    }
+    assert "mAP_motion" not in run_metrics(result.predictions)
     assert f"No composed readout (P_ent x P_mot of the auxiliary heads): {reason}." in (
         tmp_path / "run" / "results.md").read_text()
     assert "mAP_composed" not in run_metrics(result.predictions)
@@ -222,7 +235,7 @@ def test_the_held_out_map_is_over_exactly_those_classes_for_both_readouts(tmp_pa
     composed = [(y * signal + rng.random((40, 6)) * 0.6).astype(np.float32) / 1.2 for y in labels]
     path = tmp_path / "predictions-test.npz"
     write_predictions(path, fused, labels, ["a", "b", "c"])
-    write_predictions(composed_path(path), composed, labels, ["a", "b", "c"])
+    write_predictions(readout_path(path, "composed"), composed, labels, ["a", "b", "c"])
     held = (1, 3, 5)
     values = run_metrics(path, held_out_classes=held)
     for key, scores in (("mAP_held_out", fused), ("mAP_composed_held_out", composed)):
@@ -285,3 +298,18 @@ def test_the_table_reports_the_composed_and_held_out_readouts_of_the_runs_that_h
     assert "mAP, held-out classes, action head: `full` 21.00 ± 1.41, `pat` 11.00 ± 1.41." in text
     assert "mAP, held-out classes, composed readout: `full` 32.00 ± 2.83." in text
     assert "composed" not in ablation_markdown({"pat": runs["pat"]}, "default", (0, 1), BASE, [])
+
+
+def test_an_unknown_readout_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="readout: expected one of composed, motion, found 'entity'"):
+        readout_path(tmp_path / "predictions-test.npz", "entity")
+    with pytest.raises(ValueError, match="found 'fused'"):
+        readout_unavailable(variant("full"), "fused")
+
+
+def test_which_runs_have_a_motion_readout():
+    assert readout_unavailable(variant("full"), "motion") is None
+    assert readout_unavailable(variant("no_cross_attention"), "motion") is None  # the mechanism check's pair
+    assert readout_unavailable(variant("no_entity_labels"), "motion") is None
+    assert "model.motion_head: false" in readout_unavailable(variant("no_motion_labels"), "motion")
+    assert "model.arch pat" in readout_unavailable(variant("pat"), "motion")

@@ -24,7 +24,7 @@ from refdense.models.inputs import select_stream, stream_dims
 from refdense.schema import ConfigError
 from refdense.train import train
 from refdense.train.config import from_dict
-from refdense.train.evaluate import composed_path, composed_unavailable
+from refdense.train.evaluate import readout_path, readout_unavailable
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -101,8 +101,8 @@ def test_a_toy_architecture_trains_with_colv_on_the_features_it_declares(toy, wr
     result = train(config, tmp_path / "run", progress=False)
     assert set(result.history[0]["train"]) == {"loss", "bce_action", "colv_action"}
     assert result.history[-1]["train"]["loss"] < result.history[0]["train"]["loss"]
-    assert result.predictions.is_file() and not composed_path(result.predictions).exists()
-    assert composed_unavailable(config) == "model.arch toy has no entity head"
+    assert result.predictions.is_file() and not readout_path(result.predictions, "composed").exists()
+    assert readout_unavailable(config, "composed") == "model.arch toy has no entity head"
     assert json.loads((tmp_path / "run" / "results.json").read_text())["arch"] == "toy"
     # CoLV on a concept set whose features the architecture does not declare: refused before training
     values["loss"]["colv_sets"] = ["action", "entity"]

@@ -37,7 +37,7 @@ from refdense.models import parameter_count
 from refdense.synth import PRESETS, default_dataset
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
-from refdense.train.evaluate import composed_path
+from refdense.train.evaluate import readout_path
 from refdense.train.history import best_epoch, read_history
 
 ABLATIONS = CONFIGS / "ablations"
@@ -91,19 +91,24 @@ def run_metrics(
     With ``rare_classes``, also ``mAP_rare``, and with ``held_out_classes`` (``DatasetInfo.held_out_classes``)
     ``mAP_held_out``: the mean AP over those classes with a positive test frame (NaN when none has one).
     When the run also wrote the composed readout of its auxiliary heads (a RefDense with both:
-    :func:`refdense.train.evaluate.composed_path`), its per-frame mAP as ``mAP_composed``, and over
-    the same classes ``mAP_composed_rare``, ``mAP_composed_held_out``.
+    :func:`refdense.train.evaluate.readout_path`), its per-frame mAP as ``mAP_composed``, and over
+    the same classes ``mAP_composed_rare``, ``mAP_composed_held_out``; when it wrote its motion head's
+    predictions (``readout_path(predictions, "motion")``), their mAP on the motion labels as ``mAP_motion``.
     """
     saved = read_predictions(predictions)
     table = paper_table(saved.scores, saved.labels, taus=(0,))
     ac = table.conditional[0]
     values = {"mAP": 100 * table.frame_map.map_all, "mAP_ac": 100 * ac.mAP_ac, "F1_ac": 100 * ac.F1_ac}
     readouts = [("mAP", table.frame_map)]
-    composed = composed_path(predictions)
+    composed = readout_path(predictions, "composed")
     if composed.is_file():
         scores = read_predictions(composed)
         readouts.append(("mAP_composed", frame_map(scores.scores, scores.labels)))
         values["mAP_composed"] = 100 * readouts[-1][1].map_all
+    motion = readout_path(predictions, "motion")
+    if motion.is_file():
+        scores = read_predictions(motion)
+        values["mAP_motion"] = 100 * frame_map(scores.scores, scores.labels).map_all
     for prefix, frame in readouts:
         for suffix, classes in (("rare", rare_classes), ("held_out", held_out_classes)):
             if classes:
@@ -428,6 +433,7 @@ READOUTS = {
     "mAP_composed": "composed readout P_ent x P_mot (evaluation only)",
     "mAP_held_out": "held-out classes, action head",
     "mAP_composed_held_out": "held-out classes, composed readout",
+    "mAP_motion": "motion head on the motion labels (the mechanism check of cross-attention)",
 }
 
 

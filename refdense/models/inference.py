@@ -76,6 +76,21 @@ def composed_readout(decomposition: Sequence[tuple[int | None, int | None]]) -> 
     return readout
 
 
+def motion_probabilities(
+    model: Detector, video: torch.Tensor | None, image: torch.Tensor | None, mask: torch.Tensor
+) -> torch.Tensor:
+    """The :data:`Readout` of a RefDense's motion head: ``sigmoid(motion_logits)`` ``(B, T, C_mot)``
+    (the forward asked for them with ``auxiliary=True``).
+
+    Raises:
+        ValueError: for a model that returns no motion logits.
+    """
+    output = model(video, image, mask, auxiliary=True, validate=False)
+    if output.motion_logits is None:
+        raise ValueError(f"the motion readout needs the motion head; {type(model).__name__} returned none")
+    return output.motion_logits.sigmoid().float()
+
+
 def _as_features(name: str, x: Any, dim: int | None, like: torch.Tensor) -> torch.Tensor | None:
     if dim is None:  # a stream the model does not read
         return None

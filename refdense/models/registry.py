@@ -4,7 +4,7 @@ An :class:`Architecture` says what the rest of the package needs besides the mod
 build it, which feature stream it reads, the widths of the features CoLV aligns and which auxiliary
 heads it can have. ``build_model``, ``ModelConfig`` (its ``arch`` choices and ``stream``), the
 criterion's CoLV projections (``refdense.train.components.build_criterion``) and the composed
-readout (``refdense.train.evaluate.composed_unavailable``) read it; none of them names an
+readout (``refdense.train.evaluate.readout_unavailable``) read it; none of them names an
 architecture. Adding one is a module that defines a :class:`~refdense.models.detector.Detector`
 and calls :func:`register`, imported by ``refdense/models/__init__.py`` (docs/DESIGN.md, "Models").
 """

@@ -79,9 +79,10 @@ def predict_split(
     return {video_id: merged[video_id] for video_id in dataset.video_ids}
 
 
-def labels_of(dataset: DenseActionDataset) -> list[np.ndarray]:
-    """Dense action labels ``(T_v, C)`` of every video, in ``dataset.video_ids`` order."""
-    return [video["labels"] for video in dataset.videos]
+def labels_of(dataset: DenseActionDataset, key: str = "labels") -> list[np.ndarray]:
+    """Dense labels of every video, in ``dataset.video_ids`` order: the actions ``(T_v, C)`` by default,
+    ``entity_labels`` ``(T_v, C_ent)`` or ``motion_labels`` ``(T_v, C_mot)``."""
+    return [video[key] for video in dataset.videos]
 
 
 def validation_map(
@@ -98,10 +99,13 @@ def validation_map(
     return 100.0 * frame_map(list(scores.values()), labels_of(dataset)).map_all
 
 
-def score_and_save(scores: dict[str, np.ndarray], dataset: DenseActionDataset, path: Path) -> PaperTable:
+def score_and_save(
+    scores: dict[str, np.ndarray], dataset: DenseActionDataset, path: Path, labels_key: str = "labels"
+) -> PaperTable:
     """Write ``scores`` and the labels as a predictions file (``refdense metrics`` reads it) and
-    return the paper's table computed from them."""
-    labels = labels_of(dataset)
+    return the paper's table computed from them; ``labels_key``: which labels of the videos they are
+    scored on (``labels``, the actions; ``motion_labels`` for the motion head)."""
+    labels = labels_of(dataset, labels_key)
     write_predictions(path, list(scores.values()), labels, list(scores))
     return paper_table(list(scores.values()), labels)
 
@@ -143,20 +147,27 @@ def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str
     return predictions_path(folder.parent, split, checkpoint.stem, None if own else Path(dataset or "").name)
 
 
-def composed_path(predictions: str | Path) -> Path:
-    """The predictions file of the composed readout beside a run's ``predictions``:
-    ``predictions-test.npz`` -> ``predictions-test-composed.npz``."""
+READOUTS = {"composed": ("entity", "motion"), "motion": ("motion",)}
+"""The readouts a run writes beside its action head's predictions, and the auxiliary heads each
+needs: ``composed``, each class scored ``P_ent(its entity) * P_mot(its motion)``
+(:func:`refdense.models.inference.composed_readout`, scored on the action labels); ``motion``, the
+motion head's own probabilities scored on the motion labels (the mechanism check of cross-attention)."""
+
+
+def readout_path(predictions: str | Path, readout: str) -> Path:
+    """The predictions file of ``readout`` (a key of :data:`READOUTS`) beside a run's ``predictions``:
+    ``predictions-test.npz`` -> ``predictions-test-composed.npz``, ``predictions-test-motion.npz``."""
     predictions = Path(predictions)
-    return predictions.with_name(f"{predictions.stem}-composed{predictions.suffix}")
+    return predictions.with_name(f"{predictions.stem}-{_known(readout)}{predictions.suffix}")
 
 
-def composed_unavailable(config: TrainConfig) -> str | None:
-    """Why a run of ``config`` has no composed readout (``P_ent * P_mot`` from its auxiliary heads), or
-    None when it has one: an architecture with both auxiliary heads (``Architecture.auxiliary``, as
-    RefDense), both switched on and trained by their labels."""
+def readout_unavailable(config: TrainConfig, readout: str) -> str | None:
+    """Why a run of ``config`` has no ``readout`` (a key of :data:`READOUTS`), or None when it has one:
+    an architecture with the auxiliary heads it needs (``Architecture.auxiliary``, as RefDense), each
+    switched on and trained by its labels."""
     model, loss = config.model, config.loss
     heads = architecture(model.arch).auxiliary
-    for part in ("entity", "motion"):
+    for part in READOUTS[_known(readout)]:
         if part not in heads:
             return f"model.arch {model.arch} has no {part} head"
         if not getattr(model, f"{part}_head"):
@@ -164,6 +175,12 @@ def composed_unavailable(config: TrainConfig) -> str | None:
         if not getattr(loss, f"use_{part}_labels") or getattr(loss, f"{part}_weight") == 0:
             return f"the {part} head is not trained (loss.use_{part}_labels: false or loss.{part}_weight: 0)"
     return None
+
+
+def _known(readout: str) -> str:
+    if readout not in READOUTS:
+        raise ValueError(f"readout: expected one of {', '.join(READOUTS)}, found {readout!r}")
+    return readout
 
 
 @dataclass

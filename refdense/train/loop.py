@@ -61,8 +61,9 @@ from refdense.data import DatasetInfo, DenseActionDataset, collate
 from refdense.data.dataset import Batch
 from refdense.io import exclusive_lock, output_folder, resolve_link
 from refdense.losses import RefDenseCriterion
+from refdense.metrics import PaperTable
 from refdense.models import Detector
-from refdense.models.inference import composed_readout
+from refdense.models.inference import composed_readout, motion_probabilities
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import (
@@ -95,10 +96,10 @@ from refdense.train.components import (
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import (
-    composed_path,
-    composed_unavailable,
     predict_split,
     predictions_path,
+    readout_path,
+    readout_unavailable,
     score_and_save,
     validation_map,
 )
@@ -450,35 +451,44 @@ class TrainingRun:
 
     def test(self) -> TrainResult:
         """The test split predicted by the checkpoint ``run.test_checkpoint`` names (rank 0 reads it,
-        all ranks predict), scored and written with the run's result files; for a RefDense with both
-        auxiliary heads trained, also the composed readout (``predictions-test-composed.npz``)."""
+        all ranks predict), scored and written with the run's result files; for a RefDense with its
+        auxiliary heads trained, also the composed readout and the motion head's own predictions
+        (``predictions-test-composed.npz``, ``predictions-test-motion.npz``: ``evaluate.READOUTS``)."""
         chosen = self.checkpoints / (BEST_FILE if self.config.run.test_checkpoint == "best" else LATEST_FILE)
         context = self.context
         state = distributed.broadcast_from_main(context, load_checkpoint(chosen) if context.is_main else None)
         restore(self.model, state, MODEL, chosen)
         quiet = False if self.quiet else None
         scores = predict_split(self.model, self.data.test, context, self.config.run.precision, quiet)
-        unavailable = composed_unavailable(self.config)
-        composed_scores = (
-            None
-            if unavailable
-            else predict_split(
-                self.model,
-                self.data.test,
-                context,
-                self.config.run.precision,
-                quiet,
-                readout=composed_readout(self.data.info.decomposition),
+        readouts = {
+            "composed": (composed_readout(self.data.info.decomposition), "labels"),
+            "motion": (motion_probabilities, "motion_labels"),
+        }
+        extra = {
+            name: predict_split(
+                self.model, self.data.test, context, self.config.run.precision, quiet, readout=readout
             )
-        )
-        table = predictions = composed = None
+            for name, (readout, _) in readouts.items()
+            if readout_unavailable(self.config, name) is None
+        }
+        table = predictions = None
+        tables: dict[str, PaperTable] = {}
         if scores is not None:  # rank 0
             predictions = predictions_path(self.run_dir, "testing")
             table = score_and_save(scores, self.data.test, predictions)
-            if composed_scores is not None:
-                composed = score_and_save(composed_scores, self.data.test, composed_path(predictions))
+            for name, found in extra.items():
+                assert found is not None, "rank 0 receives every readout's predictions"
+                path = readout_path(predictions, name)
+                tables[name] = score_and_save(found, self.data.test, path, labels_key=readouts[name][1])
         result = TrainResult(
-            self.run_dir, self.history, chosen, int(state[EPOCH]), table, predictions, composed
+            self.run_dir,
+            self.history,
+            chosen,
+            int(state[EPOCH]),
+            table,
+            predictions,
+            tables.get("composed"),
+            tables.get("motion"),
         )
         if table is not None:
             write_run_files(
@@ -488,11 +498,12 @@ class TrainingRun:
                 held_out=self.data.info.held_out_classes,
             )
             self.say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(table))
-            self.say(
-                f"composed readout P_ent * P_mot: mAP {100 * composed.frame_map.map_all:.2f}"
-                if composed is not None
-                else f"no composed readout: {unavailable}"
-            )
+            for name, label in (("composed", "composed readout P_ent * P_mot"), ("motion", "motion head")):
+                self.say(
+                    f"{label}: mAP {100 * tables[name].frame_map.map_all:.2f}"
+                    if name in tables
+                    else f"no {label}: {readout_unavailable(self.config, name)}"
+                )
         return result
 
 

@@ -116,26 +116,38 @@ def save_figure(figure: Figure, path: Path) -> None:
 def readout_summary(
     result: TrainResult, config: TrainConfig, held_out: Sequence[int]
 ) -> tuple[dict, list[str]]:
-    """What ``results.json`` (a dict) and ``results.md`` (lines) say of the composed readout and of the
-    held-out classes: the composed readout's table and file, or why the run has none
-    (:func:`refdense.train.evaluate.composed_unavailable`); with ``held_out`` class ids, the mAP over
+    """What ``results.json`` (a dict) and ``results.md`` (lines) say of the composed readout, the motion
+    head and the held-out classes: each readout's table and file, or why the run has none
+    (:func:`refdense.train.evaluate.readout_unavailable`); with ``held_out`` class ids, the mAP over
     those of them with a positive test frame for each readout (percent, None when none has one)."""
     from refdense.metrics.ap import percent
-    from refdense.train.evaluate import composed_path, composed_unavailable
+    from refdense.train.evaluate import readout_path, readout_unavailable
 
     test, composed, predictions = result.test, result.composed, result.predictions
     assert test is not None and predictions is not None, "write_run_files checks the result of rank 0"
     if composed is None:
-        reason = composed_unavailable(config) or "not computed"
+        reason = readout_unavailable(config, "composed") or "not computed"
         summary: dict = {"composed": {"unavailable": reason}}
         lines = [f"No composed readout (P_ent x P_mot of the auxiliary heads): {reason}.", ""]
     else:
-        name = composed_path(predictions).name
+        name = readout_path(predictions, "composed").name
         summary = {"composed": {"test": composed.to_dict(), "predictions": name}}
         lines = [
             "Composed readout (evaluation only): each class scored P_ent(its entity) x P_mot(its motion) from "
             f"the auxiliary heads: mAP {100 * composed.frame_map.map_all:.2f}, against "
             f"{100 * test.frame_map.map_all:.2f} for the action head (predictions `{name}`).",
+            "",
+        ]
+    if result.motion is None:
+        reason = readout_unavailable(config, "motion") or "not computed"
+        summary["motion"] = {"unavailable": reason}
+        lines += [f"No motion head readout: {reason}.", ""]
+    else:
+        name = readout_path(predictions, "motion").name
+        summary["motion"] = {"test": result.motion.to_dict(), "predictions": name}
+        lines += [
+            f"Motion head (its own probabilities on the motion labels): mAP {100 * result.motion.frame_map.map_all:.2f} "
+            f"(predictions `{name}`).",
             "",
         ]
     if held_out:

@@ -27,5 +27,8 @@ class TrainResult:
     test: PaperTable | None  # None on ranks other than 0
     predictions: Path | None  # predictions-test.npz (None on ranks other than 0)
     # the composed readout P_ent * P_mot of the auxiliary heads, scored like ``test`` and written
-    # beside it (evaluate.composed_path); None without one (evaluate.composed_unavailable) and on ranks other than 0
+    # beside it (evaluate.readout_path); None without one (evaluate.readout_unavailable) and on ranks other than 0
     composed: PaperTable | None = None
+    # the motion head's probabilities scored on the motion labels (evaluate.READOUTS["motion"]), written
+    # beside ``predictions``; None without a trained motion head and on ranks other than 0
+    motion: PaperTable | None = None
