@@ -292,7 +292,7 @@ PRESETS: dict[str, Preset] = {
 
 
 TEXT_ENCODER = "minilm"  # the encoder of the prompt embeddings of ``text_alignment`` and ``text_prior``
-RARE_ENTITY_CAP = 3  # ``Dials.text_prior``: training (+ validation) instances kept per rare entity
+RARE_ENTITY_CAP = 3  # ``Dials.rare_entities``: training (+ validation) instances kept per rare entity
 
 
 @dataclass(frozen=True)
@@ -368,9 +368,12 @@ class Dials:
       ``sqrt(p) * W e + sqrt(1 - p) * before``, ``e`` an *attribute-structured* prompt embedding (the
       unit sum of the centred prompt embeddings of the entity's colour word and of its shape word,
       :func:`attribute_vectors`) and ``W`` a fixed random map that keeps their cosine similarities
-      (:func:`attribute_prototypes`): entities that share an attribute share a direction. At any value above 0, a few *rare entities* (none of whose
-      classes are rare or held out) keep at most :data:`RARE_ENTITY_CAP` instances over all their
-      classes in the training subset (training and validation together); they are recorded.
+      (:func:`attribute_prototypes`): entities that share an attribute share a direction.
+    - ``rare_entities`` (an integer, default 0): that many *rare entities* (none of whose classes are
+      rare or held out, each of their motions kept on another entity) keep at most
+      :data:`RARE_ENTITY_CAP` instances over all their classes in the training subset (training and
+      validation together); they are recorded. A dial of its own, so that ``text_prior`` 0 and 1
+      compare the same rarity with and without text-structured prototypes.
 
     The mixes keep the prototypes' expected norm, so a dial changes the structure of the evidence,
     not its strength.
@@ -386,6 +389,7 @@ class Dials:
     entity_gate: int = 0
     entangle: float = 0.0
     text_prior: float = 0.0
+    rare_entities: int = 0
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -398,6 +402,7 @@ class Dials:
         require(self, self.entity_gate in (0, 1), "entity_gate", "0 or 1")
         require(self, 0.0 <= self.entangle <= 1.0, "entangle", "a number in [0, 1]")
         require(self, 0.0 <= self.text_prior <= 1.0, "text_prior", "a number in [0, 1]")
+        require(self, self.rare_entities >= 0, "rare_entities", "an integer >= 0")
         require(
             self,
             not (self.entity_gate and self.coupling),
@@ -451,7 +456,7 @@ class _World:
     rare: tuple[int, ...]  # the rare classes (``Dials.rare_share``), sorted
     held_out: tuple[int, ...]  # the held-out classes (``Dials.held_out``), sorted
     entity_group: tuple[int, ...]  # entity -> 0 | 1 (``Dials.entity_gate``; empty when off)
-    rare_entities: tuple[int, ...]  # the rare entities (``Dials.text_prior``), sorted
+    rare_entities: tuple[int, ...]  # the rare entities (``Dials.rare_entities``), sorted
     lookalike: tuple[int, ...]  # entity -> its lookalike (``Dials.entangle``; empty when off)
     interaction: np.ndarray | None  # (E, M, r^2) entity-x-motion interaction codes (``Dials.entangle``)
 
@@ -568,7 +573,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
     rare = _sparse_classes(decomposition, dials.rare_share, [seed, 7], (), "rare_share")
     held_out = _sparse_classes(decomposition, dials.held_out, [seed, 8], rare, "held_out")
     rare_entities = (
-        _rare_entities(decomposition, preset.entities, rare + held_out, seed) if dials.text_prior else ()
+        _rare_entities(decomposition, preset.entities, dials.rare_entities, rare + held_out, seed)
+        if dials.rare_entities
+        else ()
     )
     if dials.changed():
         record: dict[str, Any] = {
@@ -585,7 +592,9 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
         if dials.entangle:
             record["entangle"] = float(dials.entangle)
         if dials.text_prior:
-            record |= {"text_prior": float(dials.text_prior), "rare_entities": list(rare_entities)}
+            record["text_prior"] = float(dials.text_prior)
+        if dials.rare_entities:
+            record["rare_entities"] = list(rare_entities)
         info = replace(info, dials=record)
     # Scripts: one per entity with its classes (entity-only class as parent when there is one);
     # motion-only classes are spread over the scripts as children (with the entity gate, they are
@@ -636,13 +645,15 @@ def _world(preset: Preset, seed: int, dials: Dials = Dials()) -> _World:
 
 
 def _rare_entities(
-    decomposition: list[tuple[int | None, int | None]], entities: int, taken: tuple[int, ...], seed: int
+    decomposition: list[tuple[int | None, int | None]],
+    entities: int,
+    wanted: int,
+    taken: tuple[int, ...],
+    seed: int,
 ) -> tuple[int, ...]:
-    """The rare entities of ``Dials.text_prior``: ``min(3, max(1, entities // 4))`` entities drawn at
-    random (generator ``[seed, 15]``) among those with no class in ``taken`` (the rare and held-out
-    classes), such that the motion of each of their classes keeps a class outside ``taken`` whose
-    entity is not a rare one."""
-    wanted = min(3, max(1, entities // 4))
+    """The ``wanted`` rare entities of ``Dials.rare_entities``, drawn at random (generator ``[seed,
+    15]``) among those with no class in ``taken`` (the rare and held-out classes), such that the motion
+    of each of their classes keeps a class outside ``taken`` whose entity is not a rare one."""
     free = [
         e
         for e in range(entities)
@@ -660,7 +671,7 @@ def _rare_entities(
             if len(chosen) == wanted:
                 return tuple(sorted(chosen))
     raise ValueError(
-        f"dial text_prior: {wanted} rare entities asked for, but only {len(chosen)} of {entities} can be "
+        f"dial rare_entities: {wanted} rare entities asked for, but only {len(chosen)} of {entities} can be "
         "while the motion of each of their classes keeps a class on another entity"
     )
 
@@ -858,7 +869,7 @@ def generate_annotations(
     training videos of ``dials.train_videos``; with fewer training videos than the preset's, the
     later ones are drawn and left out, so the test split is the same for every ``train_videos``.
     ``dials.rare_share`` then caps the training instances of the rare classes, ``dials.held_out``
-    those of the held-out ones and ``dials.text_prior`` those of the rare entities (the evidence
+    those of the held-out ones and ``dials.rare_entities`` those of the rare entities (the evidence
     follows these); ``dials.entangle`` then jitters and drops labels (the evidence does not follow).
     """
     preset = PRESETS[preset] if isinstance(preset, str) else preset

@@ -208,7 +208,7 @@ def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
     assert main(["sweep", "--dial", "colour", "--values", "0", "--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert ("dial: expected one of coupling, rare_share, text_alignment, train_videos, held_out, held_out_k, "
-            "entity_gate, entangle, text_prior, found 'colour'") in error
+            "entity_gate, entangle, text_prior, rare_entities, found 'colour'") in error
     assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
     assert "Dials.coupling must be a number in [0, 1], found 1.5" in capsys.readouterr().err
     assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
@@ -240,9 +240,10 @@ def test_the_later_dials_can_be_swept():
     with pytest.raises(ValueError, match="dial entity_gate: expected whole numbers, found 0.5"):
         dials_at("entity_gate", 0.5)
     assert parse_fixed(["held_out=0.3", "held_out_k=3"]) == Dials(held_out=0.3, held_out_k=3)
-    # mAP_rare of a text_prior sweep: the classes of its rare entities
-    info = dataset_info("default", 0, Dials(text_prior=1.0))
+    # mAP_rare of a sweep with rare entities: their classes
+    info = dataset_info("default", 0, Dials(text_prior=1.0, rare_entities=2))
     rare = set(info.dials["rare_entities"])
-    classes = _rare_classes("default", 0, Dials(text_prior=1.0))
+    classes = _rare_classes("default", 0, Dials(text_prior=1.0, rare_entities=2))
     assert classes and classes == [c for c, (e, _) in enumerate(info.decomposition) if e in rare]
     assert _rare_classes("default", 0, Dials(entangle=1.0)) == []
+    assert _rare_classes("default", 0, Dials(text_prior=1.0)) == []

@@ -591,13 +591,13 @@ def test_text_prior_takes_the_embeddings_as_an_argument(tmp_path, monkeypatch):
     assert read_info(out).dials["text_prior"] == 1.0
 
 
-def test_text_prior_keeps_at_most_three_instances_of_its_rare_entities():
+def test_rare_entities_keep_at_most_three_instances_each():
     # the training subset (training and validation together) is what the cap counts
     _, plain, _ = synth.generate_annotations("default", 0)
-    dials = Dials(text_prior=0.5, rare_share=0.2, held_out=0.2)
+    dials = Dials(rare_entities=2, rare_share=0.2, held_out=0.2)
     info, capped, _ = synth.generate_annotations("default", 0, dials)
     rare = info.dials["rare_entities"]
-    assert len(rare) == 2 and info.dials["text_prior"] == 0.5
+    assert len(rare) == 2 and "text_prior" not in info.dials
     taken = set(info.dials["rare_classes"]) | set(info.dials["held_out_classes"])
     assert not any(info.decomposition[c][0] in rare for c in taken)  # not rare already
     of_rare = {c for c, (e, _) in enumerate(info.decomposition) if e in rare}
@@ -611,14 +611,17 @@ def test_text_prior_keeps_at_most_three_instances_of_its_rare_entities():
     assert _instances(capped, "testing") == _instances(plain, "testing")
     untouched = {c: n for c, n in _instances(plain, "training").items() if c not in of_rare | taken}
     assert {c: n for c, n in _instances(capped, "training").items() if c in untouched} == untouched
-    # the same entities at every value above 0 (a sweep follows them)
-    assert synth.dataset_info("default", 0, Dials(text_prior=1.0)).dials["rare_entities"] == \
-        synth.dataset_info("default", 0, Dials(text_prior=0.1)).dials["rare_entities"]
+    # a dial of its own: text_prior leaves the rarity alone, and with both the rare entities are the
+    # same at every text_prior (a sweep of text_prior compares the same rarity)
+    assert "rare_entities" not in synth.dataset_info("default", 0, Dials(text_prior=1.0)).dials
+    assert synth.dataset_info("default", 0, Dials(text_prior=1.0, rare_entities=2)).dials["rare_entities"] == \
+        synth.dataset_info("default", 0, Dials(rare_entities=2)).dials["rare_entities"]
 
 
 def test_entangle_and_text_prior_from_the_command_line(tmp_path):
     out = tmp_path / "both"
-    assert main(["synth", "--preset", "tiny", "--out", str(out), "--entangle", "0.5", "--text-prior", "1"]) == 0
+    assert main(["synth", "--preset", "tiny", "--out", str(out), "--entangle", "0.5", "--text-prior", "1",
+                 "--rare-entities", "1"]) == 0
     record = read_info(out).dials
     assert record["entangle"] == 0.5 and record["text_prior"] == 1.0 and len(record["rare_entities"]) == 1
-    assert "--entangle 0.5 --text-prior 1 " in read_info(out).source
+    assert "--entangle 0.5 --text-prior 1 --rare-entities 1 " in read_info(out).source

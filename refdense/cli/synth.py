@@ -81,7 +81,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--text-prior",
         type=float,
         default=0.0,
-        help="0-1: entity prototypes from attribute-structured prompt embeddings; a few rare entities",
+        help="0-1: entity prototypes from attribute-structured prompt embeddings",
+    )
+    dials.add_argument(
+        "--rare-entities",
+        type=int,
+        default=0,
+        help="this many entities keep at most 3 training (+ validation) instances over all their classes",
     )
     parser.set_defaults(func=run)
 
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         entity_gate=args.entity_gate,
         entangle=args.entangle,
         text_prior=args.text_prior,
+        rare_entities=args.rare_entities,
     )
     if args.out is None:
         if args.overwrite:

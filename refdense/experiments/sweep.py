@@ -15,7 +15,7 @@ the same summary. With ``rare_share``, ``mAP_rare`` is reported beside the mAP o
 the mAP over the classes that are rare at the sweep's largest ``rare_share`` (``dataset.json``'s
 ``dials.rare_classes``). A seed's world is the same at every value and the rare classes of a
 smaller share are among those of a larger one, so ``mAP_rare`` follows the same classes, on the
-same test split, from frequent (at 0) to capped. With ``text_prior``, ``mAP_rare`` is over the
+same test split, from frequent (at 0) to capped. With ``rare_entities``, ``mAP_rare`` is over the
 classes of its rare entities (the same entities at every value above 0), and over both sets when
 both dials are on.
 
@@ -73,8 +73,9 @@ DIALS = (
     "entity_gate",
     "entangle",
     "text_prior",
+    "rare_entities",
 )
-WHOLE = ("train_videos", "held_out_k", "entity_gate")  # dials that take whole numbers
+WHOLE = ("train_videos", "held_out_k", "entity_gate", "rare_entities")  # dials that take whole numbers
 REFERENCE = "full"
 
 
@@ -97,8 +98,8 @@ def dials_at(dial: str, value: float, fixed: Dials = Dials()) -> Dials:
 
 def _rare_classes(preset: str, seed: int, dials: Dials) -> list[int]:
     """The rare class ids of a preset's dataset at ``dials``: ``rare_share``'s rare classes and the
-    classes of ``text_prior``'s rare entities (none when both dials are 0)."""
-    if not (dials.rare_share or dials.text_prior):
+    classes of ``rare_entities``' rare entities (none when both dials are 0)."""
+    if not (dials.rare_share or dials.rare_entities):
         return []
     info = dataset_info(preset, seed, dials)
     assert info.dials is not None, "a dataset off the default dials records them"
@@ -222,9 +223,9 @@ def sweep(
         *([f"run.patience={patience}"] if patience else []),
         *overrides,
     ]
-    rarest = max(settings, key=lambda d: (d.rare_share, d.text_prior))
+    rarest = max(settings, key=lambda d: (d.rare_share, d.rare_entities))
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
-    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share or rarest.text_prior else [])]
+    metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share or rarest.rare_entities else [])]
     out = output_folder(out, "sweep", accepts=("ablate",))
     planned = []  # (dial value, variant, seed, dataset folder, run): the datasets built here, first
     for value in values:
