@@ -34,6 +34,7 @@ test: setup lint
 	$(TEST_ENV) $(NBVAL)
 	fresh=$$(mktemp -d) && trap 'rm -rf "$$fresh"' EXIT && \
 		$(TEST_ENV) ATEN_CPU_CAPABILITY=default REFDENSE_DATA="$$fresh" $(NBVAL)
+	$(MAKE) --no-print-directory compat
 
 # The package's style and types (settings in pyproject.toml).
 lint: setup
@@ -44,21 +45,35 @@ lint: setup
 unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 tests
 
-# The ranges of pyproject.toml, proven: a second venv with the oldest torch CI can install (2.13.0, a
-# CPU build) resolves the package's other requirements from their ranges, installs the package from
-# this clone (not editable) and runs the fast unit tests (-m "not slow") against it, from tests/ so
-# that the installed package is the one imported.
-COMPAT := .venv-compat
-COMPAT_TORCH := 2.13.0
-$(COMPAT)/.installed: pyproject.toml Makefile
-	rm -rf $(COMPAT) && $(PYTHON) -m venv $(COMPAT)
-	$(COMPAT)/bin/python -m pip install --disable-pip-version-check -q torch==$(COMPAT_TORCH)
-	$(COMPAT)/bin/python -m pip install --disable-pip-version-check -q ".[course,video,text]" pytest-xdist torch==$(COMPAT_TORCH)
+# The ranges of pyproject.toml, proven (README, "What CI proves"): a second venv, with the oldest
+# Python and torch the package admits, resolves the package's other requirements from their ranges
+# (every extra), and runs the fast unit tests against the package installed from this clone (not
+# editable: from tests/, so that the installed copy is the one imported). The venv is made afresh
+# when this file changes (the Python or torch chosen here) and resolved again in place when
+# pyproject.toml changes; the package itself is reinstalled every time (a few seconds). Tests
+# marked `clone` read the repository's own files through the package (they need it run from a
+# clone), `slurm` starts a cluster, `slow` as above.
+# Python 3.10 is python3.10 on the PATH or pyenv's; without either, this Python (a notice says so).
+COMPAT := build/compat-venv
+COMPAT_TORCH := 2.6.0
+COMPAT_PYTHON ?= $(firstword $(foreach p,python3.10 $(wildcard $(HOME)/.pyenv/versions/3.10*/bin/python3.10),\
+	$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && echo $(p))) $(PYTHON))
+COMPAT_PIP := $(COMPAT)/bin/python -m pip install --disable-pip-version-check -q
+$(COMPAT)/.made: Makefile
+	rm -rf $(COMPAT) && $(COMPAT_PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -c 'import sys; sys.version_info[:2] == (3, 10) or print(f"compat: no Python 3.10 found, proving the ranges with Python {sys.version.split()[0]}")'
+	$(COMPAT_PIP) "setuptools>=68" wheel
+	@touch $@
+
+$(COMPAT)/.installed: $(COMPAT)/.made pyproject.toml
+	$(COMPAT_PIP) torch==$(COMPAT_TORCH) ".[course,video,text,cluster,book]" pytest-xdist
 	@touch $@
 
 compat: $(COMPAT)/.installed
-	$(COMPAT)/bin/python -c 'import torch; assert torch.__version__.startswith("$(COMPAT_TORCH)"), torch.__version__'
-	cd tests && $(TEST_ENV) ../$(COMPAT)/bin/python -m pytest -n 2 -m "not slow" -p no:cacheprovider --rootdir .. -c ../pyproject.toml .
+	$(COMPAT_PIP) --no-deps --no-build-isolation --force-reinstall .
+	$(COMPAT)/bin/python -c 'import sys, torch; print(f"compat: Python {sys.version.split()[0]}, torch {torch.__version__}")'
+	cd tests && $(TEST_ENV) ../$(COMPAT)/bin/python -m pytest -n 2 -m "not slow and not clone and not slurm" \
+		-p no:cacheprovider --rootdir .. -c ../pyproject.toml .
 
 notebooks: setup
 	$(TEST_ENV) $(BIN)/python -m refdense.course.execute notebooks

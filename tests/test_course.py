@@ -108,6 +108,7 @@ def test_check_prediction_grades_and_shows_what_was_found(capsys):
     assert check_prediction(5.1, 5, inputs="x", rtol=0.05) is True
 
 
+@pytest.mark.clone
 def test_portable_writes_the_machine_folders_as_placeholders(tmp_path):
     import sys
     import tempfile

@@ -27,12 +27,14 @@ def setup_source() -> str:
     return nbformat.read(NOTEBOOKS[0], as_version=4).cells[1].source
 
 
+@pytest.mark.clone
 def test_the_repository_is_set_once_in_pyproject():
     repository, tag = project_settings()
     assert re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", repository)
     assert re.fullmatch(r"v\d+\.\d+\.\d+", tag)
 
 
+@pytest.mark.clone
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_starts_with_the_badge_and_the_setup_cell(path: Path):
     nb = nbformat.read(path, as_version=4)
@@ -54,6 +56,7 @@ def test_every_notebook_starts_with_the_badge_and_the_setup_cell(path: Path):
     )
 
 
+@pytest.mark.clone
 def test_writing_the_header_moves_the_title_once_and_is_idempotent(tmp_path, capsys):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# 00 · A title\n\n**Estimated time:** 1 minute"),

@@ -16,14 +16,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "folder", metavar="FOLDER", help="the folder holding the study's sweeps (e.g. results)"
     )
+    parser.add_argument(
+        "--plan",
+        metavar="FILE",
+        help="the YAML file registering the study's tests (default: the first study's, "
+        "refdense/experiments/studies/first_edition.yaml)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from refdense.experiments.study import write_study
+    from refdense.experiments.study import FIRST_EDITION, load_plan, write_study
 
-    print(write_study(args.folder))
+    print(write_study(args.folder, load_plan(args.plan or FIRST_EDITION)))
     print(f"written to {Path(args.folder) / 'STUDY.md'} and {Path(args.folder) / 'study.png'}")
     return 0

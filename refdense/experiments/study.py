@@ -1,30 +1,29 @@
-"""The registered study's tests and decisions, read from the result files of its sweeps.
+"""A registered study's tests and decisions, read from the result files of its sweeps.
 
-``docs/EXPERIMENTS.md`` registers four primary tests, each the trend (the least-squares slope of a
-component's gain against a mechanism dial, seed by seed) of one sweep of ``refdense sweep``, and two
-secondary comparisons of trends. This module recomputes them from the ``sweep.json`` files (every
-run's metrics, seed by seed) and decides each by its 95% Student-t interval over the seeds:
-*supported* when the interval lies above 0, *contradicted* when it lies below 0, *inconclusive*
-otherwise. Files read from the study's folder (``results/`` in the repository)::
-
-    coupling/sweep.json                        H1: cross-attention against coupling
-    rare_share/sweep.json                      H2a (all classes), H2b (the rare classes)
-    text_alignment-train_videos60/sweep.json   H3a: CoLV against text alignment, 60 training videos
-    text_alignment/sweep.json                  the same at the preset's 240 (secondary H3b)
-    train_videos/sweep.json                    H4 (a follow-up): CoLV against the number of training videos
+A study registers its tests in a plan file (YAML, checked into a :class:`Plan`): the first study's
+is ``refdense/experiments/studies/first_edition.yaml`` (:data:`FIRST_EDITION`, the tests of
+``docs/EXPERIMENTS.md``): four primary tests, each the trend (the least-squares slope of a
+component's gain against a mechanism dial, seed by seed) of one sweep of ``refdense sweep``, two
+secondary comparisons of trends, and the follow-up H4. This module recomputes them from the
+``sweep.json`` files (every run's metrics, seed by seed) and decides each by its 95% Student-t
+interval over the seeds: *supported* when the interval lies above 0, *contradicted* when it lies
+below 0, *inconclusive* otherwise. The plan names the sweeps' folders in the study's folder
+(``results/`` in the repository: ``coupling/sweep.json``, ``rare_share/sweep.json``, ...).
 
 A seed whose runs did not all converge (``converged`` false in ``sweep.json``) stays in the tests;
 :func:`study_markdown` also reports every test without such seeds, as the plan asks.
 
-Run ``refdense study results`` to write ``results/STUDY.md`` and ``results/study.png``.
+Run ``refdense study results`` to write ``results/STUDY.md`` and ``results/study.png``
+(``--plan FILE`` for another study's tests).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,33 +32,131 @@ import numpy as np
 from refdense.experiments.ablate import format_interval, interval
 from refdense.experiments.sweep import seed_trends
 from refdense.io import atomic_write
+from refdense.paths import shipped
+from refdense.schema import ConfigError, build, check_fields, require
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-SWEEPS = {
-    "coupling": "coupling",
-    "rare_share": "rare_share",
-    "text_alignment_60": "text_alignment-train_videos60",
-    "text_alignment_240": "text_alignment",
-    "train_videos": "train_videos",
-}
-"""Name of a sweep in the study -> its folder (``refdense sweep``'s output naming)."""
+FIRST_EDITION = shipped("experiments", "studies", "first_edition.yaml")
+"""The first registered study's plan (``docs/EXPERIMENTS.md``): the default of every function here."""
+
+
+@dataclass(frozen=True)
+class Trend:
+    """Per seed: ``scale`` times the slope of ``full`` minus ``variant`` in ``metric`` against the
+    dial of the plan's sweep ``sweep`` (points of the metric per unit of the dial)."""
+
+    sweep: str
+    variant: str
+    metric: str
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class Test:
-    """One registered test: a per-seed estimate (points of mAP per unit of the dial) and its claim.
-
-    ``estimate(results, seeds)`` gives one number per seed of ``seeds``; ``sweeps`` names the
-    sweeps it reads (their unconverged seeds are the ones left out in the converged-only report).
-    """
+    """One registered test: its claim and its per-seed estimate, either a :class:`Trend` or the
+    ``difference`` of two trend tests of the same plan (by name: the first minus the second)."""
 
     name: str
     claim: str
     primary: bool
-    sweeps: tuple[str, ...]
-    estimate: Callable[[dict[str, dict], Sequence[int]], list[float]]
+    trend: Trend | None = None
+    difference: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        require(
+            self,
+            (self.trend is None) != (self.difference is None),
+            "trend",
+            "given, or else difference (exactly one of the two)",
+            {"trend": self.trend, "difference": self.difference},
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A study's registered tests, in the order of its report.
+
+    ``sweeps``: the name of each sweep the tests read -> its folder in the study's folder;
+    ``method``: the paragraph above STUDY.md's table; ``axis``: the x label of the study's figure.
+    """
+
+    sweeps: Mapping[str, str]
+    method: str
+    axis: str
+    tests: tuple[Test, ...]
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        names = [test.name for test in self.tests]
+        trends = {test.name for test in self.tests if test.trend is not None}
+        require(self, bool(self.tests), "tests", "a list of at least one test")
+        for i, name in enumerate(names):
+            require(self, name not in names[:i], f"tests[{i}].name", "a name no test above has", name)
+        for i, test in enumerate(self.tests):
+            if test.trend is not None:
+                require(
+                    self,
+                    test.trend.sweep in self.sweeps,
+                    f"tests[{i}].trend.sweep",
+                    f"one of the plan's sweeps ({', '.join(self.sweeps)})",
+                    test.trend.sweep,
+                )
+            for name in test.difference or ():
+                require(
+                    self,
+                    name in trends,
+                    f"tests[{i}].difference",
+                    f"two names of trend tests of the plan ({', '.join(sorted(trends))})",
+                    name,
+                )
+
+    def test(self, name: str) -> Test:
+        """The test called ``name``."""
+        [found] = [test for test in self.tests if test.name == name]
+        return found
+
+    def sweeps_of(self, test: Test) -> tuple[str, ...]:
+        """The sweeps ``test`` reads, the first one's seeds first (its unconverged seeds are the
+        ones left out in the converged-only report)."""
+        if test.trend is not None:
+            return (test.trend.sweep,)
+        return tuple(
+            dict.fromkeys(s for name in test.difference or () for s in self.sweeps_of(self.test(name)))
+        )
+
+    def estimate(self, test: Test, results: dict[str, dict], seeds: Sequence[int]) -> list[float]:
+        """``test``'s estimate for each seed of ``seeds``, from the sweeps ``results`` (by name)."""
+        if test.trend is not None:
+            trend = test.trend
+            return [
+                trend.scale * seed_trend(results[trend.sweep], trend.variant, trend.metric, s) for s in seeds
+            ]
+        first, second = (self.estimate(self.test(name), results, seeds) for name in test.difference or ())
+        return [a - b for a, b in zip(first, second)]
+
+
+def load_plan(path: str | Path = FIRST_EDITION) -> Plan:
+    """The :class:`Plan` of a YAML file; :class:`ConfigError` naming the file, the key and the value
+    for anything it does not accept."""
+    from refdense.train.config import parse_yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read the study plan {path}: {error}") from None
+    return build(Plan, parse_yaml(text, str(path)), str(path))
+
+
+@cache
+def _first_edition() -> Plan:
+    return load_plan(FIRST_EDITION)
 
 
 def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
@@ -70,48 +167,6 @@ def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
             f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(trends)})"
         )
     return trends[seed]
-
-
-def _trend(sweep: str, variant: str, metric: str) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
-    return lambda results, seeds: [seed_trend(results[sweep], variant, metric, s) for s in seeds]
-
-
-def _difference(
-    first: Callable[[dict[str, dict], Sequence[int]], list[float]],
-    second: Callable[[dict[str, dict], Sequence[int]], list[float]],
-) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
-    return lambda results, seeds: [a - b for a, b in zip(first(results, seeds), second(results, seeds))]
-
-
-def _scaled(
-    estimate: Callable[[dict[str, dict], Sequence[int]], list[float]], factor: float
-) -> Callable[[dict[str, dict], Sequence[int]], list[float]]:
-    return lambda results, seeds: [factor * x for x in estimate(results, seeds)]
-
-
-_H2A = _trend("rare_share", "no_sub_labels", "mAP")
-_H2B = _trend("rare_share", "no_sub_labels", "mAP_rare")
-_H3_60 = _trend("text_alignment_60", "no_colv", "mAP")
-_H3_240 = _trend("text_alignment_240", "no_colv", "mAP")
-
-TESTS = (
-    Test("H1", "the mAP gain of cross-attention grows with `coupling`", True, ("coupling",),
-         _trend("coupling", "no_cross_attention", "mAP")),
-    Test("H2a", "the mAP gain of the sub-labels grows with `rare_share`", True, ("rare_share",), _H2A),
-    Test("H2b", "their gain on the rare classes (`mAP_rare`) grows with `rare_share`", True, ("rare_share",), _H2B),
-    Test("H3a", "the mAP gain of CoLV grows with `text_alignment` (60 training videos)", True,
-         ("text_alignment_60",), _H3_60),
-    Test("H2b - H2a", "the rare-class trend exceeds the all-class trend", False, ("rare_share",),
-         _difference(_H2B, _H2A)),
-    Test("H3b", "the CoLV trend at 60 training videos exceeds the trend at 240", False,
-         ("text_alignment_60", "text_alignment_240"), _difference(_H3_60, _H3_240)),
-    Test("H3 at 240", "the mAP gain of CoLV grows with `text_alignment` (240 training videos)", False,
-         ("text_alignment_240",), _H3_240),
-    Test("H4", "the mAP gain of CoLV shrinks as the training set grows (decrease per 100 videos)", True,
-         ("train_videos",), _scaled(_trend("train_videos", "no_colv", "mAP"), -100.0)),
-)  # fmt: skip
-"""The registered tests, in the order of ``docs/EXPERIMENTS.md``: the plan's (primary first), then the
-follow-up H4, whose estimate is minus the slope against ``train_videos``, per 100 videos."""
 
 
 def decide(summary: dict) -> str:
@@ -145,15 +200,17 @@ def seeds_for_power(
     return None
 
 
-def load_study(folder: str | Path) -> dict[str, dict]:
-    """The study's sweeps present in ``folder`` (``sweep.json`` of the folders in :data:`SWEEPS`), by name.
+def load_study(folder: str | Path, plan: Plan | None = None) -> dict[str, dict]:
+    """The sweeps of ``plan`` (default: the first edition's) present in ``folder`` (``sweep.json``
+    of the folders its ``sweeps`` name), by name.
 
     A test is decided when all its sweeps are present (:func:`evaluate`); a folder with none of them
     is an error, and so is a file that is not JSON (both name the path).
     """
     folder = Path(folder)
+    plan = plan or _first_edition()
     results = {}
-    for name, sub in SWEEPS.items():
+    for name, sub in plan.sweeps.items():
         path = folder / sub / "sweep.json"
         if not path.is_file():
             continue
@@ -162,7 +219,7 @@ def load_study(folder: str | Path) -> dict[str, dict]:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not a sweep.json file ({error})") from None
     if not results:
-        expected = ", ".join(f"{sub}/sweep.json" for sub in SWEEPS.values())
+        expected = ", ".join(f"{sub}/sweep.json" for sub in plan.sweeps.values())
         raise FileNotFoundError(f"{folder}: none of the study's sweeps is there (expected {expected})")
     return results
 
@@ -187,20 +244,21 @@ def converged_seeds(results: dict[str, dict], sweeps: Sequence[str]) -> list[int
     return [seed for seed in seeds if seed not in bad]
 
 
-def evaluate(results: dict[str, dict], converged_only: bool = False) -> list[dict]:
-    """Each test of :data:`TESTS` whose sweeps are in ``results``, on the seeds they share: its per-seed
-    samples, their summary, the decision, and the per-seed SD."""
+def evaluate(results: dict[str, dict], converged_only: bool = False, plan: Plan | None = None) -> list[dict]:
+    """Each test of ``plan`` (default: the first edition's) whose sweeps are in ``results``, on the
+    seeds they share: the test, its seeds, per-seed samples, their summary, the decision, and the
+    per-seed SD."""
+    plan = plan or _first_edition()
     rows = []
-    for test in TESTS:
-        if not set(test.sweeps) <= set(results):
+    for test in plan.tests:
+        sweeps = plan.sweeps_of(test)
+        if not set(sweeps) <= set(results):
             continue
-        seeds = [
-            s for s in results[test.sweeps[0]]["seeds"] if all(s in results[w]["seeds"] for w in test.sweeps)
-        ]
+        seeds = [s for s in results[sweeps[0]]["seeds"] if all(s in results[w]["seeds"] for w in sweeps)]
         if converged_only:
-            converged = converged_seeds(results, test.sweeps)
+            converged = converged_seeds(results, sweeps)
             seeds = [s for s in seeds if s in converged]
-        samples = test.estimate(results, seeds)
+        samples = plan.estimate(test, results, seeds)
         summary = interval(samples)
         rows.append(
             {
@@ -235,21 +293,18 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def study_markdown(results: dict[str, dict]) -> str:
-    """The registered tests decided on every seed, then on the fully converged seeds when some did not converge."""
+def study_markdown(results: dict[str, dict], plan: Plan | None = None) -> str:
+    """The tests of ``plan`` (default: the first edition's) decided on every seed, then on the fully
+    converged seeds when some did not converge."""
+    plan = plan or _first_edition()
     lines = [
         "# The registered study: decisions",
         "",
-        "Each test is a trend: the least-squares slope of a component's gain (`full` minus the variant, test "
-        "mAP points) against a dial, per unit of the dial (H4: minus the slope, per 100 training videos), seed "
-        "by seed; mean and 95% Student-t interval over the seeds. Supported: "
-        "the interval lies above 0; contradicted: below 0; inconclusive: it contains 0 (`docs/EXPERIMENTS.md`). "
-        "A secondary test is a per-seed difference of two trends. The last columns: the standard deviation of "
-        "the per-seed estimate, and how many seeds would find a true trend of 1 point 80% of the time at that spread.",
+        plan.method,
         "",
-        *_table(evaluate(results)),
+        *_table(evaluate(results, plan=plan)),
     ]
-    missing = [test for test in TESTS if not set(test.sweeps) <= set(results)]
+    missing = [test for test in plan.tests if not set(plan.sweeps_of(test)) <= set(results)]
     if missing:
         lines += [
             "",
@@ -263,7 +318,7 @@ def study_markdown(results: dict[str, dict]) -> str:
             "",
             "## Without the seeds that have an unconverged run",
             "",
-            *_table(evaluate(results, converged_only=True)),
+            *_table(evaluate(results, converged_only=True, plan=plan)),
             "",
             "Runs that used every epoch allowed:",
             "",
@@ -282,11 +337,12 @@ def study_markdown(results: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_study(results: dict[str, dict]) -> Figure:
+def plot_study(results: dict[str, dict], plan: Plan | None = None) -> Figure:
     """Figure: each test's per-seed estimates (dots), mean and 95% interval (bar), against 0."""
     import matplotlib.pyplot as plt
 
-    rows = evaluate(results)
+    plan = plan or _first_edition()
+    rows = evaluate(results, plan=plan)
     fig, ax = plt.subplots(figsize=(8.0, 0.5 + 0.45 * len(rows)), layout="constrained")
     colours = {"supported": "tab:green", "contradicted": "tab:red"}
     for y, row in enumerate(reversed(rows)):
@@ -297,21 +353,21 @@ def plot_study(results: dict[str, dict]) -> Figure:
         ax.plot(row["samples"], [y + 0.18] * len(row["samples"]), "k.", markersize=4)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), [row["test"].name for row in reversed(rows)])
-    ax.set_xlabel(
-        "trend of the gain, mAP points per unit of the dial (H4: decrease per 100 videos); dots: seeds"
-    )
+    ax.set_xlabel(plan.axis)
     ax.set_title("Registered tests: mean and 95% interval (green above 0, red below, grey contains 0)")
     return fig
 
 
-def write_study(folder: str | Path) -> str:
-    """Decide the study of ``folder``: write ``folder/STUDY.md`` and ``folder/study.png``; return the text."""
+def write_study(folder: str | Path, plan: Plan | None = None) -> str:
+    """Decide the tests of ``plan`` (default: the first edition's) on the sweeps of ``folder``: write
+    ``folder/STUDY.md`` and ``folder/study.png``; return the text."""
     from refdense.train.report import save_figure
 
     folder = Path(folder)
-    results = load_study(folder)
-    text = study_markdown(results)
+    plan = plan or _first_edition()
+    results = load_study(folder, plan)
+    text = study_markdown(results, plan)
     with atomic_write(folder / "STUDY.md") as handle:
         handle.write(text)
-    save_figure(plot_study(results), folder / "study.png")
+    save_figure(plot_study(results, plan), folder / "study.png")
     return text
