@@ -8,9 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from refdense.course.results import (DEMO_EXPORTS, DEMO_PAT_PREDICTIONS, DEMO_PREDICTIONS, EVIDENCE, export_demo,
-                                     export_predictions, load_demo_predictions, load_evidence, load_run,
-                                     load_text_bank, make_evidence, source_path, train_evidence_runs)
+from refdense.course.results import (
+    DEMO_EXPORTS,
+    DEMO_PAT_PREDICTIONS,
+    DEMO_PREDICTIONS,
+    EVIDENCE,
+    export_demo,
+    export_predictions,
+    load_demo_predictions,
+    load_evidence,
+    load_run,
+    load_text_bank,
+    make_evidence,
+    source_path,
+    train_evidence_runs,
+)
 from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions, write_predictions
 from refdense.synth import default_dataset
