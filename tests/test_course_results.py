@@ -8,9 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from refdense.course.results import (DEMO_EXPORTS, DEMO_PAT_PREDICTIONS, DEMO_PREDICTIONS, export_demo,
-                                     export_predictions, load_demo_predictions, load_run, load_text_bank,
-                                     source_path)
+from refdense.course.results import (
+    DEMO_EXPORTS,
+    DEMO_PAT_PREDICTIONS,
+    DEMO_PREDICTIONS,
+    EVIDENCE,
+    export_demo,
+    export_predictions,
+    load_demo_predictions,
+    load_evidence,
+    load_run,
+    load_text_bank,
+    make_evidence,
+    source_path,
+    train_evidence_runs,
+)
 from refdense.data import read_info
 from refdense.metrics import frame_map, read_predictions, write_predictions
 from refdense.synth import default_dataset
@@ -120,3 +132,57 @@ def test_a_run_loads_as_a_committed_file_does(tmp_path):
     with pytest.raises(FileNotFoundError, match="metrics.jsonl: missing"):
         (tmp_path / "run" / "metrics.jsonl").unlink()
         load_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("kind", list(EVIDENCE))
+def test_the_committed_trained_evidence_has_the_documented_shapes(kind):
+    arrays, record = load_evidence(kind)
+    assert record["kind"] == kind and set(record["runs"]) == set(EVIDENCE[kind][1])
+    assert {name: list(a.shape) for name, a in arrays.items()} == record["arrays"]
+    text = json.dumps(record)
+    assert ': "/' not in text and ": /" not in text  # no absolute path of the machine that made it
+    summary = record["summary"]
+    if kind == "attention":
+        heads, length, _ = arrays["attention_trained"].shape
+        assert arrays["attention_untrained"].shape == (heads, length, length) == (4, length, length)
+        assert arrays["entity_labels"].shape == (length, len(summary["entities"]))
+        np.testing.assert_allclose(arrays["attention_trained"].sum(-1), 1.0, atol=1e-2)  # rows of weights
+    elif kind == "cross-attention":
+        length = len(arrays["motion_labels"])
+        assert arrays["cross_attention"].shape == (4, length, length)
+        for name in ("motion_probs_gate", "motion_probs_gate_no_cross"):
+            assert arrays[name].shape == (length, len(summary["motions"]))
+        assert {"test_mAP_gate", "test_mAP_gate_no_cross", "motion_head_mAP_gate"} <= set(summary)
+    elif kind == "composed":
+        held = len(summary["held_out_classes"])
+        assert arrays["ap_fused"].shape == arrays["ap_composed"].shape == (held,)
+        assert arrays["scores_fused"].shape == arrays["scores_composed"].shape == arrays["labels"].shape
+        assert arrays["labels"].shape[1] == held and arrays["labels"].dtype == np.uint8
+    else:
+        for name in ("entity_trained", "entity_untrained"):
+            assert arrays[name].shape == (len(summary["entities"]),) * 2
+        for name in ("motion_trained", "motion_untrained"):
+            assert arrays[name].shape == (len(summary["motions"]),) * 2
+
+
+def test_the_evidence_is_remade_from_a_short_training_run(tmp_path, one_torch_thread):
+    train_evidence_runs(tmp_path / "runs", ["default"], epochs=1, preset="tiny")
+    for kind in ("attention", "colv"):
+        out = make_evidence(kind, tmp_path / "runs", tmp_path / "out")
+        assert out == tmp_path / "out" / EVIDENCE[kind][0] and source_path(out).is_file()
+        with np.load(out, allow_pickle=False) as data:
+            assert all(data[name].dtype in (np.float16, np.uint8) for name in data.files)
+        arrays, record = load_evidence(kind, out)
+        assert record["runs"]["default"]["results"]["epochs"] == 1
+        assert {name: list(a.shape) for name, a in arrays.items()} == record["arrays"]
+    assert set(arrays) == {"entity_trained", "entity_untrained", "motion_trained", "motion_untrained"}
+    attention, _ = load_evidence("attention", tmp_path / "out" / EVIDENCE["attention"][0])
+    length = len(attention["entity_labels"])
+    assert attention["attention_trained"].shape == (4, length, length)
+
+
+def test_evidence_of_an_unknown_kind_or_a_missing_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="kind: expected one of"):
+        load_evidence("nonsense")
+    with pytest.raises(FileNotFoundError, match="latest.pt: missing"):
+        make_evidence("attention", tmp_path)
