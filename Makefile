@@ -72,7 +72,7 @@ $(COMPAT)/.installed: $(COMPAT)/.made pyproject.toml
 compat: $(COMPAT)/.installed
 	$(COMPAT_PIP) --no-deps --no-build-isolation --force-reinstall .
 	$(COMPAT)/bin/python -c 'import sys, torch; print(f"compat: Python {sys.version.split()[0]}, torch {torch.__version__}")'
-	cd tests && $(TEST_ENV) ../$(COMPAT)/bin/python -m pytest -n 2 -m "not slow and not clone and not slurm" \
+	cd tests && $(TEST_ENV) ../$(COMPAT)/bin/python -m pytest -n 2 -m "not slow and not clone and not slurm and not course" \
 		-p no:cacheprovider --rootdir .. -c ../pyproject.toml .
 
 notebooks: setup
