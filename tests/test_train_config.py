@@ -136,3 +136,11 @@ def test_configs_paths_name_the_shipped_recipes_from_any_folder(tmp_path, monkey
     with pytest.raises(ConfigError, match=r"cannot read config file .*\(the recipes shipped with refdense: .*"
                                           r"configs/ablations/pat\.yaml.*configs/synthetic\.yaml\)"):
         load_config("configs/synthetics.yaml")
+
+
+def test_the_benchmark_recipe_is_the_synthetic_one_with_three_changes_and_the_final_checkpoint():
+    # docs/EXPERIMENTS.md, "The benchmark recipe": chosen on validation, one knob at a time
+    synthetic, benchmark = load_config(CONFIGS / "synthetic.yaml"), load_config(CONFIGS / "benchmark.yaml")
+    assert diff(synthetic, benchmark) == ["model.input_dropout", "optim.epochs", "optim.step_size", "run.test_checkpoint"]
+    assert (benchmark.model.input_dropout, benchmark.optim.epochs, benchmark.optim.step_size) == (0.0, 30, 20)
+    assert benchmark.run.test_checkpoint == "last" and synthetic.run.test_checkpoint == "best"
