@@ -252,3 +252,62 @@ def test_a_malformed_plan_names_the_file_the_key_and_the_value(tmp_path, capsys,
 def test_an_unreadable_plan_names_its_file(tmp_path):
     with pytest.raises(ConfigError, match=f"cannot read the study plan {tmp_path / 'none.yaml'}"):
         load_plan(tmp_path / "none.yaml")
+
+
+GAIN_PLAN = """
+sweeps: {gate: entity_gate}
+method: Gains at one value of the dial.
+axis: gain
+equivalence_margin: 1.0
+tests:
+  - {name: G1, claim: the gain at 1, primary: true, gain: {sweep: gate, value: 1, variant: no_cross_attention, metric: mAP}}
+  - {name: G0, claim: the gain at 0, primary: true, gain: {sweep: gate, value: 0, variant: no_cross_attention, metric: mAP}}
+  - name: R
+    claim: the full model's rare-class mAP against the variant's mAP
+    primary: false
+    gain: {sweep: gate, value: 1, variant: no_cross_attention, metric: mAP, reference_metric: mAP_rare}
+  - {name: G1 - G0, claim: the gain grows, primary: false, difference: [G1, G0]}
+"""
+
+
+def test_a_gain_test_reads_one_dial_value_and_equivalence_needs_the_90_percent_interval_inside_the_margin(tmp_path):
+    # full minus variant: 2 + t_k at 1 (t_k the per-seed rise), 2 at 0 (full 50 vs variant 48)
+    sweep = _sweep("no_cross_attention", [-2.1, -1.9, -2.0, -2.2, -1.8])
+    (tmp_path / "entity_gate").mkdir()
+    (tmp_path / "entity_gate" / "sweep.json").write_text(json.dumps(sweep))
+    (tmp_path / "plan.yaml").write_text(GAIN_PLAN)
+    plan = load_plan(tmp_path / "plan.yaml")
+    rows = {row["test"].name: row for row in evaluate(load_study(tmp_path, plan), plan=plan)}
+    assert rows["G0"]["samples"] == pytest.approx([2.0] * 5) and rows["G0"]["decision"] == "supported"
+    assert rows["G1"]["samples"] == pytest.approx([-0.1, 0.1, 0.0, -0.2, 0.2])
+    assert rows["G1"]["decision"].startswith("equivalent within ±1 (90% interval [-0.")
+    assert rows["G1 - G0"]["samples"] == pytest.approx([-2.1, -1.9, -2.0, -2.2, -1.8])
+    # the full model's mAP_rare (40 + 2 t_k at 1) minus the variant's mAP (48)
+    assert rows["R"]["samples"] == pytest.approx([40.0 + 2 * t - 48.0 for t in (-2.1, -1.9, -2.0, -2.2, -1.8)])
+    # a wide interval that covers 0 and crosses the margin is inconclusive, not equivalent
+    assert decide({"low": -0.5, "high": 3.0}, {"low": -0.2, "high": 2.5}, 1.0) == "inconclusive"
+    assert decide({"low": -0.5, "high": 0.7}, {"low": -0.3, "high": 0.5}, None) == "inconclusive"
+    # a value the sweep did not run is named
+    broken = GAIN_PLAN.replace("value: 1, variant: no_cross_attention, metric: mAP}}", "value: 0.5, variant: no_cross_attention, metric: mAP}}", 1)
+    (tmp_path / "plan.yaml").write_text(broken)
+    plan = load_plan(tmp_path / "plan.yaml")
+    with pytest.raises(ValueError, match="no dial value 0.5 \\(it ran 0, 1\\)"):
+        evaluate(load_study(tmp_path, plan), plan=plan)
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "value"),
+    [
+        (("equivalence_margin: 1.0", "equivalence_margin: -1"), "equivalence_margin", "-1"),
+        (("gain: {sweep: gate, value: 1,", "gain: {sweep: gates, value: 1,"), "tests[0].gain.sweep", "'gates'"),
+        (("gain: {sweep: gate, value: 1,", "trend: {sweep: gate, variant: v, metric: mAP}, gain: {sweep: gate, value: 1,"), "tests[0].trend",
+         "exactly one of the three"),
+    ],
+)
+def test_a_malformed_gain_plan_names_the_key(tmp_path, change, key, value):
+    path = tmp_path / "plan.yaml"
+    assert change[0] in GAIN_PLAN
+    path.write_text(GAIN_PLAN.replace(change[0], change[1], 1))
+    with pytest.raises(ConfigError) as raised:
+        load_plan(path)
+    assert str(raised.value).startswith(f"{path}: {key}") and value in str(raised.value)

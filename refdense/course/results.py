@@ -458,13 +458,13 @@ def _composed_evidence(runs_dir: Path) -> tuple[dict, dict]:
     from refdense.metrics.ap import frame_map
     from refdense.train.components import open_dataset_dir
     from refdense.train.config import load_config
-    from refdense.train.evaluate import composed_path, predictions_path
+    from refdense.train.evaluate import predictions_path, readout_path
 
     run_dir = runs_dir / "held-out"
     info = read_info(open_dataset_dir(load_config(run_dir / "config.yaml").data.dataset))
     held = list(info.held_out_classes)
     fused_file = predictions_path(run_dir, "testing")
-    fused, composed = read_predictions(fused_file), read_predictions(composed_path(fused_file))
+    fused, composed = read_predictions(fused_file), read_predictions(readout_path(fused_file, "composed"))
     arrays = {
         f"ap_{name}": frame_map(p.scores, p.labels).per_class[held]
         for name, p in (("fused", fused), ("composed", composed))

@@ -321,14 +321,17 @@ def ablate(
     return report
 
 
-def interval(samples: Sequence[float]) -> dict:
-    """``{"mean", "low", "high", "n"}``: the mean and its 95% Student-t interval (NaN bounds for n < 2)."""
+def interval(samples: Sequence[float], level: float = 0.95) -> dict:
+    """``{"mean", "low", "high", "n"}``: the mean and its two-sided Student-t interval at ``level`` (95%
+    by default; NaN bounds for n < 2)."""
     from scipy import stats
 
     values = np.asarray([s for s in samples if not math.isnan(s)], dtype=np.float64)
     n = len(values)
     mean = float(values.mean()) if n else math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    half = (
+        float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    )
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": n}
 
 

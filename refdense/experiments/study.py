@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from refdense.experiments.ablate import format_interval, interval
-from refdense.experiments.sweep import seed_trends
+from refdense.experiments.sweep import seed_gains, seed_trends
 from refdense.io import atomic_write
 from refdense.paths import shipped
 from refdense.schema import ConfigError, build, check_fields, require
@@ -57,25 +57,49 @@ class Trend:
 
 
 @dataclass(frozen=True)
+class Gain:
+    """Per seed: ``reference``'s ``reference_metric`` (default: ``metric``) minus ``variant``'s ``metric``
+    at the value ``value`` of the dial of the plan's sweep ``sweep`` (points of the metric)."""
+
+    sweep: str
+    value: float
+    variant: str
+    metric: str
+    reference: str = "full"
+    reference_metric: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
 class Test:
-    """One registered test: its claim and its per-seed estimate, either a :class:`Trend` or the
-    ``difference`` of two trend tests of the same plan (by name: the first minus the second)."""
+    """One registered test: its claim and its per-seed estimate, a :class:`Trend`, a :class:`Gain` or
+    the ``difference`` of two other tests of the same plan (by name: the first minus the second)."""
 
     name: str
     claim: str
     primary: bool
     trend: Trend | None = None
+    gain: Gain | None = None
     difference: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
+        given = {"trend": self.trend, "gain": self.gain, "difference": self.difference}
         require(
             self,
-            (self.trend is None) != (self.difference is None),
+            sum(value is not None for value in given.values()) == 1,
             "trend",
-            "given, or else difference (exactly one of the two)",
-            {"trend": self.trend, "difference": self.difference},
+            "given, or else gain or difference (exactly one of the three)",
+            given,
         )
+
+    @property
+    def sweep(self) -> str | None:
+        """The sweep a trend or gain test reads (None for a difference)."""
+        measure = self.trend or self.gain
+        return None if measure is None else measure.sweep
 
 
 @dataclass(frozen=True)
@@ -83,36 +107,41 @@ class Plan:
     """A study's registered tests, in the order of its report.
 
     ``sweeps``: the name of each sweep the tests read -> its folder in the study's folder;
-    ``method``: the paragraph above STUDY.md's table; ``axis``: the x label of the study's figure.
+    ``method``: the paragraph above STUDY.md's table; ``axis``: the x label of the study's figure;
+    ``equivalence_margin``: with it, a test that is neither supported nor contradicted is *equivalent*
+    when its 90% interval lies within plus or minus the margin (two one-sided 5% tests).
     """
 
     sweeps: Mapping[str, str]
     method: str
     axis: str
     tests: tuple[Test, ...]
+    equivalence_margin: float | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)
         names = [test.name for test in self.tests]
-        trends = {test.name for test in self.tests if test.trend is not None}
+        measured = {test.name for test in self.tests if test.difference is None}
         require(self, bool(self.tests), "tests", "a list of at least one test")
+        margin = self.equivalence_margin
+        require(self, margin is None or margin > 0, "equivalence_margin", "null or a number > 0", margin)
         for i, name in enumerate(names):
             require(self, name not in names[:i], f"tests[{i}].name", "a name no test above has", name)
         for i, test in enumerate(self.tests):
-            if test.trend is not None:
+            if test.sweep is not None:
                 require(
                     self,
-                    test.trend.sweep in self.sweeps,
-                    f"tests[{i}].trend.sweep",
+                    test.sweep in self.sweeps,
+                    f"tests[{i}].{'trend' if test.trend else 'gain'}.sweep",
                     f"one of the plan's sweeps ({', '.join(self.sweeps)})",
-                    test.trend.sweep,
+                    test.sweep,
                 )
             for name in test.difference or ():
                 require(
                     self,
-                    name in trends,
+                    name in measured,
                     f"tests[{i}].difference",
-                    f"two names of trend tests of the plan ({', '.join(sorted(trends))})",
+                    f"two names of trend or gain tests of the plan ({', '.join(sorted(measured))})",
                     name,
                 )
 
@@ -124,8 +153,8 @@ class Plan:
     def sweeps_of(self, test: Test) -> tuple[str, ...]:
         """The sweeps ``test`` reads, the first one's seeds first (its unconverged seeds are the
         ones left out in the converged-only report)."""
-        if test.trend is not None:
-            return (test.trend.sweep,)
+        if test.sweep is not None:
+            return (test.sweep,)
         return tuple(
             dict.fromkeys(s for name in test.difference or () for s in self.sweeps_of(self.test(name)))
         )
@@ -137,6 +166,8 @@ class Plan:
             return [
                 trend.scale * seed_trend(results[trend.sweep], trend.variant, trend.metric, s) for s in seeds
             ]
+        if test.gain is not None:
+            return [seed_gain(results[test.gain.sweep], test.gain, s) for s in seeds]
         first, second = (self.estimate(self.test(name), results, seeds) for name in test.difference or ())
         return [a - b for a, b in zip(first, second)]
 
@@ -169,12 +200,43 @@ def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
     return trends[seed]
 
 
-def decide(summary: dict) -> str:
-    """``supported`` (95% interval above 0), ``contradicted`` (below 0) or ``inconclusive``."""
+def seed_gain(result: dict, gain: Gain, seed: int) -> float:
+    """``gain``'s estimate for one seed of a sweep (``sweep.json``'s runs at the dial value ``gain.value``)."""
+    at = {float(value): by_variant for value, by_variant in result["runs"].items()}
+    if float(gain.value) not in at:
+        raise ValueError(
+            f"sweep of {result.get('dial', '?')}: no dial value {gain.value:g} (it ran {', '.join(result['runs'])})"
+        )
+    by_variant = at[float(gain.value)]
+    for name in (gain.reference, gain.variant):
+        if name not in by_variant:
+            raise ValueError(
+                f"sweep of {result.get('dial', '?')}: no runs of {name} (it ran {', '.join(by_variant)})"
+            )
+    gains = seed_gains(
+        by_variant[gain.reference], by_variant[gain.variant], gain.metric, gain.reference_metric
+    )
+    if seed not in gains:
+        raise ValueError(
+            f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(gains)})"
+        )
+    return gains[seed]
+
+
+def decide(summary: dict, equivalence: dict | None = None, margin: float | None = None) -> str:
+    """``supported`` (95% interval above 0), ``contradicted`` (below 0), else, with a ``margin`` and the
+    90% interval ``equivalence``, ``equivalent`` when that interval lies within plus or minus the
+    margin (two one-sided 5% tests), else ``inconclusive``."""
     if summary["low"] > 0:
         return "supported"
     if summary["high"] < 0:
         return "contradicted"
+    if (
+        margin is not None
+        and equivalence is not None
+        and -margin < equivalence["low"] <= equivalence["high"] < margin
+    ):
+        return f"equivalent within ±{margin:g} (90% interval [{equivalence['low']:+.2f}, {equivalence['high']:+.2f}])"
     return "inconclusive"
 
 
@@ -266,7 +328,9 @@ def evaluate(results: dict[str, dict], converged_only: bool = False, plan: Plan 
                 "seeds": list(seeds),
                 "samples": samples,
                 "summary": summary,
-                "decision": decide(summary) if summary["n"] > 1 else "too few seeds",
+                "decision": decide(summary, interval(samples, 0.90), plan.equivalence_margin)
+                if summary["n"] > 1
+                else "too few seeds",
                 "sd": float(np.std(samples, ddof=1)) if len(samples) > 1 else math.nan,
             }
         )

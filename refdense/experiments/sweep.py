@@ -138,18 +138,25 @@ def slope(values: Sequence[float], gains: Sequence[float]) -> float:
     return float(np.polyfit(x[finite], y[finite], 1)[0])
 
 
-def seed_gains(reference: Sequence[dict], variant: Sequence[dict], metric: str) -> dict[int, float]:
+def seed_gains(
+    reference: Sequence[dict], variant: Sequence[dict], metric: str, reference_metric: str | None = None
+) -> dict[int, float]:
     """``{seed: reference's metric - variant's}``, the runs paired by their ``seed``, not their position.
 
     ``reference`` and ``variant``: run records of ``sweep.json`` (each with ``seed`` and ``metric``);
-    a seed run twice, or run by one and not the other, is an error that names it.
+    ``reference_metric``: the reference's metric when it is another (e.g. its composed readout against
+    the variant's action head); a seed run twice, or run by one and not the other, is an error that
+    names it.
     """
     by_seed = []
-    for name, records in (("reference", reference), ("variant", variant)):
+    for name, records, key in (
+        ("reference", reference, reference_metric or metric),
+        ("variant", variant, metric),
+    ):
         seeds = [r["seed"] for r in records]
         if len(set(seeds)) != len(seeds):
             raise ValueError(f"{name} runs: a seed appears twice ({seeds})")
-        by_seed.append({r["seed"]: r[metric] for r in records})
+        by_seed.append({r["seed"]: r[key] for r in records})
     first, second = by_seed
     if first.keys() != second.keys():
         raise ValueError(
