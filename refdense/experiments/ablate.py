@@ -71,6 +71,7 @@ VARIANTS = (
     Variant("no_sub_labels", "4", "without entity and motion labels (hence no CoLV)"),
     Variant("no_sub_labels_action_colv", "4", "without entity and motion labels, CoLV on actions"),
     Variant("no_colv", "5", "without CoLV"),
+    Variant("colv_random_anchors", "5", "CoLV on random orthonormal anchors (control)"),
     Variant("pat", "6", "PAT (I3D+CLIP concat)"),
     Variant("pat_colv", "6", "PAT + CoLV"),
     Variant("no_cross_attention", "7", "without cross-attention"),
