@@ -311,3 +311,16 @@ def test_a_malformed_gain_plan_names_the_key(tmp_path, change, key, value):
     with pytest.raises(ConfigError) as raised:
         load_plan(path)
     assert str(raised.value).startswith(f"{path}: {key}") and value in str(raised.value)
+
+
+def test_the_second_study_plan_names_known_variants_and_sweeps_of_real_dials():
+    from refdense.experiments.ablate import VARIANTS
+    from refdense.experiments.sweep import DIALS
+    from refdense.paths import shipped
+
+    plan = load_plan(shipped("experiments", "studies", "second_edition.yaml"))
+    names = {v.name for v in VARIANTS}
+    gains = [test.gain for test in plan.tests if test.gain is not None]
+    assert plan.equivalence_margin == 1.0 and sum(test.primary for test in plan.tests) == 9
+    assert {g.variant for g in gains} | {g.reference for g in gains} <= names
+    assert {folder.split("-")[0] for folder in plan.sweeps.values()} <= set(DIALS)
