@@ -192,12 +192,16 @@ def _first_edition() -> Plan:
 
 def seed_trend(result: dict, variant: str, metric: str, seed: int) -> float:
     """The slope of ``full`` minus ``variant`` in ``metric`` against the dial, for one seed of a sweep."""
-    trends = seed_trends(result["runs"], result["values"], variant, metric)
-    if seed not in trends:
+    return _of_seed(result, seed_trends(result["runs"], result["values"], variant, metric), seed)
+
+
+def _of_seed(result: dict, by_seed: dict[int, float], seed: int) -> float:
+    """``by_seed[seed]``, or an error naming the sweep, the seed and the seeds it ran."""
+    if seed not in by_seed:
         raise ValueError(
-            f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(trends)})"
+            f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(by_seed)})"
         )
-    return trends[seed]
+    return by_seed[seed]
 
 
 def seed_gain(result: dict, gain: Gain, seed: int) -> float:
@@ -216,11 +220,7 @@ def seed_gain(result: dict, gain: Gain, seed: int) -> float:
     gains = seed_gains(
         by_variant[gain.reference], by_variant[gain.variant], gain.metric, gain.reference_metric
     )
-    if seed not in gains:
-        raise ValueError(
-            f"sweep of {result.get('dial', '?')}: no runs of seed {seed} (it ran {sorted(gains)})"
-        )
-    return gains[seed]
+    return _of_seed(result, gains, seed)
 
 
 def decide(summary: dict, equivalence: dict | None = None, margin: float | None = None) -> str:
