@@ -4,12 +4,12 @@ refusal, the missing-dataset error and the pre-flight estimate."""
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 import torch
 
 from refdense.course.full_run import (
+    ONE_SITTING_PRESET,
     CPUNotAllowedError,
     Preflight,
     duration,
@@ -42,19 +42,28 @@ def test_the_cpu_is_refused_unless_allowed():
 
 def test_a_missing_dataset_is_an_error_that_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
-    for given in ("", str(tmp_path / "nowhere"), "charades-like"):
+    for given in ("", str(tmp_path / "nowhere")):
         with pytest.raises(FileNotFoundError) as error:
             full_dataset(given, "charades")
         message = str(error.value)
-        assert "refdense prepare charades" in message and "refdense synth --preset charades-like" in message
+        assert "refdense prepare charades" in message
+        assert repr(ONE_SITTING_PRESET) in message and "'charades-like'" in message
+    assert str(tmp_path / "nowhere") in message  # the folder that was looked at
     assert not (tmp_path / "data").exists()  # nothing was generated
 
 
-def test_a_prepared_folder_or_a_generated_preset_is_accepted(tiny_dataset, tmp_path, monkeypatch):
+def test_a_prepared_folder_or_a_preset_is_accepted_and_a_preset_generated_once(
+    tiny_dataset, tmp_path, monkeypatch, capsys
+):
     assert full_dataset(str(tiny_dataset), "charades") == tiny_dataset
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path))
-    generated = shutil.copytree(tiny_dataset, tmp_path / "synthetic" / "tiny")
-    assert full_dataset("tiny", "multithumos") == generated
+    folder = full_dataset("tiny", "multithumos")
+    assert folder == tmp_path / "synthetic" / "tiny"
+    assert "generating the synthetic preset tiny (32 training and 8 test videos" in capsys.readouterr().out
+    for name in ("dataset.json", "annotations.json", "features.h5"):  # the same preset as everywhere
+        assert (folder / name).read_bytes() == (tiny_dataset / name).read_bytes(), name
+    assert full_dataset("tiny", "multithumos") == folder
+    assert "generating" not in capsys.readouterr().out  # reused, not generated again
 
 
 def test_preflight_estimates_epoch_and_run_from_timed_steps(writable_tiny_dataset):

@@ -23,6 +23,12 @@ REAL_STATISTICS = {
                      "top10_share": 0.23},
         "testing": {"videos": 1863, "instances_per_video": 9.0, "label_density": 3.72, "multi_label_share": 0.82},
     },
+    "charades-quarter": {  # a quarter of Charades' videos, its statistics
+        "training": {"videos": 1996, "duration_mean": 29.9, "duration_median": 30.5, "instances_per_video": 6.2,
+                     "instance_duration_median": 9.0, "label_density": 2.62, "multi_label_share": 0.70,
+                     "top10_share": 0.23},
+        "testing": {"videos": 466, "instances_per_video": 9.0, "label_density": 3.72, "multi_label_share": 0.82},
+    },
     "multithumos-like": {
         "training": {"videos": 200, "duration_mean": 209, "duration_median": 151, "instances_per_video": 92,
                      "instance_duration_median": 1.8, "label_density": 1.45, "multi_label_share": 0.43,

@@ -220,13 +220,15 @@ def test_fused_adam_is_the_default_adam_within_float_rounding():
 
 
 @pytest.mark.parametrize(
-    "amx, avx512_bf16, device, chosen",
-    [(False, False, "cpu", "fp32"), (True, False, "cpu", "bf16"), (False, True, "cpu", "bf16"),
-     (False, False, "cuda", "bf16")],
+    "amx, avx512_bf16, device, capability, chosen",
+    [(False, False, "cpu", None, "fp32"), (True, False, "cpu", None, "bf16"), (False, True, "cpu", None, "bf16"),
+     (False, False, "cuda", (8, 0), "bf16"), (False, False, "cuda", (9, 0), "bf16"),
+     (True, True, "cuda", (7, 5), "fp32")],  # a T4 (7.5) emulates bf16, whatever the CPU has
 )
-def test_auto_precision_is_bf16_where_it_is_native(monkeypatch, amx, avx512_bf16, device, chosen):
+def test_auto_precision_is_bf16_where_it_is_native(monkeypatch, amx, avx512_bf16, device, capability, chosen):
     flags = {"avx2", "avx512f"} | ({"amx_tile", "amx_bf16"} if amx else set()) | ({"avx512_bf16"} if avx512_bf16 else set())
     monkeypatch.setattr(components, "cpu_flags", lambda: frozenset(flags))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert resolve_precision("auto", torch.device(device)) == chosen
     for explicit in ("fp32", "bf16"):
         assert resolve_precision(explicit, torch.device(device)) == explicit

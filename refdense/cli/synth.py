@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--preset",
         default="default",
-        help="tiny | default | charades-like | multithumos-like (default: %(default)s)",
+        help="tiny | default | charades-like | charades-quarter | multithumos-like (default: %(default)s)",
     )
     parser.add_argument(
         "--out",

@@ -2,8 +2,9 @@
 
 - :func:`pick_models`: which of the demo's two runs (RefDense, PAT) to train.
 - :func:`require_accelerator`: refuse a CPU unless the learner allowed it.
-- :func:`full_dataset`: the dataset folder of a full run; a missing one is an error that says how
-  to prepare it (never a synthetic stand-in generated behind the learner's back).
+- :func:`full_dataset`: the dataset folder of a full run: a prepared folder, or a synthetic preset
+  named in the parameters cell (generated on first use); a missing one is an error that says how to
+  make one.
 - :func:`preflight`: time a few training steps and a little validation, and estimate the epoch
   time, the total time and the peak memory before committing to the run.
 
@@ -59,32 +60,45 @@ def require_accelerator(device: torch.device, allow_cpu: bool) -> None:
         )
 
 
+ONE_SITTING_PRESET = "charades-quarter"
+"""The synthetic preset that notebook 09's full profile trains on unless given a dataset: the
+Charades recipe on it fits one sitting on one GPU (README, "Run the course")."""
+
+
 def full_dataset(dataset: str, recipe: str) -> Path:
     """The folder of the full run's dataset, checked before anything trains.
 
-    ``dataset`` is a prepared folder (holding ``dataset.json``) or the name of a synthetic preset
-    that was generated into that folder already. Nothing is generated here: an empty ``dataset``, a
-    folder without ``dataset.json`` or a preset not yet generated raises FileNotFoundError saying
-    how to make one (``refdense prepare`` for the real data, ``refdense synth`` for a stand-in).
+    ``dataset`` is a prepared folder (holding ``dataset.json``) or the name of a synthetic preset,
+    which is generated on first use into the data folder, as ``data.dataset`` does for training, and
+    announced with its size. An empty ``dataset`` or a folder without ``dataset.json`` raises
+    FileNotFoundError saying how to make one (``refdense prepare`` for the real data, a preset name
+    for a synthetic stand-in).
     """
+    from refdense.data import INFO_FILE
     from refdense.paths import data_root
-    from refdense.synth import PRESETS
+    from refdense.synth import PRESETS, default_dataset
 
-    stand_in = f"{recipe}-like"
     how = (
         f"prepare the real dataset with `refdense prepare {recipe} --annotations ... --video-features ... "
-        f"--image-features ... --out data/real/{recipe}` (see `refdense prepare --help`), or generate the "
-        f"synthetic stand-in of the same size with `refdense synth --preset {stand_in} "
-        f"--out {data_root() / 'synthetic' / stand_in}` (several GB), then set dataset to that folder"
+        f"--image-features ... --out data/real/{recipe}` (see `refdense prepare --help`) and set dataset to "
+        f"that folder, or set dataset to a synthetic preset: {ONE_SITTING_PRESET!r} (one sitting on one GPU) "
+        f"or {recipe + '-like'!r} (the real dataset's size), generated on first use"
     )
     if not dataset.strip():
         raise FileNotFoundError(f"the full profile needs a dataset and none was given: {how}")
+    if dataset in PRESETS:
+        folder = data_root() / "synthetic" / dataset
+        if not (folder / INFO_FILE).is_file():
+            preset = PRESETS[dataset]
+            print(
+                f"generating the synthetic preset {dataset} ({preset.training} training and {preset.testing} "
+                f"test videos, {preset.video_dim}-d and {preset.image_dim}-d features) into {folder}"
+            )
+        return default_dataset(dataset)
     path = Path(dataset).expanduser()
-    if dataset in PRESETS and not (path / "dataset.json").is_file():
-        path = data_root() / "synthetic" / dataset
-    if not (path / "dataset.json").is_file():
+    if not (path / INFO_FILE).is_file():
         raise FileNotFoundError(
-            f"dataset {dataset!r}: no dataset at {path} ({path / 'dataset.json'} is missing); " + how
+            f"dataset {dataset!r}: no dataset at {path} ({path / INFO_FILE} is missing); " + how
         )
     return path
 

@@ -130,17 +130,24 @@ def cpu_has_native_bf16() -> bool:
     return not NATIVE_BF16_FLAGS.isdisjoint(cpu_flags())
 
 
+#: The oldest CUDA compute capability with bf16 tensor cores (Ampere).
+BF16_COMPUTE_CAPABILITY = (8, 0)
+
 #: ``run.precision``: bf16 autocast, float32, or ``"auto"`` (see :func:`resolve_precision`).
 Precision = Literal["auto", "bf16", "fp32"]
 
 
 def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """``"bf16"`` or ``"fp32"``: ``precision`` itself unless it is ``"auto"``, which picks bf16 autocast
-    on CUDA and on CPUs with native bf16 (``cpu_has_native_bf16``), float32 elsewhere (an AVX2-only
-    CPU emulates bf16 and runs slower in it than in float32)."""
+    where the hardware computes in bf16: CUDA GPUs of compute capability 8.0 or newer (Ampere on: A100,
+    L4, H100) and CPUs with native bf16 (``cpu_has_native_bf16``); float32 elsewhere. An older GPU
+    (Colab's T4, 7.5) and an AVX2-only CPU emulate bf16 and run slower in it than in float32."""
     if precision != "auto":
         return precision
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    if device.type == "cuda":
+        native = torch.cuda.get_device_capability(device) >= BF16_COMPUTE_CAPABILITY
+    else:
+        native = device.type == "cpu" and cpu_has_native_bf16()
     return "bf16" if native else "fp32"
 
 

@@ -51,7 +51,7 @@ class DataConfig:
     """Which data a run learns from.
 
     ``dataset`` is a dataset folder (see docs/DESIGN.md) or the name of a synthetic preset
-    (``tiny``, ``default``, ``charades-like``, ``multithumos-like``), generated on first use.
+    (``tiny``, ``default``, ``charades-like``, ``charades-quarter``, ``multithumos-like``), generated on first use.
     """
 
     dataset: str = "default"
