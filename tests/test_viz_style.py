@@ -182,3 +182,16 @@ def test_a_timeline_colours_a_concept_kind_the_same_in_every_panel():
     with pytest.raises(ValueError, match="kind: expected one of"):
         plot_timeline(np.eye(4, dtype=np.uint8), list("abcd"), kind="object")
     plt.close("all")
+
+
+def test_a_notebook_setup_applies_the_style(monkeypatch):
+    from refdense.course.checks import setup
+    from refdense.viz.style import NOTEBOOK_DPI
+
+    monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
+    with matplotlib.rc_context():  # the test leaves the session's defaults as it found them
+        setup()
+        assert matplotlib.rcParams["figure.dpi"] == NOTEBOOK_DPI
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == FIGURE_SIZES["wide"]
+        assert matplotlib.rcParams["legend.fontsize"] == FONT_SIZES["small"]
+        assert not matplotlib.rcParams["axes.spines.top"]

@@ -88,8 +88,8 @@ def plot_evaluation(
     axes carry ``class_names`` (C names; default: the class indices).
     """
     if fig is None:
-        fig = plt.figure(figsize=figure_size("wide", height=7.0), layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.55])
+        fig = plt.figure(figsize=figure_size("wide", height=7.2), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.9])
     bar_ax, sweep_ax, matrix_ax = (
         fig.add_subplot(grid[0, 0]),
         fig.add_subplot(grid[1, 0]),
@@ -112,7 +112,7 @@ def plot_evaluation(
     bar_ax.set(
         ylim=(0, 110),
         ylabel="percent",
-        title=f"at threshold {threshold:.2f} ({conditional.pairs} pairs kept)",
+        title=f"at threshold {threshold:.2f}\n({conditional.pairs} pairs kept)",
     )
 
     sweep = curves["thresholds"]
@@ -121,7 +121,7 @@ def plot_evaluation(
         sweep_ax.plot(sweep, 100 * curves[key], style, color=METRIC_COLOURS[key], label=key)
     sweep_ax.axvline(threshold, color=REFERENCE_GREY, lw=0.8)
     sweep_ax.set(
-        xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold (mAP_ac: flat)"
+        xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold\n(mAP_ac: flat)"
     )
     sweep_ax.legend(loc="lower left", ncols=2)
 

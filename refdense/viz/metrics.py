@@ -116,7 +116,7 @@ def plot_conditional_matrix(
     ax.set_ylabel("evaluated class c_i")
     mean = {"precision": result.P_ac, "recall": result.R_ac, "ap": result.mAP_ac}[which]
     ax.set_title(
-        f"Action-conditional {CONDITIONAL_MATRICES[which]}, τ={result.tau}: "
+        f"Action-conditional {CONDITIONAL_MATRICES[which]}, τ={result.tau}:\n"
         f"mean {100 * mean:.1f} over {result.pairs} pairs"
     )
     return fig
