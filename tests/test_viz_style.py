@@ -195,3 +195,46 @@ def test_a_notebook_setup_applies_the_style(monkeypatch):
         assert tuple(matplotlib.rcParams["figure.figsize"]) == FIGURE_SIZES["wide"]
         assert matplotlib.rcParams["legend.fontsize"] == FONT_SIZES["small"]
         assert not matplotlib.rcParams["axes.spines.top"]
+
+
+def test_loss_terms_take_the_colour_of_their_concept_kind():
+    from refdense.viz.style import INK, LINE_STYLES
+    from refdense.viz.training import plot_loss_curves
+
+    terms = ("loss", "bce_action", "bce_entity", "colv_entity", "bce_motion")
+    history = [{"epoch": e, "train": {t: 1.0 / e for t in terms}} for e in (1, 2, 3)]
+    lines = {line.get_label(): line for line in plot_loss_curves(history).axes[0].get_lines()}
+    assert lines["total"].get_color() == INK
+    for term, kind in (
+        ("bce_action", "action"),
+        ("bce_entity", "entity"),
+        ("colv_entity", "entity"),
+        ("bce_motion", "motion"),
+    ):
+        assert lines[term].get_color() == CONCEPT_COLOURS[kind]
+    assert lines["bce_entity"].get_linestyle() != lines["colv_entity"].get_linestyle()  # one kind, two styles
+    assert lines["colv_entity"].get_linestyle() == LINE_STYLES[1]
+
+
+def test_a_sweep_draws_each_variant_in_one_look_in_every_panel():
+    from refdense.experiments.sweep import plot_sweep
+    from refdense.viz.style import MODEL_COLOURS, VARIANT_COLOURS
+
+    result = json.loads((ROOT / "results" / "coupling" / "sweep.json").read_text(encoding="utf-8"))
+    result["variants"] = [result["reference"], *[f"variant {i}" for i in range(len(VARIANT_COLOURS) + 1)]]
+    for table in ("means", "gains"):  # copy the one variant's numbers to more variants than there are colours
+        for by_name in result[table].values():
+            template = next(v for k, v in by_name.items() if k != result["reference"])
+            by_name.update({name: template for name in result["variants"][1:]})
+    fig = plot_sweep(result)
+    looks: dict[str, set] = {}
+    for ax in fig.axes:
+        for container in ax.containers:
+            name = container.get_label().removeprefix(f"{result['reference']} - ")
+            line = container.lines[0]
+            looks.setdefault(name, set()).add((line.get_color(), line.get_linestyle()))
+    assert looks[result["reference"]] == {(MODEL_COLOURS["refdense"], "-")}
+    assert all(len(look) == 1 for look in looks.values())  # the same in every panel
+    assert len({next(iter(look)) for look in looks.values()}) == len(result["variants"])  # and told apart
+    assert fig.get_size_inches()[0] <= 9.0
+    plt.close(fig)

@@ -395,13 +395,14 @@ def _probe_mark(records: list[dict], probed: bool) -> str:
 def plot_sweep(result: dict) -> Figure:
     """Figure: mAP of each variant, and the gain of the reference over each, against the dial (mean, 95% interval).
 
-    The reference is in RefDense's colour, each other variant in its own (:data:`refdense.viz.style.VARIANT_COLOURS`),
-    the same in every panel.
+    The reference is in RefDense's colour, each other variant in its own (:data:`refdense.viz.style.VARIANT_COLOURS`,
+    then again with the next of :data:`refdense.viz.style.LINE_STYLES`), the same in every panel.
     """
     import matplotlib.pyplot as plt
 
     from refdense.viz.style import (
         FONT_SIZES,
+        LINE_STYLES,
         MODEL_COLOURS,
         REFERENCE_GREY,
         VARIANT_COLOURS,
@@ -417,15 +418,16 @@ def plot_sweep(result: dict) -> Figure:
         if rare:
             panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
         others = [n for n in result["variants"] if n != result["reference"]]
-        if len(others) > len(VARIANT_COLOURS):
-            raise ValueError(
-                f"plot_sweep: at most {len(VARIANT_COLOURS)} variants besides the reference, found {others}"
+        looks = {result["reference"]: (MODEL_COLOURS["refdense"], LINE_STYLES[0])}
+        for i, name in enumerate(others):  # past the last colour, the colours again with the next line style
+            looks[name] = (
+                VARIANT_COLOURS[i % len(VARIANT_COLOURS)],
+                LINE_STYLES[i // len(VARIANT_COLOURS) % len(LINE_STYLES)],
             )
-        colours = {result["reference"]: MODEL_COLOURS["refdense"], **dict(zip(others, VARIANT_COLOURS))}
         figure, axes = plt.subplots(
             1,
             len(panels),
-            figsize=figure_size("square", panels=len(panels)),
+            figsize=figure_size("wide", height=3.8),
             sharex=True,
             layout="constrained",
         )
@@ -445,7 +447,8 @@ def plot_sweep(result: dict) -> Figure:
                     yerr=np.nan_to_num([mean - low, high - mean]),
                     marker="o",
                     capsize=3,
-                    color=colours[name],
+                    color=looks[name][0],
+                    linestyle=looks[name][1],
                     label=name if kind == "means" else f"{result['reference']} - {name}",
                 )
             if kind == "gains":

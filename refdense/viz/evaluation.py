@@ -89,7 +89,7 @@ def plot_evaluation(
     """
     if fig is None:
         fig = plt.figure(figsize=figure_size("wide", height=7.2), layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.9])
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.75])
     bar_ax, sweep_ax, matrix_ax = (
         fig.add_subplot(grid[0, 0]),
         fig.add_subplot(grid[1, 0]),
@@ -109,6 +109,7 @@ def plot_evaluation(
             va="bottom",
             fontsize=FONT_SIZES["small"],
         )
+    bar_ax.tick_params(axis="x", labelsize=FONT_SIZES["small"])  # four names in a third of the width
     bar_ax.set(
         ylim=(0, 110),
         ylabel="percent",

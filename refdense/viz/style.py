@@ -41,6 +41,9 @@ contradicted test); undecided: neither (a test whose interval contains 0)."""
 METRIC_COLOURS = {"mAP_ac": "tab:purple", "F1_ac": "tab:blue", "P_ac": "tab:green", "R_ac": "tab:orange"}
 """The action-conditional metrics of the evaluation explorer (bars and curves of one figure)."""
 
+LINE_STYLES = ("-", "--", ":")
+"""Line styles, in order, that tell apart curves of one colour (the loss terms of one concept kind)."""
+
 HIGHLIGHT_COLOUR = "tab:red"
 """What the reader should look at: the pipeline's "you are here" boxes, a marked value."""
 

@@ -19,20 +19,31 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from refdense.viz import figure_of
-from refdense.viz.style import INK, figure_size
+from refdense.viz.style import CONCEPT_COLOURS, INK, LINE_STYLES, figure_size
 
 
 def plot_loss_curves(
     history: Sequence[Mapping[str, Any]], ax: Axes | None = None, title: str | None = None
 ) -> Figure:
-    """Mean training loss per epoch: the total (bold) and each term of the criterion."""
+    """Mean training loss per epoch: the total (bold) and each term of the criterion.
+
+    A term is drawn in the colour of the concept kind it is about (``bce_entity``, ``colv_entity``:
+    entities; a term naming neither entities nor motions: actions); terms of one kind differ in line style.
+    """
     if ax is None:
         ax = Figure(figsize=figure_size("column"), layout="constrained").add_subplot()
     epochs = [record["epoch"] for record in history]
     terms = list(history[0]["train"]) if history else []
+    of_kind: dict[str, int] = {}  # terms drawn so far per kind
     for term in terms:
         values = [record["train"].get(term, float("nan")) for record in history]
-        style = dict(linewidth=2.5, color=INK, zorder=3) if term == "loss" else dict(linewidth=1.2)
+        kind = next((k for k in ("entity", "motion") if k in term), "action")
+        if term == "loss":
+            style: dict[str, Any] = dict(linewidth=2.5, color=INK, zorder=3)
+        else:
+            of_kind[kind] = of_kind.get(kind, -1) + 1
+            line = LINE_STYLES[of_kind[kind] % len(LINE_STYLES)]
+            style = dict(linewidth=1.2, color=CONCEPT_COLOURS[kind], linestyle=line)
         ax.plot(epochs, values, marker="o", markersize=3, label="total" if term == "loss" else term, **style)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -69,7 +80,7 @@ def plot_metric_per_epoch(
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"validation {'mAP (%)' if metric == 'map' else metric}")
-    ax.set_title("Validation per epoch (circle: selected checkpoint)")
+    ax.set_title("Validation per epoch\n(circle: selected checkpoint)")
     if label:
         ax.legend()
     ax.grid(alpha=0.3)
