@@ -238,3 +238,16 @@ def test_a_sweep_draws_each_variant_in_one_look_in_every_panel():
     assert len({next(iter(look)) for look in looks.values()}) == len(result["variants"])  # and told apart
     assert fig.get_size_inches()[0] <= 9.0
     plt.close(fig)
+
+
+def test_an_ordered_series_reads_as_shades_dark_to_light():
+    from matplotlib.colors import rgb_to_hsv
+
+    from refdense.viz.style import series_colours
+
+    colours = series_colours(4)
+    assert len(colours) == 4 and len(set(colours)) == 4
+    brightness = [rgb_to_hsv(colour[:3])[2] for colour in colours]
+    assert brightness == sorted(brightness)  # the first the darkest
+    with pytest.raises(ValueError, match="at least one colour"):
+        series_colours(0)

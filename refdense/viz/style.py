@@ -92,6 +92,18 @@ def figure_size(kind: str = "wide", *, height: float | None = None, panels: int 
     return (width * panels, standard if height is None else height)
 
 
+def series_colours(count: int) -> list[tuple[float, float, float, float]]:
+    """``count`` RGBA colours for an ordered series (strides, sizes, steps), dark to light along the
+    sequential colour map, so that order reads as shade and no hue borrows another role's meaning."""
+    import matplotlib as mpl
+    import numpy as np
+
+    if count < 1:
+        raise ValueError(f"series_colours: expected at least one colour, found {count}")
+    ramp = mpl.colormaps[COLOUR_MAPS["sequential"]]
+    return [ramp(float(x)) for x in np.linspace(0.0, 0.8, count)]
+
+
 def rc_params(dpi: float | None = None) -> dict[Any, Any]:
     """The course's matplotlib defaults as rcParams: fonts, spines, the standard figure and colour map.
 
