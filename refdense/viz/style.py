@@ -29,7 +29,8 @@ P_ent * P_mot alike, told apart by line style), the PAT baseline, the linear pro
 
 VARIANT_COLOURS = ("tab:pink", "tab:gray", "tab:cyan")
 """The colours of RefDense's ablation variants drawn against their reference (``full``, in
-``MODEL_COLOURS["refdense"]``), in order: a sweep's figure."""
+``MODEL_COLOURS["refdense"]``), in order, then again with the next of :data:`LINE_STYLES`: a sweep's
+figure. The first is BCE's pink, which suits ``no_colv`` (BCE alone)."""
 
 LOSS_COLOURS = {"colv": "tab:cyan", "bce": "tab:pink"}
 """The two losses compared in notebook 07, CoLV and BCE (an ablation's ``no_colv`` is BCE alone)."""
@@ -39,7 +40,8 @@ OUTCOME_COLOURS = {"positive": "tab:green", "negative": "tab:red", "undecided": 
 contradicted test); undecided: neither (a test whose interval contains 0)."""
 
 METRIC_COLOURS = {"mAP_ac": "tab:purple", "F1_ac": "tab:blue", "P_ac": "tab:green", "R_ac": "tab:orange"}
-"""The action-conditional metrics of the evaluation explorer (bars and curves of one figure)."""
+"""The action-conditional metrics of the evaluation explorer (its bars and curves). Their hues serve other
+roles elsewhere; that figure draws no concept kind or model, so nothing there reads two ways."""
 
 LINE_STYLES = ("-", "--", ":")
 """Line styles, in order, that tell apart curves of one colour (the loss terms of one concept kind)."""
@@ -60,7 +62,7 @@ MUTED_GREY = "0.35"
 """Text and marks that step back (an inactive name, a box not in this notebook)."""
 
 FAINT_GREY = "0.88"
-"""Backgrounds: missing data in a matrix, a circle's outline, a box's fill."""
+"""Backgrounds and faint outlines: missing data in a matrix, the sphere's outline in notebook 07."""
 
 FONT_SIZES = {"title": 11, "body": 10, "small": 8}
 """Font sizes in points: titles; axis labels, ticks and text; legends and dense tick labels. Nothing
@@ -73,9 +75,9 @@ FIGURE_SIZES = {"column": (6.0, 3.6), "wide": (9.0, 3.6), "square": (4.6, 4.2)}
 """Figure sizes in inches, (width, height): one column (a single plot), wide (the notebook's whole
 width: panels side by side, a timeline), square (a matrix or a map)."""
 
-COLOUR_MAPS = {"sequential": "viridis", "diverging": "RdBu_r", "intensity": "Greys"}
-"""Colour maps: a value from 0 up (attention, AP, similarity); a signed value centred on 0 (a
-position bias, a cosine); a probability drawn as ink on white (a head's output over time)."""
+COLOUR_MAPS = {"sequential": "viridis", "diverging": "RdBu_r"}
+"""Colour maps: a value from 0 up (attention, AP, similarity; the shades of an ordered series); a
+signed value centred on 0 (a position bias, a cosine)."""
 
 
 def figure_size(kind: str = "wide", *, height: float | None = None, panels: int = 1) -> tuple[float, float]:
