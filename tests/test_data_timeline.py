@@ -21,7 +21,9 @@ def example():
 def test_blocks_of_rows_for_truth_and_each_model():
     labels, names = example()
     rng = np.random.default_rng(0)
-    fig = plot_timeline(labels, names, {"PAT": rng.random((20, 4)), "RefDense": rng.random((20, 4))}, duration=10.0)
+    fig = plot_timeline(
+        labels, names, {"PAT": rng.random((20, 4)), "RefDense": rng.random((20, 4))}, duration=10.0
+    )
     ax = fig.axes[0]
     image = ax.get_images()[0].get_array()
     # Classes active in the truth, in order of first appearance (0 then 2), three sources.
@@ -55,16 +57,17 @@ def test_bad_shapes_and_logits_raise():
         plot_timeline(labels, names[:3])
 
 
-def test_one_colour_keeps_its_meaning_and_the_rows_stay_apart():
+def test_rows_of_one_colour_stay_apart():
     from matplotlib.colors import to_rgb
 
-    from refdense.viz.style import CONCEPT_COLOURS
+    from refdense.viz.style import BACKGROUND, CONCEPT_COLOURS
 
     labels, names = example()
-    default = plot_timeline(labels, names).axes[0].get_images()[0].get_array()
-    assert not np.allclose(default[0, :, :3], default[1, :, :3])  # by default, each row its own colour
-    ax = plot_timeline(labels, names, colour=CONCEPT_COLOURS["entity"]).axes[0]
+    ax = plot_timeline(labels, names).axes[0]  # actions by default
     image = ax.get_images()[0].get_array()
-    np.testing.assert_allclose(image[:, :, :3], np.broadcast_to(to_rgb("tab:green"), image[:, :, :3].shape))
-    assert any(line.get_color() == "white" and line.get_ydata()[0] == 1 for line in ax.get_lines())
+    np.testing.assert_allclose(
+        image[:, :, :3], np.broadcast_to(to_rgb(CONCEPT_COLOURS["action"]), image[:, :, :3].shape)
+    )
+    separators = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_color() == BACKGROUND)
+    assert separators == list(range(1, len(ax.get_yticks())))  # a line between every two rows
     plt.close("all")

@@ -50,3 +50,29 @@ def test_the_small_figure_has_no_shapes_and_nothing_highlighted_without_a_notebo
     assert all(box.get_linewidth() < 2 for box in ax.patches if isinstance(box, FancyBboxPatch))
     assert not any("(T, D*)" in text.get_text() for text in ax.texts)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_the_figure_reads_at_the_notebook_width(small):
+    from refdense.viz.style import FONT_SIZES, rc_params
+
+    with matplotlib.rc_context(rc_params(80)):
+        fig = plot_pipeline("04", small=small)
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    assert fig.get_size_inches()[0] <= 9.0
+    boxes = [box.get_window_extent(renderer) for box in ax.patches if isinstance(box, FancyBboxPatch)]
+    texts = [text for text in ax.texts if text.get_text()]  # the arrows are empty annotations
+    assert min(text.get_fontsize() for text in texts) >= FONT_SIZES["small"]
+    for text in texts:  # a box's text stays inside it; no text runs into a box it is not in
+        extent = text.get_window_extent(renderer)
+        for box in boxes:
+            if box.overlaps(extent):
+                assert (
+                    box.x0 <= extent.x0
+                    and extent.x1 <= box.x1
+                    and box.y0 <= extent.y0
+                    and extent.y1 <= box.y1
+                ), text.get_text()
+    plt.close(fig)

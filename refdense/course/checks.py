@@ -75,29 +75,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, *, dpi: int = 80) -> CourseSetup:
+def setup(seed: int = 0, *, dpi: int | None = None) -> CourseSetup:
     """The first code cell of every notebook: seed, pick the device, set the plot style, read the profile.
 
-    The device is CUDA when available, else the CPU. Figures use a small, readable style (``dpi``
-    keeps the stored notebooks small). The profile comes from ``$REFDENSE_PROFILE``.
+    The device is CUDA when available, else the CPU. Figures take the course's style
+    (:func:`refdense.viz.style.rc_params`) at ``dpi`` (default
+    :data:`refdense.viz.style.NOTEBOOK_DPI`, which keeps the stored notebooks small). The profile
+    comes from ``$REFDENSE_PROFILE``.
     """
     import matplotlib as mpl
     import torch
 
+    from refdense.viz.style import NOTEBOOK_DPI, rc_params
+
     profile = read_profile()
     seed_everything(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    mpl.rcParams.update(
-        {
-            "figure.dpi": dpi,
-            "figure.figsize": (8.0, 3.2),
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.grid": False,
-            "font.size": 10,
-            "image.cmap": "viridis",
-        }
-    )
+    mpl.rcParams.update(rc_params(NOTEBOOK_DPI if dpi is None else dpi))
     real = os.environ.get("REFDENSE_REAL_DATASET")
     return CourseSetup(
         profile=profile,

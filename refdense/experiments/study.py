@@ -405,21 +405,26 @@ def plot_study(results: dict[str, dict], plan: Plan | None = None) -> Figure:
     """Figure: each test's per-seed estimates (dots), mean and 95% interval (bar), against 0."""
     import matplotlib.pyplot as plt
 
-    plan = plan or _first_edition()
-    rows = evaluate(results, plan=plan)
-    fig, ax = plt.subplots(figsize=(8.0, 0.5 + 0.45 * len(rows)), layout="constrained")
-    colours = {"supported": "tab:green", "contradicted": "tab:red"}
-    for y, row in enumerate(reversed(rows)):
-        summary = row["summary"]
-        colour = colours.get(row["decision"], "tab:gray")
-        ax.plot([summary["low"], summary["high"]], [y, y], color=colour, linewidth=3, alpha=0.6)
-        ax.plot(summary["mean"], y, "o", color=colour)
-        ax.plot(row["samples"], [y + 0.18] * len(row["samples"]), "k.", markersize=4)
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_yticks(range(len(rows)), [row["test"].name for row in reversed(rows)])
-    ax.set_xlabel(plan.axis)
-    ax.set_title("Registered tests: mean and 95% interval (green above 0, red below, grey contains 0)")
-    return fig
+    from refdense.viz.style import INK, OUTCOME_COLOURS, figure_size, styled
+
+    with styled():  # the course's fonts and spines
+        plan = plan or _first_edition()
+        rows = evaluate(results, plan=plan)
+        fig, ax = plt.subplots(
+            figsize=figure_size("wide", height=0.5 + 0.45 * len(rows)), layout="constrained"
+        )
+        colours = {"supported": OUTCOME_COLOURS["positive"], "contradicted": OUTCOME_COLOURS["negative"]}
+        for y, row in enumerate(reversed(rows)):
+            summary = row["summary"]
+            colour = colours.get(row["decision"], OUTCOME_COLOURS["undecided"])
+            ax.plot([summary["low"], summary["high"]], [y, y], color=colour, linewidth=3, alpha=0.6)
+            ax.plot(summary["mean"], y, "o", color=colour)
+            ax.plot(row["samples"], [y + 0.18] * len(row["samples"]), ".", color=INK, markersize=4)
+        ax.axvline(0, color=INK, linewidth=0.8)
+        ax.set_yticks(range(len(rows)), [row["test"].name for row in reversed(rows)])
+        ax.set_xlabel(plan.axis)
+        ax.set_title("Registered tests: mean and 95% interval (green above 0, red below, grey contains 0)")
+        return fig
 
 
 def write_study(folder: str | Path, plan: Plan | None = None) -> str:

@@ -393,45 +393,73 @@ def _probe_mark(records: list[dict], probed: bool) -> str:
 
 
 def plot_sweep(result: dict) -> Figure:
-    """Figure: mAP of each variant, and the gain of the reference over each, against the dial (mean, 95% interval)."""
+    """Figure: mAP of each variant, and the gain of the reference over each, against the dial (mean, 95% interval).
+
+    The reference is in RefDense's colour, each other variant in its own (:data:`refdense.viz.style.VARIANT_COLOURS`,
+    then again with the next of :data:`refdense.viz.style.LINE_STYLES`), the same in every panel.
+    """
     import matplotlib.pyplot as plt
 
-    keys = list(result["gains"])
-    x = np.asarray(result["values"], dtype=float)
-    rare = "mAP_rare" in result["metrics"]
-    panels = [("mAP", "mAP (%)", "means"), ("mAP", "gain in mAP (points)", "gains")]
-    if rare:
-        panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
-    figure, axes = plt.subplots(
-        1, len(panels), figsize=(4.6 * len(panels), 3.6), sharex=True, layout="constrained"
+    from refdense.viz.style import (
+        FONT_SIZES,
+        LINE_STYLES,
+        MODEL_COLOURS,
+        REFERENCE_GREY,
+        VARIANT_COLOURS,
+        figure_size,
+        styled,
     )
-    for ax, (metric, label, kind) in zip(axes, panels):
-        names = (
-            result["variants"]
-            if kind == "means"
-            else [n for n in result["variants"] if n != result["reference"]]
-        )
-        for name in names:
-            summaries = [result[kind][key][name][metric] for key in keys]
-            mean = np.array([s["mean"] for s in summaries])
-            low, high = np.array([s["low"] for s in summaries]), np.array([s["high"] for s in summaries])
-            ax.errorbar(
-                x,
-                mean,
-                yerr=np.nan_to_num([mean - low, high - mean]),
-                marker="o",
-                capsize=3,
-                label=name if kind == "means" else f"{result['reference']} - {name}",
+
+    with styled():  # the course's fonts and spines
+        keys = list(result["gains"])
+        x = np.asarray(result["values"], dtype=float)
+        rare = "mAP_rare" in result["metrics"]
+        panels = [("mAP", "mAP (%)", "means"), ("mAP", "gain in mAP (points)", "gains")]
+        if rare:
+            panels.append(("mAP_rare", "gain in mAP, the rare classes (points)", "gains"))
+        others = [n for n in result["variants"] if n != result["reference"]]
+        looks = {result["reference"]: (MODEL_COLOURS["refdense"], LINE_STYLES[0])}
+        for i, name in enumerate(others):  # past the last colour, the colours again with the next line style
+            looks[name] = (
+                VARIANT_COLOURS[i % len(VARIANT_COLOURS)],
+                LINE_STYLES[i // len(VARIANT_COLOURS) % len(LINE_STYLES)],
             )
-        if kind == "gains":
-            ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_xticks(x)
-        ax.set_xlabel(result["dial"])
-        ax.set_ylabel(label)
-        ax.legend(fontsize=8)
-    held = other_dials(result)
-    figure.suptitle(
-        f"{result['preset']} preset{', ' + held if held else ''}, {len(result['seeds'])} seeds: mean and 95% interval",
-        fontsize=10,
-    )
-    return figure
+        figure, axes = plt.subplots(
+            1,
+            len(panels),
+            figsize=figure_size("wide", height=3.8),
+            sharex=True,
+            layout="constrained",
+        )
+        for ax, (metric, label, kind) in zip(axes, panels):
+            names = (
+                result["variants"]
+                if kind == "means"
+                else [n for n in result["variants"] if n != result["reference"]]
+            )
+            for name in names:
+                summaries = [result[kind][key][name][metric] for key in keys]
+                mean = np.array([s["mean"] for s in summaries])
+                low, high = np.array([s["low"] for s in summaries]), np.array([s["high"] for s in summaries])
+                ax.errorbar(
+                    x,
+                    mean,
+                    yerr=np.nan_to_num([mean - low, high - mean]),
+                    marker="o",
+                    capsize=3,
+                    color=looks[name][0],
+                    linestyle=looks[name][1],
+                    label=name if kind == "means" else f"{result['reference']} - {name}",
+                )
+            if kind == "gains":
+                ax.axhline(0.0, color=REFERENCE_GREY, linewidth=0.8)
+            ax.set_xticks(x)
+            ax.set_xlabel(result["dial"])
+            ax.set_ylabel(label)
+            ax.legend(fontsize=FONT_SIZES["small"])
+        held = other_dials(result)
+        figure.suptitle(
+            f"{result['preset']} preset{', ' + held if held else ''}, {len(result['seeds'])} seeds: mean and 95% interval",
+            fontsize=FONT_SIZES["body"],
+        )
+        return figure

@@ -214,16 +214,22 @@ def write_run_files(
         handle.write("\n".join(lines))
     if not plots:
         return
+    from refdense.viz.style import MODEL_COLOURS, styled
     from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
 
-    save_figure(
-        plot_loss_curves(result.history, title=f"Training loss ({config.model.arch})"),
-        run_dir / "plots" / "loss.png",
-    )
-    save_figure(
-        plot_metric_per_epoch(result.history, best_epoch=result.checkpoint_epoch if validated else None),
-        run_dir / "plots" / "val_map.png",
-    )
+    with styled():
+        save_figure(
+            plot_loss_curves(result.history, title=f"Training loss ({config.model.arch})"),
+            run_dir / "plots" / "loss.png",
+        )
+        save_figure(
+            plot_metric_per_epoch(
+                result.history,
+                best_epoch=result.checkpoint_epoch if validated else None,
+                colour=MODEL_COLOURS.get(config.model.arch),
+            ),
+            run_dir / "plots" / "val_map.png",
+        )
 
 
 def write_demo_report(
@@ -236,6 +242,7 @@ def write_demo_report(
     from refdense.metrics import compare_markdown, read_predictions
     from refdense.train.components import open_dataset_dir
     from refdense.viz.metrics import plot_class_ap
+    from refdense.viz.style import MODEL_COLOURS, figure_size, styled
     from refdense.viz.timeline import plot_timeline
     from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
 
@@ -249,47 +256,55 @@ def write_demo_report(
     predictions = {name: read_predictions(r.predictions) for name, r in results.items()}
     figures = out / "figures"
 
-    # timeline of the three test videos with the most distinct actions (as the paper's Fig. 4)
-    reference = predictions[names[0]]
-    busiest = sorted(
-        range(len(reference.video_ids)),
-        key=lambda v: (-int(reference.labels[v].any(axis=0).sum()), reference.video_ids[v]),
-    )[:3]
-    timeline_files = []
-    for v in busiest:
-        video_id = reference.video_ids[v]
-        scores = {}
+    with styled():  # the figures in the course's style
+        # timeline of the three test videos with the most distinct actions (as the paper's Fig. 4)
+        reference = predictions[names[0]]
+        busiest = sorted(
+            range(len(reference.video_ids)),
+            key=lambda v: (-int(reference.labels[v].any(axis=0).sum()), reference.video_ids[v]),
+        )[:3]
+        timeline_files = []
+        for v in busiest:
+            video_id = reference.video_ids[v]
+            scores = {}
+            for name in names:
+                index = predictions[name].video_ids.index(video_id)
+                scores[name] = predictions[name].scores[index]
+            figure = plot_timeline(
+                reference.labels[v],
+                info.classes,
+                scores,
+                duration=labels_info.annotations[video_id].duration,
+                title=f"test video {video_id}: ground truth vs models",
+            )
+            timeline_files.append(f"timeline-{video_id}.png")
+            save_figure(figure, figures / timeline_files[-1])
+
+        figure, axes = plt.subplots(
+            1,
+            len(names),
+            figsize=figure_size("column", height=max(3.0, 0.22 * info.num_classes + 1), panels=len(names)),
+            layout="constrained",
+        )
+        for ax, name in zip(np.atleast_1d(axes), names):
+            plot_class_ap(results[name].test.frame_map, info.classes, ax=ax)
+            ax.set_title(f"{name}: per-class AP (test)")
+        save_figure(figure, figures / "class_ap.png")
+
+        figure, axes = plt.subplots(
+            1, len(names) + 1, figsize=figure_size("column", panels=len(names) + 1), layout="constrained"
+        )
+        for ax, name in zip(axes, names):
+            plot_loss_curves(results[name].history, ax=ax, title=f"{name}: training loss")
         for name in names:
-            index = predictions[name].video_ids.index(video_id)
-            scores[name] = predictions[name].scores[index]
-        figure = plot_timeline(
-            reference.labels[v],
-            info.classes,
-            scores,
-            duration=labels_info.annotations[video_id].duration,
-            title=f"test video {video_id}: ground truth vs models",
-        )
-        timeline_files.append(f"timeline-{video_id}.png")
-        save_figure(figure, figures / timeline_files[-1])
-
-    figure, axes = plt.subplots(
-        1, len(names), figsize=(6 * len(names), max(3.0, 0.22 * info.num_classes + 1)), layout="constrained"
-    )
-    for ax, name in zip(np.atleast_1d(axes), names):
-        plot_class_ap(results[name].test.frame_map, info.classes, ax=ax)
-        ax.set_title(f"{name}: per-class AP (test)")
-    save_figure(figure, figures / "class_ap.png")
-
-    figure, axes = plt.subplots(
-        1, len(names) + 1, figsize=(5.5 * (len(names) + 1), 3.6), layout="constrained"
-    )
-    for ax, name in zip(axes, names):
-        plot_loss_curves(results[name].history, ax=ax, title=f"{name}: training loss")
-    for name in names:
-        plot_metric_per_epoch(
-            results[name].history, ax=axes[-1], label=name, best_epoch=results[name].checkpoint_epoch
-        )
-    save_figure(figure, figures / "training.png")
+            plot_metric_per_epoch(
+                results[name].history,
+                ax=axes[-1],
+                label=name,
+                best_epoch=results[name].checkpoint_epoch,
+                colour=MODEL_COLOURS.get(configs[name].model.arch),
+            )
+        save_figure(figure, figures / "training.png")
 
     counts = {
         split: sum(1 for e in labels_info.annotations.values() if e.subset == split)

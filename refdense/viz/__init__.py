@@ -9,7 +9,8 @@ and returns the ``matplotlib.figure.Figure``; nothing here calls ``plt.show()``.
   among the prompt embeddings, -dL/df, descent on the sphere).
 - ``refdense.viz.evaluation``: action-conditional metrics against the threshold, for the evaluation explorer.
 - ``refdense.viz.pipeline``: the RefDense pipeline (the paper's Fig. 2) with shapes, notebooks and equations.
-- ``refdense.viz.style``: the colour of each concept kind (action, entity, motion), the same in every figure.
+- ``refdense.viz.style``: the course's visual language, which every plot here takes: what each colour means
+  (concept kinds, model families, losses, outcomes, greys), font sizes, figure sizes, the rc defaults.
 """
 
 from __future__ import annotations

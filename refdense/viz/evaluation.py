@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from refdense.metrics import action_conditional
 from refdense.metrics.validation import Lengths, Videos
 from refdense.viz.metrics import plot_conditional_matrix
+from refdense.viz.style import FONT_SIZES, METRIC_COLOURS, REFERENCE_GREY, figure_size
 
 MATRICES = ("ap", "precision", "recall")
 """The pairwise matrices of :class:`refdense.metrics.ActionConditional` that the explorer can show."""
@@ -87,8 +88,8 @@ def plot_evaluation(
     axes carry ``class_names`` (C names; default: the class indices).
     """
     if fig is None:
-        fig = plt.figure(figsize=(13, 7.6), layout="constrained")
-    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.55])
+        fig = plt.figure(figsize=figure_size("wide", height=7.2), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 1.75])
     bar_ax, sweep_ax, matrix_ax = (
         fig.add_subplot(grid[0, 0]),
         fig.add_subplot(grid[1, 0]),
@@ -99,37 +100,31 @@ def plot_evaluation(
 
     names = ("mAP_ac", "F1_ac", "P_ac", "R_ac")
     values = [100 * getattr(conditional, name) for name in names]
-    bars = bar_ax.bar(
-        names, np.nan_to_num(values), color=["tab:purple", "tab:blue", "tab:green", "tab:orange"]
-    )
+    bars = bar_ax.bar(names, np.nan_to_num(values), color=[METRIC_COLOURS[name] for name in names])
     for bar, value in zip(bars, values):
         bar_ax.annotate(
             "n/a" if np.isnan(value) else f"{value:.1f}",
             (bar.get_x() + bar.get_width() / 2, bar.get_height()),
             ha="center",
             va="bottom",
-            fontsize=9,
+            fontsize=FONT_SIZES["small"],
         )
+    bar_ax.tick_params(axis="x", labelsize=FONT_SIZES["small"])  # four names in a third of the width
     bar_ax.set(
         ylim=(0, 110),
         ylabel="percent",
-        title=f"at threshold {threshold:.2f} ({conditional.pairs} pairs kept)",
+        title=f"at threshold {threshold:.2f}\n({conditional.pairs} pairs kept)",
     )
 
     sweep = curves["thresholds"]
-    for key, color in (
-        ("P_ac", "tab:green"),
-        ("R_ac", "tab:orange"),
-        ("F1_ac", "tab:blue"),
-        ("mAP_ac", "tab:purple"),
-    ):
+    for key in ("P_ac", "R_ac", "F1_ac", "mAP_ac"):
         style = "--" if key == "mAP_ac" else "-"
-        sweep_ax.plot(sweep, 100 * curves[key], style, color=color, label=key)
-    sweep_ax.axvline(threshold, color="0.4", lw=0.8)
+        sweep_ax.plot(sweep, 100 * curves[key], style, color=METRIC_COLOURS[key], label=key)
+    sweep_ax.axvline(threshold, color=REFERENCE_GREY, lw=0.8)
     sweep_ax.set(
-        xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold (mAP_ac: flat)"
+        xlabel="threshold", ylabel="percent", ylim=(0, 105), title="against the threshold\n(mAP_ac: flat)"
     )
-    sweep_ax.legend(fontsize=8, loc="lower left", ncols=2)
+    sweep_ax.legend(loc="lower left", ncols=2)
 
     plot_conditional_matrix(conditional, class_names, which=curves["matrix_name"], ax=matrix_ax)
     fig.suptitle(title or f"action-conditional metrics, tau = {tau}")

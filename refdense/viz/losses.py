@@ -26,6 +26,17 @@ from refdense.losses import (
     colv_loss_from_similarities,
     masked_bce,
 )
+from refdense.viz.style import (
+    FAINT_GREY,
+    FONT_SIZES,
+    HIGHLIGHT_COLOUR,
+    INK,
+    LOSS_COLOURS,
+    MUTED_GREY,
+    OUTCOME_COLOURS,
+    REFERENCE_GREY,
+    figure_size,
+)
 
 
 def bce_curves(
@@ -111,30 +122,38 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
     """Three panels against the predicted probability p: the loss of one entry, its gradient, and
     the average gradient of a class with the given positive rate (where it settles is marked)."""
     if fig is None:
-        fig = plt.figure(figsize=(12.5, 3.6), layout="constrained")
+        fig = plt.figure(figsize=figure_size("wide"), layout="constrained")
     loss_ax, grad_ax, rate_ax = fig.subplots(1, 3)
     p = curves["probability"]
-    for name, label, color in (("positive", "y = 1", "tab:green"), ("negative", "y = 0", "tab:red")):
-        loss_ax.plot(p, curves[f"loss_{name}"], color=color, label=label)
-        grad_ax.plot(p, curves[f"grad_{name}"], color=color, label=label)
+    for name, label in (("positive", "y = 1"), ("negative", "y = 0")):
+        loss_ax.plot(p, curves[f"loss_{name}"], color=OUTCOME_COLOURS[name], label=label)
+        grad_ax.plot(p, curves[f"grad_{name}"], color=OUTCOME_COLOURS[name], label=label)
     loss_ax.set(xlabel="predicted probability p", ylabel="loss of one entry", title="loss")
     loss_ax.legend()
-    grad_ax.axhline(0, color="0.6", lw=0.8)
+    grad_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
     grad_ax.set(xlabel="predicted probability p", ylabel="d loss / d logit", title="gradient of one entry")
     rate = curves["positive_rate"]
     rate_ax.plot(
-        p, rate * curves["grad_positive"], color="tab:green", lw=1, label=f"positives (x {rate:.3g})"
+        p,
+        rate * curves["grad_positive"],
+        color=OUTCOME_COLOURS["positive"],
+        lw=1,
+        label=f"positives (x {rate:.3g})",
     )
     rate_ax.plot(
-        p, (1 - rate) * curves["grad_negative"], color="tab:red", lw=1, label=f"negatives (x {1 - rate:.3g})"
+        p,
+        (1 - rate) * curves["grad_negative"],
+        color=OUTCOME_COLOURS["negative"],
+        lw=1,
+        label=f"negatives (x {1 - rate:.3g})",
     )
-    rate_ax.plot(p, curves["grad_expected"], color="black", lw=2, label="sum")
-    rate_ax.axhline(0, color="0.6", lw=0.8)
+    rate_ax.plot(p, curves["grad_expected"], color=INK, lw=2, label="sum")
+    rate_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
     pull = max(float(-curves["grad_expected"].min()), 1e-3)  # the strongest average pull up
     limit = 2.5 * pull
     settle = curves["equilibrium"]
     if np.isfinite(settle):
-        rate_ax.axvline(settle, color="tab:blue", ls="--", lw=1)
+        rate_ax.axvline(settle, color=HIGHLIGHT_COLOUR, ls="--", lw=1)
         right = settle < 0.1  # the label on the side with room
         rate_ax.annotate(
             f"settles at p = {settle:.3f}",
@@ -142,8 +161,8 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
             xytext=(5 if right else -5, 0),
             textcoords="offset points",
             ha="left" if right else "right",
-            color="tab:blue",
-            fontsize=9,
+            color=HIGHLIGHT_COLOUR,
+            fontsize=FONT_SIZES["small"],
         )
     rate_ax.set(
         xscale="log",
@@ -152,7 +171,7 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
         ylim=(-limit, limit),
         title=f"a class with {100 * rate:.3g}% positives (near 0)",
     )
-    rate_ax.legend(fontsize=8, loc="lower right")
+    rate_ax.legend(loc="lower right")
     fig.suptitle(title or curves["setting"])
     return fig
 
@@ -338,11 +357,11 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
     feature, ``-dL/df`` of CoLV and BCE and where descent takes f), the force on each prompt, the
     loss along the way (with CoLV's lower bound) and the pull on the positives along the way."""
     if fig is None:
-        fig = plt.figure(figsize=(12.5, 8.2), layout="constrained")
+        fig = plt.figure(figsize=figure_size("wide", height=7.6), layout="constrained")
     (view_ax, force_ax), (loss_ax, pull_ax) = fig.subplots(2, 2, gridspec_kw={"width_ratios": [1, 1.25]})
     names, positive = geometry["names"], geometry["positive"]
     tau, variant = geometry["temperature"], geometry["variant"]
-    colv_label, colours = _COLV_TITLES[variant], {"colv": "tab:blue", "bce": "tab:orange"}
+    colv_label, colours = _COLV_TITLES[variant], LOSS_COLOURS
 
     points = geometry["view_prompts"]
     start = geometry["view_start"]
@@ -351,14 +370,14 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
     centre, half = (seen.max(0) + seen.min(0)) / 2, 0.6 * float((seen.max(0) - seen.min(0)).max()) + 0.05
     scale = 0.4 * half / max(float(np.abs(arrows).max()), 1e-12)
     angle = np.linspace(0, 2 * np.pi, 400)
-    view_ax.plot(np.cos(angle), np.sin(angle), color="0.8", lw=1)  # the sphere's outline, where in view
+    view_ax.plot(np.cos(angle), np.sin(angle), color=FAINT_GREY, lw=1)  # the sphere's outline, where in view
     view_ax.scatter(
         points[:, 0],
         points[:, 1],
         s=40,
         zorder=3,
-        c=np.where(positive, "tab:green", "0.55"),
-        edgecolors="black",
+        c=np.where(positive, OUTCOME_COLOURS["positive"], OUTCOME_COLOURS["undecided"]),
+        edgecolors=INK,
         linewidths=0.5,
     )
     for (x, y), (lx, ly), name, on in zip(points, _spread_labels(points, names, half), names, positive):
@@ -367,8 +386,8 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
             (x, y),
             xytext=(lx, ly),
             textcoords="data",
-            fontsize=8,
-            color="tab:green" if on else "0.35",
+            fontsize=FONT_SIZES["small"],
+            color=OUTCOME_COLOURS["positive"] if on else MUTED_GREY,
             fontweight="bold" if on else "normal",
         )
     for name in ("colv", "bce"):
@@ -388,29 +407,29 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
             xytext=start,
             arrowprops=dict(arrowstyle="-|>", color=colours[name], lw=2),
         )
-    view_ax.plot(*start, "o", color="black", ms=7, zorder=4, label="segment feature f (start)")
+    view_ax.plot(*start, "o", color=INK, ms=7, zorder=4, label="segment feature f (start)")
     view_ax.set(
         aspect="equal",
         xlim=(centre[0] - half, centre[0] + half),
         ylim=(centre[1] - half, centre[1] + half),
         title="the unit sphere seen in the plane of the prompts\n(arrows: -dL/df at the start, same scale)",
     )
-    view_ax.tick_params(labelsize=7)
-    view_ax.legend(fontsize=7, loc="lower left")
+    view_ax.tick_params(labelsize=FONT_SIZES["small"])
+    view_ax.legend(loc="lower left")
 
     index = np.arange(len(names))
     force_ax.bar(index - 0.2, geometry["force_colv"], width=0.4, color=colours["colv"], label="CoLV")
     force_ax.bar(
         index + 0.2, geometry["force_bce"], width=0.4, color=colours["bce"], label="BCE (stand-in head)"
     )
-    force_ax.axhline(0, color="0.5", lw=0.8)
-    force_ax.set_xticks(index, names, rotation=40, ha="right", fontsize=8)
+    force_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
+    force_ax.set_xticks(index, names, rotation=40, ha="right", fontsize=FONT_SIZES["small"])
     for tick, on in zip(force_ax.get_xticklabels(), positive):
-        tick.set_color("tab:green" if on else "0.3")
+        tick.set_color(OUTCOME_COLOURS["positive"] if on else MUTED_GREY)
     force_ax.set(
         ylabel="-dL/ds_c  (> 0: pulled towards u_c)", title="force on each prompt at the start (green: on)"
     )
-    force_ax.legend(fontsize=8)
+    force_ax.legend()
 
     steps = np.arange(len(geometry["loss_colv"]))
     loss_ax.plot(steps, geometry["loss_colv"], color=colours["colv"], label="CoLV")
@@ -423,17 +442,17 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
         label=f"CoLV's lower bound {geometry['lower_bound']:.2f}",
     )
     loss_ax.set(xlabel="descent step", ylabel="loss of the segment", title="loss along the descent")
-    loss_ax.legend(fontsize=8)
+    loss_ax.legend()
 
     pull_ax.plot(steps, geometry["pull_colv"], color=colours["colv"], label="CoLV")
     pull_ax.plot(steps, geometry["pull_bce"], color=colours["bce"], label="BCE")
-    pull_ax.axhline(0, color="0.5", lw=0.8)
+    pull_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
     pull_ax.set(
         xlabel="descent step",
         ylabel="mean -dL/ds_e over the positives",
         title="pull on the co-occurring concepts along the descent",
     )
-    pull_ax.legend(fontsize=8)
+    pull_ax.legend()
     fig.suptitle(
         title or f"{colv_label}, tau = {tau:.3g}, {int(positive.sum())} co-occurring of {len(names)}"
     )

@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from refdense.viz import figure_of
+from refdense.viz.style import COLOUR_MAPS, figure_size
 
 
 def _as_matrix(name: str, matrix: object) -> np.ndarray:
@@ -23,7 +24,7 @@ def _as_matrix(name: str, matrix: object) -> np.ndarray:
 
 def _draw(matrix: np.ndarray, ax: Axes | None, title: str, cmap: str, label: str, **imshow: Any) -> Figure:
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 3.6))
+        _, ax = plt.subplots(figsize=figure_size("square"), layout="constrained")
     image = ax.imshow(matrix, cmap=cmap, interpolation="nearest", **imshow)
     ax.set_xlabel("key j")
     ax.set_ylabel("query i")
@@ -42,11 +43,11 @@ def plot_position_bias(bias: object, ax: Axes | None = None, title: str = "posit
     """
     matrix = _as_matrix("bias", bias)
     limit = float(np.abs(matrix).max()) or 1.0
-    return _draw(matrix, ax, title, "RdBu_r", "bias", vmin=-limit, vmax=limit)
+    return _draw(matrix, ax, title, COLOUR_MAPS["diverging"], "bias", vmin=-limit, vmax=limit)
 
 
 def plot_attention(weights: object, ax: Axes | None = None, title: str = "attention weights") -> Figure:
     """Draw attention weights ``(N, N)`` (rows are queries and sum to 1; padded keys are 0).
     Returns the Figure."""
     matrix = _as_matrix("weights", weights)
-    return _draw(matrix, ax, title, "viridis", "weight", vmin=0.0)
+    return _draw(matrix, ax, title, COLOUR_MAPS["sequential"], "weight", vmin=0.0)

@@ -15,10 +15,20 @@ from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
 from refdense.viz import figure_of
+from refdense.viz.style import (
+    CONCEPT_COLOURS,
+    FONT_SIZES,
+    HIGHLIGHT_COLOUR,
+    INK,
+    MUTED_GREY,
+    REFERENCE_GREY,
+    figure_size,
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +37,9 @@ class Stage:
 
     key: short id; title: what it is; shape: what it outputs (one video); equation: of the paper
     ("" where the paper has none); notebooks: the two-digit numbers of the notebooks that teach it;
-    x, y: the box's centre in the figure's 0-135 x 0-70 coordinates.
+    x, y: the box's centre in the figure's 0-132 x 0-70 coordinates; kind: the concept kind of
+    the branch it belongs to (its colour, :data:`refdense.viz.style.CONCEPT_COLOURS`), None for the
+    text encoder, which serves both.
     """
 
     key: str
@@ -37,70 +49,108 @@ class Stage:
     notebooks: tuple[str, ...]
     x: float
     y: float
+    kind: str | None
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("labels", "action labels Y", "Y (T, C)", "", ("00",), 9, 64),
+    Stage("labels", "action labels Y", "Y (T, C)", "", ("00",), 12, 64, "action"),
     Stage(
         "decompose",
-        "decomposition\nY_phi = min(1, Y A_phi)",
+        "decomposition:\nmin(1, Y A_phi)",
         "Y_ent (T, C_ent)\nY_mot (T, C_mot)",
         "",
         ("02",),
-        33,
+        39,
         64,
+        "action",
     ),
-    Stage("image", "middle frames ->\nimage encoder (CLIP)", "image stream (T, D)", "", ("00", "03"), 9, 46),
-    Stage("entity", "Action-Entity\n1 PAT block, self-att", "F_ent (T, D*)", "Eq. 5", ("03",), 33, 46),
-    Stage("entity_head", "entity head\n1D-conv + sigmoid", "P_ent (T, C_ent)", "Eq. 9", ("05",), 56, 46),
+    Stage(
+        "image", "middle frames ->\nimage encoder\n(CLIP)", "image (T, D)", "", ("00", "03"), 12, 46, "entity"
+    ),
+    Stage(
+        "entity",
+        "Action-Entity:\n1 PAT block\n(self-attention)",
+        "F_ent (T, D*)",
+        "Eq. 5",
+        ("03",),
+        39,
+        46,
+        "entity",
+    ),
+    Stage(
+        "entity_head",
+        "entity head\n1D-conv\n+ sigmoid",
+        "P_ent (T, C_ent)",
+        "Eq. 9",
+        ("05",),
+        66,
+        46,
+        "entity",
+    ),
     Stage(
         "entity_losses",
-        "BCE(Y_ent, P_ent)\n+ CoLV(F_ent, u_ent)",
+        "BCE(Y_ent, P_ent)\n+ CoLV(F_ent,\nu_ent)",
         "scalars",
         "Eq. 9, 11",
         ("06", "07"),
-        80,
+        93,
         46,
+        "entity",
     ),
-    Stage("text", "text encoder (frozen)\n'a photo of [c]'", "u_c (C_phi, D_txt)", "", ("07",), 103, 28),
+    Stage(
+        "text", "text encoder\n(frozen):\n'a photo of [c]'", "u_c (C_phi, D_txt)", "", ("07",), 120, 46, None
+    ),
     Stage(
         "fusion",
-        "fusion: concat ->\n1D-conv + sigmoid",
-        "[F_ent; F_mot] (T, 2D*)\n-> P (T, C)",
+        "fusion: concat\n-> 1D-conv\n+ sigmoid",
+        "[F_ent; F_mot]\n(T, 2D*) -> P (T, C)",
         "Eq. 8",
         ("05",),
-        56,
+        66,
         28,
+        "action",
     ),
-    Stage("action_loss", "BCE(Y, P)", "scalar", "Eq. 4", ("06",), 80, 28),
-    Stage("evaluation", "evaluation of P\nmAP, mAP_ac", "percent", "", ("08",), 126, 28),
+    Stage("action_loss", "BCE(Y, P)", "scalar", "Eq. 4", ("06",), 93, 28, "action"),
+    Stage("evaluation", "evaluation of P:\nmAP, mAP_ac", "percent", "", ("08",), 120, 10, "action"),
     Stage(
         "video",
-        "segments of K=8 frames\n-> video encoder (I3D)",
-        "video stream (T, D)",
+        "segments of K = 8\nframes -> video\nencoder (I3D)",
+        "video (T, D)",
         "Eq. 1",
         ("00",),
-        9,
+        12,
         10,
+        "motion",
     ),
     Stage(
         "motion",
-        "Action-Motion: PAT\n+ cross-att to F_ent",
+        "Action-Motion:\nPAT + cross-att\nto F_ent",
         "F_mot (T, D*)",
         "Eq. 2-3, 6-7",
         ("01", "04"),
-        33,
+        39,
         10,
+        "motion",
     ),
-    Stage("motion_head", "motion head\n1D-conv + sigmoid", "P_mot (T, C_mot)", "Eq. 9", ("05",), 56, 10),
+    Stage(
+        "motion_head",
+        "motion head\n1D-conv\n+ sigmoid",
+        "P_mot (T, C_mot)",
+        "Eq. 9",
+        ("05",),
+        66,
+        10,
+        "motion",
+    ),
     Stage(
         "motion_losses",
-        "BCE(Y_mot, P_mot)\n+ CoLV(F_mot, u_mot)",
+        "BCE(Y_mot, P_mot)\n+ CoLV(F_mot,\nu_mot)",
         "scalars",
         "Eq. 9, 11",
         ("06", "07"),
-        80,
+        93,
         10,
+        "motion",
     ),
 )
 """The boxes: labels on top, the entity branch, the fusion and the motion branch, inputs left, losses right."""
@@ -117,7 +167,7 @@ ARROWS: tuple[tuple[str, str, float], ...] = (
     ("entity_head", "entity_losses", 0.0),
     ("motion_head", "motion_losses", 0.0),
     ("fusion", "action_loss", 0.0),
-    ("fusion", "evaluation", 0.22),
+    ("fusion", "evaluation", 0.0),
     ("entity", "entity_losses", -0.3),
     ("motion", "motion_losses", 0.3),
     ("text", "entity_losses", 0.0),
@@ -129,7 +179,8 @@ ARROWS: tuple[tuple[str, str, float], ...] = (
 WHOLE_PIPELINE = ("09", "10")
 """Notebooks about the whole pipeline (training, ablations): every box is theirs."""
 
-_WIDTH, _HEIGHT = 19.0, 10.0
+_WIDTH, _HEIGHT, _HEIGHT_SMALL = 22.0, 12.5, 10.0
+"""A box's width and height in the figure's coordinates (full and small figure)."""
 
 
 def stages_of(notebook: str) -> list[Stage]:
@@ -151,27 +202,31 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
     """Draw the pipeline; the boxes of notebook ``here`` (e.g. ``"04"``) are highlighted.
 
     Each box shows what it computes, the shape of its output, the paper's equation and the
-    notebook that teaches it. ``small=True`` draws a compact version (no shapes) for a recap.
-    Returns the Figure.
+    notebook that teaches it, tinted with its branch's concept colour. ``small=True`` draws a
+    compact version (no shapes) for a recap. Both fit the notebook's width (9 inches) with no text
+    under 8 pt. Returns the Figure.
     """
     highlighted = {stage.key for stage in stages_of(here)} if here is not None else set()
+    height = _HEIGHT_SMALL if small else _HEIGHT
     if ax is None:
-        fig = plt.figure(figsize=(10, 4.3) if small else (15, 6.6), layout="constrained")
+        fig = plt.figure(figsize=figure_size("wide", height=4.2 if small else 6.0), layout="constrained")
         ax = fig.add_subplot()
     fig = figure_of(ax)
-    ax.set(xlim=(-2, 137), ylim=(-1, 71))
+    ax.set(xlim=(-0.5, 132.5), ylim=(10 - height / 2 - 4, 64 + height / 2 + 1))  # room for the arcs below
     ax.set_axis_off()
-    size = 7.5 if small else 9
+    size = FONT_SIZES["small"]
     boxes = {}
     for stage in STAGES:
         on = stage.key in highlighted
+        back = not on and bool(highlighted)  # a box of another notebook steps back
+        tint = to_rgb(CONCEPT_COLOURS[stage.kind] if stage.kind else MUTED_GREY)
         box = FancyBboxPatch(
-            (stage.x - _WIDTH / 2, stage.y - _HEIGHT / 2),
+            (stage.x - _WIDTH / 2, stage.y - height / 2),
             _WIDTH,
-            _HEIGHT,
+            height,
             boxstyle="round,pad=0.3,rounding_size=1.2",
-            facecolor="#ffe9a8" if on else ("#f4f4f4" if highlighted else "#eaf1fb"),
-            edgecolor="#c0392b" if on else "0.6",
+            facecolor=(*tint, 0.3 if on else (0.06 if back else 0.14)),
+            edgecolor=HIGHLIGHT_COLOUR if on else (*tint, 0.4 if back else 0.8),
             linewidth=2.2 if on else 0.8,
             zorder=2,
         )
@@ -180,24 +235,24 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
         lines = [stage.title] if small else [stage.title, stage.shape]
         ax.text(
             stage.x,
-            stage.y + 0.8,
+            stage.y + 1.2,
             "\n".join(lines),
             ha="center",
             va="center",
             fontsize=size,
             zorder=3,
-            color="black" if on or not highlighted else "0.35",
-            linespacing=1.15,
+            color=MUTED_GREY if back else INK,
+            linespacing=1.1,
         )
         ax.text(
             stage.x,
-            stage.y - _HEIGHT / 2 + 0.9,
+            stage.y - height / 2 + 0.5,
             tag,
             ha="center",
             va="bottom",
-            fontsize=size - 0.5,
+            fontsize=size,
             zorder=3,
-            color="#c0392b" if on else "0.3",
+            color=HIGHLIGHT_COLOUR if on else MUTED_GREY,
             fontweight="bold" if on else "normal",
         )
     centres = {stage.key: (stage.x, stage.y) for stage in STAGES}
@@ -209,7 +264,7 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
             zorder=1,
             arrowprops=dict(
                 arrowstyle="-|>",
-                color="0.45",
+                color=REFERENCE_GREY,
                 lw=0.9,
                 shrinkA=1,
                 shrinkB=1,
@@ -220,7 +275,7 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
         )
     if not small:
         ax.text(
-            56,
+            54,
             64,
             "the labels Y, Y_ent, Y_mot go to the losses on the right:"
             "\nBCE compares them with P, P_ent, P_mot;"
@@ -228,12 +283,12 @@ def plot_pipeline(here: str | None = None, *, small: bool = False, ax: Axes | No
             ha="left",
             va="center",
             fontsize=size,
-            color="0.3",
+            color=MUTED_GREY,
             style="italic",
         )
     title = "RefDense (the paper's Fig. 2)"
     if here is not None:
         whole = here in WHOLE_PIPELINE
         title += f": notebook {here} uses all of it" if whole else f": you are here, notebook {here}"
-    ax.set_title(title, fontsize=size + 2)
+    ax.set_title(title, fontsize=FONT_SIZES["title"])
     return fig

@@ -9,6 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from refdense.viz import figure_of
+from refdense.viz.style import BACKGROUND, CONCEPT_COLOURS, FONT_SIZES, INK, figure_size
 
 
 def plot_timeline(
@@ -21,13 +22,14 @@ def plot_timeline(
     duration: float | None = None,
     title: str | None = None,
     ax: Axes | None = None,
-    colour: str | None = None,
+    kind: str = "action",
 ) -> Figure:
     """Draw one block of rows per source: the ground truth, then each model's probabilities.
 
-    Each block has one row per shown class, in the class's colour; the ground truth is opaque where
-    the class is active, a model row's opacity is its probability, so models can be compared with
-    the truth and with each other at a glance.
+    Every row is in the colour of the concept kind (:data:`refdense.viz.style.CONCEPT_COLOURS`), so a
+    colour means the same in every panel and every figure; a white line keeps the rows apart. The
+    ground truth is opaque where the class is active, a model row's opacity is its probability, so
+    models can be compared with the truth and with each other at a glance.
 
     Args:
         labels: (T, C) 0/1 ground truth of one video.
@@ -40,10 +42,7 @@ def plot_timeline(
             segments otherwise.
         title: axes title.
         ax: a matplotlib Axes to draw on (default: a new figure).
-        colour: one matplotlib colour for every row (default: one colour per shown class, by its
-            place in the list, which means different things on different plots). Give it to keep a
-            colour's meaning across panels, e.g. :data:`refdense.viz.style.CONCEPT_COLOURS` per
-            concept kind.
+        kind: what the classes are: ``"action"``, ``"entity"`` or ``"motion"`` (their colour).
 
     Returns:
         The matplotlib Figure.
@@ -51,6 +50,8 @@ def plot_timeline(
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_rgb
 
+    if kind not in CONCEPT_COLOURS:
+        raise ValueError(f"kind: expected one of {sorted(CONCEPT_COLOURS)}, found {kind!r}")
     labels = np.asarray(labels, dtype=np.float32)
     if labels.ndim != 2 or labels.shape[1] != len(class_names):
         raise ValueError(f"labels: expected shape (T, {len(class_names)}), found {labels.shape}")
@@ -79,29 +80,27 @@ def plot_timeline(
         raise ValueError(f"classes: expected indices in [0, {len(class_names)}), found {classes}")
 
     length = labels.shape[0]
-    colours = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     rows = []
     for scores in sources.values():
-        for k, c in enumerate(classes):
+        for c in classes:
             rgba = np.zeros((length, 4), dtype=np.float32)
-            rgba[:, :3] = to_rgb(colour) if colour is not None else colours(k % colours.N)[:3]
+            rgba[:, :3] = to_rgb(CONCEPT_COLOURS[kind])
             rgba[:, 3] = np.clip(scores[:, c], 0.0, 1.0)
             rows.append(rgba)
     image = np.stack(rows) if rows else np.zeros((0, length, 4), dtype=np.float32)
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 0.9 + 0.22 * max(len(rows), 1)))
+        fig, ax = plt.subplots(figsize=figure_size("wide", height=0.9 + 0.22 * max(len(rows), 1)))
     else:
         fig = figure_of(ax)
     right = duration if duration is not None else length
     ax.imshow(image, aspect="auto", interpolation="nearest", extent=(0, right, len(rows), 0))
     per_block = len(classes)
-    if colour is not None:  # rows of one colour: a white line keeps each class's row apart
-        for row in range(1, len(rows)):
-            ax.axhline(row, color="white", linewidth=1.5)
+    for row in range(1, len(rows)):  # rows of one colour: a white line keeps each class's row apart
+        ax.axhline(row, color=BACKGROUND, linewidth=1.5)
     for b, name in enumerate(sources):
         if b:
-            ax.axhline(b * per_block, color="0.3", linewidth=0.8)
+            ax.axhline(b * per_block, color=INK, linewidth=1.0)
         ax.text(
             1.01,
             (b + 0.5) * per_block,
@@ -109,11 +108,11 @@ def plot_timeline(
             transform=ax.get_yaxis_transform(),
             va="center",
             ha="left",
-            fontsize=9,
+            fontsize=FONT_SIZES["small"],
             fontweight="bold" if b == 0 else "normal",
         )
     ax.set_yticks(np.arange(len(rows)) + 0.5)
-    ax.set_yticklabels([class_names[c] for _ in sources for c in classes], fontsize=8)
+    ax.set_yticklabels([class_names[c] for _ in sources for c in classes], fontsize=FONT_SIZES["small"])
     ax.set_xlabel("time (s)" if duration is not None else "segment")
     ax.set_ylim(len(rows), 0)
     if title:
