@@ -78,20 +78,10 @@ from typing import Any
 
 import numpy as np
 
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    INFO_FILE,
-    Annotations,
-    DatasetInfo,
-    StreamInfo,
-    VideoAnnotation,
-    dataset_directory,
-    read_info,
-    write_annotations,
-    write_features,
-    write_info,
-)
+from refdense.data.annotations import ANNOTATIONS_FILE, Annotations, VideoAnnotation, write_annotations
+from refdense.data.features import FEATURES_FILE, write_features
+from refdense.data.folder import dataset_directory
+from refdense.data.info import INFO_FILE, DatasetInfo, StreamInfo, read_info, write_info
 from refdense.data.labels import clean_instances, instance_span, segment_times
 from refdense.io import exclusive_lock
 from refdense.paths import data_root

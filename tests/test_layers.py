@@ -33,7 +33,7 @@ LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 
 
 def unit_of(module: str) -> str | None:
-    """``refdense.data.format`` -> ``data``; ``refdense`` itself (its ``__init__``) -> None."""
+    """``refdense.data.info`` -> ``data``; ``refdense`` itself (its ``__init__``) -> None."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
 

@@ -11,7 +11,7 @@ import pytest
 from refdense import synth
 from refdense.cli import main
 from refdense.data import dataset_statistics, read_info, read_labels, split_statistics
-from refdense.data.format import read_features
+from refdense.data.features import read_features
 from refdense.io import STAGING_MARKER
 from refdense.synth import default_dataset
 

@@ -11,7 +11,9 @@ import pytest
 from refdense import synth
 from refdense.cli import main
 from refdense.data import DatasetInfo, read_info, read_labels
-from refdense.data.format import read_features, write_annotations, write_info
+from refdense.data.annotations import write_annotations
+from refdense.data.features import read_features
+from refdense.data.info import write_info
 from refdense.synth import Dials, default_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refdense.data.format import BOUNDARIES, Boundary
+from refdense.data.info import BOUNDARIES, Boundary
 
 
 @dataclass

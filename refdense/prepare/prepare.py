@@ -2,7 +2,7 @@
 
 Steps (each one reports what it did; nothing is dropped or changed silently):
 
-1. read the annotations (:func:`refdense.prepare.formats.read_annotations`), counting what cannot
+1. read the annotations (:func:`refdense.prepare.formats.read_raw_annotations`), counting what cannot
    be translated (unknown class ids, malformed lines);
 2. match videos with features (:func:`match_videos`): annotated videos without features and
    features without annotation are counted and left out;
@@ -31,18 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    Boundary,
-    DatasetInfo,
-    StreamInfo,
-    VideoAnnotation,
-    dataset_directory,
-    feature_writer,
-    write_annotations,
-    write_info,
-)
+from refdense.data.annotations import ANNOTATIONS_FILE, VideoAnnotation, write_annotations
+from refdense.data.features import FEATURES_FILE, feature_writer
+from refdense.data.folder import dataset_directory
+from refdense.data.info import Boundary, DatasetInfo, StreamInfo, write_info
 from refdense.data.labels import (
     CleanupReport,
     InstanceFix,
@@ -387,7 +379,7 @@ def prepare_video(
     return dataclasses.replace(outcome, truncated=truncated, video=video, image=image)
 
 
-def dataset_info(
+def prepared_info(
     raw: RawAnnotations,
     decomposition: Decomposition | None,
     widths: dict[str, int],
@@ -441,7 +433,7 @@ def prepare_dataset(
     """Write ``dataset.json``, ``annotations.json``, ``features.h5`` and ``prepare-report.json`` into ``out``.
 
     Args:
-        raw: the annotations, as read by :func:`refdense.prepare.formats.read_annotations`.
+        raw: the annotations, as read by :func:`refdense.prepare.formats.read_raw_annotations`.
         video_features, image_features: a folder of ``<id>.npy`` or an HDF5 file each
             (:class:`refdense.prepare.features.FeatureSource`); the same HDF5 file may serve both.
         decomposition: the class decomposition (reordered to ``raw.classes``), or None for a
@@ -460,9 +452,9 @@ def prepare_dataset(
     The steps: :func:`match_videos`; per video :func:`prepare_video` (its features through
     :class:`VideoFeatures`, its annotation through :func:`annotate_video`), counted by
     :meth:`PrepareReport.add` and its features written as they come (one video in memory at a
-    time); then :func:`dataset_info` and the three other files.
+    time); then :func:`prepared_info` and the three other files.
 
-    ``out`` is replaced as a whole at the end (``refdense.data.format.dataset_directory``): an error
+    ``out`` is replaced as a whole at the end (``refdense.data.folder.dataset_directory``): an error
     or a kill at any point leaves the previous dataset (or none), never a mix of old and new files.
     ``out`` must be missing, empty or a dataset folder of this project; any other folder is refused
     (``FileExistsError``) before any work.
@@ -505,7 +497,7 @@ def prepare_dataset(
                     annotations[video_id] = outcome.annotation
             if not annotations:  # raising here leaves no features.h5 behind (and keeps an older one)
                 raise FeatureError(f"every video was left out:\n{report.summary()}")
-        info = dataset_info(
+        info = prepared_info(
             raw,
             decomposition,
             features.widths,
