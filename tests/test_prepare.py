@@ -27,7 +27,7 @@ from refdense.prepare.formats import (
     read_raw_annotations,
     read_class_list,
 )
-from refdense.prepare.prepare import PrepareReport, annotate_video, merge_overlaps, prepare_dataset
+from refdense.prepare.prepare import PrepareReport, annotate_video, prepare_dataset
 
 CLASSES = ["juggle a pebble", "wave at a kite", "sniff a teapot"]
 
@@ -184,11 +184,6 @@ def test_align_streams_truncates_within_tolerance_only():
     assert video.shape == (9, 2) and image.shape == (9, 3)
     with pytest.raises(FeatureError, match="video 10, image 6"):
         align_streams(np.zeros((10, 2)), np.zeros((6, 3)), 2, "v")
-
-
-def test_merge_overlaps_keeps_union_per_class():
-    merged = merge_overlaps([(0, 1.0, 3.0), (0, 2.0, 5.0), (1, 2.5, 4.0), (0, 6.0, 7.0), (0, 5.0, 6.0)])
-    assert merged == [(0, 1.0, 5.0), (1, 2.5, 4.0), (0, 5.0, 6.0), (0, 6.0, 7.0)]
 
 
 # ----------------------------------------------------------------------------------------- prepare

@@ -41,6 +41,7 @@ from refdense.data.labels import (
     clean_instances,
     drop_reason,
     instance_span,
+    merge_overlaps,
     no_segment_reason,
     segment_times,
     summarize_cleanup,
@@ -187,17 +188,6 @@ def read_prepare_report(folder: str | Path) -> dict | None:
             "(prepare the dataset again with this version)"
         )
     return report
-
-
-def merge_overlaps(actions: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
-    """Replace overlapping instances of one class by their union; sorted by (start, class)."""
-    merged: list[list] = []
-    for label, start, end in sorted(actions, key=lambda a: (a[0], a[1], a[2])):
-        if merged and merged[-1][0] == label and start < merged[-1][2]:
-            merged[-1][2] = max(merged[-1][2], end)
-        else:
-            merged.append([label, start, end])
-    return sorted(((c, s, e) for c, s, e in merged), key=lambda a: (a[1], a[0]))
 
 
 @dataclass(frozen=True)
