@@ -76,7 +76,7 @@ def generate_annotations(
 ) -> tuple[DatasetInfo, Annotations, dict[str, int]]:
     """The info, annotations and ``{video_id: T}`` of a preset, without features (fast).
 
-    :func:`generate` writes exactly these, so statistics can be checked on them alone. Video
+    :func:`refdense.synth.cache.generate` writes exactly these, so statistics can be checked on them alone. Video
     ``v<i>`` is the i-th video drawn: the preset's training videos, its test videos, then the extra
     training videos of ``dials.train_videos``; with fewer training videos than the preset's, the
     later ones are drawn and left out, so the test split is the same for every ``train_videos``.

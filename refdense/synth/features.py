@@ -118,7 +118,7 @@ def _entangle_evidence(
     video_tail: np.ndarray,
     image_tail: np.ndarray,
 ) -> None:
-    """The evidence of ``Dials.entangle`` (:class:`Entanglement`), in place: ``video_tail`` (T, E + r^2 + k)
+    """The evidence of ``Dials.entangle`` (:class:`~refdense.synth.presets.Entanglement`), in place: ``video_tail`` (T, E + r^2 + k)
     gets the entities in view (before the blur) and ``image_tail`` (T, 3 F + r^2 + k) the motion
     phases ``phase`` (T, 3 F); the interaction, written into ``video_tail`` by :func:`_evidence`, is
     copied to ``image_tail``; both get the same scene: ``s = scene_rank`` AR(1) processes over the
@@ -188,7 +188,7 @@ def check_embeddings(info: DatasetInfo, dials: Dials, embeddings: Mapping[str, n
     """Raise ValueError naming the dial and the names of :func:`text_names` that ``embeddings`` lacks."""
     missing = sorted({n for batch in text_names(info, dials) for n in batch} - set(embeddings or {}))
     if missing:
-        dial = "text_alignment" if dials.text_alignment else "text_prior"
+        dial = " and ".join(name for name in ("text_alignment", "text_prior") if getattr(dials, name))
         raise ValueError(
             f"dial {dial}: no prompt embedding for {missing[:6]}{' ...' if len(missing) > 6 else ''} "
             f"({len(missing)} names); compute them with refdense.synth.text_embeddings"
@@ -239,7 +239,7 @@ def _loadings(
 def _entangle_loadings(
     preset: Preset, world: World, seed: int, video: np.ndarray, image: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``Dials.entangle``'s loadings (:class:`Entanglement`, ``a`` the dial), from the other ones,
+    """``Dials.entangle``'s loadings (:class:`~refdense.synth.presets.Entanglement`, ``a`` the dial), from the other ones,
     ``video`` (Rv, Dv) and ``image`` (Ri, Di). Per stream (generator ``[seed, 11]``): a random
     subspace of ``k = max(2, round(subspace_share * D))`` dimensions (orthonormal basis ``Q``); the
     rows of the other stream's copy (E for the video stream, 3 F for the image stream; standard
