@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=1024)
     args = parser.parse_args()
 
-    from refdense.prepare import prepare_dataset, read_annotations, shipped_decomposition
+    from refdense.prepare import prepare_dataset, read_raw_annotations, shipped_decomposition
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -51,7 +51,7 @@ def main() -> None:
         generate(root, args.videos, args.segments, args.dim)
         print(f"generated {args.videos} videos in {time.perf_counter() - start:.1f} s")
         start = time.perf_counter()
-        raw = read_annotations("multithumos", [root / "multithumos.json"])
+        raw = read_raw_annotations("multithumos", [root / "multithumos.json"])
         report = prepare_dataset(raw, root / "i3d", root / "clip", root / "out", decomposition=shipped_decomposition(),
                                  name="multithumos", fps=30.0, progress=False)
         elapsed = time.perf_counter() - start

@@ -17,6 +17,9 @@ never the current folder or one that holds it; a symlink is followed to its targ
 
 A full disk (or quota) raises :class:`DiskFullError` naming the file; the previous version of the
 file stays as it was.
+
+JSON is read strictly (:func:`read_json`, :func:`parse_json`): an object that names a key twice is
+refused, where ``json.load`` would keep the last value silently.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -327,3 +330,33 @@ def exclusive_lock(path: str | os.PathLike, what: str, wait: bool = False) -> It
         handle.write(f"{os.getpid()}\n")
         handle.flush()
         yield
+
+
+def unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """``json.load``'s ``object_pairs_hook`` that refuses an object naming a key twice (ValueError)."""
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"the key {twice!r} appears twice in one object (a JSON reader keeps only the last)")
+    return dict(pairs)
+
+
+def parse_json(text: str, start: int = 0) -> tuple[Any, int]:
+    """The JSON value in ``text`` from ``start`` on and where it ends (``json.JSONDecoder.raw_decode``),
+    refusing an object that names a key twice. Every ``ValueError``: invalid JSON, a repeated key, an
+    integer of over 4300 digits, or nesting too deep for Python's recursion limit."""
+    try:
+        return json.JSONDecoder(object_pairs_hook=unique_keys).raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("objects or lists nested too deeply (over about 1000 levels)") from None
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The JSON value a file holds, all of it (:func:`parse_json`; ``ValueError`` also for text that
+    is not UTF-8 or follows the value)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    data, end = parse_json(text, len(text) - len(text.lstrip()))
+    if text[end:].strip():
+        raise ValueError(f"extra data after the JSON value at character {end}")
+    return data

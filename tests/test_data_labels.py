@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from refdense.data import DatasetInfo, StreamInfo, decompose_labels, dense_labels, recompose_labels, segment_times
+from refdense.data.labels import clean_instances, merge_overlaps
 
 
 def positives(labels, c=0):
@@ -62,6 +63,18 @@ def test_overlapping_instances_of_one_class_are_united_and_counted():
     assert positives(labels, 0) == [2, 3, 4, 5, 9]
     assert positives(labels, 1) == [4]
     assert report.merged == 1  # the two class-0 instances; class 1 overlapping class 0 is no merge
+
+
+def test_merge_overlaps_keeps_the_union_per_class_and_the_report_names_what_it_merged():
+    actions = [(0, 1.0, 3.0), (0, 2.0, 5.0), (1, 2.5, 4.0), (0, 6.0, 7.0), (0, 5.0, 6.0), (0, 2.5, 2.8)]
+    merged = merge_overlaps(actions)
+    # touching is no overlap (5.0 and 6.0 start where the union before them ends)
+    assert merged == [(0, 1.0, 5.0), (1, 2.5, 4.0), (0, 5.0, 6.0), (0, 6.0, 7.0)]
+    # the report counts the same rule: the two class-0 instances that joined [1, 3], with how far it reached
+    _, report = clean_instances(actions, 10.0, "v", [f"row {i}" for i in range(len(actions))])
+    fixes = [(f.start, f.reason, f.origin) for f in report.fixes if f.kind == "merged"]
+    assert report.merged == 2 and [(start, origin) for start, _, origin in fixes] == [(2.0, "row 1"), (2.5, "row 5")]
+    assert "reaching 3 s" in fixes[0][1] and "reaching 5 s" in fixes[1][1]
 
 
 def test_instance_shorter_than_a_segment_is_counted_not_hidden():

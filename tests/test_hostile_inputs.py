@@ -250,7 +250,7 @@ def virtual_dataset(group, name, original):
 def test_features_reading_outside_the_file_are_refused_naming_file_and_member(craft, message, tiny_dataset,
                                                                                tmp_path):
     from refdense.data import DenseActionDataset
-    from refdense.data.format import DatasetError
+    from refdense.data.info import DatasetError
     from refdense.prepare.features import FeatureError, FeatureSource
 
     folder, name = crafted_features(tiny_dataset, tmp_path, craft)
@@ -264,7 +264,7 @@ def test_features_reading_outside_the_file_are_refused_naming_file_and_member(cr
 BOMB = """
 import resource, sys
 from refdense.data import DenseActionDataset
-from refdense.data.format import DatasetError
+from refdense.data.info import DatasetError
 # what is mapped now (torch's libraries) and 1 GiB more: a bomb fails here, not the machine
 size = int(next(line for line in open("/proc/self/status") if line.startswith("VmSize")).split()[1]) << 10
 resource.setrlimit(resource.RLIMIT_AS, (size + (1 << 30), size + (1 << 30)))
@@ -290,7 +290,7 @@ def test_a_declared_bomb_is_refused_before_reading_under_a_memory_limit(tiny_dat
 
 def test_a_group_where_a_video_should_be_is_refused_not_reported_as_found(tiny_dataset, tmp_path):
     from refdense.data import DenseActionDataset
-    from refdense.data.format import DatasetError
+    from refdense.data.info import DatasetError
     from refdense.prepare.features import FeatureSource
 
     folder, name = crafted_features(tiny_dataset, tmp_path, lambda group, name, original: group.create_group(name))
@@ -302,7 +302,8 @@ def test_a_group_where_a_video_should_be_is_refused_not_reported_as_found(tiny_d
 
 def test_a_video_id_that_names_no_member_is_refused_with_its_name(tiny_dataset):
     from refdense.data import read_info
-    from refdense.data.format import DatasetError, read_features
+    from refdense.data.features import read_features
+    from refdense.data.info import DatasetError
 
     with pytest.raises(DatasetError, match=r"features.h5: member /video/\.: '\.' is not a valid video id"):
         read_features(tiny_dataset / "features.h5", ["."], read_info(tiny_dataset))

@@ -21,7 +21,7 @@ LAYERS = (
     ("extras", "io", "paths", "progress", "schema"),  # utilities
     ("data", "metrics", "models", "losses", "weights"),  # the parts, each on its own
     ("text", "prepare", "viz"),  # text encoders, real datasets, plots
-    ("synth",),  # the synthetic benchmark (its text-aligned dial embeds prompts)
+    ("synth",),  # the synthetic benchmark (its cache embeds the text dials' prompts)
     ("train",),  # the engine: everything below
     ("experiments",),  # recipes on the engine: demo, ablate, sweep, study, probe, launch
     ("course",),  # helpers of the notebooks
@@ -33,7 +33,7 @@ LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 
 
 def unit_of(module: str) -> str | None:
-    """``refdense.data.format`` -> ``data``; ``refdense`` itself (its ``__init__``) -> None."""
+    """``refdense.data.info`` -> ``data``; ``refdense`` itself (its ``__init__``) -> None."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else None
 

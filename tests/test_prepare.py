@@ -16,18 +16,18 @@ import pytest
 
 from refdense.cli import main
 from refdense.data.dataset import read_labels
-from refdense.data.format import read_annotations as read_dataset_annotations
-from refdense.data.format import read_info
+from refdense.data.annotations import read_annotations
+from refdense.data.info import read_info
 from refdense.io import STAGING_MARKER
 from refdense.prepare.decompose import Decomposition
 from refdense.prepare.features import FeatureError, FeatureSource, align_streams, as_segments
 from refdense.prepare.formats import (
     MULTITHUMOS_CLASSES,
     FormatError,
-    read_annotations,
+    read_raw_annotations,
     read_class_list,
 )
-from refdense.prepare.prepare import PrepareReport, annotate_video, merge_overlaps, prepare_dataset
+from refdense.prepare.prepare import PrepareReport, annotate_video, prepare_dataset
 
 CLASSES = ["juggle a pebble", "wave at a kite", "sniff a teapot"]
 
@@ -60,7 +60,7 @@ def test_class_list_accepts_numbered_tabbed_and_bare_lines(tmp_path):
 def test_super_events_zero_based_and_unknown_ids_counted(tmp_path):
     data = {"vidA": {"subset": "training", "duration": 10.0, "actions": [[0, 1.0, 2.0], [2, 3, 4], [7, 1, 2]]},
             "vidB": {"subset": "testing", "duration": 5, "actions": []}}
-    raw = read_annotations("charades", [write(tmp_path / "a.json", json.dumps(data))], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [write(tmp_path / "a.json", json.dumps(data))], classes_file=classes_file(tmp_path))
     assert raw.classes == CLASSES
     assert raw.videos["vidA"]["actions"] == [[0, 1.0, 2.0], [2, 3.0, 4.0]]
     assert raw.videos["vidA"]["origins"] == ["a.json: video 'vidA', actions[0]", "a.json: video 'vidA', actions[1]"]
@@ -73,14 +73,14 @@ def test_super_events_zero_based_and_unknown_ids_counted(tmp_path):
 def test_super_events_one_based_multithumos_and_wrong_base_refused(tmp_path):
     data = {"video_validation_1": {"subset": "training", "duration": 30.0, "actions": [[1, 1.0, 2.0], [65, 3, 4]]}}
     path = write(tmp_path / "multithumos.json", json.dumps(data))
-    raw = read_annotations("multithumos", [path])
+    raw = read_raw_annotations("multithumos", [path])
     assert raw.classes == list(MULTITHUMOS_CLASSES)
     assert [a[0] for a in raw.videos["video_validation_1"]["actions"]] == [0, 64]
     with pytest.raises(FormatError, match="1-based"):
-        read_annotations("multithumos", [path], one_based=False)
+        read_raw_annotations("multithumos", [path], one_based=False)
     zero = write(tmp_path / "zero.json", json.dumps({"v": {"subset": "training", "duration": 3, "actions": [[0, 0, 1]]}}))
     with pytest.raises(FormatError, match="0-based"):
-        read_annotations("multithumos", [zero])
+        read_raw_annotations("multithumos", [zero])
 
 
 def test_charades_csv_with_class_list(tmp_path):
@@ -91,7 +91,7 @@ def test_charades_csv_with_class_list(tmp_path):
                   + 'QQ77Q,s3,attic,"z099 1 2;z001 bad",8\n')
     test = write(tmp_path / "Charades_v1_test.csv", header + 'TT00T,s4,hall,"z001 2 3",9.5\n')
     write(tmp_path / "Charades_v1_classes.txt", "".join(f"z{i:03d} {n}\n" for i, n in enumerate(CLASSES)))
-    raw = read_annotations("charades", [train, test])  # the class list is found beside the CSVs
+    raw = read_raw_annotations("charades", [train, test])  # the class list is found beside the CSVs
     assert raw.classes == CLASSES
     assert raw.videos["AB12C"] == {"subset": "training", "duration": 11.9, "actions": [[0, 1.5, 4.0], [2, 0.0, 12.6]],
                                    "origins": ["Charades_v1_train.csv:2 ('z000 1.50 4.00')",
@@ -101,18 +101,18 @@ def test_charades_csv_with_class_list(tmp_path):
     assert raw.problems == {"unknown class id": 1, "malformed action": 1}
     assert raw.details["malformed action"][0].endswith("Charades_v1_train.csv:4: video 'QQ77Q': expected "
                                                        "'cXXX start end', found 'z001 bad'")
-    raw_dir = read_annotations("charades", [tmp_path])  # a folder works too
+    raw_dir = read_raw_annotations("charades", [tmp_path])  # a folder works too
     assert set(raw_dir.videos) == set(raw.videos)
     bad = write(tmp_path / "other" / "Charades_v1_train.csv", "id,actions\nA,\n")
     with pytest.raises(FormatError, match="missing columns"):
-        read_annotations("charades", [bad], classes_file=classes_file(tmp_path))
+        read_raw_annotations("charades", [bad], classes_file=classes_file(tmp_path))
 
 
 def test_multithumos_per_class_files(tmp_path):
     folder = tmp_path / "annotations"
     write(folder / "BaseballPitch.txt", "video_validation_0000001 1.0 2.5\nvideo_test_0000009 0.5 0.9\n")
     write(folder / "NoHuman.txt", "video_validation_0000001 10 12\n\nvideo_validation_0000001 oops\n")
-    raw = read_annotations("multithumos", [folder])
+    raw = read_raw_annotations("multithumos", [folder])
     assert raw.videos["video_validation_0000001"] == {"subset": "training", "duration": None,
                                                       "actions": [[0, 1.0, 2.5], [64, 10.0, 12.0]],
                                                       "origins": ["BaseballPitch.txt:1", "NoHuman.txt:1"]}
@@ -120,19 +120,19 @@ def test_multithumos_per_class_files(tmp_path):
     assert raw.problems == {"malformed action": 1}
     write(folder / "NotAClass.txt", "video_test_0000009 1 2\n")
     with pytest.raises(FormatError, match="NotAClass"):
-        read_annotations("multithumos", [folder])
+        read_raw_annotations("multithumos", [folder])
 
 
 def test_tsu_frames_become_seconds(tmp_path):
     write(tmp_path / "Action_list", "0\tEnter\n1\tSit_down\n")
     data = {"P01T01C01": {"subset": "training", "duration": 400, "actions": [[1, 20, 100], [0, 0, 10]]}}
-    raw = read_annotations("tsu", [write(tmp_path / "tsu.json", json.dumps(data))], classes_file=tmp_path / "Action_list")
+    raw = read_raw_annotations("tsu", [write(tmp_path / "tsu.json", json.dumps(data))], classes_file=tmp_path / "Action_list")
     assert raw.classes == ["Enter", "Sit_down"]
     assert raw.videos["P01T01C01"] == {"subset": "training", "duration": 20.0, "actions": [[1, 1.0, 5.0], [0, 0.0, 0.5]],
                                        "origins": ["tsu.json: video 'P01T01C01', actions[0]",
                                                    "tsu.json: video 'P01T01C01', actions[1]"]}
     with pytest.raises(FormatError, match="class list"):
-        read_annotations("tsu", [tmp_path / "tsu.json"])
+        read_raw_annotations("tsu", [tmp_path / "tsu.json"])
 
 
 @pytest.mark.parametrize("content, match", [
@@ -145,12 +145,12 @@ def test_tsu_frames_become_seconds(tmp_path):
 ])
 def test_json_in_no_known_format_is_refused(tmp_path, content, match):
     with pytest.raises(FormatError, match=match):
-        read_annotations("charades", [write(tmp_path / "x.json", content)], classes_file=classes_file(tmp_path))
+        read_raw_annotations("charades", [write(tmp_path / "x.json", content)], classes_file=classes_file(tmp_path))
 
 
 def test_unknown_file_type_is_refused(tmp_path):
     with pytest.raises(FormatError, match="cannot tell the format"):
-        read_annotations("charades", [write(tmp_path / "x.xml", "<a/>")], classes_file=classes_file(tmp_path))
+        read_raw_annotations("charades", [write(tmp_path / "x.xml", "<a/>")], classes_file=classes_file(tmp_path))
 
 
 # ---------------------------------------------------------------------------------------- features
@@ -184,11 +184,6 @@ def test_align_streams_truncates_within_tolerance_only():
     assert video.shape == (9, 2) and image.shape == (9, 3)
     with pytest.raises(FeatureError, match="video 10, image 6"):
         align_streams(np.zeros((10, 2)), np.zeros((6, 3)), 2, "v")
-
-
-def test_merge_overlaps_keeps_union_per_class():
-    merged = merge_overlaps([(0, 1.0, 3.0), (0, 2.0, 5.0), (1, 2.5, 4.0), (0, 6.0, 7.0), (0, 5.0, 6.0)])
-    assert merged == [(0, 1.0, 5.0), (1, 2.5, 4.0), (0, 5.0, 6.0), (0, 6.0, 7.0)]
 
 
 # ----------------------------------------------------------------------------------------- prepare
@@ -228,7 +223,7 @@ def dirty_dataset(tmp_path, rng):
 def test_prepare_reports_and_fixes_every_problem(tmp_path):
     rng = np.random.default_rng(0)
     annotations, video_dir, image_h5 = dirty_dataset(tmp_path, rng)
-    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
     decomposition = Decomposition.from_names("toy", CLASSES, ["pebble", "kite", "teapot"], ["juggling", "waving", None])
     out = tmp_path / "out"
     report = prepare_dataset(raw, video_dir, image_h5, out, decomposition=decomposition, name="toy", fps=24.0,
@@ -248,7 +243,7 @@ def test_prepare_reports_and_fixes_every_problem(tmp_path):
     for words in ("no_features", "unannotated", "off_by_one", "clipped 1", "dropped 2", "shorter than one segment"):
         assert words in summary
 
-    written = read_dataset_annotations(out / "annotations.json", num_classes=3)
+    written = read_annotations(out / "annotations.json", num_classes=3)
     assert written["clip_end"].actions == ((1, 1.0, 3.0), (0, 2.0, 10.0))
     assert written["dropped"].actions == ((2, 1.0, 4.0),)
     assert written["merge"].actions == ((2, 1.0, 6.0),)
@@ -270,7 +265,7 @@ def test_prepare_reports_and_fixes_every_problem(tmp_path):
 
 def test_prepare_report_lists_every_fix_with_its_origin(tmp_path, capsys):
     annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(0))
-    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
     out = tmp_path / "out"
     report = prepare_dataset(raw, video_dir, image_h5, out, decomposition=None, name="toy", fps=24.0, progress=False)
     saved = json.loads((out / "prepare-report.json").read_text())
@@ -298,7 +293,7 @@ def test_prepare_report_lists_every_fix_with_its_origin(tmp_path, capsys):
 
 def test_inspect_shows_how_a_folder_was_prepared(tmp_path, capsys):
     annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(0))
-    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
     prepare_dataset(raw, video_dir, image_h5, tmp_path / "out", decomposition=None, name="toy", fps=24.0,
                     progress=False)
     assert main(["inspect", str(tmp_path / "out")]) == 0
@@ -331,11 +326,11 @@ def test_a_video_is_prepared_into_a_value_that_the_report_counts():
 
 def test_prepare_drops_empty_training_videos_on_request(tmp_path):
     annotations, video_dir, image_h5 = dirty_dataset(tmp_path, np.random.default_rng(1))
-    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
     report = prepare_dataset(raw, video_dir, image_h5, tmp_path / "out", decomposition=None, name="toy",
                              fps=24.0, drop_empty_training=True, progress=False)
     assert report.dropped_empty_training == ["empty_train"]
-    written = read_dataset_annotations(tmp_path / "out" / "annotations.json")
+    written = read_annotations(tmp_path / "out" / "annotations.json")
     assert "empty_train" not in written and "empty_test" in written
     with h5py.File(tmp_path / "out" / "features.h5") as handle:
         assert "empty_train" not in handle["video"]
@@ -345,7 +340,7 @@ def test_prepare_drops_empty_training_videos_on_request(tmp_path):
 def test_prepare_multithumos_txt_takes_durations_from_features(tmp_path):
     folder = tmp_path / "annotations"
     write(folder / "Walk.txt", "video_validation_0000001 1.0 2.5\nvideo_test_0000002 0.5 30\n")
-    raw = read_annotations("multithumos", [folder])
+    raw = read_raw_annotations("multithumos", [folder])
     features = tmp_path / "features.h5"
     with h5py.File(features, "w") as handle:
         for video_id, length in (("video_validation_0000001", 45), ("video_test_0000002", 30)):
@@ -356,7 +351,7 @@ def test_prepare_multithumos_txt_takes_durations_from_features(tmp_path):
     report = prepare_dataset(raw, features, features, tmp_path / "out", decomposition=shipped_decomposition(),
                              name="multithumos", fps=30.0, progress=False)
     assert report.durations_from_features == 2
-    written = read_dataset_annotations(tmp_path / "out" / "annotations.json")
+    written = read_annotations(tmp_path / "out" / "annotations.json")
     assert written["video_validation_0000001"].duration == pytest.approx(45 * 8 / 30)
     assert written["video_test_0000002"].actions == ((20, 0.5, 8.0),)  # clipped to 30 * 8 / 30 s
     assert report.cleanup.clipped == 1
@@ -365,7 +360,7 @@ def test_prepare_multithumos_txt_takes_durations_from_features(tmp_path):
 
 def test_prepare_with_no_usable_video_leaves_no_file(tmp_path):
     annotations = write(tmp_path / "a.json", json.dumps({"v1": {"subset": "training", "duration": 4, "actions": []}}))
-    raw = read_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
+    raw = read_raw_annotations("charades", [annotations], classes_file=classes_file(tmp_path))
     folder = tmp_path / "npy"
     folder.mkdir()
     np.save(folder / "v1.npy", np.zeros((0, 4), np.float32))
@@ -444,24 +439,24 @@ def test_files_of_the_other_dataset_are_recognised(tmp_path):
     thumos_json = write(tmp_path / "multithumos.json", json.dumps(thumos))
     with pytest.raises(FormatError, match=r"look like MultiTHUMOS, not Charades.*video_test_0000903.*"
                                           r"`refdense prepare multithumos`"):
-        read_annotations("charades", [thumos_json], classes_file=classes_file(tmp_path))
+        read_raw_annotations("charades", [thumos_json], classes_file=classes_file(tmp_path))
     folder = tmp_path / "multithumos_txt"
     write(folder / "Walk.txt", "video_validation_0000901 1.0 2.5\n")
     with pytest.raises(FormatError, match=r"look like MultiTHUMOS, not Charades: multithumos-txt"):
-        read_annotations("charades", [folder], classes_file=classes_file(tmp_path))
+        read_raw_annotations("charades", [folder], classes_file=classes_file(tmp_path))
 
     charades = {"QX7ZB": {"subset": "training", "duration": 20.0, "actions": [[0, 1.0, 2.0]]},
                 "0J4KD": {"subset": "testing", "duration": 25.0, "actions": [[2, 3.0, 9.0]]}}
     with pytest.raises(FormatError, match=r"look like Charades, not MultiTHUMOS.*`refdense prepare charades`"):
-        read_annotations("multithumos", [write(tmp_path / "charades.json", json.dumps(charades))])
+        read_raw_annotations("multithumos", [write(tmp_path / "charades.json", json.dumps(charades))])
     csv = write(tmp_path / "charades_csv" / "Charades_v1_train.csv", "id,actions,length\nQX7ZB,,20\n")
     with pytest.raises(FormatError, match=r"look like Charades, not MultiTHUMOS: charades-csv"):
-        read_annotations("multithumos", [csv])
+        read_raw_annotations("multithumos", [csv])
 
 
 def test_features_of_the_other_dataset_are_named(tmp_path):
     annotations = {"QX7ZB": {"subset": "training", "duration": 20.0, "actions": []}}
-    raw = read_annotations("charades", [write(tmp_path / "c.json", json.dumps(annotations))],
+    raw = read_raw_annotations("charades", [write(tmp_path / "c.json", json.dumps(annotations))],
                            classes_file=classes_file(tmp_path))
     folder = tmp_path / "i3d"
     folder.mkdir()

@@ -11,7 +11,7 @@ import pytest
 from refdense import synth
 from refdense.cli import main
 from refdense.data import dataset_statistics, read_info, read_labels, split_statistics
-from refdense.data.format import read_features
+from refdense.data.features import read_features
 from refdense.io import STAGING_MARKER
 from refdense.synth import default_dataset
 
@@ -60,36 +60,36 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_dataset, tmp_path):
 
 
 def test_batches_hold_whole_videos_within_the_segment_budget():
-    assert synth._batches([3, 4, 5, 20, 1, 2], 8) == [range(0, 2), range(2, 3), range(3, 4), range(4, 6)]
-    assert synth._batches([], 8) == []
+    assert synth.features._batches([3, 4, 5, 20, 1, 2], 8) == [range(0, 2), range(2, 3), range(3, 4), range(4, 6)]
+    assert synth.features._batches([], 8) == []
 
 
 def test_features_do_not_depend_on_the_batching(tiny_dataset, tmp_path, monkeypatch):
     # Batches of one to a few videos (the default makes tiny in one batch): every video draws from
     # its own generators, so the file is the same, byte for byte.
-    monkeypatch.setattr(synth, "BATCH_SEGMENTS", 100)
+    monkeypatch.setattr(synth.features, "BATCH_SEGMENTS", 100)
     small = synth.generate("tiny", tmp_path / "small", seed=0)
-    assert len(synth._batches(list(read_labels(small).lengths.values()), 100)) > 15
+    assert len(synth.features._batches(list(read_labels(small).lengths.values()), 100)) > 15
     assert (small / "features.h5").read_bytes() == (tiny_dataset / "features.h5").read_bytes()
 
 
 def test_features_are_noise_plus_background_plus_evidence(tiny_dataset):
     # Rebuild one video from the generator's parts and compare with the file (float16 rounding).
     preset, index = synth.PRESETS["tiny"], 5
-    world = synth._world(preset, 0)
+    world = synth.world.build_world(preset, 0)
     data = read_labels(tiny_dataset)
     video_id = sorted(data.annotations)[index]
     length = data.lengths[video_id]
-    video_loadings, image_loadings = synth._loadings(preset, world, 0)
+    video_loadings, image_loadings = synth.features._loadings(preset, world, 0)
     video_evidence = np.zeros((length, video_loadings.shape[0]), np.float32)
     image_evidence = np.zeros((length, image_loadings.shape[0]), np.float32)
     rng = np.random.default_rng([0, 3, index])
-    synth._evidence(rng, preset, world, data.annotations[video_id], video_evidence, image_evidence)
+    synth.features._evidence(rng, preset, world, data.annotations[video_id], video_evidence, image_evidence)
     assert video_evidence.any() and image_evidence.any()
     video_background, image_background = (rng.standard_normal(d, dtype=np.float32) for d in (32, 32))
     video = np.empty((length, 32), np.float32)
     image = np.empty((length, 32), np.float32)
-    synth._fill_noise(0, index, video, image)
+    synth.features._fill_noise(0, index, video, image)
     video = preset.noise * video + preset.background * video_background + video_evidence @ video_loadings
     image = preset.noise * image + preset.background * image_background + image_evidence @ image_loadings
     stored = read_features(tiny_dataset / "features.h5", [video_id], data.info)[video_id]
@@ -108,7 +108,7 @@ def test_interrupted_generation_leaves_nothing_that_loads(tmp_path, monkeypatch)
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "write_info", interrupt)
+    monkeypatch.setattr(synth.cache, "write_info", interrupt)
     with pytest.raises(KeyboardInterrupt):
         synth.generate("tiny", tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
@@ -151,7 +151,7 @@ def write_features(path, items, dtype):  # a write whose clean-up never ends
     finally:
         time.sleep(600)
 
-synth.write_features = write_features
+synth.cache.write_features = write_features
 sys.exit(main(["synth", "--preset", "tiny", "--out", sys.argv[1]]))
 """
 
@@ -204,8 +204,8 @@ def test_family_members_share_per_segment_distribution_but_not_order(tempo):
     preset = synth.PRESETS["default"]
     n = synth.PHASES * preset.slow_period * 4
     rng = np.random.default_rng(0)
-    first = synth._phase_sequence(rng, preset, tempo, 0, n)
-    second = synth._phase_sequence(rng, preset, tempo, 1, n)
+    first = synth.features._phase_sequence(rng, preset, tempo, 0, n)
+    second = synth.features._phase_sequence(rng, preset, tempo, 1, n)
     assert np.bincount(first).tolist() == np.bincount(second).tolist()
     assert first.tolist() != second.tolist()
     if not tempo:

@@ -10,8 +10,8 @@ import pytest
 
 from refdense import synth
 from refdense.cli import main
-from refdense.data import DatasetInfo, read_info, read_labels
-from refdense.data.format import read_features, write_annotations, write_info
+from refdense.data import (DatasetInfo, VideoAnnotation, clean_instances, instance_span, read_features, read_info,
+                           read_labels, segment_times, write_annotations, write_info)
 from refdense.synth import Dials, default_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -30,19 +30,19 @@ def _digests(preset_name: str, seed: int, dials: Dials, tmp_path: Path) -> dict[
     """The CPU-independent parts of a dataset: its two JSON files, the prototypes, and every video's
     evidence and background (exact float32 arithmetic; the features add noise and one matmul)."""
     preset = synth.PRESETS[preset_name]
-    world = synth._world(preset, seed, dials)
+    world = synth.world.build_world(preset, seed, dials)
     info, annotations, lengths = synth.generate_annotations(preset, seed, dials)
     write_info(tmp_path, info)
     write_annotations(tmp_path / "annotations.json", annotations)
     found = {name: _sha((tmp_path / name).read_bytes()) for name in ("dataset.json", "annotations.json")}
-    video, image = synth._loadings(preset, world, seed)
+    video, image = synth.features._loadings(preset, world, seed)
     found["video_loadings"], found["image_loadings"] = _sha(video.tobytes()), _sha(image.tobytes())
     evidence = hashlib.sha256()
     for video_id, entry in annotations.items():
         rng = np.random.default_rng([seed, 3, int(video_id[1:])])
         video_evidence = np.zeros((lengths[video_id], video.shape[0]), np.float32)
         image_evidence = np.zeros((lengths[video_id], image.shape[0]), np.float32)
-        synth._evidence(rng, preset, world, entry, video_evidence, image_evidence)
+        synth.features._evidence(rng, preset, world, entry, video_evidence, image_evidence)
         evidence.update(video_evidence.tobytes())
         evidence.update(image_evidence.tobytes())
         evidence.update(rng.standard_normal(preset.video_dim, dtype=np.float32).tobytes())
@@ -99,13 +99,13 @@ def test_dials_are_checked_and_named():
 
 def test_coupling_gives_each_entity_its_own_version_of_a_motion(tiny_dataset, tmp_path):
     preset = synth.PRESETS["tiny"]
-    plain = synth._world(preset, 0)
-    video, image = synth._loadings(preset, plain, 0)
+    plain = synth.world.build_world(preset, 0)
+    video, image = synth.features._loadings(preset, plain, 0)
     families = len(plain.tempo_family)
     rows = families * synth.PHASES
     for coupling in (0.5, 1.0):
-        world = synth._world(preset, 0, Dials(coupling=coupling))
-        coupled_video, coupled_image = synth._loadings(preset, world, 0)
+        world = synth.world.build_world(preset, 0, Dials(coupling=coupling))
+        coupled_video, coupled_image = synth.features._loadings(preset, world, 0)
         np.testing.assert_array_equal(coupled_image, image)
         np.testing.assert_array_equal(coupled_video[: len(video)], video)  # shared phases and entity traces
         versions = coupled_video[len(video):].reshape(preset.entities, rows, preset.video_dim)
@@ -138,16 +138,16 @@ def test_coupling_gives_each_entity_its_own_version_of_a_motion(tiny_dataset, tm
 
 def test_coupled_evidence_goes_to_the_entity_acted_on():
     preset = synth.PRESETS["tiny"]
-    world = synth._world(preset, 0, Dials(coupling=1.0))
+    world = synth.world.build_world(preset, 0, Dials(coupling=1.0))
     info = world.info
     label = next(c for c, (e, m) in enumerate(info.decomposition) if e is not None and m is not None)
     entity = info.decomposition[label][0]
-    entry = synth.VideoAnnotation("training", 10.0, ((label, 1.0, 9.0),))
+    entry = VideoAnnotation("training", 10.0, ((label, 1.0, 9.0),))
     families = len(world.tempo_family)
     phases = families * synth.PHASES
     video = np.zeros((30, phases + info.num_entities + info.num_entities * phases), np.float32)
     image = np.zeros((30, info.num_entities + families), np.float32)
-    synth._evidence(np.random.default_rng(0), preset, world, entry, video, image)
+    synth.features._evidence(np.random.default_rng(0), preset, world, entry, video, image)
     coupled = video[:, phases + info.num_entities:].reshape(30, info.num_entities, phases)
     assert coupled[:, entity].sum() > 0
     assert not np.delete(coupled, entity, axis=1).any()  # other entities' versions stay empty
@@ -303,7 +303,7 @@ def _group_auc(folder: Path, groups, stream: str) -> float:
 
 
 def test_entity_gate_hides_the_group_from_the_video_stream(tmp_path):
-    groups = synth._world(synth.PRESETS["default"], 0, Dials(entity_gate=1)).entity_group
+    groups = synth.world.build_world(synth.PRESETS["default"], 0, Dials(entity_gate=1)).entity_group
     assert sorted(groups) == [0] * 5 + [1] * 5
     plain = synth.generate("default", tmp_path / "plain")
     gated = synth.generate("default", tmp_path / "gated", dials=Dials(entity_gate=1))
@@ -317,10 +317,10 @@ def test_entity_gate_hides_the_group_from_the_video_stream(tmp_path):
 
 def test_entity_gate_reverses_the_phases_on_group_1_and_adds_long_distractors():
     preset = synth.PRESETS["default"]
-    plain, gated = synth._world(preset, 0), synth._world(preset, 0, Dials(entity_gate=1))
+    plain, gated = synth.world.build_world(preset, 0), synth.world.build_world(preset, 0, Dials(entity_gate=1))
     assert gated.info.decomposition == plain.info.decomposition
-    video, image = synth._loadings(preset, plain, 0)
-    gated_video, gated_image = synth._loadings(preset, gated, 0)
+    video, image = synth.features._loadings(preset, plain, 0)
+    gated_video, gated_image = synth.features._loadings(preset, gated, 0)
     np.testing.assert_array_equal(gated_image, image)
     phases = len(plain.tempo_family) * synth.PHASES
     np.testing.assert_array_equal(gated_video[:phases], video[:phases])
@@ -333,14 +333,14 @@ def test_entity_gate_reverses_the_phases_on_group_1_and_adds_long_distractors():
                                    ("distracted", gated, np.random.default_rng(1))):
             v = np.zeros((lengths[video_id], len(video)), np.float32)
             i = np.zeros((lengths[video_id], len(image)), np.float32)
-            synth._evidence(np.random.default_rng(0), preset, world, entry, v, i, extra)
+            synth.features._evidence(np.random.default_rng(0), preset, world, entry, v, i, extra)
             evidence[name] = v[:, :phases]
-        times = synth.segment_times(lengths[video_id], entry.duration)
+        times = segment_times(lengths[video_id], entry.duration)
         flipped = np.zeros(lengths[video_id], bool)
-        for label, start, end in synth.clean_instances(entry.actions, entry.duration)[0]:
+        for label, start, end in clean_instances(entry.actions, entry.duration)[0]:
             e, m = plain.info.decomposition[label]
             if e is not None and m is not None and gated.entity_group[e]:
-                flipped[synth.instance_span(times, start, end, "strict")] = True
+                flipped[instance_span(times, start, end, "strict")] = True
         differs = (evidence["plain"] != evidence["gated"]).any(1)
         assert not (differs & ~flipped).any(), video_id  # only the group-1 motions change
         changed += differs.any()
@@ -374,10 +374,12 @@ def test_text_alignment_makes_the_prototypes_projected_prompt_embeddings():
     from refdense.text import build_text_bank, load_text_encoder
 
     preset = synth.PRESETS["default"]
-    plain = synth._world(preset, 3)
-    video, image = synth._loadings(preset, plain, 3)
-    world = synth._world(preset, 3, Dials(text_alignment=1.0))
-    aligned_video, aligned_image = synth._loadings(preset, world, 3)
+    plain = synth.world.build_world(preset, 3)
+    video, image = synth.features._loadings(preset, plain, 3)
+    world = synth.world.build_world(preset, 3, Dials(text_alignment=1.0))
+    embeddings = synth.text_embeddings(preset, 3, Dials(text_alignment=1.0))  # the entity and motion names'
+    assert sorted(embeddings) == sorted(world.info.entities + world.info.motions)
+    aligned_video, aligned_image = synth.features._loadings(preset, world, 3, embeddings)
     # As data/README.md defines it: e = the prompt embedding (MiniLM, "a photo of {name}") centred
     # over the concepts of its kind, unit norm; a motion family's e = the mean of its members'.
     bank = build_text_bank(load_text_encoder("minilm"), world.info)
@@ -402,7 +404,8 @@ def test_text_alignment_makes_the_prototypes_projected_prompt_embeddings():
     text_gram = entities @ entities.T
     assert np.corrcoef(gram[np.triu_indices(E, 1)], text_gram[np.triu_indices(E, 1)])[0, 1] > 0.5
     # in between, a mix of the same norm whose text part has the share of variance a
-    half = synth._loadings(preset, synth._world(preset, 3, Dials(text_alignment=0.5)), 3)[1][:E]
+    half = synth.features._loadings(preset, synth.world.build_world(preset, 3, Dials(text_alignment=0.5)), 3,
+                                    embeddings)[1][:E]
     np.testing.assert_allclose(half, np.sqrt(0.5) * image[:E] + np.sqrt(0.5) * aligned_image[:E], rtol=1e-5, atol=1e-5)
     assert synth.generate_annotations("default", 3, Dials(text_alignment=1.0))[1] == \
         synth.generate_annotations("default", 3)[1]
@@ -477,7 +480,7 @@ def test_entangle_makes_the_default_world_hard_for_a_probe(tmp_path):
 def test_entangle_drops_and_jitters_labels_but_not_the_evidence():
     preset = synth.PRESETS["default"]
     info, plain, _ = synth.generate_annotations(preset, 0)
-    _, actual, _ = synth._actual_annotations(preset, 0, Dials(entangle=1.0))
+    _, actual, _ = synth.annotations.drawn_annotations(preset, 0, Dials(entangle=1.0))
     assert actual == plain  # the evidence shows the instances of the world without the dial
     _, written, _ = synth.generate_annotations(preset, 0, Dials(entangle=1.0))
     assert written.keys() == plain.keys()
@@ -501,10 +504,10 @@ def test_entangle_drops_and_jitters_labels_but_not_the_evidence():
 
 def test_entangle_confines_the_signal_and_lets_a_slow_scene_dominate():
     preset = synth.PRESETS["default"]
-    world = synth._world(preset, 0, Dials(entangle=1.0))
-    video, image = synth._loadings(preset, world, 0)
+    world = synth.world.build_world(preset, 0, Dials(entangle=1.0))
+    video, image = synth.features._loadings(preset, world, 0)
     k = round(synth.ENTANGLEMENT.subspace_share * preset.video_dim)
-    plain_video, plain_image = synth._loadings(preset, synth._world(preset, 0), 0)
+    plain_video, plain_image = synth.features._loadings(preset, synth.world.build_world(preset, 0), 0)
     families = len(world.tempo_family)
     pairs = synth.ENTANGLEMENT.interaction_rank ** 2
     # each stream: its rows, the other stream's copy, the interaction, then k scene rows
@@ -517,7 +520,7 @@ def test_entangle_confines_the_signal_and_lets_a_slow_scene_dominate():
     for video_id, entry in list(annotations.items())[:30]:
         v = np.zeros((lengths[video_id], len(video)), np.float32)
         i = np.zeros((lengths[video_id], len(image)), np.float32)
-        synth._evidence(np.random.default_rng(0), preset, world, entry, v, i, None, np.random.default_rng(1))
+        synth.features._evidence(np.random.default_rng(0), preset, world, entry, v, i, None, np.random.default_rng(1))
         scene, signal = v[:, -k:] @ video[-k:], v[:, :-k] @ video[:-k]
         ratios.append(scene.std() / signal.std())
         centred = scene - scene.mean(0)
@@ -525,7 +528,7 @@ def test_entangle_confines_the_signal_and_lets_a_slow_scene_dominate():
         # the copies: the entities in view in the video stream, the motion phases in the image stream
         plain_v = np.zeros((lengths[video_id], len(plain_video)), np.float32)
         plain_i = np.zeros((lengths[video_id], len(plain_image)), np.float32)
-        synth._evidence(np.random.default_rng(0), preset, synth._world(preset, 0), entry, plain_v, plain_i)
+        synth.features._evidence(np.random.default_rng(0), preset, synth.world.build_world(preset, 0), entry, plain_v, plain_i)
         np.testing.assert_array_equal(v[:, : len(plain_video)], plain_v)
         np.testing.assert_array_equal(v[:, len(plain_video) : len(plain_video) + preset.entities],
                                       plain_i[:, : preset.entities])
@@ -554,12 +557,15 @@ def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 def test_text_prior_prototypes_follow_the_attribute_embeddings():
     preset = synth.PRESETS["default"]
     names = synth.dataset_info(preset, 0).entities
-    vectors = synth.attribute_vectors(names, synth.attribute_embeddings(names))  # MiniLM
+    embeddings = synth.text_embeddings(preset, 0, Dials(text_prior=1.0))  # MiniLM's, of the attribute words
+    assert sorted(embeddings) == sorted({w for n in names for w in n.split()})
+    vectors = synth.attribute_vectors(names, embeddings)
     upper = np.triu_indices(preset.entities, 1)
     text = (vectors @ vectors.T)[upper]
     found = {}
     for prior in (0.0, 1.0):
-        image = synth._loadings(preset, synth._world(preset, 0, Dials(text_prior=prior)), 0)[1][: preset.entities]
+        world = synth.world.build_world(preset, 0, Dials(text_prior=prior))
+        image = synth.features._loadings(preset, world, 0, embeddings)[1][: preset.entities]
         unit = image / np.linalg.norm(image, axis=1, keepdims=True)
         found[prior] = _rank_correlation((unit @ unit.T)[upper], text)
         # the norm of a random prototype is kept
@@ -574,21 +580,42 @@ def test_text_prior_prototypes_follow_the_attribute_embeddings():
         synth.attribute_vectors(["red cube", "blue ball"], {"red": np.ones(3), "blue": -np.ones(3), "ball": np.ones(3)})
 
 
-def test_text_prior_takes_the_embeddings_as_an_argument(tmp_path, monkeypatch):
-    names = synth.dataset_info("tiny", 0).entities
-    words = sorted({w for n in names for w in n.split()})
-    given = {w: np.random.default_rng(k).standard_normal(16) for k, w in enumerate(words)}
+def test_the_text_dials_take_the_embeddings_as_an_argument_and_load_no_encoder(tmp_path, monkeypatch):
+    import refdense.text
 
-    def no_encoder(*_):
+    def no_encoder(*_, **__):
         raise AssertionError("the embeddings were given: no encoder is loaded")
 
-    monkeypatch.setattr(synth, "_prompt_embeddings", no_encoder)
-    out = synth.generate("tiny", tmp_path / "prior", dials=Dials(text_prior=1.0), attributes=given)
+    monkeypatch.setattr(refdense.text, "load_text_encoder", no_encoder)
+    info = synth.dataset_info("tiny", 0)
+    words = sorted({w for n in info.entities for w in n.split()})
+    given = {w: np.random.default_rng(k).standard_normal(16) for k, w in enumerate(words + list(info.motions))}
+    out = synth.generate("tiny", tmp_path / "prior", dials=Dials(text_prior=1.0), embeddings=given)
     preset = synth.PRESETS["tiny"]
-    world = synth._world(preset, 0, Dials(text_prior=1.0))
-    expected = synth.attribute_prototypes(synth.attribute_vectors(names, given), preset.image_dim, 0)
-    np.testing.assert_array_equal(synth._loadings(preset, world, 0, given)[1][: preset.entities], expected)
+    world = synth.world.build_world(preset, 0, Dials(text_prior=1.0))
+    expected = synth.attribute_prototypes(synth.attribute_vectors(info.entities, given), preset.image_dim, 0)
+    np.testing.assert_array_equal(synth.features._loadings(preset, world, 0, given)[1][: preset.entities], expected)
     assert read_info(out).dials["text_prior"] == 1.0
+    # text_alignment needs the entity and motion names: a missing one is named before anything is written
+    with pytest.raises(ValueError, match=r"dial text_alignment: no prompt embedding for \['blue ball', .*\(4 names\)"):
+        synth.generate("tiny", tmp_path / "aligned", dials=Dials(text_alignment=1.0), embeddings=given)
+    assert not (tmp_path / "aligned").exists()
+    with pytest.raises(ValueError, match=r"dial text_prior: no prompt embedding for \['ball', 'blue'"):
+        synth.generate("tiny", tmp_path / "aligned", dials=Dials(text_prior=1.0))
+    # with both dials off, nothing is embedded (and no encoder loaded)
+    assert synth.text_embeddings("default", 0, Dials(entangle=1.0)) == {}
+
+
+def test_the_generator_modules_import_no_text_encoder():
+    # only the cache embeds prompts (refdense.synth.cache.text_embeddings, a deferred import)
+    import subprocess
+    import sys
+
+    code = ("import sys, refdense.synth; from refdense.synth import annotations, features, presets, world; "
+            "print(sorted(m for m in sys.modules if m.startswith(('refdense.text', 'transformers', "
+            "'sentence_transformers', 'open_clip'))))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"
 
 
 def test_rare_entities_keep_at_most_three_instances_each():

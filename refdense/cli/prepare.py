@@ -154,7 +154,7 @@ def _decomposition(args: argparse.Namespace, raw_classes_file: str | Path | None
 
 
 def run(args: argparse.Namespace) -> int:
-    from refdense.prepare.formats import read_annotations
+    from refdense.prepare.formats import read_raw_annotations
     from refdense.prepare.prepare import DEFAULT_FPS, prepare_dataset
 
     classes_file = args.classes
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         first = Path(args.annotations[0])
         candidate = (first if first.is_dir() else first.parent) / "Charades_v1_classes.txt"
         classes_file = candidate if candidate.exists() else None
-    raw = read_annotations(
+    raw = read_raw_annotations(
         args.dataset,
         args.annotations,
         classes_file=classes_file,

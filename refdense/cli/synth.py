@@ -1,4 +1,4 @@
-"""``refdense synth``: write a synthetic dense-action dataset (see refdense/synth.py)."""
+"""``refdense synth``: write a synthetic dense-action dataset (the generator: refdense.synth)."""
 
 from __future__ import annotations
 
@@ -121,7 +121,15 @@ def run(args: argparse.Namespace) -> int:
             )
         out = synth.default_dataset(args.preset, seed=args.seed, dials=dials)
     else:
-        out = synth.generate(args.preset, args.out, seed=args.seed, overwrite=args.overwrite, dials=dials)
+        embeddings = synth.text_embeddings(args.preset, args.seed, dials)
+        out = synth.generate(
+            args.preset,
+            args.out,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            dials=dials,
+            embeddings=embeddings,
+        )
     print(
         f"dataset {out} (preset {args.preset}, seed {args.seed}{dials.arguments()}) ready in "
         f"{time.perf_counter() - started:.1f} s"

@@ -317,7 +317,7 @@ def _load(run_dir: Path, trained: bool = True) -> _Loaded:
     import torch
 
     from refdense.data.dataset import DenseActionDataset
-    from refdense.data.format import read_info
+    from refdense.data.info import read_info
     from refdense.train.checkpoint import CONFIG, CRITERION, LATEST_FILE, MODEL, load_checkpoint, restore
     from refdense.train.components import build_criterion, build_detector, open_dataset_dir
     from refdense.train.config import from_dict
@@ -452,7 +452,7 @@ def _cross_attention_evidence(runs_dir: Path) -> tuple[dict, dict]:
 
 
 def _composed_evidence(runs_dir: Path) -> tuple[dict, dict]:
-    from refdense.data.format import read_info
+    from refdense.data.info import read_info
     from refdense.experiments.ablate import run_metrics
     from refdense.metrics import read_predictions
     from refdense.metrics.ap import frame_map

@@ -1,7 +1,10 @@
 """Datasets for dense action detection: the format on disk, dense labels, the torch loader.
 
-- :mod:`refdense.data.format`: :class:`DatasetInfo` (``dataset.json``), super-events annotations
-  (``annotations.json``), features (``features.h5``); readers validate, writers are atomic.
+- The format on disk, one module per file; readers validate (:class:`DatasetError` names the file,
+  the video, what was expected and found), writers are atomic:
+  :mod:`refdense.data.info` (:class:`DatasetInfo`, ``dataset.json``), :mod:`refdense.data.annotations`
+  (super-events ``annotations.json``), :mod:`refdense.data.features` (``features.h5``), and
+  :mod:`refdense.data.folder` (a whole dataset folder, replaced only when it holds a dataset).
 - :mod:`refdense.data.labels`: the seconds-to-segment rule, the clean-up rules with their
   :class:`CleanupReport`, dense labels and their decomposition ``Y_phi = min(1, Y @ A_phi)``.
 - :mod:`refdense.data.dataset`: :class:`DenseActionDataset`, :class:`Batch`, :func:`collate`.
@@ -14,6 +17,14 @@ The format is documented in ``data/README.md``.
 
 from __future__ import annotations
 
+from refdense.data.annotations import (
+    ANNOTATIONS_FILE,
+    Annotations,
+    VideoAnnotation,
+    parse_annotations,
+    read_annotations,
+    write_annotations,
+)
 from refdense.data.dataset import (
     SPLITS,
     Batch,
@@ -25,24 +36,8 @@ from refdense.data.dataset import (
     split_ids,
     validation_ids,
 )
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    INFO_FILE,
-    Annotations,
-    DatasetError,
-    DatasetInfo,
-    StreamInfo,
-    VideoAnnotation,
-    feature_lengths,
-    parse_annotations,
-    read_annotations,
-    read_features,
-    read_info,
-    write_annotations,
-    write_features,
-    write_info,
-)
+from refdense.data.features import FEATURES_FILE, feature_lengths, read_features, write_features
+from refdense.data.info import INFO_FILE, DatasetError, DatasetInfo, StreamInfo, read_info, write_info
 from refdense.data.labels import (
     CleanupReport,
     InstanceFix,

@@ -32,17 +32,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    Annotations,
-    DatasetError,
-    DatasetInfo,
-    feature_lengths,
-    read_annotations,
-    read_features,
-    read_info,
-)
+from refdense.data.annotations import ANNOTATIONS_FILE, Annotations, read_annotations
+from refdense.data.features import FEATURES_FILE, feature_lengths, read_features
+from refdense.data.info import DatasetError, DatasetInfo, read_info
 from refdense.data.labels import CleanupReport, decompose_labels, dense_labels
 
 SPLITS = ("training", "validation", "testing")
@@ -89,7 +81,7 @@ def labels_from_annotations(
 def read_labels(root: str | os.PathLike) -> DatasetLabels:
     """Read ``dataset.json``, ``annotations.json`` and the shapes in ``features.h5``; build dense labels.
 
-    Raises :class:`~refdense.data.format.DatasetError` for a missing or malformed file, a video in
+    Raises :class:`~refdense.data.info.DatasetError` for a missing or malformed file, a video in
     one file but not the other, stream lengths that differ, or class ids out of range.
     """
     root = Path(root)

@@ -10,7 +10,8 @@ each one in a :class:`CleanupReport` (nothing is changed silently):
 
 - an instance that starts before 0 or ends after the video is clipped to ``[0, duration]``;
 - an instance with ``end <= start`` or starting at or after the end of the video is dropped;
-- overlapping instances of one class are merged (their union is positive);
+- overlapping instances of one class are merged (their union is positive; :func:`overlap_unions`
+  states the rule, :func:`merge_overlaps` applies it to a video's instances);
 - an instance that is kept but covers no segment (shorter than a segment) is counted.
 
 The decomposition (paper, "Dense Action-Entity & Dense Action-Motion Labels"; docs/METHOD.md, section 5):
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from refdense.data.format import BOUNDARIES, Boundary
+from refdense.data.info import BOUNDARIES, Boundary
 
 
 @dataclass
@@ -191,9 +192,10 @@ def clean_instances(
     for (label, start, end), origin in zip(kept, kept_origins):
         by_class.setdefault(label, []).append((start, end, origin))
     for label, spans in by_class.items():
-        reach = -np.inf
-        for start, end, origin in sorted(spans):
-            if start < reach:
+        for _, _, members in overlap_unions([(start, end) for start, end, _ in spans]):
+            reach = spans[members[0]][1]
+            for i in members[1:]:
+                start, end, origin = spans[i]
                 report.merged += 1
                 report.fixes.append(
                     InstanceFix(
@@ -207,10 +209,35 @@ def clean_instances(
                         origin,
                     )
                 )
-            reach = max(reach, end)
+                reach = max(reach, end)
     if not kept:
         report.videos_without_actions.append(video_id)
     return kept, report
+
+
+def overlap_unions(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float, list[int]]]:
+    """The merge rule (module docstring) on the instances ``(start, end)`` of one class: taken in
+    order of (start, end), an instance that starts before every earlier one has ended joins their
+    union. Returns each union as ``(start, end, indices of its instances in that order)``, by start."""
+    unions: list[tuple[float, float, list[int]]] = []
+    for i in sorted(range(len(spans)), key=lambda i: spans[i]):
+        start, end = spans[i]
+        if unions and start < unions[-1][1]:
+            first, reach, members = unions[-1]
+            unions[-1] = (first, max(reach, end), [*members, i])
+        else:
+            unions.append((start, end, [i]))
+    return unions
+
+
+def merge_overlaps(actions: Iterable[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
+    """Overlapping instances ``(class, start, end)`` of one class replaced by their union
+    (:func:`overlap_unions`); sorted by (start, class)."""
+    by_class: dict[int, list[tuple[float, float]]] = {}
+    for label, start, end in actions:
+        by_class.setdefault(label, []).append((start, end))
+    merged = [(label, s, e) for label, spans in by_class.items() for s, e, _ in overlap_unions(spans)]
+    return sorted(merged, key=lambda a: (a[1], a[0]))
 
 
 def dense_labels(

@@ -16,17 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from refdense.data.annotations import ANNOTATIONS_FILE, SUBSETS, Annotations, read_annotations
 from refdense.data.dataset import labels_from_annotations
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    SUBSETS,
-    Annotations,
-    DatasetInfo,
-    feature_lengths,
-    read_annotations,
-    read_info,
-)
+from refdense.data.features import FEATURES_FILE, feature_lengths
+from refdense.data.info import DatasetInfo, read_info
 from refdense.data.labels import CleanupReport, clean_instances, summarize_cleanup
 
 

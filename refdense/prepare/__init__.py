@@ -21,7 +21,13 @@ from refdense.prepare.decompose import (
     write_decomposition,
 )
 from refdense.prepare.features import FeatureError, FeatureSource
-from refdense.prepare.formats import FORMATS, FormatError, RawAnnotations, read_annotations, read_class_list
+from refdense.prepare.formats import (
+    FORMATS,
+    FormatError,
+    RawAnnotations,
+    read_class_list,
+    read_raw_annotations,
+)
 from refdense.prepare.prepare import PrepareReport, prepare_dataset
 
 __all__ = [
@@ -38,7 +44,7 @@ __all__ = [
     "FORMATS",
     "FormatError",
     "RawAnnotations",
-    "read_annotations",
+    "read_raw_annotations",
     "read_class_list",
     "PrepareReport",
     "prepare_dataset",

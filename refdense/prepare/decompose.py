@@ -30,8 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from refdense.data.format import parse_json, read_json
-from refdense.io import atomic_write
+from refdense.io import atomic_write, parse_json, read_json
 from refdense.paths import shipped
 from refdense.prepare.formats import FormatError, read_class_list
 from refdense.schema import shown

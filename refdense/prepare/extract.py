@@ -560,7 +560,7 @@ def _merge(out: Path, parts: Path, dtype: str) -> None:
             with np.load(part) as arrays:
                 yield part.stem, arrays["video"], arrays["image"]
 
-    from refdense.data.format import write_features
+    from refdense.data.features import write_features
 
     write_features(out, items(), dtype=dtype)
     for part in part_files:

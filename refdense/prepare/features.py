@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from refdense.data.format import DatasetError, h5_member
+from refdense.data.features import h5_member
+from refdense.data.info import DatasetError
 
 if TYPE_CHECKING:
     import h5py

@@ -37,7 +37,8 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refdense.data.format import SUBSETS, read_json
+from refdense.data.annotations import SUBSETS
+from refdense.io import read_json
 from refdense.schema import shown
 
 FORMATS = ("super-events", "charades-csv", "multithumos-txt", "tsu-json")
@@ -490,7 +491,7 @@ def detect_format(dataset: str, paths: list[Path]) -> str:
     )
 
 
-def read_annotations(
+def read_raw_annotations(
     dataset: str,
     paths: list[str | Path],
     *,

@@ -2,7 +2,7 @@
 
 Steps (each one reports what it did; nothing is dropped or changed silently):
 
-1. read the annotations (:func:`refdense.prepare.formats.read_annotations`), counting what cannot
+1. read the annotations (:func:`refdense.prepare.formats.read_raw_annotations`), counting what cannot
    be translated (unknown class ids, malformed lines);
 2. match videos with features (:func:`match_videos`): annotated videos without features and
    features without annotation are counted and left out;
@@ -31,24 +31,17 @@ from pathlib import Path
 
 import numpy as np
 
-from refdense.data.format import (
-    ANNOTATIONS_FILE,
-    FEATURES_FILE,
-    Boundary,
-    DatasetInfo,
-    StreamInfo,
-    VideoAnnotation,
-    dataset_directory,
-    feature_writer,
-    write_annotations,
-    write_info,
-)
+from refdense.data.annotations import ANNOTATIONS_FILE, VideoAnnotation, write_annotations
+from refdense.data.features import FEATURES_FILE, feature_writer
+from refdense.data.folder import dataset_directory
+from refdense.data.info import Boundary, DatasetInfo, StreamInfo, write_info
 from refdense.data.labels import (
     CleanupReport,
     InstanceFix,
     clean_instances,
     drop_reason,
     instance_span,
+    merge_overlaps,
     no_segment_reason,
     segment_times,
     summarize_cleanup,
@@ -195,17 +188,6 @@ def read_prepare_report(folder: str | Path) -> dict | None:
             "(prepare the dataset again with this version)"
         )
     return report
-
-
-def merge_overlaps(actions: list[tuple[int, float, float]]) -> list[tuple[int, float, float]]:
-    """Replace overlapping instances of one class by their union; sorted by (start, class)."""
-    merged: list[list] = []
-    for label, start, end in sorted(actions, key=lambda a: (a[0], a[1], a[2])):
-        if merged and merged[-1][0] == label and start < merged[-1][2]:
-            merged[-1][2] = max(merged[-1][2], end)
-        else:
-            merged.append([label, start, end])
-    return sorted(((c, s, e) for c, s, e in merged), key=lambda a: (a[1], a[0]))
 
 
 @dataclass(frozen=True)
@@ -387,7 +369,7 @@ def prepare_video(
     return dataclasses.replace(outcome, truncated=truncated, video=video, image=image)
 
 
-def dataset_info(
+def prepared_info(
     raw: RawAnnotations,
     decomposition: Decomposition | None,
     widths: dict[str, int],
@@ -441,7 +423,7 @@ def prepare_dataset(
     """Write ``dataset.json``, ``annotations.json``, ``features.h5`` and ``prepare-report.json`` into ``out``.
 
     Args:
-        raw: the annotations, as read by :func:`refdense.prepare.formats.read_annotations`.
+        raw: the annotations, as read by :func:`refdense.prepare.formats.read_raw_annotations`.
         video_features, image_features: a folder of ``<id>.npy`` or an HDF5 file each
             (:class:`refdense.prepare.features.FeatureSource`); the same HDF5 file may serve both.
         decomposition: the class decomposition (reordered to ``raw.classes``), or None for a
@@ -460,9 +442,9 @@ def prepare_dataset(
     The steps: :func:`match_videos`; per video :func:`prepare_video` (its features through
     :class:`VideoFeatures`, its annotation through :func:`annotate_video`), counted by
     :meth:`PrepareReport.add` and its features written as they come (one video in memory at a
-    time); then :func:`dataset_info` and the three other files.
+    time); then :func:`prepared_info` and the three other files.
 
-    ``out`` is replaced as a whole at the end (``refdense.data.format.dataset_directory``): an error
+    ``out`` is replaced as a whole at the end (``refdense.data.folder.dataset_directory``): an error
     or a kill at any point leaves the previous dataset (or none), never a mix of old and new files.
     ``out`` must be missing, empty or a dataset folder of this project; any other folder is refused
     (``FileExistsError``) before any work.
@@ -505,7 +487,7 @@ def prepare_dataset(
                     annotations[video_id] = outcome.annotation
             if not annotations:  # raising here leaves no features.h5 behind (and keeps an older one)
                 raise FeatureError(f"every video was left out:\n{report.summary()}")
-        info = dataset_info(
+        info = prepared_info(
             raw,
             decomposition,
             features.widths,
