@@ -652,3 +652,26 @@ def test_entangle_and_text_prior_from_the_command_line(tmp_path):
     record = read_info(out).dials
     assert record["entangle"] == 0.5 and record["text_prior"] == 1.0 and len(record["rare_entities"]) == 1
     assert "--entangle 0.5 --text-prior 1 --rare-entities 1 " in read_info(out).source
+
+
+def test_prompt_embeddings_are_the_same_bytes_whatever_the_thread_count():
+    # MiniLM's float sums differ between 1 and 2 torch threads; the cache encodes on one, so a
+    # text dial's dataset does not depend on the caller's setting, which it leaves as it was
+    import torch
+
+    from refdense.synth import cache
+
+    threads = torch.get_num_threads()
+    found = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            cache._prompt_embeddings.cache_clear()
+            found.append(synth.text_embeddings("default", 0, Dials(text_prior=1.0)))
+            assert torch.get_num_threads() == count
+    finally:
+        torch.set_num_threads(threads)
+        cache._prompt_embeddings.cache_clear()
+    assert found[0].keys() == found[1].keys()
+    for name in found[0]:
+        assert found[0][name].tobytes() == found[1][name].tobytes(), name

@@ -46,13 +46,25 @@ def text_embeddings(preset: str | Preset, seed: int = 0, dials: Dials = Dials())
 @functools.lru_cache(maxsize=4)
 def _prompt_embeddings(*name_lists: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     """The :data:`TEXT_ENCODER` embeddings (float64, (N, D) per list, read-only) of the prompts CoLV
-    uses for these names (``refdense.text.make_prompt``), one batch per list; kept for the next dataset."""
+    uses for these names (``refdense.text.make_prompt``), one batch per list, computed on one torch
+    thread whatever the caller's setting; kept for the next dataset."""
     if not name_lists:
         return ()
+    import torch
+
     from refdense.text import load_text_encoder, make_prompt
 
     encoder = load_text_encoder(TEXT_ENCODER)
-    embedded = tuple(encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in name_lists)
+    # The encoder's float sums depend on torch's thread count (1 and 2 threads differ in the last bits,
+    # which the features then carry): one thread, so that a dataset's bytes are the same everywhere.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        embedded = tuple(
+            encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in name_lists
+        )
+    finally:
+        torch.set_num_threads(threads)
     for array in embedded:
         array.flags.writeable = False
     return embedded
