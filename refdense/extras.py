@@ -15,6 +15,8 @@ import importlib.util
 from types import ModuleType
 
 COURSE_EXTRA = 'pip install "refdense[course]"'
+#: What a report says where its figures would be when matplotlib is missing.
+NO_PLOTS = f"No plots: matplotlib is not installed ({COURSE_EXTRA} installs it)."
 # Top-level modules of the extra's packages that the package itself imports.
 EXTRA_PACKAGES = (
     "matplotlib",

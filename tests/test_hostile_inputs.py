@@ -481,6 +481,7 @@ def test_durations_of_the_wrong_type_are_reported_per_video_like_nan_and_negativ
 # --------------------------------------------------------------------------- offline downloads
 
 
+@pytest.mark.course
 @pytest.mark.parametrize("hub_offline", [False, True], ids=["HF_HUB_OFFLINE-unset", "HF_HUB_OFFLINE-set"])
 @pytest.mark.parametrize("name", ["clip-rn50", "i3d"])
 def test_weights_download_offline_fails_in_seconds_and_writes_nothing(name, hub_offline, tmp_path, monkeypatch,

@@ -129,6 +129,8 @@ def test_interval_is_the_student_t_interval_of_the_mean():
     assert np.isnan(interval([2.0])["low"]) and interval([2.0, float("nan")])["n"] == 1
 
 
+@pytest.mark.slow
+@pytest.mark.course  # its figure
 def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, monkeypatch):
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
     out = tmp_path / "sweeps"

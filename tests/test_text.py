@@ -127,6 +127,7 @@ def clip_checkpoint(tmp_path_factory):
     return path, model
 
 
+@pytest.mark.course
 def test_clip_loads_a_weights_file_and_the_open_clip_cache(clip_checkpoint, tmp_path, monkeypatch):
     import huggingface_hub.constants
     import open_clip
@@ -154,6 +155,7 @@ def test_clip_loads_a_weights_file_and_the_open_clip_cache(clip_checkpoint, tmp_
     torch.testing.assert_close(from_cache.encode(prompts), expected)
 
 
+@pytest.mark.course
 def test_clip_weights_folder_resolves_to_its_checkpoint(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "RN50.pt").write_bytes(b"")
@@ -170,6 +172,7 @@ def test_clip_weights_folder_resolves_to_its_checkpoint(tmp_path):
         load_text_encoder("clip", weights=tmp_path / "missing")
 
 
+@pytest.mark.course
 def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
@@ -184,6 +187,7 @@ def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     assert "--set data.text_encoder=minilm" in message
 
 
+@pytest.mark.course
 def test_clip_without_network_fails_at_once_without_trying_the_hub(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE unset and no network: one short probe, no download (the hub client retries for ~50 s)."""
     import huggingface_hub.constants
@@ -210,6 +214,7 @@ def test_clip_without_network_fails_at_once_without_trying_the_hub(tmp_path, mon
     assert probes == [weights.PROBE_SECONDS] and weights.PROBE_SECONDS <= 5
 
 
+@pytest.mark.course
 def test_the_config_key_text_weights_reaches_the_encoder(clip_checkpoint, tmp_path):
     from refdense.train.components import build_criterion
     from refdense.train.config import load_config
@@ -223,6 +228,7 @@ def test_the_config_key_text_weights_reaches_the_encoder(clip_checkpoint, tmp_pa
     assert str(path) in bank.description and criterion.text_entity.shape == (2, 1024)
 
 
+@pytest.mark.course
 def test_clip_rejects_a_file_that_is_not_an_rn50_checkpoint(tmp_path):
     bad = tmp_path / "wrong.pt"
     torch.save({"weight": torch.zeros(2)}, bad)
