@@ -61,7 +61,7 @@ def test_random_encoder_is_seeded_labelled_and_word_based():
     assert not torch.allclose(a[0], a[1])
     with pytest.raises(ValueError, match=r"expected weights=None, found 'x.pt'"):
         load_text_encoder("random", weights="x.pt")
-    with pytest.raises(ValueError, match=r"expected one of \('clip', 'minilm', 'random', 'random_orthonormal'\), found 'bert'"):
+    with pytest.raises(ValueError, match=r"'clip', 'minilm', 'random', 'random_orthonormal'.*'bert'"):
         load_text_encoder("bert")
 
 
@@ -181,7 +181,7 @@ def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError) as info:
         load_text_encoder("clip")
     message = str(info.value)
-    assert "CLIP RN50 weights 'openai' are not on this machine (HF_HUB_OFFLINE is set)" in message
+    assert "CLIP RN50" in message and "'openai'" in message and "HF_HUB_OFFLINE is set" in message
     assert "refdense weights download clip-rn50" in message
     assert "--set data.text_weights=PATH" in message and "--text-weights" not in message
     assert "--set data.text_encoder=minilm" in message

@@ -258,8 +258,8 @@ def test_evaluate_refuses_a_dataset_with_other_class_names(finished_run, dataset
     best = finished_run / "checkpoints/best.pt"
     assert main(["evaluate", str(best), "--dataset", str(renamed), "--device", "cpu",
                  "--out", str(tmp_path / "p.npz")]) == 2
-    assert (f"does not fit this dataset: classes[3] {original!r} in the checkpoint, 'juggle a teapot' in dataset "
-            f"'tiny'") in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert all(piece in error for piece in (str(best), f"classes[3] {original!r}", "'juggle a teapot'", "'tiny'")), error
     assert not (tmp_path / "p.npz").exists()
 
 
@@ -290,8 +290,8 @@ def test_resume_compares_the_stored_config_with_config_yaml_and_set(finished_run
     text = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(text.replace("lr: 0.003", "lr: 0.01").replace("seed: 0", "seed: 5"))
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
-    assert ("its checkpoint was made with another config (optim.lr: 0.003 in the run, 0.01 now; run.seed: 0 in "
-            "the run, 5 now)") in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert all(piece in error for piece in (str(run), "optim.lr: 0.003", "0.01 now", "run.seed: 0", "5 now")), error
     (run / "config.yaml").write_text(text)
     assert main(["train", "--resume", str(run), "--quiet", "--set", "model={dim: 32}", "--set", "optim.epochs=2"]) == 2
     assert "(model.dim: 16 in the run, 32 now)" in capsys.readouterr().err
