@@ -73,12 +73,12 @@ def test_the_loop_stops_a_run_that_no_longer_improves_and_fit_reuses_it(writable
         assert waiting.is_alive()
     waiting.join(timeout=60)
     assert not waiting.is_alive()
-    with pytest.raises(ValueError, match=r"a finished run made with another configuration \(optim.lr differ\)"):
+    with pytest.raises(ValueError, match=r"finished run.*optim.lr"):
         fit(config.with_overrides("optim.lr=1e-3"), run_dir)
     # without patience, a finished run that trained fewer epochs than asked trains on
     fit(config.with_overrides("optim.epochs=4", "run.patience=null"), run_dir)
     assert convergence(run_dir)["epochs"] == 4
-    with pytest.raises(ValueError, match=r"a finished run of 4 epochs, more than the 2 asked"):
+    with pytest.raises(ValueError, match=r"finished run of 4 epochs.*2 asked"):
         fit(config.with_overrides("optim.epochs=2"), run_dir)
 
 

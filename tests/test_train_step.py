@@ -162,7 +162,7 @@ def test_a_non_finite_loss_stops_at_the_end_of_its_interval_whatever_the_optimiz
     steps = []
     step = optim.step
     optim.step = lambda *args, **kwargs: steps.append(1) or step(*args, **kwargs)  # type: ignore[method-assign]
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite \(loss nan, bce_action nan"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: .*loss nan, bce_action nan"):
         train_one_epoch(runner, data, optim, **epoch_args("ckpt", log_every=2))
     assert len(steps) == 2  # the interval of steps 1-2 ended the epoch: steps 3 and 4 never ran
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite"):
