@@ -1,10 +1,11 @@
 """The optional dependencies: what the library needs only for plots, notebooks and CLIP.
 
 ``pip install refdense`` installs the library (training, evaluation, data, models); the course
-stack (matplotlib, ipywidgets, JupyterLab, nbval, open_clip) comes with ``pip install
-"refdense[course]"``. The library imports none of it when it is imported: a module that needs a
-package of the extra asks :func:`require` for it where it uses it, and a missing one is an error
-naming the extra, not a bare ``ModuleNotFoundError``.
+stack (matplotlib, ipywidgets, JupyterLab, nbval, open_clip and the Hugging Face hub client that
+fetches CLIP's weights) comes with ``pip install "refdense[course]"``. The library imports none of
+it when it is imported: a module that needs a package of the extra asks :func:`require` for it
+where it uses it, and a missing one is an error naming the extra, not a bare
+``ModuleNotFoundError``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,18 @@ import importlib.util
 from types import ModuleType
 
 COURSE_EXTRA = 'pip install "refdense[course]"'
+#: What a report says where its figures would be when matplotlib is missing.
+NO_PLOTS = f"No plots: matplotlib is not installed ({COURSE_EXTRA} installs it)."
 # Top-level modules of the extra's packages that the package itself imports.
-EXTRA_PACKAGES = ("matplotlib", "ipywidgets", "IPython", "open_clip", "nbformat", "nbclient")
+EXTRA_PACKAGES = (
+    "matplotlib",
+    "ipywidgets",
+    "IPython",
+    "open_clip",
+    "huggingface_hub",
+    "nbformat",
+    "nbclient",
+)
 
 
 class MissingExtraError(ModuleNotFoundError):

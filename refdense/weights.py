@@ -200,7 +200,8 @@ def download_clip_rn50(folder: str | os.PathLike) -> Path:
     Fails at once under ``HF_HUB_OFFLINE=1`` and within :data:`PROBE_SECONDS` without a network
     (:func:`require_network`); the hub client's lock and metadata files (``folder/.cache``) are
     removed when the download fails, and ``folder`` too if this call made it and it stayed empty."""
-    from huggingface_hub import constants, hf_hub_download
+    constants = require("huggingface_hub.constants", "downloading CLIP RN50")
+    from huggingface_hub import hf_hub_download
 
     if constants.HF_HUB_OFFLINE:
         raise RuntimeError("HF_HUB_OFFLINE is set, which forbids downloads: unset it for this command")

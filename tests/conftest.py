@@ -13,8 +13,10 @@
 
 Nothing in the tests may download: ``HF_HUB_OFFLINE`` is set here for every test.
 
-Markers (registered in pyproject.toml): the files of :data:`MARKED_FILES` get theirs here; single
-tests elsewhere carry ``@pytest.mark.slow`` / ``course`` / ``perf`` themselves.
+Markers (registered in pyproject.toml): the files of :data:`MARKED_FILES` get theirs here (and are
+not imported when ``-m`` deselects them: a course file imports the course extra at its top); single
+tests elsewhere carry ``@pytest.mark.slow`` / ``course`` / ``perf`` themselves
+(``tests/test_markers.py`` checks that every test needing the course extra is marked).
 """
 
 from __future__ import annotations
@@ -39,11 +41,27 @@ MARKED_FILES = {
 }
 
 
+def file_markers(path: Path) -> set[str]:
+    """The markers :data:`MARKED_FILES` gives the test file ``path``."""
+    return {marker for marker, files in MARKED_FILES.items() if path.name in files}
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """A file whose marker ``-m`` deselects is not imported at all: a course file imports the course
+    extra at its top, which ``-m "not course"`` must not need (it is deselected, not skipped)."""
+    markers = file_markers(collection_path)
+    if not markers or not config.option.markexpr:
+        return None
+    from _pytest.mark.expression import Expression  # how pytest itself reads -m
+
+    selected = Expression.compile(config.option.markexpr).evaluate(lambda name, **_: name in markers)
+    return True if not selected else None
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        for marker, files in MARKED_FILES.items():
-            if Path(str(item.fspath)).name in files:
-                item.add_marker(getattr(pytest.mark, marker))
+        for marker in file_markers(Path(str(item.fspath))):
+            item.add_marker(getattr(pytest.mark, marker))
 
 
 @pytest.fixture(scope="session")

@@ -100,7 +100,7 @@ def test_export_writes_compact_predictions_that_load_back(tmp_path):
 
 
 def test_export_and_load_say_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="predictions-test.npz: missing; expected a finished training run"):
+    with pytest.raises(FileNotFoundError, match="predictions-test.npz: missing"):
         export_predictions(tmp_path, tmp_path / "demo.npz")
     with pytest.raises(FileNotFoundError, match="python -m refdense.course.results --only predictions"):
         load_demo_predictions(tmp_path / "none.npz")

@@ -81,6 +81,7 @@ def test_image_feature_comes_from_the_middle_frame_of_each_i3d_segment(tmp_path)
         extract_video_i3d(short, grey_levels, None)
 
 
+@pytest.mark.course
 def test_extract_resumes_and_survives_a_corrupt_video(tmp_path, encoders):
     image_encoder, video_encoder = encoders
     folder = tmp_path / "videos"
@@ -150,6 +151,7 @@ def test_extract_with_user_i3d_features(tmp_path):
         extract_features([], tmp_path / "g.h5", image_encoder=image_encoder)
 
 
+@pytest.mark.course
 def test_missing_clip_weights_offline_fail_at_once_with_the_instruction(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE unset, nothing cached, no network: no download is tried, the message says what to do."""
     import huggingface_hub.constants

@@ -66,6 +66,7 @@ def test_summary_writes_json_and_a_markdown_row_per_part_and_check(gpu_check, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json", "summary.md"]  # no temporary left
 
 
+@pytest.mark.slow
 def test_a_part_over_its_limit_is_recorded_and_the_next_part_still_runs(gpu_check, tmp_path, monkeypatch):
     """The driver end to end on the two cheapest parts; the first is given too little time."""
     monkeypatch.setitem(gpu_check.SMOKE_SECONDS, "environment", 0.05)

@@ -294,7 +294,7 @@ def test_a_group_where_a_video_should_be_is_refused_not_reported_as_found(tiny_d
     from refdense.prepare.features import FeatureSource
 
     folder, name = crafted_features(tiny_dataset, tmp_path, lambda group, name, original: group.create_group(name))
-    with pytest.raises(DatasetError, match=rf"member /video/{name}: expected a dataset \(an array\), found a group"):
+    with pytest.raises(DatasetError, match=rf"member /video/{name}: .*found a group"):
         DenseActionDataset(folder, "testing", window=16, train=False)
     with FeatureSource(folder / "features.h5", "video") as source:  # prepare's inputs: groups are not videos
         assert name not in source.ids and len(source.ids) > 0
@@ -383,7 +383,7 @@ def test_a_video_twice_in_a_predictions_file_is_refused_not_scored_twice(tmp_pat
     scores = np.random.default_rng(0).random((10, 3), dtype=np.float32)
     np.savez(path, scores=scores, labels=(scores > 0.5).astype(np.float32), lengths=np.array([5, 5]),
              video_ids=np.array(["clip", "clip"]))
-    with pytest.raises(ValueError, match=r"twice.npz: video_ids: each video may appear once .*'clip' more than once"):
+    with pytest.raises(ValueError, match=r"twice.npz: video_ids: .*'clip'"):
         read_predictions(path)
 
 
@@ -482,6 +482,7 @@ def test_durations_of_the_wrong_type_are_reported_per_video_like_nan_and_negativ
 # --------------------------------------------------------------------------- offline downloads
 
 
+@pytest.mark.course
 @pytest.mark.parametrize("hub_offline", [False, True], ids=["HF_HUB_OFFLINE-unset", "HF_HUB_OFFLINE-set"])
 @pytest.mark.parametrize("name", ["clip-rn50", "i3d"])
 def test_weights_download_offline_fails_in_seconds_and_writes_nothing(name, hub_offline, tmp_path, monkeypatch,

@@ -123,8 +123,8 @@ def test_other_checkpoints_are_refused_with_the_difference(tmp_path):
     partial["Mixed_6a.b0.conv3d.weight"] = torch.zeros(1)
     partial["Mixed_4b.b0.bn.bias"] = torch.zeros(7)
     torch.save(partial, tmp_path / "partial.pt")
-    with pytest.raises(ValueError, match=r"missing Mixed_5c.b3b.conv3d.weight; unexpected Mixed_6a.b0.conv3d.weight; "
-                                         r"wrong shapes Mixed_4b.b0.bn.bias \(7,\) \(expected \(192,\)\)"):
+    with pytest.raises(ValueError, match=r"missing Mixed_5c.b3b.conv3d.weight.*unexpected Mixed_6a.b0.conv3d.weight.*"
+                                         r"Mixed_4b.b0.bn.bias \(7,\).*\(192,\)"):
         load_i3d(tmp_path / "partial.pt")
     torch.save({"model": {"a": torch.zeros(1)}}, tmp_path / "nested.pt")
     with pytest.raises(ValueError, match="expected a state dict of tensors"):

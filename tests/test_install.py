@@ -14,7 +14,10 @@ and nothing is written into the installed package.
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,22 +76,45 @@ def links_without_course_stack(sites, folder: Path) -> Path:
     return folder
 
 
-def requirements(wheel: Path) -> tuple[set[str], set[str]]:
-    """The names the wheel requires: (always, with the course extra)."""
+def requirements(wheel: Path) -> dict[str | None, set[str]]:
+    """The names the wheel requires, by extra (None: always), normalised (``PyYAML`` -> ``pyyaml``)."""
     with zipfile.ZipFile(wheel) as archive:
         metadata = next(name for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
         lines = archive.read(metadata).decode().splitlines()
-    required = [line.removeprefix("Requires-Dist: ") for line in lines if line.startswith("Requires-Dist: ")]
-    name = lambda line: line.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip()  # noqa: E731
-    return ({name(line) for line in required if "extra ==" not in line},
-            {name(line) for line in required if "extra == \"course\"" in line})
+    found: dict[str | None, set[str]] = {}
+    for line in lines:
+        if line.startswith("Requires-Dist: "):
+            requirement, _, marker = line.removeprefix("Requires-Dist: ").partition(";")
+            extra = re.search(r"extra == \"([^\"]+)\"", marker)
+            found.setdefault(extra and extra.group(1), set()).add(normalised(re.split(r"[\[<>=!~ ]", requirement)[0]))
+    return found
+
+
+def normalised(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def test_the_wheel_requires_the_library_and_offers_the_course_as_an_extra(tmp_path):
-    wheel = build_wheel(tmp_path)
-    library, course = requirements(wheel)
-    assert library == {"torch", "numpy", "h5py", "tqdm", "pyyaml", "platformdirs"}
-    assert {"jupyterlab", "nbval", "ipywidgets", "matplotlib", "open_clip_torch"} <= course
+    required = requirements(build_wheel(tmp_path))
+    assert required[None] == {"torch", "numpy", "h5py", "tqdm", "pyyaml", "platformdirs", "scipy"}
+    assert {"jupyterlab", "nbval", "ipywidgets", "ipython", "matplotlib", "nbformat", "nbclient", "open-clip-torch",
+            "huggingface-hub"} <= required["course"]
+
+    # every package the package's modules import is required, always or by an extra
+    declared = set().union(*required.values())
+    imported = set()
+    for path in (REPO / "refdense").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    # tomllib: the standard library's from Python 3.11 (refdense.course.header, a maintainers' tool)
+    third_party = sorted(imported - set(sys.stdlib_module_names) - {"refdense", "tomllib"})
+    distributions = importlib.metadata.packages_distributions()
+    undeclared = {name: distributions.get(name) for name in third_party
+                  if not {normalised(d) for d in distributions.get(name, [name])} & declared}
+    assert "scipy" in third_party and not undeclared, f"imported but not required by the wheel: {undeclared}"
 
 
 def build_wheel(tmp_path: Path) -> Path:

@@ -20,6 +20,7 @@ SMALL = ("data.window=16", "data.validation_fraction=0.125", "data.text_encoder=
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+@pytest.mark.slow
 def test_sweep_with_two_jobs_equals_the_sequential_sweep(tmp_path, monkeypatch):
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
     kwargs = dict(preset="tiny", variants=("full", "no_colv"), seeds=(1,), epochs=1, overrides=SMALL)

@@ -262,7 +262,7 @@ def test_read_predictions_errors(tmp_path):
     with pytest.raises(ValueError, match="bad.npz: expected arrays 'scores' and 'labels'"):
         read_predictions(path)
     np.savez(path, scores=np.zeros((2, 3, 4)), labels=np.zeros((2, 3, 4)), lengths=np.array([3, 9]))
-    with pytest.raises(ValueError, match=r"bad.npz: lengths: expected values in \[0, 3\].*found 9 for video #1"):
+    with pytest.raises(ValueError, match=r"bad.npz: lengths: .*\[0, 3\].*9 for video #1"):
         read_predictions(path)
     np.savez(path, scores=np.zeros((2, 3, 4)), labels=np.zeros((2, 3, 4)))  # padding is no segments
     with pytest.raises(ValueError, match=r"bad.npz: expected 'lengths' \(V,\) with padded \(V, T, C\) scores"):
@@ -271,13 +271,13 @@ def test_read_predictions_errors(tmp_path):
     with pytest.raises(ValueError, match=r"bad.npz: expected 'lengths' \(V,\) with concatenated \(N, C\) scores"):
         read_predictions(path)
     np.savez(path, scores=np.zeros((5, 4)), labels=np.zeros((5, 4)), lengths=np.array([2, 2]))
-    with pytest.raises(ValueError, match=r"bad.npz: lengths: sum to 4 segments, but scores holds 5 rows"):
+    with pytest.raises(ValueError, match=r"bad.npz: lengths: .*4 segments.*5 rows"):
         read_predictions(path)
     np.savez(path, scores=np.zeros((5, 4)), labels=np.zeros((5, 4)), lengths=np.array([6, -1]))
     with pytest.raises(ValueError, match=r"bad.npz: lengths: expected one integer >= 0 per video"):
         read_predictions(path)
     np.savez(path, scores=np.zeros(5), labels=np.zeros(5), lengths=np.array([5]))
-    with pytest.raises(ValueError, match=r"bad.npz: scores: expected concatenated \(N, C\) or padded \(V, T, C\)"):
+    with pytest.raises(ValueError, match=r"bad.npz: scores: .*\(N, C\).*\(V, T, C\)"):
         read_predictions(path)
     (tmp_path / "text.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="text.npz: not a .npz file"):

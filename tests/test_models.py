@@ -478,11 +478,11 @@ def test_predict_full_video_rejects_bad_videos():
     video, image = inputs(batch=1, length=20)
     with pytest.raises(ValueError, match=r"same length T, found 20 and 19"):
         predict_full_video(model, video[0], image[0, :19])
-    with pytest.raises(ValueError, match=r"video must have shape \(T, 12\) for one video, found \(1, 20, 12\)"):
+    with pytest.raises(ValueError, match=r"video .*\(T, 12\).*\(1, 20, 12\)"):
         predict_full_video(model, video, image[0])
     with pytest.raises(ValueError, match="at least one segment, found T=0"):
         predict_full_video(model, video[0, :0], image[0, :0])
-    with pytest.raises(ValueError, match=r"image must have shape \(T, 10\) for one video, found \(20, 12\)"):
+    with pytest.raises(ValueError, match=r"image .*\(T, 10\).*\(20, 12\)"):
         predict_full_video(model, video[0], video[0])  # image features of the wrong width
     with pytest.raises(ValueError, match=r"reads image features of shape \(T, 10\), found None"):
         predict_full_video(model, video[0], None)

@@ -71,8 +71,7 @@ def test_the_shipped_architectures_are_registered_with_what_they_declare():
 
 
 def test_an_unregistered_name_is_refused_by_the_config_with_the_registered_choices():
-    with pytest.raises(ConfigError, match=r"model.arch must be one of 'pat', 'motion_only', 'refdense', "
-                                          r"'entity_only', found 'toy'"):
+    with pytest.raises(ConfigError, match=r"model.arch.*'pat', 'motion_only', 'refdense', 'entity_only'.*'toy'"):
         from_dict({"model": {"arch": "toy"}})
 
 
@@ -107,6 +106,5 @@ def test_a_toy_architecture_trains_with_colv_on_the_features_it_declares(toy, wr
     # CoLV on a concept set whose features the architecture does not declare: refused before training
     values["loss"]["colv_sets"] = ["action", "entity"]
     values["loss"]["use_entity_labels"] = True
-    with pytest.raises(ValueError, match=r"loss.colv_sets: CoLV on entity needs those features, which "
-                                         r"model.arch 'toy' does not return \(it returns: action\)"):
+    with pytest.raises(ValueError, match=r"loss.colv_sets: .*entity.*model.arch 'toy'.*returns: action"):
         train(from_dict(values), tmp_path / "other", progress=False)

@@ -46,28 +46,28 @@ def test_build_checks_and_converts_every_value():
     assert isinstance(server.weights, tuple) and isinstance(server.weights[0], float)
 
 
-@pytest.mark.parametrize("data, message", [
-    ({}, "s.yaml: missing key name"),
-    ({"name": "a", "mdoe": "fast"}, "s.yaml: unknown key mdoe; did you mean mode?"),
-    ({"name": "a", "mode": "slow"}, "s.yaml: mode must be None or one of 'fast', 'safe', found 'slow'"),
-    ({"name": "a", "weights": [1]}, "s.yaml: weights must be a list of 2 items, found [1]"),
-    ({"name": "a", "weights": [1, "x"]}, "s.yaml: weights[1] must be a number, found 'x'"),
-    ({"name": "a", "ports": {"web": {"number": 0}}}, "s.yaml: ports.web.number must be an integer in (0, 65536), found 0"),
-    ({"name": "a", "main": {"number": 1, "protocol": "icmp"}},
-     "s.yaml: main.protocol must be one of 'tcp', 'udp', found 'icmp'"),
-    ({"name": "a", "main": 80}, "s.yaml: main must be a mapping of keys, found 80"),
-    (["name"], "s.yaml: the top level must be a mapping of keys, found ['name']"),
+@pytest.mark.parametrize("data, key, value", [
+    ({}, "missing key name", None),
+    ({"name": "a", "mdoe": "fast"}, "mdoe", "did you mean mode?"),
+    ({"name": "a", "mode": "slow"}, "mode", "'fast', 'safe', found 'slow'"),
+    ({"name": "a", "weights": [1]}, "weights", "2 items, found [1]"),
+    ({"name": "a", "weights": [1, "x"]}, "weights[1]", "found 'x'"),
+    ({"name": "a", "ports": {"web": {"number": 0}}}, "ports.web.number", "(0, 65536), found 0"),
+    ({"name": "a", "main": {"number": 1, "protocol": "icmp"}}, "main.protocol", "'tcp', 'udp', found 'icmp'"),
+    ({"name": "a", "main": 80}, "main", "found 80"),
+    (["name"], "the top level", "found ['name']"),
 ])
-def test_build_names_the_source_the_key_and_the_value(data, message):
+def test_build_names_the_source_the_key_and_the_value(data, key, value):
     with pytest.raises(ConfigError) as caught:
         build(Server, data, source="s.yaml")
-    assert str(caught.value) == message
+    message = str(caught.value)
+    assert message.startswith("s.yaml: ") and key in message and (value is None or value in message), message
 
 
 def test_a_section_made_in_python_names_its_class():
-    with pytest.raises(FieldError, match=r"^Port\.protocol must be one of 'tcp', 'udp', found 'TCP'$"):
+    with pytest.raises(FieldError, match=r"^Port\.protocol .*'tcp', 'udp'.*'TCP'$"):
         Port(1, "TCP")  # type: ignore[arg-type]
-    with pytest.raises(FieldError, match=r"^Port\.number must be an integer in \(0, 65536\), found 70000$"):
+    with pytest.raises(FieldError, match=r"^Port\.number .*\(0, 65536\).*70000$"):
         Port(70000)
     with pytest.raises(FieldError, match=r"^Server\.name must be a string, found 3$"):
         Server(3)  # type: ignore[arg-type]

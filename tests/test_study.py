@@ -10,17 +10,19 @@ import numpy as np
 import pytest
 
 from refdense.cli import main
+from refdense.experiments import study as study_module
 from refdense.experiments.study import (
     converged_seeds,
     decide,
     evaluate,
     load_plan,
     load_study,
-    plot_study,
     seed_trend,
     seeds_for_power,
     study_markdown,
+    write_study,
 )
+from refdense.extras import NO_PLOTS
 from refdense.schema import ConfigError
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -155,14 +157,10 @@ def test_gains_pair_runs_by_seed_id_not_by_position():
 
 
 def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, capsys):
-    for name, study in _study().items():
-        (tmp_path / SWEEPS[name]).mkdir()
-        (tmp_path / SWEEPS[name] / "sweep.json").write_text(json.dumps(study))
+    write_sweeps(tmp_path)
     assert main(["study", str(tmp_path)]) == 0
     assert "| H1 |" in (tmp_path / "STUDY.md").read_text()
-    assert (tmp_path / "study.png").stat().st_size > 10_000
     assert load_study(tmp_path)["coupling"]["seeds"] == SEEDS
-    plot_study(load_study(tmp_path))
     # a folder with some of the sweeps decides the tests it can (the power extension's folder)
     (tmp_path / "rare_share" / "sweep.json").unlink()
     (tmp_path / "text_alignment-train_videos60" / "sweep.json").unlink()
@@ -179,6 +177,27 @@ def test_the_command_writes_the_decisions_and_names_a_missing_sweep(tmp_path, ca
     (tmp_path / "rare_share" / "sweep.json").write_text("{not json")
     with pytest.raises(ValueError, match="rare_share/sweep.json: not a sweep.json file"):
         load_study(tmp_path)
+
+
+def write_sweeps(folder: Path) -> None:
+    for name, study in _study().items():
+        (folder / SWEEPS[name]).mkdir()
+        (folder / SWEEPS[name] / "sweep.json").write_text(json.dumps(study))
+
+
+@pytest.mark.course
+def test_the_study_draws_its_figure_beside_its_table(tmp_path):
+    write_sweeps(tmp_path)
+    write_study(tmp_path)
+    assert (tmp_path / "study.png").stat().st_size > 10_000
+    assert NO_PLOTS not in (tmp_path / "STUDY.md").read_text()
+
+
+def test_without_matplotlib_the_study_says_it_has_no_figure(tmp_path, monkeypatch):
+    write_sweeps(tmp_path)
+    monkeypatch.setattr(study_module, "available", lambda module: module != "matplotlib")
+    assert write_study(tmp_path).endswith(f"\n{NO_PLOTS}\n")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["STUDY.md"]
 
 
 def test_a_comparison_of_two_sweeps_uses_the_seeds_they_share():

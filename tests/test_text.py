@@ -61,7 +61,7 @@ def test_random_encoder_is_seeded_labelled_and_word_based():
     assert not torch.allclose(a[0], a[1])
     with pytest.raises(ValueError, match=r"expected weights=None, found 'x.pt'"):
         load_text_encoder("random", weights="x.pt")
-    with pytest.raises(ValueError, match=r"expected one of \('clip', 'minilm', 'random', 'random_orthonormal'\), found 'bert'"):
+    with pytest.raises(ValueError, match=r"'clip', 'minilm', 'random', 'random_orthonormal'.*'bert'"):
         load_text_encoder("bert")
 
 
@@ -127,6 +127,7 @@ def clip_checkpoint(tmp_path_factory):
     return path, model
 
 
+@pytest.mark.course
 def test_clip_loads_a_weights_file_and_the_open_clip_cache(clip_checkpoint, tmp_path, monkeypatch):
     import huggingface_hub.constants
     import open_clip
@@ -154,6 +155,7 @@ def test_clip_loads_a_weights_file_and_the_open_clip_cache(clip_checkpoint, tmp_
     torch.testing.assert_close(from_cache.encode(prompts), expected)
 
 
+@pytest.mark.course
 def test_clip_weights_folder_resolves_to_its_checkpoint(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / "RN50.pt").write_bytes(b"")
@@ -170,6 +172,7 @@ def test_clip_weights_folder_resolves_to_its_checkpoint(tmp_path):
         load_text_encoder("clip", weights=tmp_path / "missing")
 
 
+@pytest.mark.course
 def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
@@ -178,12 +181,13 @@ def test_clip_missing_weights_error_says_how_to_get_them(tmp_path, monkeypatch):
     with pytest.raises(MissingWeightsError) as info:
         load_text_encoder("clip")
     message = str(info.value)
-    assert "CLIP RN50 weights 'openai' are not on this machine (HF_HUB_OFFLINE is set)" in message
+    assert "CLIP RN50" in message and "'openai'" in message and "HF_HUB_OFFLINE is set" in message
     assert "refdense weights download clip-rn50" in message
     assert "--set data.text_weights=PATH" in message and "--text-weights" not in message
     assert "--set data.text_encoder=minilm" in message
 
 
+@pytest.mark.course
 def test_clip_without_network_fails_at_once_without_trying_the_hub(tmp_path, monkeypatch):
     """HF_HUB_OFFLINE unset and no network: one short probe, no download (the hub client retries for ~50 s)."""
     import huggingface_hub.constants
@@ -204,12 +208,12 @@ def test_clip_without_network_fails_at_once_without_trying_the_hub(tmp_path, mon
 
     monkeypatch.setattr(weights.socket, "create_connection", unreachable)
     monkeypatch.setattr(open_clip, "create_model", must_not_download)
-    with pytest.raises(MissingWeightsError, match=r"(?s)not in the Hugging Face cache and https://huggingface.co cannot "
-                                                  r"be reached.*data.text_weights"):
+    with pytest.raises(MissingWeightsError, match=r"(?s)https://huggingface.co.*data.text_weights"):
         load_text_encoder("clip")
     assert probes == [weights.PROBE_SECONDS] and weights.PROBE_SECONDS <= 5
 
 
+@pytest.mark.course
 def test_the_config_key_text_weights_reaches_the_encoder(clip_checkpoint, tmp_path):
     from refdense.train.components import build_criterion
     from refdense.train.config import load_config
@@ -223,10 +227,11 @@ def test_the_config_key_text_weights_reaches_the_encoder(clip_checkpoint, tmp_pa
     assert str(path) in bank.description and criterion.text_entity.shape == (2, 1024)
 
 
+@pytest.mark.course
 def test_clip_rejects_a_file_that_is_not_an_rn50_checkpoint(tmp_path):
     bad = tmp_path / "wrong.pt"
     torch.save({"weight": torch.zeros(2)}, bad)
-    with pytest.raises(ValueError, match=r"could not load CLIP RN50 weights from .*wrong.pt: expected an open_clip RN50"):
+    with pytest.raises(ValueError, match=r"CLIP RN50.*wrong.pt"):
         load_text_encoder("clip", weights=bad)
 
 
@@ -261,8 +266,7 @@ def test_text_bank_is_built_once_cached_and_reloaded(tmp_path, monkeypatch):
 def test_a_stale_bank_is_an_error_naming_the_difference_and_rebuild_fixes_it(tmp_path):
     text_bank_for(tmp_path, INFO, "random")
     changed = SimpleNamespace(classes=INFO.classes, entities=["bag", "cup"], motions=INFO.motions)
-    with pytest.raises(ValueError, match=r"entity names differ.*expected 2 names \['bag', 'cup'\], found 2 names "
-                                         r"\['bag', 'camera'\].*delete .*text_bank-random.pt.*rebuild=True"):
+    with pytest.raises(ValueError, match=r"entity.*\['bag', 'cup'\].*\['bag', 'camera'\].*text_bank-random.pt.*rebuild=True"):
         text_bank_for(tmp_path, changed, "random")
     rebuilt = text_bank_for(tmp_path, changed, "random", rebuild=True)
     assert rebuilt.names["entity"] == ["bag", "cup"]
@@ -272,7 +276,7 @@ def test_a_stale_bank_is_an_error_naming_the_difference_and_rebuild_fixes_it(tmp
 def test_a_bank_of_another_encoder_is_an_error(tmp_path):
     bank = build_text_bank(load_text_encoder("random"), INFO)
     bank.save(text_bank_path(tmp_path, "minilm"))  # e.g. a file renamed by hand
-    with pytest.raises(ValueError, match=r"text bank made by encoder 'random', expected 'minilm'"):
+    with pytest.raises(ValueError, match=r"'random'.*'minilm'"):
         text_bank_for(tmp_path, INFO, "minilm")
 
 
@@ -281,7 +285,7 @@ def test_an_unreadable_bank_file_is_reported(tmp_path):
     with pytest.raises(ValueError, match=r"text_bank-random.pt: not a readable text bank"):
         text_bank_for(tmp_path, INFO, "random")
     torch.save({"format": "other"}, text_bank_path(tmp_path, "random"))
-    with pytest.raises(ValueError, match=r"expected a text bank of format 'refdense-text-bank/1', found 'other'"):
+    with pytest.raises(ValueError, match=r"'refdense-text-bank/1'.*'other'"):
         TextBank.load(text_bank_path(tmp_path, "random"))
 
 

@@ -12,13 +12,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from refdense.cli import main
+from refdense.io import exclusive_lock
 from refdense.data import DenseActionDataset
 from refdense.metrics import paper_table, read_predictions
 from refdense.models import predict_full_video
@@ -61,6 +61,13 @@ def finished_run(dataset, tmp_path_factory):
     return run
 
 
+@pytest.mark.course
+def test_a_run_draws_its_plots_and_its_results_show_them(finished_run):
+    for name in ("loss", "val_map"):
+        assert (finished_run / "plots" / f"{name}.png").stat().st_size > 1_000
+        assert f"(plots/{name}.png)" in (finished_run / "results.md").read_text()
+
+
 def weights(path):
     state = load_checkpoint(path)
     return {**{f"model.{k}": v for k, v in state["model"].items()},
@@ -78,7 +85,7 @@ def test_training_decreases_the_loss_and_writes_the_run(dataset, tmp_path, capsy
     chosen = resolve_precision("auto", torch.device("cpu"))  # fp32 on an AVX2 CPU
     assert config.run.precision == "auto" and load_config(run / "config.yaml").run.precision == chosen
     for name in ("config.yaml", "metrics.jsonl", "checkpoints/latest.pt", "checkpoints/best.pt",
-                 "predictions-test.npz", "results.json", "results.md", "plots/loss.png", "plots/val_map.png"):
+                 "predictions-test.npz", "results.json", "results.md"):
         assert (run / name).is_file(), name
     assert not list(run.rglob("*.tmp-*"))
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -165,7 +172,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
         return result
 
     monkeypatch.setattr(RefDenseCriterion, "forward", poisoned)
-    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1: the loss is not finite \(loss nan, bce_action"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 2, step 1: .*loss nan, bce_action"):
         train(config.with_overrides("optim.epochs=2"), tmp_path / "run", resume=True, progress=False)
     kept = weights(tmp_path / "run/checkpoints/latest.pt")
     assert load_checkpoint(tmp_path / "run/checkpoints/latest.pt")["epoch"] == 1
@@ -251,8 +258,8 @@ def test_evaluate_refuses_a_dataset_with_other_class_names(finished_run, dataset
     best = finished_run / "checkpoints/best.pt"
     assert main(["evaluate", str(best), "--dataset", str(renamed), "--device", "cpu",
                  "--out", str(tmp_path / "p.npz")]) == 2
-    assert (f"does not fit this dataset: classes[3] {original!r} in the checkpoint, 'juggle a teapot' in dataset "
-            f"'tiny'") in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert all(piece in error for piece in (str(best), f"classes[3] {original!r}", "'juggle a teapot'", "'tiny'")), error
     assert not (tmp_path / "p.npz").exists()
 
 
@@ -283,8 +290,8 @@ def test_resume_compares_the_stored_config_with_config_yaml_and_set(finished_run
     text = (run / "config.yaml").read_text()
     (run / "config.yaml").write_text(text.replace("lr: 0.003", "lr: 0.01").replace("seed: 0", "seed: 5"))
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
-    assert ("its checkpoint was made with another config (optim.lr: 0.003 in the run, 0.01 now; run.seed: 0 in "
-            "the run, 5 now)") in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert all(piece in error for piece in (str(run), "optim.lr: 0.003", "0.01 now", "run.seed: 0", "5 now")), error
     (run / "config.yaml").write_text(text)
     assert main(["train", "--resume", str(run), "--quiet", "--set", "model={dim: 32}", "--set", "optim.epochs=2"]) == 2
     assert "(model.dim: 16 in the run, 32 now)" in capsys.readouterr().err
@@ -293,31 +300,20 @@ def test_resume_compares_the_stored_config_with_config_yaml_and_set(finished_run
     assert load_checkpoint(run / "checkpoints/latest.pt")["epoch"] == 2
 
 
-def test_one_process_at_a_time_trains_into_a_run_directory(dataset, tmp_path):
-    tiny_config(dataset, optim={"epochs": 1000}).save(tmp_path / "config.yaml")  # runs until stopped
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "refdense", "train", "--config", str(tmp_path / "config.yaml"),
-               "--out", str(run), "--quiet"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(1200):  # until the first run holds the lock and has written its first epoch
-            if (run / "metrics.jsonl").exists() or first.poll() is not None:
-                break
-            time.sleep(0.1)
-        assert first.poll() is None, first.stderr.read()
-        assert (run / "run.lock").read_text().strip() == str(first.pid)
-        for extra in (["--set", "run.seed=1"], ["--resume", str(run)]):
-            second = subprocess.run([*command, *extra], env=env, capture_output=True, text=True, timeout=300)
-            assert second.returncode == 2, second.stderr
-            assert second.stderr.startswith(f"refdense train: error: run directory {run} is in use by another "
-                                            f"process (pid {first.pid}, holding {run / 'run.lock'})"), second.stderr
-        assert first.poll() is None  # the first run goes on, with its own config
-        assert "seed: 0" in (run / "config.yaml").read_text()
-    finally:
-        first.kill()
-        first.wait()
-        first.stderr.close()
+def test_one_process_at_a_time_trains_into_a_run_directory(finished_run, tmp_path, capsys):
+    """A run directory whose lock another holder has (here a second open file of this process: flock
+    locks one open file, not one process) is refused before anything is written, new or resumed."""
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    shutil.copy(run / "config.yaml", tmp_path / "config.yaml")
+    before = {path: path.read_bytes() for path in run.rglob("*") if path.is_file() and path.name != "run.lock"}
+    with exclusive_lock(run / "run.lock", "the test"):
+        for command in (["--config", str(tmp_path / "config.yaml"), "--out", str(run), "--set", "run.seed=1"],
+                        ["--resume", str(run)]):
+            assert main(["train", *command, "--quiet"]) == 2
+            error = capsys.readouterr().err
+            assert f"run directory {run} is in use" in error and f"pid {os.getpid()}" in error, error
+            assert str(run / "run.lock") in error, error
+    assert {path: path.read_bytes() for path in before} == before
 
 
 def test_bf16_autocast_step_on_cpu_chosen_by_auto_where_the_cpu_has_native_bf16(dataset, tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ def dataset(writable_tiny_dataset):
     return writable_tiny_dataset
 
 
+@pytest.mark.course
 def test_demo_writes_a_report_comparing_both_models_from_their_predictions(dataset, tmp_path):
     report = demo(tmp_path / "demo", overrides=(f"data.dataset={dataset}", "optim.epochs=1", *SMALL), progress=False)
     text = report.read_text()
@@ -51,6 +52,7 @@ def test_ablation_files_are_the_listed_variants():
     assert sorted(p.stem for p in ABLATIONS.glob("*.yaml")) == sorted(v.name for v in VARIANTS)
 
 
+@pytest.mark.slow
 def test_ablate_reports_mean_and_spread_over_seeds(dataset, tmp_path):
     report = ablate(str(dataset), tmp_path / "ablations", seeds=(0, 1), epochs=1, variants=("full", "pat"),
                     overrides=SMALL, progress=False)

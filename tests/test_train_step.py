@@ -1,5 +1,5 @@
 """The training step: host synchronisations counted, the non-finite stop without reading the loss,
-fused Adam, the choice of precision."""
+the optimizer (fused where the device has the kernel), the choice of precision."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def test_a_non_finite_loss_stops_at_the_end_of_its_interval_whatever_the_optimiz
     steps = []
     step = optim.step
     optim.step = lambda *args, **kwargs: steps.append(1) or step(*args, **kwargs)  # type: ignore[method-assign]
-    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite \(loss nan, bce_action nan"):
+    with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: .*loss nan, bce_action nan"):
         train_one_epoch(runner, data, optim, **epoch_args("ckpt", log_every=2))
     assert len(steps) == 2  # the interval of steps 1-2 ended the epoch: steps 3 and 4 never ran
     with pytest.raises(NonFiniteLossError, match=r"epoch 1, step 2: the loss is not finite"):
@@ -198,25 +198,6 @@ def test_an_unknown_optimizer_names_the_key_and_the_value():
     assert "optim.optimizer" in str(caught.value) and "'lion'" in str(caught.value)
     with pytest.raises(ConfigError, match="optim.momentum"):
         from_dict({"optim": {"optimizer": "sgd", "momentum": 1.5}})
-
-
-def test_fused_adam_is_the_default_adam_within_float_rounding():
-    fused, plain = tiny_model_and_criterion(), tiny_model_and_criterion()
-    optimizers = build_optimizer(fused.parameters(), OptimConfig(lr=1e-3, weight_decay=1e-4)), torch.optim.Adam(
-        plain.parameters(), lr=1e-3, weight_decay=1e-4, foreach=False)
-    assert optimizers[0].defaults["fused"]
-    for step, batch in enumerate(batches(4)):
-        for runner, optimizer in zip((fused, plain), optimizers):
-            torch.manual_seed(step)  # the same dropout masks
-            optimizer.zero_grad()
-            runner(batch).total.backward()
-            optimizer.step()
-    for (name, a), b in zip(fused.named_parameters(), plain.parameters()):
-        if name.endswith("to_kv.bias"):
-            # the key bias moves every score of a query equally: its true gradient is 0, and Adam
-            # scales the float noise of that 0 up to a full step; compare the value half
-            a, b = a.chunk(2)[1], b.chunk(2)[1]
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
 @pytest.mark.parametrize(

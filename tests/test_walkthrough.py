@@ -169,6 +169,8 @@ def offline_weights(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(weights, "hub_reachable", lambda timeout=weights.PROBE_SECONDS: True)
 
 
+@pytest.mark.slow
+@pytest.mark.course
 @pytest.mark.usefixtures("one_torch_thread", "offline_weights")
 def test_the_walkthrough_runs_as_written(tmp_path, monkeypatch, capsys):
     shutil.copytree(CONFIGS, tmp_path / "configs")

@@ -67,6 +67,7 @@ def test_a_failed_or_wrong_download_leaves_no_file(tmp_path, monkeypatch, capsys
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
+@pytest.mark.course
 @pytest.mark.usefixtures("online")
 def test_clip_download_goes_to_the_weights_folder(tmp_path, monkeypatch, capsys):
     import huggingface_hub

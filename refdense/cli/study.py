@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from refdense.experiments.study import FIRST_EDITION, load_plan, write_study
+    from refdense.extras import available
 
     print(write_study(args.folder, load_plan(args.plan or FIRST_EDITION)))
-    print(f"written to {Path(args.folder) / 'STUDY.md'} and {Path(args.folder) / 'study.png'}")
+    written = ("STUDY.md", "study.png") if available("matplotlib") else ("STUDY.md",)
+    print(f"written to {' and '.join(str(Path(args.folder) / name) for name in written)}")
     return 0

@@ -31,6 +31,7 @@ import numpy as np
 
 from refdense.experiments.ablate import format_interval, interval
 from refdense.experiments.sweep import seed_gains, seed_trends
+from refdense.extras import NO_PLOTS, available
 from refdense.io import atomic_write
 from refdense.paths import shipped
 from refdense.schema import ConfigError, build, check_fields, require
@@ -429,14 +430,17 @@ def plot_study(results: dict[str, dict], plan: Plan | None = None) -> Figure:
 
 def write_study(folder: str | Path, plan: Plan | None = None) -> str:
     """Decide the tests of ``plan`` (default: the first edition's) on the sweeps of ``folder``: write
-    ``folder/STUDY.md`` and ``folder/study.png``; return the text."""
+    ``folder/STUDY.md`` and ``folder/study.png`` (without matplotlib, STUDY.md says there is no
+    figure); return the text."""
     from refdense.train.report import save_figure
 
     folder = Path(folder)
     plan = plan or _first_edition()
     results = load_study(folder, plan)
-    text = study_markdown(results, plan)
+    plots = available("matplotlib")
+    text = study_markdown(results, plan) + ("" if plots else f"\n{NO_PLOTS}\n")
     with atomic_write(folder / "STUDY.md") as handle:
         handle.write(text)
-    save_figure(plot_study(results, plan), folder / "study.png")
+    if plots:
+        save_figure(plot_study(results, plan), folder / "study.png")
     return text

@@ -25,7 +25,7 @@ dataset whichever dial is swept)::
     OUT/runs/<dataset>/<variant>/seed<k>/   one ordinary run directory per (dataset, variant, seed)
     OUT/<dial>[-<fixed dials>]/sweep.json   the settings, every run's metrics, and the gains
     OUT/<dial>[-<fixed dials>]/SWEEP.md     the gains as a table
-    OUT/<dial>[-<fixed dials>]/sweep.png    mAP and gain against the dial, mean and 95% interval
+    OUT/<dial>[-<fixed dials>]/sweep.png    mAP and gain against the dial, mean and 95% interval (with matplotlib)
 
 (``-<fixed dials>`` names the other dials held fixed, e.g. ``text_alignment-train_videos60``.)
 """
@@ -56,6 +56,7 @@ from refdense.experiments.ablate import (
     training_notes,
 )
 from refdense.experiments.launch import Launch, fit_runs
+from refdense.extras import NO_PLOTS, available
 from refdense.io import atomic_write, output_folder
 from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
 from refdense.train.config import TrainConfig, load_config
@@ -314,11 +315,13 @@ def sweep(
     folder = out / f"{dial}{fixed.slug()}"
     with atomic_write(folder / "sweep.json") as handle:
         json.dump(result, handle, indent=2)
+    plots = available("matplotlib")
     with atomic_write(folder / "SWEEP.md") as handle:
-        handle.write(sweep_markdown(result))
-    from refdense.train.report import save_figure
+        handle.write(sweep_markdown(result) + ("" if plots else f"\n{NO_PLOTS}\n"))
+    if plots:
+        from refdense.train.report import save_figure
 
-    save_figure(plot_sweep(result), folder / "sweep.png")
+        save_figure(plot_sweep(result), folder / "sweep.png")
     return folder / "sweep.json"
 
 

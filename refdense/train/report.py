@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refdense.extras import COURSE_EXTRA, available, require
+from refdense.extras import NO_PLOTS, available, require
 from refdense.io import atomic_path, atomic_write
 from refdense.metrics import PaperTable
 
@@ -209,7 +209,7 @@ def write_run_files(
     if plots:
         lines += ["![loss](plots/loss.png)", "", "![validation mAP](plots/val_map.png)", ""]
     else:
-        lines += [f"No plots: matplotlib is not installed ({COURSE_EXTRA} installs it).", ""]
+        lines += [NO_PLOTS, ""]
     with atomic_write(run_dir / "results.md") as handle:
         handle.write("\n".join(lines))
     if not plots:
