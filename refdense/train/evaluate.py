@@ -12,6 +12,7 @@ windows of many videos together (each video gets the probabilities it would get 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,13 @@ import torch
 from refdense.data import DenseActionDataset
 from refdense.metrics import PaperTable, frame_map, paper_table, write_predictions
 from refdense.models import Detector, architecture, predict_full_videos
-from refdense.models.inference import MAX_BATCH_SEGMENTS, Readout, action_probabilities
+from refdense.models.inference import (
+    MAX_BATCH_SEGMENTS,
+    Readout,
+    action_probabilities,
+    composed_readout,
+    motion_probabilities,
+)
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import load_checkpoint, restore
@@ -147,11 +154,28 @@ def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str
     return predictions_path(folder.parent, split, checkpoint.stem, None if own else Path(dataset or "").name)
 
 
-READOUTS = {"composed": ("entity", "motion"), "motion": ("motion",)}
-"""The readouts a run writes beside its action head's predictions, and the auxiliary heads each
-needs: ``composed``, each class scored ``P_ent(its entity) * P_mot(its motion)``
-(:func:`refdense.models.inference.composed_readout`, scored on the action labels); ``motion``, the
-motion head's own probabilities scored on the motion labels (the mechanism check of cross-attention)."""
+@dataclass(frozen=True)
+class AuxiliaryReadout:
+    """A readout a run writes beside its action head's predictions (an entry of :data:`READOUTS`)."""
+
+    heads: tuple[str, ...]  # the auxiliary heads it needs (readout_unavailable)
+    # its Readout for a dataset's decomposition (DatasetInfo.decomposition)
+    readout: Callable[[Sequence[tuple[int | None, int | None]]], Readout]
+    labels: str  # the labels it is scored on: a key of the videos' dicts (labels_of)
+    title: str  # what the run's log calls it
+
+
+READOUTS = {
+    "composed": AuxiliaryReadout(
+        ("entity", "motion"), composed_readout, "labels", "composed readout P_ent * P_mot"
+    ),
+    "motion": AuxiliaryReadout(("motion",), lambda _: motion_probabilities, "motion_labels", "motion head"),
+}
+"""The readouts a run writes beside its action head's predictions, each into the file
+:func:`readout_path` names after its key: ``composed``, each class scored ``P_ent(its entity) *
+P_mot(its motion)`` (:func:`refdense.models.inference.composed_readout`, scored on the action
+labels); ``motion``, the motion head's own probabilities scored on the motion labels (the mechanism
+check of cross-attention)."""
 
 
 def readout_path(predictions: str | Path, readout: str) -> Path:
@@ -167,7 +191,7 @@ def readout_unavailable(config: TrainConfig, readout: str) -> str | None:
     switched on and trained by its labels."""
     model, loss = config.model, config.loss
     heads = architecture(model.arch).auxiliary
-    for part in READOUTS[_known(readout)]:
+    for part in READOUTS[_known(readout)].heads:
         if part not in heads:
             return f"model.arch {model.arch} has no {part} head"
         if not getattr(model, f"{part}_head"):

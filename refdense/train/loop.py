@@ -63,7 +63,6 @@ from refdense.io import exclusive_lock, output_folder, resolve_link
 from refdense.losses import RefDenseCriterion
 from refdense.metrics import PaperTable
 from refdense.models import Detector
-from refdense.models.inference import composed_readout, motion_probabilities
 from refdense.progress import progress_bar
 from refdense.train import distributed
 from refdense.train.checkpoint import (
@@ -96,6 +95,7 @@ from refdense.train.components import (
 )
 from refdense.train.config import ConfigError, TrainConfig, diff, from_dict
 from refdense.train.evaluate import (
+    READOUTS,
     predict_split,
     predictions_path,
     readout_path,
@@ -460,15 +460,17 @@ class TrainingRun:
         restore(self.model, state, MODEL, chosen)
         quiet = False if self.quiet else None
         scores = predict_split(self.model, self.data.test, context, self.config.run.precision, quiet)
-        readouts = {
-            "composed": (composed_readout(self.data.info.decomposition), "labels"),
-            "motion": (motion_probabilities, "motion_labels"),
-        }
+        decomposition = self.data.info.decomposition
         extra = {
             name: predict_split(
-                self.model, self.data.test, context, self.config.run.precision, quiet, readout=readout
+                self.model,
+                self.data.test,
+                context,
+                self.config.run.precision,
+                quiet,
+                readout=readout.readout(decomposition),
             )
-            for name, (readout, _) in readouts.items()
+            for name, readout in READOUTS.items()
             if readout_unavailable(self.config, name) is None
         }
         table = predictions = None
@@ -479,7 +481,7 @@ class TrainingRun:
             for name, found in extra.items():
                 assert found is not None, "rank 0 receives every readout's predictions"
                 path = readout_path(predictions, name)
-                tables[name] = score_and_save(found, self.data.test, path, labels_key=readouts[name][1])
+                tables[name] = score_and_save(found, self.data.test, path, labels_key=READOUTS[name].labels)
         result = TrainResult(
             self.run_dir,
             self.history,
@@ -498,11 +500,11 @@ class TrainingRun:
                 held_out=self.data.info.held_out_classes,
             )
             self.say(f"test split, {chosen.name} (epoch {result.checkpoint_epoch}): " + table_summary(table))
-            for name, label in (("composed", "composed readout P_ent * P_mot"), ("motion", "motion head")):
+            for name, readout in READOUTS.items():
                 self.say(
-                    f"{label}: mAP {100 * tables[name].frame_map.map_all:.2f}"
+                    f"{readout.title}: mAP {100 * tables[name].frame_map.map_all:.2f}"
                     if name in tables
-                    else f"no {label}: {readout_unavailable(self.config, name)}"
+                    else f"no {readout.title}: {readout_unavailable(self.config, name)}"
                 )
         return result
 
