@@ -13,7 +13,7 @@ windows of many videos together (each video gets the probabilities it would get 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -217,6 +217,7 @@ class Evaluation:
     epoch: int  # the checkpoint's epoch (1-based)
     split: str
     dataset: Path
+    readouts: dict[str, PaperTable] = field(default_factory=dict)  # by READOUTS key, each beside predictions
 
 
 def evaluate(
@@ -228,9 +229,14 @@ def evaluate(
     device: str = "auto",
     precision: Precision = "auto",
     progress: bool | None = None,
+    readouts: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``
     (default: :func:`default_predictions_path`, beside the run).
+
+    ``readouts``: keys of :data:`READOUTS` predicted as well, each written beside ``out``
+    (:func:`readout_path`) and scored on its labels; one the checkpoint's model lacks
+    (:func:`readout_unavailable`) is an error naming the checkpoint.
 
     ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
     preset). The dataset's feature widths and its class, entity and motion names must match the
@@ -251,6 +257,10 @@ def evaluate(
         seed=config.run.seed,
     )
     check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
+    for name in readouts:
+        reason = readout_unavailable(config, name)
+        if reason is not None:
+            raise ValueError(f"checkpoint {checkpoint}: no {READOUTS[name].title} ({reason})")
     model = build_detector(config.model, data.info)
     restore(model, state, "model", checkpoint)
     context = distributed.Context(
@@ -260,4 +270,12 @@ def evaluate(
     scores = predict_split(model, data, context, precision, progress)
     assert scores is not None, "a single process is the main one: it receives the predictions"
     table = score_and_save(scores, data, out)
-    return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)
+    tables = {}
+    for name in readouts:
+        readout = READOUTS[name]
+        found = predict_split(
+            model, data, context, precision, progress, readout.readout(data.info.decomposition)
+        )
+        assert found is not None, "a single process is the main one"
+        tables[name] = score_and_save(found, data, readout_path(out, name), labels_key=readout.labels)
+    return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir, tables)
