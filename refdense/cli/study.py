@@ -22,6 +22,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the YAML file registering the study's tests (default: the first study's, "
         "refdense/experiments/studies/first_edition.yaml)",
     )
+    parser.add_argument(
+        "--checkpoint",
+        choices=("tested", "best"),
+        default="tested",
+        help="tested (default): the primary protocol's sweep.json files, to STUDY.md and study.png; best: "
+        "the secondary protocol's sweep-best.json (refdense sweep ... --checkpoint best), to STUDY-best.md "
+        "and study-best.png, labelled descriptive",
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,7 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from refdense.experiments.study import FIRST_EDITION, load_plan, write_study
+    from refdense.experiments.sweep import CHECKPOINTS
 
-    print(write_study(args.folder, load_plan(args.plan or FIRST_EDITION)))
-    print(f"written to {Path(args.folder) / 'STUDY.md'} and {Path(args.folder) / 'study.png'}")
+    print(write_study(args.folder, load_plan(args.plan or FIRST_EDITION), args.checkpoint))
+    suffix = CHECKPOINTS[args.checkpoint]
+    print(
+        f"written to {Path(args.folder) / f'STUDY{suffix}.md'} and {Path(args.folder) / f'study{suffix}.png'}"
+    )
     return 0
