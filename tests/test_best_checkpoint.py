@@ -138,6 +138,11 @@ def test_an_unfinished_or_missing_run_is_an_error_that_names_it_and_nothing_is_t
     with pytest.raises(ValueError, match=r"tiny-held_out0.25/full/seed0: not finished \(1 of 2 epochs\)"):
         run(2, "best")
     assert latest.stat().st_mtime_ns == stamp
+    # refdense evaluate of best.pt, with no --out, keeps the final checkpoint's file of a run that tests it
+    run_dir = latest.parent.parent
+    final = (run_dir / "predictions-test.npz").read_bytes()
+    assert main(["evaluate", str(run_dir / "checkpoints" / "best.pt")]) == 0
+    assert (run_dir / BEST_PREDICTIONS).is_file() and (run_dir / "predictions-test.npz").read_bytes() == final
     missing = out / "runs" / "tiny-held_out0.25" / "no_colv" / "seed0"
     with pytest.raises(ValueError, match=r"no_colv/seed0: not a finished run \(no results.json\)"):
         run(1, "best", ("full", "no_colv"))

@@ -121,8 +121,9 @@ def run_metrics(
 
 BEST_PREDICTIONS = "predictions-test-best.npz"
 """A run's test predictions by its best-validation checkpoint (the secondary protocol), beside the
-``predictions-test.npz`` of the checkpoint ``run.test_checkpoint`` names; its readouts beside it
-under :func:`refdense.train.evaluate.readout_path`'s names (``predictions-test-best-composed.npz``)."""
+``predictions-test.npz`` of the checkpoint ``run.test_checkpoint`` names (the name ``refdense
+evaluate`` gives them in a run that tests ``latest.pt``); its readouts beside it under
+:func:`refdense.train.evaluate.readout_path`'s names (``predictions-test-best-composed.npz``)."""
 BEST_RESULTS = "results-test-best.json"
 """What :func:`best_checkpoint_predictions` recorded of a run: the checkpoint, its epoch, the files and
 :func:`run_metrics` (over all classes and the held-out ones); written last, so it marks the files complete."""
