@@ -35,9 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--out",
         help="predictions file to write (default, in the checkpoint's run directory: "
-        "predictions-test.npz for best.pt on the test split, the file `refdense train` wrote; "
-        "predictions-val.npz / -train.npz for the other splits; predictions-test-latest.npz "
-        "for latest.pt; predictions-test-on-NAME.npz for a --dataset NAME other than the run's own, "
+        "predictions-test.npz for the checkpoint the run tests on the test split (best.pt, or latest.pt "
+        "with run.test_checkpoint: last), the file `refdense train` wrote; predictions-val.npz / "
+        "-train.npz for the other splits; predictions-test-latest.npz for latest.pt and "
+        "predictions-test-best.npz for best.pt when the run tests the other one; predictions-test-on-NAME.npz for a --dataset NAME other than the run's own, "
         "so that the run's results.md and predictions-test.npz always agree; a checkpoint outside "
         "a run's checkpoints/ folder needs --out)",
     )

@@ -64,6 +64,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--config", help="base recipe the variants modify (default: configs/synthetic.yaml)")
     add_overrides_option(parser, "override a key in every run, e.g. --set model.dim=64")
     parser.add_argument("--out", default="runs/sweeps", help="output folder (default: %(default)s)")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("tested", "best"),
+        default="tested",
+        help="tested (default): each run's checkpoint run.test_checkpoint names, training what is missing; "
+        "best: the secondary protocol, each finished run's checkpoints/best.pt scored on the test split "
+        "(nothing trained; an unfinished run is an error), written to sweep-best.json, SWEEP-best.md, "
+        "sweep-best.png",
+    )
     add_launch_options(parser)
     parser.set_defaults(func=run)
 
@@ -90,7 +99,7 @@ def parse_fixed(items: list[str]) -> Dials:
 
 def run(args: argparse.Namespace) -> int:
     from refdense.experiments.ablate import BASE
-    from refdense.experiments.sweep import sweep
+    from refdense.experiments.sweep import CHECKPOINTS, sweep
 
     launch, overrides = launch_options(args)
     path = sweep(
@@ -106,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         base=args.config or BASE,
         overrides=overrides,
         launch=launch,
+        checkpoint=args.checkpoint,
     )
-    print((path.parent / "SWEEP.md").read_text())
+    print((path.parent / f"SWEEP{CHECKPOINTS[args.checkpoint]}.md").read_text())
     print(f"written to {path.parent}")
     return 0

@@ -29,15 +29,17 @@ import numpy as np
 import torch
 
 from refdense.data import DatasetInfo, read_info
-from refdense.experiments.launch import Launch, Run, fit_runs
+from refdense.experiments.launch import Launch, Run, finished, fit_runs
 from refdense.experiments.probe import probe_dataset
-from refdense.io import atomic_write, output_folder
+from refdense.io import atomic_write, exclusive_lock, output_folder
 from refdense.metrics import frame_map, paper_table, read_predictions
 from refdense.models import parameter_count
 from refdense.synth import PRESETS, default_dataset
+from refdense.train.checkpoint import BEST_FILE
 from refdense.train.components import build_detector, open_dataset_dir
 from refdense.train.config import CONFIGS, TrainConfig, diff, load_config
-from refdense.train.evaluate import readout_path
+from refdense.train.evaluate import READOUTS as AUXILIARY_READOUTS
+from refdense.train.evaluate import evaluate, readout_path, readout_unavailable
 from refdense.train.history import best_epoch, read_history
 
 ABLATIONS = CONFIGS / "ablations"
@@ -115,6 +117,68 @@ def run_metrics(
             if classes:
                 values[f"{prefix}_{suffix}"] = 100 * frame.map_over(classes)
     return values
+
+
+BEST_PREDICTIONS = "predictions-test-best.npz"
+"""A run's test predictions by its best-validation checkpoint (the secondary protocol), beside the
+``predictions-test.npz`` of the checkpoint ``run.test_checkpoint`` names (the name ``refdense
+evaluate`` gives them in a run that tests ``latest.pt``); its readouts beside it under
+:func:`refdense.train.evaluate.readout_path`'s names (``predictions-test-best-composed.npz``)."""
+BEST_RESULTS = "results-test-best.json"
+"""What :func:`best_checkpoint_predictions` recorded of a run: the checkpoint, its epoch, the files and
+:func:`run_metrics` (over all classes and the held-out ones); written last, so it marks the files complete."""
+
+
+def best_checkpoint_predictions(config: TrainConfig, run_dir: Path) -> Path:
+    """The test predictions of a finished run's ``checkpoints/best.pt`` (the secondary protocol),
+    scored by :func:`refdense.train.evaluate.evaluate` with every readout the run has; nothing is trained.
+
+    Written once into ``run_dir`` (:data:`BEST_PREDICTIONS`, its readouts, then :data:`BEST_RESULTS`,
+    each atomically) and reused while the run's best validation epoch is the one recorded. A run
+    that is missing, not finished (:func:`refdense.experiments.launch.finished`) or being fitted by
+    another process is an error naming it. The checkpoint is read with ``weights_only`` (no code runs).
+    """
+    predictions, record = run_dir / BEST_PREDICTIONS, run_dir / BEST_RESULTS
+    if not (run_dir / "results.json").is_file():
+        raise ValueError(
+            f"{run_dir}: not a finished run (no results.json); train it first (the same command "
+            "without --checkpoint best), nothing is trained when scoring the best checkpoint"
+        )
+    with exclusive_lock(run_dir / "fit.lock", f"run directory {run_dir}"):
+        if not finished(config, run_dir):
+            raise ValueError(
+                f"{run_dir}: not finished ({len(read_history(run_dir))} of {config.optim.epochs} epochs); "
+                "train it first (the same command without --checkpoint best)"
+            )
+        history = read_history(run_dir)
+        epoch = best_epoch(history) or len(history)  # without validation, best.pt is the last epoch
+        if record.is_file() and json.loads(record.read_text(encoding="utf-8"))["checkpoint_epoch"] == epoch:
+            return predictions
+        readouts = [name for name in AUXILIARY_READOUTS if readout_unavailable(config, name) is None]
+        checkpoint = run_dir / "checkpoints" / BEST_FILE
+        result = evaluate(
+            checkpoint,
+            predictions,
+            dataset=config.data.dataset,
+            device=config.run.device,
+            precision=config.run.precision,
+            progress=False,
+            readouts=readouts,
+        )
+        if result.epoch != epoch:
+            raise ValueError(
+                f"{checkpoint}: holds epoch {result.epoch}, but its run's best validation epoch is {epoch}"
+            )
+        held_out = read_info(open_dataset_dir(config.data.dataset)).held_out_classes
+        values = {
+            "checkpoint": f"checkpoints/{BEST_FILE}",
+            "checkpoint_epoch": epoch,
+            "predictions": [predictions.name, *(readout_path(predictions, name).name for name in readouts)],
+            "metrics": run_metrics(predictions, (), held_out),
+        }
+        with atomic_write(record) as handle:
+            json.dump(values, handle, indent=2)
+    return predictions
 
 
 def run_probe(config: TrainConfig, folder: Path) -> dict[str, float]:

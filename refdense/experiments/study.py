@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from refdense.experiments.ablate import format_interval, interval
-from refdense.experiments.sweep import seed_gains, seed_trends
+from refdense.experiments.sweep import CHECKPOINTS, SECONDARY, seed_gains, seed_trends
 from refdense.extras import NO_PLOTS, available
 from refdense.io import atomic_write
 from refdense.paths import shipped
@@ -263,26 +263,30 @@ def seeds_for_power(
     return None
 
 
-def load_study(folder: str | Path, plan: Plan | None = None) -> dict[str, dict]:
+def load_study(folder: str | Path, plan: Plan | None = None, checkpoint: str = "tested") -> dict[str, dict]:
     """The sweeps of ``plan`` (default: the first edition's) present in ``folder`` (``sweep.json``
-    of the folders its ``sweeps`` name), by name.
+    of the folders its ``sweeps`` name, ``sweep-best.json`` with ``checkpoint="best"``:
+    :data:`refdense.experiments.sweep.CHECKPOINTS`), by name.
 
     A test is decided when all its sweeps are present (:func:`evaluate`); a folder with none of them
     is an error, and so is a file that is not JSON (both name the path).
     """
     folder = Path(folder)
     plan = plan or _first_edition()
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint: expected one of {', '.join(CHECKPOINTS)}, found {checkpoint!r}")
+    file = f"sweep{CHECKPOINTS[checkpoint]}.json"
     results = {}
     for name, sub in plan.sweeps.items():
-        path = folder / sub / "sweep.json"
+        path = folder / sub / file
         if not path.is_file():
             continue
         try:
             results[name] = json.loads(path.read_text())
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not a sweep.json file ({error})") from None
+            raise ValueError(f"{path}: not a {file} file ({error})") from None
     if not results:
-        expected = ", ".join(f"{sub}/sweep.json" for sub in plan.sweeps.values())
+        expected = ", ".join(f"{sub}/{file}" for sub in plan.sweeps.values())
         raise FileNotFoundError(f"{folder}: none of the study's sweeps is there (expected {expected})")
     return results
 
@@ -358,13 +362,23 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def study_markdown(results: dict[str, dict], plan: Plan | None = None) -> str:
+def study_markdown(results: dict[str, dict], plan: Plan | None = None, checkpoint: str = "tested") -> str:
     """The tests of ``plan`` (default: the first edition's) decided on every seed, then on the fully
-    converged seeds when some did not converge."""
+    converged seeds when some did not converge; with ``checkpoint="best"``, the same tests on the
+    best-validation checkpoints, labelled as the secondary protocol (descriptive)."""
     plan = plan or _first_edition()
-    lines = [
-        "# The registered study: decisions",
-        "",
+    lines = ["# The registered study: decisions", ""]
+    if checkpoint == "best":
+        lines = [
+            f"# The registered study, {SECONDARY} (descriptive)",
+            "",
+            "The registered tests computed on each run's best-validation checkpoint (`checkpoints/best.pt`, "
+            "scored on the test split: `refdense sweep ... --checkpoint best`) instead of the checkpoint the "
+            "primary protocol tests. Reported beside the primary decisions (`STUDY.md`) and never used for "
+            "a decision: the last column applies the registered rule to these numbers only to describe them.",
+            "",
+        ]
+    lines += [
         plan.method,
         "",
         *_table(evaluate(results, plan=plan)),
@@ -428,19 +442,26 @@ def plot_study(results: dict[str, dict], plan: Plan | None = None) -> Figure:
         return fig
 
 
-def write_study(folder: str | Path, plan: Plan | None = None) -> str:
+def write_study(folder: str | Path, plan: Plan | None = None, checkpoint: str = "tested") -> str:
     """Decide the tests of ``plan`` (default: the first edition's) on the sweeps of ``folder``: write
     ``folder/STUDY.md`` and ``folder/study.png`` (without matplotlib, STUDY.md says there is no
-    figure); return the text."""
+    figure); return the text. With ``checkpoint="best"``, the secondary protocol's sweeps
+    (``sweep-best.json``) to ``STUDY-best.md`` and ``study-best.png`` (the primary files are left as
+    they are)."""
     from refdense.train.report import save_figure
 
     folder = Path(folder)
     plan = plan or _first_edition()
-    results = load_study(folder, plan)
+    results = load_study(folder, plan, checkpoint)
     plots = available("matplotlib")
-    text = study_markdown(results, plan) + ("" if plots else f"\n{NO_PLOTS}\n")
-    with atomic_write(folder / "STUDY.md") as handle:
+    text = study_markdown(results, plan, checkpoint) + ("" if plots else f"\n{NO_PLOTS}\n")
+    suffix = CHECKPOINTS[checkpoint]
+    with atomic_write(folder / f"STUDY{suffix}.md") as handle:
         handle.write(text)
     if plots:
-        save_figure(plot_study(results, plan), folder / "study.png")
+        figure = plot_study(results, plan)
+        if checkpoint == "best":
+            [axes] = figure.axes
+            axes.set_xlabel(f"{axes.get_xlabel()}; {SECONDARY} (descriptive)")
+        save_figure(figure, folder / f"study{suffix}.png")
     return text

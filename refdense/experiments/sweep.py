@@ -28,6 +28,11 @@ dataset whichever dial is swept)::
     OUT/<dial>[-<fixed dials>]/sweep.png    mAP and gain against the dial, mean and 95% interval (with matplotlib)
 
 (``-<fixed dials>`` names the other dials held fixed, e.g. ``text_alignment-train_videos60``.)
+
+The secondary protocol (``checkpoint="best"``, ``refdense sweep ... --checkpoint best``) trains
+nothing: it scores each finished run's best-validation checkpoint on the test split, once per run
+(``RUN/predictions-test-best.npz`` and its readouts, ``RUN/results-test-best.json``), and writes
+``sweep-best.json``, ``SWEEP-best.md`` and ``sweep-best.png`` beside the primary files.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ from refdense.data import read_info
 from refdense.experiments.ablate import (
     ABLATIONS,
     BASE,
+    BEST_RESULTS,
     METRICS,
+    best_checkpoint_predictions,
     check_variants,
     convergence,
     format_interval,
@@ -59,6 +66,7 @@ from refdense.experiments.launch import Launch, fit_runs
 from refdense.extras import NO_PLOTS, available
 from refdense.io import atomic_write, output_folder
 from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
+from refdense.train.checkpoint import BEST_FILE
 from refdense.train.config import TrainConfig, load_config
 
 if TYPE_CHECKING:
@@ -76,6 +84,11 @@ DIALS = (
     "text_prior",
     "rare_entities",
 )
+CHECKPOINTS = {"tested": "", "best": "-best"}
+"""Which checkpoint of each run a sweep or study scores, and the suffix of its files: ``tested``, the one
+``run.test_checkpoint`` names (the primary protocol: ``sweep.json``, ``STUDY.md``), or ``best``, each
+run's best-validation ``checkpoints/best.pt`` (the secondary protocol: ``sweep-best.json``, ``STUDY-best.md``)."""
+SECONDARY = "secondary protocol: best-validation checkpoint"
 WHOLE = ("train_videos", "held_out_k", "entity_gate", "rare_entities")  # dials that take whole numbers
 REFERENCE = "full"
 
@@ -198,8 +211,14 @@ def sweep(
     overrides: Sequence[str] = (),
     progress: bool | None = None,
     launch: Launch = Launch(),
+    checkpoint: str = "tested",
 ) -> Path:
     """Run the sweep of ``dial``: write ``sweep.json``, ``SWEEP.md``, ``sweep.png`` (module docstring); return the json.
+
+    With ``checkpoint="best"`` (the secondary protocol), nothing is trained: every run of the sweep
+    must be finished (an error names the first that is not), its ``checkpoints/best.pt`` is scored
+    on the test split (:func:`refdense.experiments.ablate.best_checkpoint_predictions`, once per run)
+    and the files are ``sweep-best.json``, ``SWEEP-best.md``, ``sweep-best.png``.
 
     Args:
         dial: one of :data:`DIALS`.
@@ -213,8 +232,11 @@ def sweep(
         patience: ``run.patience`` of every run (early stopping); None: the base recipe's.
         base: the recipe the variants modify; overrides: ``KEY=VALUE`` for every run.
         launch: how many runs at once, here or on Slurm (:mod:`refdense.experiments.launch`).
+        checkpoint: a key of :data:`CHECKPOINTS`.
     """
     out = Path(out)
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint: expected one of {', '.join(CHECKPOINTS)}, found {checkpoint!r}")
     if preset not in PRESETS:
         raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, found {preset!r}")
     chosen = [v.name for v in check_variants(variants)]
@@ -251,13 +273,16 @@ def sweep(
                         (config, out / "runs" / folder.name / name / f"seed{seed}"),
                     )
                 )
-    predictions = fit_runs(
-        [run for *_, run in planned],
-        launch,
-        slurm_folder=out / "slurm",
-        desc=f"sweep {dial}",
-        progress=progress,
-    )
+    if checkpoint == "best":
+        predictions = [best_checkpoint_predictions(*run) for *_, run in planned]
+    else:
+        predictions = fit_runs(
+            [run for *_, run in planned],
+            launch,
+            slurm_folder=out / "slurm",
+            desc=f"sweep {dial}",
+            progress=progress,
+        )
     runs: dict[str, dict[str, list[dict]]] = {f"{value:g}": {name: [] for name in chosen} for value in values}
     for (key, name, seed, folder, (config, run_dir)), path in zip(planned, predictions):
         runs[key][name].append(
@@ -268,6 +293,7 @@ def sweep(
                 **run_metrics(path, rare_classes[seed], read_info(folder).held_out_classes),
                 **convergence(run_dir),
                 **run_probe(config, out / "probes"),
+                **_checkpoint_epoch(run_dir, checkpoint),
             }
         )
     others = [name for name in chosen if name != REFERENCE]
@@ -305,6 +331,7 @@ def sweep(
         "overrides": common,
         "epochs": epochs,
         "patience": patience,
+        "checkpoint": checkpoint,
         "metrics": metrics,
         "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
         "runs": runs,
@@ -312,17 +339,25 @@ def sweep(
         "gains": gains,
         "trends": trends,
     }
-    folder = out / f"{dial}{fixed.slug()}"
-    with atomic_write(folder / "sweep.json") as handle:
+    folder, suffix = out / f"{dial}{fixed.slug()}", CHECKPOINTS[checkpoint]
+    with atomic_write(folder / f"sweep{suffix}.json") as handle:
         json.dump(result, handle, indent=2)
     plots = available("matplotlib")
-    with atomic_write(folder / "SWEEP.md") as handle:
+    with atomic_write(folder / f"SWEEP{suffix}.md") as handle:
         handle.write(sweep_markdown(result) + ("" if plots else f"\n{NO_PLOTS}\n"))
     if plots:
         from refdense.train.report import save_figure
 
-        save_figure(plot_sweep(result), folder / "sweep.png")
-    return folder / "sweep.json"
+        save_figure(plot_sweep(result), folder / f"sweep{suffix}.png")
+    return folder / f"sweep{suffix}.json"
+
+
+def _checkpoint_epoch(run_dir: Path, checkpoint: str) -> dict[str, int]:
+    """``{"checkpoint_epoch": E}``, the epoch of the best checkpoint scored (``checkpoint="best"``; else empty)."""
+    if checkpoint != "best":
+        return {}
+    record = json.loads((run_dir / BEST_RESULTS).read_text(encoding="utf-8"))
+    return {"checkpoint_epoch": record["checkpoint_epoch"]}
 
 
 def other_dials(result: dict) -> str:
@@ -334,11 +369,20 @@ def sweep_markdown(result: dict) -> str:
     """The gains of a sweep (``sweep.json``'s content) as a markdown table."""
     metrics, reference = result["metrics"], result["reference"]
     others = other_dials(result) or "defaults"
+    # sweeps written before the key existed scored the checkpoint run.test_checkpoint names
+    best = result.get("checkpoint") == "best"
+    scored = (
+        f"each run's best-validation checkpoint `checkpoints/{BEST_FILE}`; the {SECONDARY}, descriptive, "
+        "never used for a decision"
+        if best
+        else "the checkpoint `run.test_checkpoint` names"
+    )
     lines = [
-        f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset",
+        f"# Sweep of `{result['dial']}` on the `{result['preset']}` preset"
+        + (f" ({SECONDARY})" if best else ""),
         "",
-        f"Gain = `{reference}` minus the variant, in mAP points (test split, the checkpoint "
-        f"`run.test_checkpoint` names), paired by seed; mean and 95% Student-t interval over seeds "
+        f"Gain = `{reference}` minus the variant, in mAP points (test split, {scored}), "
+        f"paired by seed; mean and 95% Student-t interval over seeds "
         f"{', '.join(map(str, result['seeds']))} "
         f"(a seed makes both the dataset and the run). Other dials: {others}. Overrides: "
         f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}.",
@@ -350,6 +394,13 @@ def sweep_markdown(result: dict) -> str:
     ]
     records = [r for by_variant in result["runs"].values() for runs in by_variant.values() for r in runs]
     probed = all("probe" in r for r in records)
+    if best:
+        last = sum(r["checkpoint_epoch"] == r["epochs"] for r in records)
+        lines[3:3] = [
+            "",
+            f"{last} of {len(records)} runs' best validation epoch is their last (the checkpoint the "
+            "primary protocol tests there).",
+        ]
     for key, by_variant in result["gains"].items():
         for name, gains in by_variant.items():
             absolute = result["means"][key][reference]["mAP"]
@@ -462,7 +513,8 @@ def plot_sweep(result: dict) -> Figure:
             ax.legend(fontsize=FONT_SIZES["small"])
         held = other_dials(result)
         figure.suptitle(
-            f"{result['preset']} preset{', ' + held if held else ''}, {len(result['seeds'])} seeds: mean and 95% interval",
+            f"{result['preset']} preset{', ' + held if held else ''}, {len(result['seeds'])} seeds: mean and 95% interval"
+            + (f" ({SECONDARY})" if result.get("checkpoint") == "best" else ""),
             fontsize=FONT_SIZES["body"],
         )
         return figure

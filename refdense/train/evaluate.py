@@ -13,7 +13,7 @@ windows of many videos together (each video gets the probabilities it would get 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from refdense.models.inference import (
 )
 from refdense.progress import progress_bar
 from refdense.train import distributed
-from refdense.train.checkpoint import load_checkpoint, restore
+from refdense.train.checkpoint import BEST_FILE, LATEST_FILE, load_checkpoint, restore
 from refdense.train.components import Precision, autocast, build_detector, check_signature, open_dataset_dir
 from refdense.train.config import TrainConfig, from_dict
 
@@ -121,25 +121,34 @@ SPLIT_TAGS = {"training": "train", "validation": "val", "testing": "test"}
 
 
 def predictions_path(
-    run_dir: str | Path, split: str, checkpoint: str = "best", dataset: str | None = None
+    run_dir: str | Path,
+    split: str,
+    checkpoint: str = "best",
+    dataset: str | None = None,
+    tested: str = "best",
 ) -> Path:
     """The one name of a run's predictions file: ``predictions-test.npz`` for the test split as
-    predicted by ``best.pt`` (what ``refdense train`` writes and ``refdense evaluate`` writes by
-    default), ``predictions-val.npz``, ``predictions-train.npz`` for the other splits, and
-    ``predictions-test-latest.npz`` and the like for another checkpoint (``checkpoint`` is its stem).
-    ``dataset``: the name of a dataset other than the run's own, ``predictions-test-on-NAME.npz``
-    (so that it never replaces the file the run's ``results.md`` was computed from)."""
+    predicted by the checkpoint the run tests (``tested``, the stem ``run.test_checkpoint`` names:
+    ``best``, or ``latest`` with ``last``; what ``refdense train`` writes and ``refdense evaluate``
+    writes for that checkpoint by default), ``predictions-val.npz``, ``predictions-train.npz`` for the
+    other splits, and ``predictions-test-latest.npz``, ``predictions-test-best.npz`` and the like for
+    another checkpoint (``checkpoint`` is its stem). ``dataset``: the name of a dataset other than the
+    run's own, ``predictions-test-on-NAME.npz`` (so that it never replaces the file the run's
+    ``results.md`` was computed from)."""
     if split not in SPLIT_TAGS:
         raise ValueError(f"split: expected one of {list(SPLIT_TAGS)}, found {split!r}")
-    tag = SPLIT_TAGS[split] + ("" if checkpoint == "best" else f"-{checkpoint}")
+    tag = SPLIT_TAGS[split] + ("" if checkpoint == tested else f"-{checkpoint}")
     return Path(run_dir) / f"predictions-{tag}{f'-on-{dataset}' if dataset else ''}.npz"
 
 
-def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str | None, split: str) -> Path:
+def default_predictions_path(
+    checkpoint: Path, config_dataset: str, dataset: str | None, split: str, tested: str = "best"
+) -> Path:
     """Where :func:`evaluate` writes without ``out``: in the run directory of ``checkpoint``
-    (``RUN/checkpoints/NAME.pt``), under :func:`predictions_path`'s name; a ``dataset`` other than
-    the run's own (``config_dataset``) gets a name of its own. A checkpoint outside a run's
-    ``checkpoints/`` folder raises ``ValueError``: name the file with ``out``."""
+    (``RUN/checkpoints/NAME.pt``), under :func:`predictions_path`'s name (``tested``: the stem of the
+    checkpoint the run tests); a ``dataset`` other than the run's own (``config_dataset``) gets a name
+    of its own. A checkpoint outside a run's ``checkpoints/`` folder raises ``ValueError``: name the
+    file with ``out``."""
     folder = checkpoint.resolve().parent
     if folder.name != "checkpoints" or not (folder.parent / "config.yaml").is_file():
         raise ValueError(
@@ -151,7 +160,8 @@ def default_predictions_path(checkpoint: Path, config_dataset: str, dataset: str
         or dataset == config_dataset
         or Path(dataset).resolve() == Path(config_dataset).resolve()
     )
-    return predictions_path(folder.parent, split, checkpoint.stem, None if own else Path(dataset or "").name)
+    name = None if own else Path(dataset or "").name
+    return predictions_path(folder.parent, split, checkpoint.stem, name, tested)
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,7 @@ class Evaluation:
     epoch: int  # the checkpoint's epoch (1-based)
     split: str
     dataset: Path
+    readouts: dict[str, PaperTable] = field(default_factory=dict)  # by READOUTS key, each beside predictions
 
 
 def evaluate(
@@ -228,9 +239,14 @@ def evaluate(
     device: str = "auto",
     precision: Precision = "auto",
     progress: bool | None = None,
+    readouts: Sequence[str] = (),
 ) -> Evaluation:
     """Evaluate a checkpoint on a dataset split: the paper's table and a predictions npz at ``out``
     (default: :func:`default_predictions_path`, beside the run).
+
+    ``readouts``: keys of :data:`READOUTS` predicted as well, each written beside ``out``
+    (:func:`readout_path`) and scored on its labels; one the checkpoint's model lacks
+    (:func:`readout_unavailable`) is an error naming the checkpoint.
 
     ``dataset`` defaults to the one the checkpoint was trained on (a folder or a synthetic
     preset). The dataset's feature widths and its class, entity and motion names must match the
@@ -240,7 +256,12 @@ def evaluate(
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
     config = from_dict(state["config"], source=f"{checkpoint} (stored config)")
-    out = Path(out) if out else default_predictions_path(checkpoint, config.data.dataset, dataset, split)
+    tested = Path(BEST_FILE if config.run.test_checkpoint == "best" else LATEST_FILE).stem
+    out = (
+        Path(out)
+        if out
+        else default_predictions_path(checkpoint, config.data.dataset, dataset, split, tested)
+    )
     dataset_dir = open_dataset_dir(dataset or config.data.dataset)
     data = DenseActionDataset(
         dataset_dir,
@@ -251,6 +272,10 @@ def evaluate(
         seed=config.run.seed,
     )
     check_signature(state["dataset"], data.info, f"checkpoint {checkpoint}")
+    for name in readouts:
+        reason = readout_unavailable(config, name)
+        if reason is not None:
+            raise ValueError(f"checkpoint {checkpoint}: no {READOUTS[name].title} ({reason})")
     model = build_detector(config.model, data.info)
     restore(model, state, "model", checkpoint)
     context = distributed.Context(
@@ -260,4 +285,12 @@ def evaluate(
     scores = predict_split(model, data, context, precision, progress)
     assert scores is not None, "a single process is the main one: it receives the predictions"
     table = score_and_save(scores, data, out)
-    return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir)
+    tables = {}
+    for name in readouts:
+        readout = READOUTS[name]
+        found = predict_split(
+            model, data, context, precision, progress, readout.readout(data.info.decomposition)
+        )
+        assert found is not None, "a single process is the main one"
+        tables[name] = score_and_save(found, data, readout_path(out, name), labels_key=readout.labels)
+    return Evaluation(table, out, checkpoint, int(state["epoch"]), split, dataset_dir, tables)
