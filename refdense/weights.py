@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from refdense.extras import require
+from refdense.extras import require_extra
 from refdense.paths import data_root
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def load_clip_rn50(
     when the hub answers, else :class:`MissingWeightsError` at once (``how_to_pass`` goes into the
     message: ``"--image-weights PATH"``, ``"data.text_weights"``...).
     """
-    open_clip = require("open_clip", "CLIP RN50")
+    open_clip = require_extra("open_clip", "CLIP RN50")
 
     if weights is not None:
         checkpoint = resolve_checkpoint(weights)
