@@ -3,7 +3,7 @@
 ``pip install refdense`` installs the library (training, evaluation, data, models); the course
 stack (matplotlib, ipywidgets, JupyterLab, nbval, open_clip and the Hugging Face hub client that
 fetches CLIP's weights) comes with ``pip install "refdense[course]"``. The library imports none of
-it when it is imported: a module that needs a package of the extra asks :func:`require` for it
+it when it is imported: a module that needs a package of the extra asks :func:`require_extra` for it
 where it uses it, and a missing one is an error naming the extra, not a bare
 ``ModuleNotFoundError``.
 """
@@ -38,7 +38,7 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module.split(".")[0]) is not None
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def require_extra(module: str, purpose: str) -> ModuleType:
     """Import ``module`` (e.g. ``"matplotlib.pyplot"``) for ``purpose`` (e.g. ``"plots"``) or raise
     :class:`MissingExtraError` naming the package and the extra that installs it."""
     try:

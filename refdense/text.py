@@ -47,7 +47,7 @@ from typing import Any, Literal, Protocol, get_args
 import torch
 from torch import Tensor
 
-from refdense.extras import require
+from refdense.extras import require_extra
 from refdense.io import atomic_torch_save
 from refdense.weights import CLIP_MODEL, MissingWeightsError, load_clip_rn50
 
@@ -230,7 +230,7 @@ class ClipTextEncoder:
     name = "clip"
 
     def __init__(self, weights: str | os.PathLike | None = None, device: str = "cpu") -> None:
-        open_clip = require("open_clip", "the CLIP text encoder")
+        open_clip = require_extra("open_clip", "the CLIP text encoder")
 
         try:
             model, source = load_clip_rn50(weights, device, how_to_pass=TEXT_WEIGHTS_HOW)

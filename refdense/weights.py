@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from refdense.extras import require
+from refdense.extras import require_extra
 from refdense.paths import data_root
 
 if TYPE_CHECKING:
@@ -150,7 +150,7 @@ def load_clip_rn50(
     when the hub answers, else :class:`MissingWeightsError` at once (``how_to_pass`` goes into the
     message: ``"--image-weights PATH"``, ``"data.text_weights"``...).
     """
-    open_clip = require("open_clip", "CLIP RN50")
+    open_clip = require_extra("open_clip", "CLIP RN50")
 
     if weights is not None:
         checkpoint = resolve_checkpoint(weights)
@@ -200,7 +200,7 @@ def download_clip_rn50(folder: str | os.PathLike) -> Path:
     Fails at once under ``HF_HUB_OFFLINE=1`` and within :data:`PROBE_SECONDS` without a network
     (:func:`require_network`); the hub client's lock and metadata files (``folder/.cache``) are
     removed when the download fails, and ``folder`` too if this call made it and it stayed empty."""
-    constants = require("huggingface_hub.constants", "downloading CLIP RN50")
+    constants = require_extra("huggingface_hub.constants", "downloading CLIP RN50")
     from huggingface_hub import hf_hub_download
 
     if constants.HF_HUB_OFFLINE:

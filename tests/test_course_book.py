@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
-from refdense.course.book import build, stage_notebook
+from refdense.course.book import build_book, stage_notebook
 from refdense.course.header import BADGE
 from refdense.course.storage import RUN_TO_INTERACT
 
@@ -46,7 +46,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    site = build(tmp_path_factory.mktemp("book") / "site")
+    site = build_book(tmp_path_factory.mktemp("book") / "site")
     handler = functools.partial(QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

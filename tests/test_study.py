@@ -14,7 +14,7 @@ from refdense.experiments import study as study_module
 from refdense.experiments.study import (
     converged_seeds,
     decide,
-    evaluate,
+    decide_tests,
     load_plan,
     load_study,
     seed_trend,
@@ -75,7 +75,7 @@ def test_each_test_is_decided_by_its_95_percent_interval():
     assert decide({"low": 0.1, "high": 2.0}) == "supported"
     assert decide({"low": -2.0, "high": -0.1}) == "contradicted"
     assert decide({"low": -0.1, "high": 2.0}) == "inconclusive"
-    rows = {row["test"].name: row for row in evaluate(_study())}
+    rows = {row["test"].name: row for row in decide_tests(_study())}
     assert rows["H1"]["decision"] == "supported"
     assert rows["H1"]["summary"]["mean"] == pytest.approx(2.0)
     assert rows["H2a"]["decision"] == "contradicted"
@@ -94,7 +94,7 @@ def test_h4_is_the_decrease_of_colv_s_gain_per_100_training_videos():
         "60": sweep["runs"]["0"],
         "240": sweep["runs"]["1"],
     }  # the gain changes by trends[k] over 180
-    rows = {row["test"].name: row for row in evaluate({"train_videos": sweep})}
+    rows = {row["test"].name: row for row in decide_tests({"train_videos": sweep})}
     assert list(rows) == ["H4"]
     assert rows["H4"]["samples"] == pytest.approx([100 * t / 180 for t in (0.5, 1.0, 1.5, 1.0, 1.0)])
     assert rows["H4"]["decision"] == "supported"
@@ -104,7 +104,7 @@ def test_seeds_with_an_unconverged_run_are_left_out_on_request():
     study = _study(unconverged=(1, 3))
     assert converged_seeds(study, ["coupling"]) == [0, 2, 4]
     assert converged_seeds(study, ["rare_share"]) == SEEDS
-    rows = {row["test"].name: row for row in evaluate(study, converged_only=True)}
+    rows = {row["test"].name: row for row in decide_tests(study, converged_only=True)}
     assert rows["H1"]["seeds"] == [0, 2, 4] and rows["H1"]["samples"] == pytest.approx([1.0, 2.0, 3.0])
     assert rows["H2a"]["seeds"] == SEEDS
     text = study_markdown(study)
@@ -204,7 +204,7 @@ def test_a_comparison_of_two_sweeps_uses_the_seeds_they_share():
     study = _study()
     more = _sweep("no_colv", [1.0] * 5 + [9.0] * 3, seeds=[*SEEDS, 5, 6, 7])
     study["text_alignment_240"] = more
-    rows = {row["test"].name: row for row in evaluate(study)}
+    rows = {row["test"].name: row for row in decide_tests(study)}
     assert rows["H3 at 240"]["seeds"] == [*SEEDS, 5, 6, 7]
     assert rows["H3b"]["seeds"] == SEEDS
 
@@ -234,7 +234,7 @@ def test_another_study_registers_its_tests_by_a_plan_file(tmp_path):
     assert main(["study", str(tmp_path), "--plan", str(tmp_path / "plan.yaml")]) == 0
     text = (tmp_path / "STUDY.md").read_text()
     assert "One trend per test." in text and "| E2 (secondary) | twice minus once |" in text
-    rows = {row["test"].name: row for row in evaluate(load_study(tmp_path, load_plan(tmp_path / "plan.yaml")),
+    rows = {row["test"].name: row for row in decide_tests(load_study(tmp_path, load_plan(tmp_path / "plan.yaml")),
                                                       plan=load_plan(tmp_path / "plan.yaml"))}
     assert rows["E1"]["samples"] == pytest.approx([2.0, 4.0, 6.0, 8.0, 10.0])  # scale 2
     assert rows["E3"]["samples"] == pytest.approx([2.0, 4.0, 6.0, 8.0, 10.0])  # mAP_rare rises twice as fast
@@ -296,7 +296,7 @@ def test_a_gain_test_reads_one_dial_value_and_equivalence_needs_the_90_percent_i
     (tmp_path / "entity_gate" / "sweep.json").write_text(json.dumps(sweep))
     (tmp_path / "plan.yaml").write_text(GAIN_PLAN)
     plan = load_plan(tmp_path / "plan.yaml")
-    rows = {row["test"].name: row for row in evaluate(load_study(tmp_path, plan), plan=plan)}
+    rows = {row["test"].name: row for row in decide_tests(load_study(tmp_path, plan), plan=plan)}
     assert rows["G0"]["samples"] == pytest.approx([2.0] * 5) and rows["G0"]["decision"] == "supported"
     assert rows["G1"]["samples"] == pytest.approx([-0.1, 0.1, 0.0, -0.2, 0.2])
     assert rows["G1"]["decision"].startswith("equivalent within ±1 (90% interval [-0.")
@@ -311,7 +311,7 @@ def test_a_gain_test_reads_one_dial_value_and_equivalence_needs_the_90_percent_i
     (tmp_path / "plan.yaml").write_text(broken)
     plan = load_plan(tmp_path / "plan.yaml")
     with pytest.raises(ValueError, match="no dial value 0.5 \\(it ran 0, 1\\)"):
-        evaluate(load_study(tmp_path, plan), plan=plan)
+        decide_tests(load_study(tmp_path, plan), plan=plan)
 
 
 @pytest.mark.parametrize(

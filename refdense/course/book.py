@@ -102,7 +102,7 @@ def stage(notebooks: Path, stage_dir: Path) -> None:
     (stage_dir / "assets" / "mathjax-offline.js").write_text(MATHJAX_LOADER, encoding="utf-8")
 
 
-def build(site: Path, notebooks: Path = ROOT / "notebooks") -> Path:
+def build_book(site: Path, notebooks: Path = ROOT / "notebooks") -> Path:
     """Stage the sources and build the website into ``site`` (replaced whole once the build succeeded)."""
     stage(notebooks, STAGE)
     site = site.resolve()
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "--site", type=Path, default=ROOT / "site", help="output folder (default: site/ in the clone)"
     )
     args = parser.parse_args(argv)
-    site = build(args.site)
+    site = build_book(args.site)
     print(f"course website in {site} (open {site / 'index.html'})")
     return 0
 

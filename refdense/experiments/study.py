@@ -268,7 +268,7 @@ def load_study(folder: str | Path, plan: Plan | None = None, checkpoint: str = "
     of the folders its ``sweeps`` name, ``sweep-best.json`` with ``checkpoint="best"``:
     :data:`refdense.experiments.sweep.CHECKPOINTS`), by name.
 
-    A test is decided when all its sweeps are present (:func:`evaluate`); a folder with none of them
+    A test is decided when all its sweeps are present (:func:`decide_tests`); a folder with none of them
     is an error, and so is a file that is not JSON (both name the path).
     """
     folder = Path(folder)
@@ -311,7 +311,9 @@ def converged_seeds(results: dict[str, dict], sweeps: Sequence[str]) -> list[int
     return [seed for seed in seeds if seed not in bad]
 
 
-def evaluate(results: dict[str, dict], converged_only: bool = False, plan: Plan | None = None) -> list[dict]:
+def decide_tests(
+    results: dict[str, dict], converged_only: bool = False, plan: Plan | None = None
+) -> list[dict]:
     """Each test of ``plan`` (default: the first edition's) whose sweeps are in ``results``, on the
     seeds they share: the test, its seeds, per-seed samples, their summary, the decision, and the
     per-seed SD."""
@@ -381,7 +383,7 @@ def study_markdown(results: dict[str, dict], plan: Plan | None = None, checkpoin
     lines += [
         plan.method,
         "",
-        *_table(evaluate(results, plan=plan)),
+        *_table(decide_tests(results, plan=plan)),
     ]
     missing = [test for test in plan.tests if not set(plan.sweeps_of(test)) <= set(results)]
     if missing:
@@ -397,7 +399,7 @@ def study_markdown(results: dict[str, dict], plan: Plan | None = None, checkpoin
             "",
             "## Without the seeds that have an unconverged run",
             "",
-            *_table(evaluate(results, converged_only=True, plan=plan)),
+            *_table(decide_tests(results, converged_only=True, plan=plan)),
             "",
             "Runs that used every epoch allowed:",
             "",
@@ -424,7 +426,7 @@ def plot_study(results: dict[str, dict], plan: Plan | None = None) -> Figure:
 
     with styled():  # the course's fonts and spines
         plan = plan or _first_edition()
-        rows = evaluate(results, plan=plan)
+        rows = decide_tests(results, plan=plan)
         fig, ax = plt.subplots(
             figsize=figure_size("wide", height=0.5 + 0.45 * len(rows)), layout="constrained"
         )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from refdense.extras import NO_PLOTS, available, require
+from refdense.extras import NO_PLOTS, available, require_extra
 from refdense.io import atomic_path, atomic_write
 from refdense.metrics import PaperTable
 
@@ -110,7 +110,7 @@ def save_figure(figure: Figure, path: Path) -> None:
     """Save a Figure as PNG atomically and close it (if pyplot manages it)."""
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    require("matplotlib.pyplot", "saving a figure").close(figure)
+    require_extra("matplotlib.pyplot", "saving a figure").close(figure)
 
 
 def readout_summary(
@@ -246,7 +246,7 @@ def write_demo_report(
     from refdense.viz.timeline import plot_timeline
     from refdense.viz.training import plot_loss_curves, plot_metric_per_epoch
 
-    plt = require("matplotlib.pyplot", "the demo's report")
+    plt = require_extra("matplotlib.pyplot", "the demo's report")
 
     names = list(results)
     first = configs[names[0]]

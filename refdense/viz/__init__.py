@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from refdense.extras import require
+from refdense.extras import require_extra
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-require("matplotlib", "refdense.viz (plots)")  # every module of the unit draws with it
+require_extra("matplotlib", "refdense.viz (plots)")  # every module of the unit draws with it
 
 
 def figure_of(ax: Axes) -> Figure:
