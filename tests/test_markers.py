@@ -26,7 +26,7 @@ STACK = (*EXTRA_PACKAGES, "nbval")
 
 def imports(body: list[ast.stmt]) -> set[str]:
     """The modules ``body`` imports when it runs, functions' bodies and ``if TYPE_CHECKING:`` aside; a
-    ``require("matplotlib", ...)`` of ``refdense.extras`` counts as an import."""
+    ``require_extra("matplotlib", ...)`` of ``refdense.extras`` counts as an import."""
     found: set[str] = set()
     for node in body:
         if isinstance(node, ast.Import):
@@ -36,7 +36,7 @@ def imports(body: list[ast.stmt]) -> set[str]:
         elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             found |= imports(node.orelse)
         elif isinstance(node, ast.Expr | ast.Assign) and isinstance(call := node.value, ast.Call):
-            if ast.unparse(call.func) == "require" and isinstance(call.args[0], ast.Constant):
+            if ast.unparse(call.func) == "require_extra" and isinstance(call.args[0], ast.Constant):
                 found.add(call.args[0].value)
         elif isinstance(node, ast.If | ast.Try | ast.With | ast.ClassDef):
             found |= imports([child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)])
