@@ -72,9 +72,12 @@ def test_the_best_checkpoint_is_scored_as_refdense_evaluate_scores_it_and_cached
             assert stored["metrics"][metric] == pytest.approx(independent[metric], abs=1e-9), metric
         assert np.isfinite(record["mAP_held_out"])
     full = result["runs"]["0.25"]["full"][0]
-    assert full["checkpoint_epoch"] == 3 and full["epochs"] == 4  # not the checkpoint the primary tests
+    # with the pinned torch the best epoch is 3 of 4 (not the checkpoint the primary tests); the
+    # oldest supported torch trains another trajectory, whose best epoch may be the last
+    assert full["checkpoint_epoch"] == full["best_epoch"] <= full["epochs"] == 4
     final, best = (read_predictions(out / full["run"] / name) for name in ("predictions-test.npz", BEST_PREDICTIONS))
-    assert not all(np.allclose(a, b) for a, b in zip(final.scores, best.scores))
+    if full["checkpoint_epoch"] < full["epochs"]:
+        assert not all(np.allclose(a, b) for a, b in zip(final.scores, best.scores))
     # the full model has both auxiliary heads: its composed and motion readouts are written beside
     assert json.loads((out / full["run"] / BEST_RESULTS).read_text())["predictions"] == [
         BEST_PREDICTIONS, "predictions-test-best-composed.npz", "predictions-test-best-motion.npz"]
