@@ -29,19 +29,26 @@ def recorded_run(sweep: dict, value: str, variant: str, seed: int) -> dict:
     return run
 
 
+def retrain(sweep: dict, value: str, variant: str, seed: int, base, run_dir, *overrides: str):
+    """Train the run of ``sweep.json`` for (value, variant, seed) again into ``run_dir``, its dataset
+    made afresh (in the caller's ``REFDENSE_DATA``); its record, metrics and ending."""
+    recorded = recorded_run(sweep, value, variant, seed)
+    folder, config = sweep_config(sweep["preset"], sweep["dial"], float(value), seed, variant,
+                                  fixed=Dials(**sweep["fixed_dials"]), base=base, overrides=sweep["overrides"])
+    assert folder.name == recorded["dataset"]
+    metrics = run_metrics(fit(config.with_overrides(*overrides), run_dir))
+    return recorded, metrics, convergence(run_dir)
+
+
 @pytest.mark.parametrize(("dial", "value", "variant", "seed"), [("coupling", "1", "full", 1)])
 def test_a_recorded_sweep_run_is_reproduced_by_the_committed_code(tmp_path, monkeypatch, dial, value, variant, seed):
     sweep = json.loads((RESULTS / dial / "sweep.json").read_text())
-    recorded = recorded_run(sweep, value, variant, seed)
-    assert recorded["converged"], "pick a run that stopped early: it is final whatever the epoch budget"
+    assert recorded_run(sweep, value, variant, seed)["converged"], (
+        "pick a run that stopped early: it is final whatever the epoch budget")
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
-    folder, config = sweep_config(sweep["preset"], dial, float(value), seed, variant,
-                                  fixed=Dials(**sweep["fixed_dials"]), base=BASE, overrides=sweep["overrides"])
-    assert folder.name == recorded["dataset"]
-    run_dir = tmp_path / "run"
     # the first study stopped runs with its patience (then an argument of the sweep): now run.patience
-    metrics = run_metrics(fit(config.with_overrides(f"run.patience={sweep['patience']}"), run_dir))
-    ended = convergence(run_dir)
+    recorded, metrics, ended = retrain(sweep, value, variant, seed, BASE, tmp_path / "run",
+                                       f"run.patience={sweep['patience']}")
     assert (ended["epochs"], ended["best_epoch"], ended["stopped_early"]) == (recorded["epochs"], recorded["best_epoch"], True)
     for name in ("mAP", "mAP_ac", "F1_ac"):
         assert metrics[name] == pytest.approx(recorded[name], abs=1e-3), name
@@ -51,15 +58,9 @@ def test_a_recorded_sweep_run_is_reproduced_by_the_committed_code(tmp_path, monk
 def test_a_run_of_the_second_study_is_reproduced_by_the_committed_code(tmp_path, monkeypatch):
     # the pilot's runs were made by the code of the plan commit; the refactors since keep the draws
     sweep = json.loads((RESULTS / "second_edition" / "entity_gate" / "sweep.json").read_text())
-    recorded = recorded_run(sweep, "1", "no_cross_attention", 0)
     monkeypatch.setenv("REFDENSE_DATA", str(tmp_path / "data"))
-    folder, config = sweep_config(sweep["preset"], sweep["dial"], 1.0, 0, "no_cross_attention",
-                                  fixed=Dials(**sweep["fixed_dials"]), base=RESULTS.parent / sweep["base"],
-                                  overrides=sweep["overrides"])
-    assert folder.name == recorded["dataset"]
-    run_dir = tmp_path / "run"
-    metrics = run_metrics(fit(config, run_dir))
-    ended = convergence(run_dir)
+    recorded, metrics, ended = retrain(sweep, "1", "no_cross_attention", 0, RESULTS.parent / sweep["base"],
+                                       tmp_path / "run")
     assert (ended["epochs"], ended["best_epoch"]) == (recorded["epochs"], recorded["best_epoch"])
     for name in ("mAP", "mAP_ac", "F1_ac", "mAP_composed", "mAP_motion"):
         assert metrics[name] == pytest.approx(recorded[name], abs=1e-3), name

@@ -75,8 +75,7 @@ def full_dataset(dataset: str, recipe: str) -> Path:
     for a synthetic stand-in).
     """
     from refdense.data import INFO_FILE
-    from refdense.paths import data_root
-    from refdense.synth import PRESETS, default_dataset
+    from refdense.synth import PRESETS, dataset_folder, default_dataset
 
     how = (
         f"prepare the real dataset with `refdense prepare {recipe} --annotations ... --video-features ... "
@@ -87,7 +86,7 @@ def full_dataset(dataset: str, recipe: str) -> Path:
     if not dataset.strip():
         raise FileNotFoundError(f"the full profile needs a dataset and none was given: {how}")
     if dataset in PRESETS:
-        folder = data_root() / "synthetic" / dataset
+        folder = dataset_folder(dataset)
         if not (folder / INFO_FILE).is_file():
             preset = PRESETS[dataset]
             print(

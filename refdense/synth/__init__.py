@@ -84,7 +84,7 @@ The modules, one job each:
 from __future__ import annotations
 
 from refdense.synth.annotations import generate_annotations, num_segments
-from refdense.synth.cache import TEXT_ENCODER, default_dataset, generate, text_embeddings
+from refdense.synth.cache import TEXT_ENCODER, dataset_folder, default_dataset, generate, text_embeddings
 from refdense.synth.features import attribute_prototypes, attribute_vectors, text_names, text_prototypes
 from refdense.synth.presets import (
     ENTANGLEMENT,
@@ -111,6 +111,7 @@ __all__ = [
     "attribute_prototypes",
     "attribute_vectors",
     "dataset_info",
+    "dataset_folder",
     "default_dataset",
     "generate",
     "generate_annotations",

@@ -111,6 +111,13 @@ def generate(
     return out
 
 
+def dataset_folder(preset: str, seed: int = 0, dials: Dials | None = None) -> Path:
+    """Where :func:`default_dataset` keeps the dataset of ``preset``, ``seed`` and ``dials`` (made or not):
+    ``data_root() / "synthetic" / <preset>[-seed<seed>][<dials>]``."""
+    dials = (dials or Dials()).for_preset(PRESETS[preset])
+    return data_root() / "synthetic" / ((preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug())
+
+
 def default_dataset(preset: str = "default", seed: int = 0, dials: Dials | None = None) -> Path:
     """The folder ``refdense.paths.data_root() / "synthetic" / preset``, generated if missing.
 
@@ -123,9 +130,8 @@ def default_dataset(preset: str = "default", seed: int = 0, dials: Dials | None 
     turns (a lock on ``<folder>.lock`` beside it): one generates, the others then read it.
     """
     dials = (dials or Dials()).for_preset(PRESETS[preset])
-    name = (preset if seed == 0 else f"{preset}-seed{seed}") + dials.slug()
-    folder = data_root() / "synthetic" / name
-    with exclusive_lock(folder.parent / f"{name}.lock", f"dataset {folder}", wait=True):
+    folder = dataset_folder(preset, seed, dials)
+    with exclusive_lock(folder.parent / f"{folder.name}.lock", f"dataset {folder}", wait=True):
         if (folder / INFO_FILE).is_file():
             expected, found = dataset_info(preset, seed, dials).source, read_info(folder).source
             if found == expected:
