@@ -14,6 +14,7 @@ from refdense.experiments.probe import (
     POOL_RADII,
     POOLED_WIDTH,
     ProbeVideo,
+    _frame_sample,
     pooled_features,
     probe_dataset,
     ridge_probe,
@@ -100,3 +101,29 @@ def test_refdense_probe_names_what_it_cannot_use(tiny_dataset, tmp_path, capsys)
     assert "nowhere" in capsys.readouterr().err
     assert main(["probe", str(tiny_dataset), "--validation-fraction", "0"]) == 2
     assert "validation" in capsys.readouterr().err
+
+
+def test_a_frame_sample_takes_that_many_distinct_frames_across_the_videos():
+    videos = [ProbeVideo(np.zeros((t, 2)), np.zeros((t, 2)), np.zeros((t, 3))) for t in (5, 40, 1, 17)]
+    rows = _frame_sample(videos, 30)
+    assert rows is not None and sum(len(r) for r in rows) == 30
+    for r, video in zip(rows, videos, strict=True):
+        assert np.all(np.diff(r) > 0) and (len(r) == 0 or 0 <= r[0] and r[-1] < video.labels.shape[0])
+    assert all(np.array_equal(a, b) for a, b in zip(rows, _frame_sample(videos, 30), strict=True))
+    assert _frame_sample(videos, 63) is None and _frame_sample(videos, None) is None
+    with pytest.raises(ValueError, match="train_frames.*0"):
+        _frame_sample(videos, 0)
+
+
+def test_the_probe_fits_on_a_frame_sample_when_asked(tiny_dataset, capsys):
+    full = probe_dataset(tiny_dataset)
+    assert not full.sampled
+    assert probe_dataset(tiny_dataset, train_frames=full.train_frames).to_dict() == full.to_dict()
+    half = probe_dataset(tiny_dataset, train_frames=full.train_frames // 2)
+    assert half.sampled and half.train_frames == full.train_frames // 2
+    assert (half.validation_frames, half.test_frames) == (full.validation_frames, full.test_frames)
+    assert half.readout("both", "pooled").test_map != full.readout("both", "pooled").test_map
+    assert half.readout("both", "pooled").test_map > half.prior_map + 25
+    assert main(["probe", str(tiny_dataset), "--train-frames", str(full.train_frames // 2), "--json"]) == 0
+    frames = json.loads(capsys.readouterr().out)["frames"]
+    assert frames["training"] == full.train_frames // 2 and frames["training_sampled"] is True

@@ -13,7 +13,8 @@ frequencies.
 
 examples:
   refdense probe default
-  refdense probe data/synthetic/default-seed3 --seed 3 --out runs/probe-default-seed3"""
+  refdense probe data/synthetic/default-seed3 --seed 3 --out runs/probe-default-seed3
+  refdense probe charades-like --train-frames 100000"""
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +37,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="share of the training videos carved out as validation, a run's data.validation_fraction "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--train-frames",
+        type=int,
+        metavar="N",
+        help="fit on a seeded uniform sample of N training frames (default: all); validation and test "
+        "use every frame. The fit costs frames x width^2: the real-sized presets need it on a CPU",
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a markdown table")
     parser.add_argument("--out", metavar="DIR", help="also write DIR/probe.json and DIR/probe.md")
@@ -51,12 +59,15 @@ def run(args: argparse.Namespace) -> int:
     from refdense.train.components import open_dataset_dir
 
     root = open_dataset_dir(args.dataset)
-    result = probe_dataset(root, args.validation_fraction, args.seed, args.device)
+    result = probe_dataset(
+        root, args.validation_fraction, args.seed, args.device, args.train_frames, progress=None
+    )
     record = {"dataset": str(root), "seed": args.seed, "validation_fraction": args.validation_fraction}
     record |= result.to_dict()
     markdown = (
         f"{root}: ridge probes (validation carve-out {args.validation_fraction:g}, seed {args.seed}; "
-        f"frames: {result.train_frames} training, {result.validation_frames} validation, "
+        f"frames: {result.train_frames} training{' (a sample)' if result.sampled else ''}, "
+        f"{result.validation_frames} validation, "
         f"{result.test_frames} test)\n\n{result.to_markdown()}\n"
     )
     if args.out:

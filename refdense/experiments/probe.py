@@ -11,7 +11,11 @@ on the test split. Beside them, ``prior``: every segment scored with the classes
 frequencies (a constant per class, the floor of the metric).
 
 The fit needs one pass over the training frames: the Gram matrix of the widest readout (both
-streams, pooled) holds every other readout's as a block, so all six are solved from it.
+streams, pooled) holds every other readout's as a block, so all six are solved from it (one
+Cholesky factorisation per readout and penalty). Its cost grows with the training frames times the
+squared width: the real-sized presets (two 1024-d streams, an 18,432-wide pooled row) take
+``train_frames``, a seeded sample of the training frames to fit on (each sampled frame's pooled row
+still sees its whole video); validation and test always use every frame.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 
 from refdense.data import DenseActionDataset
 from refdense.metrics import frame_map
+from refdense.progress import progress_bar
 
 STREAMS = ("video", "image", "both")
 POOLINGS = ("frame", "pooled")
@@ -34,6 +39,8 @@ POOLED_WIDTH = 1 + 2 * len(POOL_RADII)  # a pooled row is this many times as wid
 # Ridge penalties; the standardised Gram matrix is a correlation matrix (unit diagonal, mean over
 # frames), so a penalty is relative to a feature's own variance.
 LAMBDAS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+GRAM_ROWS = 4096  # training rows gathered per update of the Gram matrix
+FRAME_SAMPLE_SEED = 0  # the seed of ``train_frames``' sample (the same frames for every readout)
 
 
 @dataclass(frozen=True)
@@ -67,9 +74,10 @@ class ProbeResult:
 
     readouts: list[Readout]
     prior_map: float
-    train_frames: int
+    train_frames: int  # the frames fitted on (a sample when ``sampled``)
     validation_frames: int
     test_frames: int
+    sampled: bool = False  # True when the fit used a sample of the training frames
 
     def best(self) -> Readout:
         """The readout with the highest test mAP (the bound a trained model is compared with)."""
@@ -84,6 +92,7 @@ class ProbeResult:
             "lambdas": list(LAMBDAS),
             "frames": {
                 "training": self.train_frames,
+                "training_sampled": self.sampled,
                 "validation": self.validation_frames,
                 "testing": self.test_frames,
             },
@@ -168,23 +177,47 @@ def _check(videos: Sequence[ProbeVideo], split: str) -> None:
             raise ValueError(f"probe: {split} video {i}: feature or class widths differ from video 0's")
 
 
+def _frame_sample(train: Sequence[ProbeVideo], train_frames: int | None) -> list[np.ndarray] | None:
+    """Per training video, the sorted rows of a uniform sample of ``train_frames`` of all its frames
+    (seed :data:`FRAME_SAMPLE_SEED`); None for every frame (``train_frames`` None or at least all)."""
+    if train_frames is not None and train_frames < 1:
+        raise ValueError(f"probe: train_frames must be a positive number of frames, found {train_frames!r}")
+    lengths = [v.labels.shape[0] for v in train]
+    total = sum(lengths)
+    if train_frames is None or train_frames >= total:
+        return None
+    chosen = np.sort(np.random.default_rng(FRAME_SAMPLE_SEED).choice(total, train_frames, replace=False))
+    starts = np.cumsum([0, *lengths])
+    return [
+        chosen[(chosen >= lo) & (chosen < hi)] - lo for lo, hi in zip(starts[:-1], starts[1:], strict=True)
+    ]
+
+
 def ridge_probe(
     train: Sequence[ProbeVideo],
     validation: Sequence[ProbeVideo],
     test: Sequence[ProbeVideo],
     device: str | torch.device = "cpu",
+    train_frames: int | None = None,
+    progress: bool | None = False,
 ) -> ProbeResult:
     """Fit the six readouts on ``train``, choose each one's penalty on ``validation``, score on ``test``.
 
     The penalty is the one of :data:`LAMBDAS` with the highest validation mAP (the smaller one on
-    a tie); the test split is read once, with the chosen penalties.
+    a tie); the test split is read once, with the chosen penalties. ``train_frames``: fit on a
+    seeded uniform sample of that many training frames (None: every frame). ``progress``: count
+    the videos read and the systems solved (:func:`refdense.progress.progress_bar`; None: auto).
     """
     for videos, split in ((train, "training"), (validation, "validation"), (test, "testing")):
         _check(videos, split)
+    sample = _frame_sample(train, train_frames)
     device = torch.device(device)
     video_dim, image_dim = train[0].video.shape[1], train[0].image.shape[1]
     classes = train[0].labels.shape[1]
     columns = _columns(video_dim, image_dim, device)
+    keys = [(stream, pooling, lam) for stream in STREAMS for pooling in POOLINGS for lam in LAMBDAS]
+    steps = len(train) + len(keys) + len(validation) + len(test)
+    bar = progress_bar(steps, desc="probe", unit="step", enabled=progress)
 
     # One pass over the training frames: sums of x, y, x x^T and x y^T.
     width = (video_dim + image_dim) * POOLED_WIDTH
@@ -193,30 +226,48 @@ def ridge_probe(
     sum_x = torch.zeros(width, dtype=torch.float64, device=device)
     sum_y = torch.zeros(classes, dtype=torch.float64, device=device)
     frames = 0
-    for video in train:
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def accumulate() -> None:
+        """Add the pending rows in one product: one update of the (width, width) sum per
+        :data:`GRAM_ROWS` rows, not per video (a sampled video gives only a few rows)."""
+        x = torch.cat([x for x, _ in pending])
+        y = torch.cat([y for _, y in pending])
+        gram.addmm_(x.T, x)
+        cross.addmm_(x.T, y)
+        sum_x.add_(x.sum(0))
+        sum_y.add_(y.sum(0))
+        pending.clear()
+
+    for i, video in enumerate(train):
         x = _design(video, device)
         y = torch.as_tensor(np.asarray(video.labels, dtype=np.float64), device=device)
-        gram += x.T @ x
-        cross += x.T @ y
-        sum_x += x.sum(0)
-        sum_y += y.sum(0)
+        if sample is not None:
+            rows = torch.as_tensor(sample[i], device=device)
+            x, y = x[rows], y[rows]
+        pending.append((x, y))
         frames += x.shape[0]
+        bar.update(1)
+        if sum(len(x) for x, _ in pending) >= GRAM_ROWS or i == len(train) - 1:
+            accumulate()
     mean_x, mean_y = sum_x / frames, sum_y / frames
-    covariance = gram / frames - torch.outer(mean_x, mean_x)
-    scale = covariance.diagonal().clamp(min=0).sqrt()
+    # In place: at the real-sized presets' width one (width, width) matrix is 2.7 GB.
+    correlation = gram.div_(frames).sub_(torch.outer(mean_x, mean_x))  # the covariance, first
+    scale = correlation.diagonal().clamp(min=0).sqrt()
     scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))  # a constant column stays 0
-    correlation = covariance / torch.outer(scale, scale)
+    correlation.div_(scale.unsqueeze(1)).div_(scale.unsqueeze(0))
     target = (cross / frames - torch.outer(mean_x, mean_y)) / scale.unsqueeze(1)
 
     # Every (readout, penalty) as one (width, C) weight on the raw design row, plus a bias.
-    keys = [(stream, pooling, lam) for stream in STREAMS for pooling in POOLINGS for lam in LAMBDAS]
     weights = torch.zeros(len(keys), width, classes, dtype=torch.float64, device=device)
     for (stream, pooling), cols in columns.items():
-        values, vectors = torch.linalg.eigh(correlation[cols][:, cols])
-        projected = vectors.T @ target[cols]
+        block, rhs = correlation[cols][:, cols], target[cols]
+        diagonal = block.diagonal().clone()
         for lam in LAMBDAS:
-            solved = vectors @ (projected / (values.clamp(min=0) + lam).unsqueeze(1))
+            block.diagonal().copy_(diagonal + lam)
+            solved = torch.cholesky_solve(rhs, torch.linalg.cholesky(block))
             weights[keys.index((stream, pooling, lam)), cols] = solved / scale[cols].unsqueeze(1)
+            bar.update(1)
     biases = mean_y - torch.einsum("d,kdc->kc", mean_x, weights)  # (K, C)
 
     def scores(videos: Sequence[ProbeVideo], chosen: list[int]) -> Iterator[np.ndarray]:
@@ -224,6 +275,7 @@ def ridge_probe(
         w = weights[chosen].permute(1, 0, 2).reshape(width, -1)
         for video in videos:
             out = (_design(video, device) @ w).reshape(-1, len(chosen), classes) + biases[chosen]
+            bar.update(1)
             yield torch.sigmoid(out).permute(1, 0, 2).float().cpu().numpy()
 
     def maps(videos: Sequence[ProbeVideo], chosen: list[int]) -> list[tuple[float, float]]:
@@ -247,6 +299,7 @@ def ridge_probe(
         Readout(stream, pooling, lam, curve, test_map, present)
         for (stream, pooling, lam, curve), (test_map, present) in zip(picks, on_test, strict=True)
     ]
+    bar.close()
     prior = mean_y.cpu().numpy().astype(np.float32)
     prior_map = frame_map([np.broadcast_to(prior, v.labels.shape) for v in test], [v.labels for v in test])
     return ProbeResult(
@@ -255,6 +308,7 @@ def ridge_probe(
         train_frames=frames,
         validation_frames=sum(v.labels.shape[0] for v in validation),
         test_frames=sum(v.labels.shape[0] for v in test),
+        sampled=sample is not None,
     )
 
 
@@ -280,6 +334,8 @@ def probe_dataset(
     validation_fraction: float = 0.1,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    train_frames: int | None = None,
+    progress: bool | None = False,
 ) -> ProbeResult:
     """:func:`ridge_probe` of a dataset folder's splits, the validation carve-out of a run with
     ``data.validation_fraction`` and ``run.seed`` as given."""
@@ -291,4 +347,4 @@ def probe_dataset(
         _split_videos(root, split, validation_fraction, seed)
         for split in ("training", "validation", "testing")
     )
-    return ridge_probe(train, validation, test, device=device)
+    return ridge_probe(train, validation, test, device=device, train_frames=train_frames, progress=progress)
