@@ -13,6 +13,7 @@ from refdense.cli import main
 from refdense.data import (DatasetInfo, VideoAnnotation, clean_instances, instance_span, read_features, read_info,
                            read_labels, segment_times, write_annotations, write_info)
 from refdense.synth import Dials, default_dataset
+from refdense.threads import torch_threads
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -661,16 +662,14 @@ def test_prompt_embeddings_are_the_same_bytes_whatever_the_thread_count():
 
     from refdense.synth import cache
 
-    threads = torch.get_num_threads()
     found = []
     try:
         for count in (1, 2):
-            torch.set_num_threads(count)
-            cache._prompt_embeddings.cache_clear()
-            found.append(synth.text_embeddings("default", 0, Dials(text_prior=1.0)))
-            assert torch.get_num_threads() == count
+            with torch_threads(count):
+                cache._prompt_embeddings.cache_clear()
+                found.append(synth.text_embeddings("default", 0, Dials(text_prior=1.0)))
+                assert torch.get_num_threads() == count
     finally:
-        torch.set_num_threads(threads)
         cache._prompt_embeddings.cache_clear()
     assert found[0].keys() == found[1].keys()
     for name in found[0]:
