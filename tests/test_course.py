@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from refdense.course import checks
-from refdense.course.checks import check, check_exercise, check_prediction, compare, portable, setup
+from refdense.course.checks import check, check_exercise, check_prediction, compare, portable, start_notebook
 from refdense.course.execute import clean, main, source_sha256
 from refdense.course.storage import WIDGET_VIEW_MIME as WIDGET_MIME
 
@@ -142,22 +142,22 @@ def test_check_exercise_handles_a_stub_and_protects_the_inputs(capsys):
     assert check_exercise(_square, _square) is False  # no cases is not a pass
 
 
-# --- setup -----------------------------------------------------------------------------------------
+# --- start_notebook --------------------------------------------------------------------------------
 
 
-def test_setup_seeds_and_reads_the_profile(monkeypatch, tmp_path):
+def test_start_notebook_seeds_and_reads_the_profile(monkeypatch, tmp_path):
     monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
     monkeypatch.setenv("REFDENSE_REAL_DATASET", str(tmp_path))
-    course = setup(seed=3)
+    course = start_notebook(seed=3)
     first = torch.rand(3)
     assert course.profile == "smoke" and course.smoke and course.seed == 3
     assert course.device.type in ("cpu", "cuda")
     assert course.real_dataset == tmp_path
-    setup(seed=3)
+    start_notebook(seed=3)
     assert torch.equal(torch.rand(3), first)
 
     monkeypatch.setenv("REFDENSE_PROFILE", "full")
-    assert setup().profile == "full"
+    assert start_notebook().profile == "full"
     monkeypatch.setenv("REFDENSE_PROFILE", "huge")
     with pytest.raises(ValueError, match="REFDENSE_PROFILE.*'huge'"):
         checks.read_profile()
