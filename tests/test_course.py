@@ -250,9 +250,11 @@ def test_execute_runs_in_place_cleanly_and_leaves_a_failing_notebook_alone(tmp_p
 def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("x")
     assert main([str(tmp_path / "notes.txt")]) == 2
-    assert "expected a notebook" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(piece in err for piece in (f"{tmp_path / 'notes.txt'}: ", "expected a notebook (.ipynb)")), err
     assert main([str(tmp_path)]) == 2
-    assert "no notebooks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(piece in err for piece in ("no notebooks", str(tmp_path))), err
 
 
 # --- solutions: the checker says True for each solution and False (without raising) for a wrong answer
