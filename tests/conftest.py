@@ -83,12 +83,10 @@ def writable_tiny_dataset(tiny_dataset, tmp_path_factory):
 @pytest.fixture
 def one_torch_thread():
     """Run the test with one torch thread, then restore the previous number."""
-    import torch
+    from refdense.threads import torch_threads
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture

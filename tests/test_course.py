@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from refdense.course import checks
-from refdense.course.checks import check, check_exercise, check_prediction, compare, portable, setup
+from refdense.course.checks import check, check_exercise, check_prediction, compare, portable, start_notebook
 from refdense.course.execute import clean, main, source_sha256
 from refdense.course.storage import WIDGET_VIEW_MIME as WIDGET_MIME
 
@@ -142,22 +142,22 @@ def test_check_exercise_handles_a_stub_and_protects_the_inputs(capsys):
     assert check_exercise(_square, _square) is False  # no cases is not a pass
 
 
-# --- setup -----------------------------------------------------------------------------------------
+# --- start_notebook --------------------------------------------------------------------------------
 
 
-def test_setup_seeds_and_reads_the_profile(monkeypatch, tmp_path):
+def test_start_notebook_seeds_and_reads_the_profile(monkeypatch, tmp_path):
     monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
     monkeypatch.setenv("REFDENSE_REAL_DATASET", str(tmp_path))
-    course = setup(seed=3)
+    course = start_notebook(seed=3)
     first = torch.rand(3)
     assert course.profile == "smoke" and course.smoke and course.seed == 3
     assert course.device.type in ("cpu", "cuda")
     assert course.real_dataset == tmp_path
-    setup(seed=3)
+    start_notebook(seed=3)
     assert torch.equal(torch.rand(3), first)
 
     monkeypatch.setenv("REFDENSE_PROFILE", "full")
-    assert setup().profile == "full"
+    assert start_notebook().profile == "full"
     monkeypatch.setenv("REFDENSE_PROFILE", "huge")
     with pytest.raises(ValueError, match="REFDENSE_PROFILE.*'huge'"):
         checks.read_profile()
@@ -250,9 +250,11 @@ def test_execute_runs_in_place_cleanly_and_leaves_a_failing_notebook_alone(tmp_p
 def test_execute_rejects_what_is_not_a_notebook(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("x")
     assert main([str(tmp_path / "notes.txt")]) == 2
-    assert "expected a notebook" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(piece in err for piece in (f"{tmp_path / 'notes.txt'}: ", "expected a notebook (.ipynb)")), err
     assert main([str(tmp_path)]) == 2
-    assert "no notebooks" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(piece in err for piece in ("no notebooks", str(tmp_path))), err
 
 
 # --- solutions: the checker says True for each solution and False (without raising) for a wrong answer

@@ -40,16 +40,16 @@ def edit_info(root, **changes):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"decomposition": [[0, 0], [0, 1], [None, 2]]}, r"decomposition\[2\].*motion index in \[0, 2\).*found 2"),
-        ({"decomposition": [[0, 0], [0, 1]]}, "one \\[entity, motion\\] pair per class \\(3\\), found 2"),
-        ({"decomposition": [[0, 0], [0, 1], [-1, None]]}, "entity index"),
-        ({"boundary": "loose"}, "boundary must be one of 'strict', 'inclusive', found 'loose'"),
-        ({"classes": ["a", "a", "c"]}, "duplicates \\['a'\\]"),
-        ({"streams": {"video": {"dim": 4, "encoder": "x"}}}, "streams must be exactly the streams \\['video', 'image'\\]"),
-        ({"streams": {"video": {"dim": 0, "encoder": "x"}, "image": {"dim": 3, "encoder": "y"}}}, "dim"),
-        ({"fps": -1}, "fps"),
-        ({"format": "other/2"}, "format"),
-        ({"colour": "red"}, "unknown key colour"),
+        ({"decomposition": [[0, 0], [0, 1], [None, 2]]}, r"decomposition\[2\].*motion.*\[0, 2\).*found 2"),
+        ({"decomposition": [[0, 0], [0, 1]]}, r"decomposition.*\[entity, motion\].*\(3\).*found 2"),
+        ({"decomposition": [[0, 0], [0, 1], [-1, None]]}, r"decomposition\[2\].*entity.*found -1"),
+        ({"boundary": "loose"}, r"boundary.*'strict', 'inclusive'.*'loose'"),
+        ({"classes": ["a", "a", "c"]}, r"classes.*duplicates \['a'\]"),
+        ({"streams": {"video": {"dim": 4, "encoder": "x"}}}, r"streams.*\['video', 'image'\].*\['video'\]"),
+        ({"streams": {"video": {"dim": 0, "encoder": "x"}, "image": {"dim": 3, "encoder": "y"}}}, r"streams.video.dim.*found 0"),
+        ({"fps": -1}, r"fps.*found -1"),
+        ({"format": "other/2"}, r"format.*'other/2'"),
+        ({"colour": "red"}, r"unknown key.*colour"),
     ],
 )
 def test_malformed_info_raises_naming_the_file(make_dataset, changes, message):
@@ -70,7 +70,7 @@ def test_missing_or_broken_files_raise(make_dataset, tmp_path):
     data = json.loads((root / "dataset.json").read_text())
     del data["classes"]
     (root / "dataset.json").write_text(json.dumps(data))
-    with pytest.raises(DatasetError, match="missing key classes"):
+    with pytest.raises(DatasetError, match=r"dataset.json: missing key classes"):
         read_info(root)
     root = make_dataset()
     (root / "annotations.json").unlink()
@@ -90,23 +90,23 @@ def test_one_based_ids_are_shifted_to_zero():
     raw = {"v": {"subset": "testing", "duration": 5.0, "actions": [[1, 0.0, 1.0], [65, 2.0, 3.0]]}}
     annotations = parse_annotations(raw, num_classes=65, one_based=True)
     assert [a[0] for a in annotations["v"].actions] == [0, 64]
-    with pytest.raises(DatasetError, match="video 'v'.*class id 65 out of range, expected 0..64 \\(0-based\\)"):
+    with pytest.raises(DatasetError, match=r"video 'v'.*class id 65.*0\.\.64.*0-based"):
         parse_annotations(raw, num_classes=65)
     zero = {"v": {"subset": "testing", "duration": 5.0, "actions": [[0, 0.0, 1.0]]}}
-    with pytest.raises(DatasetError, match="class id 0 out of range, expected 1..65 \\(1-based\\)"):
+    with pytest.raises(DatasetError, match=r"video 'v'.*class id 0.*1\.\.65.*1-based"):
         parse_annotations(zero, num_classes=65, one_based=True)
 
 
 @pytest.mark.parametrize(
     "entry, message",
     [
-        ({"subset": "train", "duration": 5.0, "actions": []}, "subset: expected one of \\['training', 'testing'\\], found 'train'"),
-        ({"subset": "training", "duration": 0, "actions": []}, "duration: expected a positive number"),
-        ({"subset": "training", "duration": 5.0}, "missing keys \\['actions'\\]"),
-        ({"subset": "training", "duration": 5.0, "actions": [[0, 1.0]]}, "actions\\[0\\]: expected \\[class, start, end\\]"),
-        ({"subset": "training", "duration": 5.0, "actions": [[1.5, 1.0, 2.0]]}, "expected an integer class id, found 1.5"),
-        ({"subset": "training", "duration": 5.0, "actions": [[0, 1.0, float("nan")]]}, "expected finite times"),
-        ({"subset": "training", "duration": 5.0, "actions": [[7, 1.0, 2.0]]}, "class id 7 out of range, expected 0..2"),
+        ({"subset": "train", "duration": 5.0, "actions": []}, r"subset.*\['training', 'testing'\].*'train'"),
+        ({"subset": "training", "duration": 0, "actions": []}, r"duration.*positive.*found 0"),
+        ({"subset": "training", "duration": 5.0}, r"missing keys.*\['actions'\]"),
+        ({"subset": "training", "duration": 5.0, "actions": [[0, 1.0]]}, r"actions\[0\].*\[class, start, end\].*\[0, 1\.0\]"),
+        ({"subset": "training", "duration": 5.0, "actions": [[1.5, 1.0, 2.0]]}, r"actions\[0\].*integer class id.*found 1\.5"),
+        ({"subset": "training", "duration": 5.0, "actions": [[0, 1.0, float("nan")]]}, r"actions\[0\].*finite.*nan"),
+        ({"subset": "training", "duration": 5.0, "actions": [[7, 1.0, 2.0]]}, r"actions\[0\].*class id 7.*0\.\.2"),
     ],
 )
 def test_malformed_annotations_raise_naming_file_and_video(make_dataset, entry, message):
@@ -124,7 +124,7 @@ def test_malformed_annotations_raise_naming_file_and_video(make_dataset, entry, 
 def test_class_ids_that_are_no_integer_raise_naming_file_and_video(make_dataset, token):
     path = make_dataset() / "annotations.json"
     path.write_text('{"v1": {"subset": "training", "duration": 10.0, "actions": [[0, 1, 2], [%s, 1.0, 2.0]]}}' % token)
-    with pytest.raises(DatasetError, match=r"annotations.json: video 'v1': actions\[1\]: expected an integer class id"):
+    with pytest.raises(DatasetError, match=r"annotations.json.*video 'v1'.*actions\[1\].*integer class id"):
         read_annotations(path, num_classes=3)
 
 
@@ -132,13 +132,13 @@ def test_a_video_id_given_twice_raises(make_dataset):
     path = make_dataset() / "annotations.json"
     entry = '{"subset": "training", "duration": 10.0, "actions": [[0, 1, 2]]}'
     path.write_text('{"v1": %s, "v2": %s, "v1": %s}' % (entry, entry, entry.replace("[0, 1, 2]", "")))
-    with pytest.raises(DatasetError, match=r"annotations.json: not valid JSON \(the key 'v1' appears twice"):
+    with pytest.raises(DatasetError, match=r"annotations.json.*'v1'.*twice"):
         read_annotations(path)
 
 
 def test_class_id_out_of_range_fails_when_loading(make_dataset):
     root = make_dataset(annotations={"v1": {"subset": "training", "duration": 10.0, "actions": [[3, 1.0, 2.0]]}})
-    with pytest.raises(DatasetError, match="video 'v1'.*class id 3 out of range"):
+    with pytest.raises(DatasetError, match=r"video 'v1'.*class id 3.*0\.\.2"):
         read_labels(root)
 
 
@@ -146,7 +146,7 @@ def test_video_in_annotations_but_not_in_features(make_dataset):
     root = make_dataset()
     with h5py.File(root / "features.h5", "a") as f:
         del f["video/test1"], f["image/test1"]
-    with pytest.raises(DatasetError, match="video 'test1': annotated but has no features"):
+    with pytest.raises(DatasetError, match=r"annotations.json vs .*features.h5: video 'test1'.*no features"):
         read_labels(root)
 
 
@@ -155,7 +155,7 @@ def test_video_in_features_but_not_in_annotations(make_dataset):
     with h5py.File(root / "features.h5", "a") as f:
         f["video/extra"] = np.zeros((10, 4), np.float32)
         f["image/extra"] = np.zeros((10, 3), np.float32)
-    with pytest.raises(DatasetError, match="video 'extra': has features but no annotation"):
+    with pytest.raises(DatasetError, match=r"annotations.json vs .*features.h5: video 'extra'.*no annotation"):
         read_labels(root)
 
 
@@ -163,7 +163,7 @@ def test_video_in_one_stream_only(make_dataset):
     root = make_dataset()
     with h5py.File(root / "features.h5", "a") as f:
         del f["image/train1"]
-    with pytest.raises(DatasetError, match="features.h5: video 'train1': present in video/ but not in image/"):
+    with pytest.raises(DatasetError, match=r"features.h5.*video 'train1'.*video/.*image/"):
         read_labels(root)
 
 
@@ -172,7 +172,7 @@ def test_stream_lengths_that_differ(make_dataset):
     with h5py.File(root / "features.h5", "a") as f:
         del f["image/train2"]
         f["image/train2"] = np.zeros((9, 3), np.float32)
-    with pytest.raises(DatasetError, match="video 'train2': stream lengths differ, video 10 vs image 9"):
+    with pytest.raises(DatasetError, match=r"features.h5: video 'train2'.*video 10.*image 9"):
         read_labels(root)
 
 
@@ -181,7 +181,7 @@ def test_feature_dimension_that_differs_from_dataset_json(make_dataset):
     with h5py.File(root / "features.h5", "a") as f:
         del f["video/train2"]
         f["video/train2"] = np.zeros((10, 5), np.float32)
-    with pytest.raises(DatasetError, match="video 'train2': video dimension: expected 4 \\(dataset.json\\), found 5"):
+    with pytest.raises(DatasetError, match=r"features.h5: video 'train2'.*video.*4.*dataset.json.*found 5"):
         read_labels(root)
 
 
@@ -190,7 +190,7 @@ def test_non_finite_features_raise(make_dataset, bad):
     root = make_dataset()
     with h5py.File(root / "features.h5", "a") as f:
         f["image/test1"][4, 1] = bad
-    with pytest.raises(DatasetError, match="video 'test1': image: expected finite values, found 1 NaN/Inf \\(first at segment 4\\)"):
+    with pytest.raises(DatasetError, match=r"features.h5: video 'test1'.*image.*1 NaN/Inf.*segment 4"):
         DenseActionDataset(root, "testing", train=False)
 
 

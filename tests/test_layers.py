@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "refdense"
 
 # Bottom to top; the same order as docs/DESIGN.md.
 LAYERS = (
-    ("extras", "io", "paths", "progress", "schema"),  # utilities
+    ("extras", "io", "paths", "progress", "schema", "threads"),  # utilities
     ("data", "metrics", "models", "losses", "weights"),  # the parts, each on its own
     ("text", "prepare", "viz"),  # text encoders, real datasets, plots
     ("synth",),  # the synthetic benchmark (its cache embeds the text dials' prompts)

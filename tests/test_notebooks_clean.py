@@ -211,7 +211,7 @@ def test_follows_the_course_template(path: Path):
     goals = re.search(r"learning goals[^\n]*\n(.*?)(?=\n#|\Z)", intro, flags=re.IGNORECASE | re.S)
     bullets = len(re.findall(r"^[-*] ", goals.group(1), flags=re.M)) if goals else 0
     assert 3 <= bullets <= 5, f"{path.name}: the learning goals must be a list of 3 to 5 bullets, found {bullets}"
-    assert "setup(" in code_cells(nb)[0].source, f"{path.name}: the first code cell must call setup()"
+    assert "start_notebook(" in code_cells(nb)[0].source, f"{path.name}: the first code cell must call start_notebook()"
     texts = markdown(nb)
     assert any(re.search(r"^#+\s*Summary", text, flags=re.M | re.I) for text in texts), f"{path.name}: no Summary heading"
 

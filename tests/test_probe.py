@@ -98,9 +98,13 @@ def test_refdense_probe_writes_json_and_markdown(tiny_dataset, tmp_path, capsys)
 
 def test_refdense_probe_names_what_it_cannot_use(tiny_dataset, tmp_path, capsys):
     assert main(["probe", str(tmp_path / "nowhere")]) == 2
-    assert "nowhere" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(
+        piece in err for piece in ("refdense probe: error: ", "data.dataset", str(tmp_path / "nowhere"))
+    ), err
     assert main(["probe", str(tiny_dataset), "--validation-fraction", "0"]) == 2
-    assert "validation" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert all(piece in err for piece in ("refdense probe: error: ", "validation_fraction", "found 0.0")), err
 
 
 def test_a_frame_sample_takes_that_many_distinct_frames_across_the_videos():

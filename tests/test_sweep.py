@@ -207,18 +207,19 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
 
 
 def test_cli_sweep_refuses_what_it_cannot_run(tmp_path, capsys):
-    assert main(["sweep", "--dial", "colour", "--values", "0", "--out", str(tmp_path)]) == 2
-    error = capsys.readouterr().err
-    assert ("dial: expected one of coupling, rare_share, text_alignment, train_videos, held_out, held_out_k, "
-            "entity_gate, entangle, text_prior, rare_entities, found 'colour'") in error
-    assert main(["sweep", "--dial", "coupling", "--values", "0", "1.5", "--out", str(tmp_path)]) == 2
-    assert "Dials.coupling must be a number in [0, 1], found 1.5" in capsys.readouterr().err
-    assert main(["sweep", "--dial", "coupling", "--values", "0", "--variants", "no_colv", "--out", str(tmp_path)]) == 2
-    assert "expected 'full' (the reference of the gains)" in capsys.readouterr().err
-    assert main(["sweep", "--dial", "coupling", "--values", "0", "--fixed", "train=3", "--out", str(tmp_path)]) == 2
-    assert "--fixed 'train=3': expected DIAL=VALUE" in capsys.readouterr().err
-    assert main(["sweep", "--dial", "train_videos", "--values", "10.5", "--out", str(tmp_path)]) == 2
-    assert "dial train_videos: expected whole numbers, found 10.5" in capsys.readouterr().err
+    refusals = {
+        ("--dial", "colour", "--values", "0"): ("dial", "coupling, rare_share, text_alignment, train_videos, held_out, "
+                                                "held_out_k, entity_gate, entangle, text_prior, rare_entities",
+                                                "'colour'"),
+        ("--dial", "coupling", "--values", "0", "1.5"): ("Dials.coupling", "[0, 1]", "found 1.5"),
+        ("--dial", "coupling", "--values", "0", "--variants", "no_colv"): ("variants", "'full'", "['no_colv']"),
+        ("--dial", "coupling", "--values", "0", "--fixed", "train=3"): ("--fixed", "'train=3'", "DIAL=VALUE"),
+        ("--dial", "train_videos", "--values", "10.5"): ("train_videos", "whole numbers", "found 10.5"),
+    }
+    for arguments, pieces in refusals.items():
+        assert main(["sweep", *arguments, "--out", str(tmp_path)]) == 2, arguments
+        error = capsys.readouterr().err
+        assert error.startswith("refdense sweep: error: ") and all(piece in error for piece in pieces), error
     assert not any(tmp_path.iterdir())
 
 

@@ -13,6 +13,7 @@ from refdense.cli import main
 from refdense.data import (DatasetInfo, VideoAnnotation, clean_instances, instance_span, read_features, read_info,
                            read_labels, segment_times, write_annotations, write_info)
 from refdense.synth import Dials, default_dataset
+from refdense.threads import torch_threads
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -75,18 +76,18 @@ def test_train_videos_equal_to_the_presets_is_the_preset(tiny_dataset, tmp_path)
 
 
 def test_dials_are_checked_and_named():
-    for bad, message in ((dict(coupling=1.5), r"Dials.coupling must be a number in \[0, 1\], found 1.5"),
-                         (dict(rare_share=1.0), r"Dials.rare_share must be a number in \[0, 1\), found 1.0"),
-                         (dict(text_alignment=-0.1), r"Dials.text_alignment must be .* found -0.1"),
-                         (dict(rare_cap=-1), r"Dials.rare_cap must be an integer >= 0, found -1"),
-                         (dict(train_videos=0), r"Dials.train_videos must be a positive integer or None, found 0")):
+    for bad, message in ((dict(coupling=1.5), r"Dials.coupling .*\[0, 1\].*found 1.5"),
+                         (dict(rare_share=1.0), r"Dials.rare_share .*\[0, 1\).*found 1.0"),
+                         (dict(text_alignment=-0.1), r"Dials.text_alignment .*found -0.1"),
+                         (dict(rare_cap=-1), r"Dials.rare_cap .*integer >= 0.*found -1"),
+                         (dict(train_videos=0), r"Dials.train_videos .*positive integer or None.*found 0")):
         with pytest.raises(ValueError, match=message):
             Dials(**bad)
     assert Dials(coupling=0.5, train_videos=60).slug() == "-coupling0.5-train_videos60"
     assert Dials(coupling=0.5, rare_share=0.25).arguments() == " --coupling 0.5 --rare-share 0.25"
     assert Dials().slug() == Dials().arguments() == ""
-    for bad, message in ((dict(entangle=1.5), r"Dials.entangle must be a number in \[0, 1\], found 1.5"),
-                         (dict(text_prior=-0.5), r"Dials.text_prior must be a number in \[0, 1\], found -0.5")):
+    for bad, message in ((dict(entangle=1.5), r"Dials.entangle .*\[0, 1\].*found 1.5"),
+                         (dict(text_prior=-0.5), r"Dials.text_prior .*\[0, 1\].*found -0.5")):
         with pytest.raises(ValueError, match=message):
             Dials(**bad)
     assert Dials(entangle=1.0, text_prior=0.5).slug() == "-entangle1-text_prior0.5"
@@ -214,7 +215,7 @@ def test_the_rare_classes_of_a_smaller_share_are_among_those_of_a_larger_one():
 
 
 def test_rare_share_beyond_what_the_decomposition_allows_is_refused():
-    with pytest.raises(ValueError, match=r"dial rare_share 0.99: 10 of 10 composite classes .* only \d+ can be"):
+    with pytest.raises(ValueError, match=r"dial rare_share 0.99: .*10 of 10 composite classes.* only \d+ "):
         synth.dataset_info("tiny", 0, Dials(rare_share=0.99))
 
 
@@ -259,9 +260,9 @@ def test_held_out_classes_are_not_rare_ones():
     assert rare and held and not rare & held
     # the rare classes are the ones the rare_share dial alone draws
     assert info.dials["rare_classes"] == synth.dataset_info("default", 0, Dials(rare_share=0.3)).dials["rare_classes"]
-    with pytest.raises(ValueError, match="held_out"):
+    with pytest.raises(ValueError, match=r"Dials.held_out .*\[0, 1\).*found 1.0"):
         Dials(held_out=1.0)
-    with pytest.raises(ValueError, match="dial held_out 0.9"):
+    with pytest.raises(ValueError, match=r"dial held_out 0.9: .*9 of 10 composite classes.* only \d+ "):
         synth.dataset_info("tiny", 0, Dials(held_out=0.9))
 
 
@@ -346,7 +347,7 @@ def test_entity_gate_reverses_the_phases_on_group_1_and_adds_long_distractors():
         changed += differs.any()
         distracted += (evidence["distracted"] > evidence["gated"]).any()
     assert changed > 10 and distracted > 10
-    with pytest.raises(ValueError, match="entity_gate"):
+    with pytest.raises(ValueError, match="Dials.entity_gate .*coupling.*found 1"):
         Dials(entity_gate=1, coupling=0.5)
     assert Dials(entity_gate=1).arguments() == " --entity-gate 1"
 
@@ -357,7 +358,7 @@ def test_entity_gate_from_the_command_line(tmp_path):
     record = read_info(out).dials
     assert record["entity_gate"] == 1 and sorted(record["entity_groups"]) == [0, 0, 1, 1]
     assert "--entity-gate 1 " in read_info(out).source
-    with pytest.raises(ValueError, match="entity_gate must be 0 or 1"):
+    with pytest.raises(ValueError, match="Dials.entity_gate .*0 or 1.*found 2"):
         Dials(entity_gate=2)
 
 
@@ -447,7 +448,8 @@ def test_dials_are_recorded_in_dataset_json_and_read_back(tmp_path, capsys):
     info = read_info(out)
     assert info.dials == record and DatasetInfo.from_json(info.to_json()) == info
     assert main(["synth", "--preset", "tiny", "--out", str(tmp_path / "bad"), "--coupling", "2"]) == 2
-    assert "Dials.coupling must be a number in [0, 1], found 2.0" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert all(piece in error for piece in ("refdense synth: error: ", "Dials.coupling", "[0, 1]", "found 2.0")), error
 
 
 def test_default_dataset_caches_each_setting_of_the_dials_in_its_own_folder(tmp_path, monkeypatch):
@@ -576,7 +578,7 @@ def test_text_prior_prototypes_follow_the_attribute_embeddings():
     words = [set(n.split()) for n in names]
     share = np.array([bool(words[a] & words[b]) for a, b in zip(*upper)])
     assert share.sum() >= 2 and text[share].mean() > text[~share].mean() + 0.3
-    with pytest.raises(ValueError, match=r"no prompt embedding for the attribute words \['cube'\]"):
+    with pytest.raises(ValueError, match=r"text_prior: .*prompt embedding.*\['cube'\]"):
         synth.attribute_vectors(["red cube", "blue ball"], {"red": np.ones(3), "blue": -np.ones(3), "ball": np.ones(3)})
 
 
@@ -597,10 +599,10 @@ def test_the_text_dials_take_the_embeddings_as_an_argument_and_load_no_encoder(t
     np.testing.assert_array_equal(synth.features._loadings(preset, world, 0, given)[1][: preset.entities], expected)
     assert read_info(out).dials["text_prior"] == 1.0
     # text_alignment needs the entity and motion names: a missing one is named before anything is written
-    with pytest.raises(ValueError, match=r"dial text_alignment: no prompt embedding for \['blue ball', .*\(4 names\)"):
+    with pytest.raises(ValueError, match=r"dial text_alignment: .*prompt embedding.*\['blue ball', .*4 names"):
         synth.generate("tiny", tmp_path / "aligned", dials=Dials(text_alignment=1.0), embeddings=given)
     assert not (tmp_path / "aligned").exists()
-    with pytest.raises(ValueError, match=r"dial text_prior: no prompt embedding for \['ball', 'blue'"):
+    with pytest.raises(ValueError, match=r"dial text_prior: .*prompt embedding.*\['ball', 'blue'"):
         synth.generate("tiny", tmp_path / "aligned", dials=Dials(text_prior=1.0))
     # with both dials off, nothing is embedded (and no encoder loaded)
     assert synth.text_embeddings("default", 0, Dials(entangle=1.0)) == {}
@@ -661,16 +663,14 @@ def test_prompt_embeddings_are_the_same_bytes_whatever_the_thread_count():
 
     from refdense.synth import cache
 
-    threads = torch.get_num_threads()
     found = []
     try:
         for count in (1, 2):
-            torch.set_num_threads(count)
-            cache._prompt_embeddings.cache_clear()
-            found.append(synth.text_embeddings("default", 0, Dials(text_prior=1.0)))
-            assert torch.get_num_threads() == count
+            with torch_threads(count):
+                cache._prompt_embeddings.cache_clear()
+                found.append(synth.text_embeddings("default", 0, Dials(text_prior=1.0)))
+                assert torch.get_num_threads() == count
     finally:
-        torch.set_num_threads(threads)
         cache._prompt_embeddings.cache_clear()
     assert found[0].keys() == found[1].keys()
     for name in found[0]:

@@ -184,13 +184,13 @@ def test_a_timeline_colours_a_concept_kind_the_same_in_every_panel():
     plt.close("all")
 
 
-def test_a_notebook_setup_applies_the_style(monkeypatch):
-    from refdense.course.checks import setup
+def test_start_notebook_applies_the_style(monkeypatch):
+    from refdense.course.checks import start_notebook
     from refdense.viz.style import NOTEBOOK_DPI
 
     monkeypatch.delenv("REFDENSE_PROFILE", raising=False)
     with matplotlib.rc_context():  # the test leaves the session's defaults as it found them
-        setup()
+        start_notebook()
         assert matplotlib.rcParams["figure.dpi"] == NOTEBOOK_DPI
         assert tuple(matplotlib.rcParams["figure.figsize"]) == FIGURE_SIZES["wide"]
         assert matplotlib.rcParams["legend.fontsize"] == FONT_SIZES["small"]

@@ -1,6 +1,6 @@
 """Course support: what the notebooks in ``notebooks/`` share.
 
-- ``refdense.course.checks``: the setup cell (``setup``), "check yourself" comparisons (``check``),
+- ``refdense.course.checks``: the first code cell (``start_notebook``), "check yourself" comparisons (``check``),
   the exercise checker (``check_exercise``) and ``show`` for figures.
 - ``refdense.course.solutions``: reference solutions of the exercises (tested in
   ``tests/test_course.py``; a learner opens them after trying).

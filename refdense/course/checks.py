@@ -1,7 +1,7 @@
-"""Helpers for the course notebooks: the setup cell, "check yourself" comparisons, exercises.
+"""Helpers for the course notebooks: the first code cell, "check yourself" comparisons, exercises.
 
-A notebook starts with ``course = setup()`` (seeds, device, plot style, profile), checks what it
-derived by hand with ``assert check("name", mine, package_value)``, and lets the learner test an
+A notebook starts with ``course = start_notebook()`` (seeds, device, plot style, profile), checks
+what it derived by hand with ``assert check("name", mine, package_value)``, and lets the learner test an
 exercise with ``check_exercise(my_fn, reference_fn, case, ...)``, which prints what is wrong and
 returns ``False`` instead of raising, so a half-done exercise never stops the notebook. A "predict,
 then run" exercise is graded by ``check_prediction(my_prediction, found, inputs=...)``. Both show the
@@ -37,7 +37,7 @@ PROFILES = ("smoke", "full")
 
 @dataclass(frozen=True)
 class CourseSetup:
-    """What the setup cell of a notebook returns.
+    """What :func:`start_notebook` returns to the first code cell of a notebook.
 
     ``profile`` is ``"smoke"`` or ``"full"``; ``device`` a ``torch.device``; ``data`` the data
     folder (:func:`refdense.paths.data_root`: ``$REFDENSE_DATA`` or ``<repo>/data``); ``runs`` where
@@ -75,7 +75,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, *, dpi: int | None = None) -> CourseSetup:
+def start_notebook(seed: int = 0, *, dpi: int | None = None) -> CourseSetup:
     """The first code cell of every notebook: seed, pick the device, set the plot style, read the profile.
 
     The device is CUDA when available, else the CPU. Figures take the course's style

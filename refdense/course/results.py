@@ -62,6 +62,7 @@ import numpy as np
 
 from refdense.io import atomic_write
 from refdense.paths import clone_root, data_root, runs_root, shipped
+from refdense.threads import torch_threads
 
 if TYPE_CHECKING:
     from refdense.data import DatasetInfo
@@ -265,16 +266,12 @@ def train_evidence_runs(
     it) into ``runs_dir/<name>``, replacing finished runs there. Returns ``runs_dir``."""
     import shutil
 
-    import torch
-
     from refdense.synth import Dials, default_dataset
     from refdense.train.config import CONFIGS, load_config
     from refdense.train.loop import train
 
     runs_dir = Path(runs_dir)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         for name in names:
             extras, dials = EVIDENCE_RUNS[name]
             dataset = default_dataset(preset, dials=Dials(**dials)) if dials else preset
@@ -287,8 +284,6 @@ def train_evidence_runs(
                 shutil.rmtree(runs_dir / name)
             print(f"training {name} ({dataset})", flush=True)
             train(config, runs_dir / name, progress=False)
-    finally:
-        torch.set_num_threads(before)
     return runs_dir
 
 

@@ -17,10 +17,10 @@ import shutil
 import time
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from refdense.io import output_folder
+from refdense.threads import torch_threads
 from refdense.train.config import CONFIGS, TrainConfig, load_config
 from refdense.train.loop import train
 from refdense.train.result import TrainResult
@@ -54,14 +54,8 @@ def demo(
     from a second thread, and on a machine with any other load, two threads on two cores ran
     3-4 times slower than one in our measurements.
     """
-    if threads is None:
+    with torch_threads(threads):
         return _demo(Path(out), overrides, progress)
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _demo(Path(out), overrides, progress)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _demo(out: Path, overrides: tuple[str, ...], progress: bool | None) -> Path:

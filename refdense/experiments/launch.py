@@ -38,6 +38,7 @@ from typing import Any
 
 from refdense.io import LockedError, exclusive_lock, output_folder
 from refdense.progress import Progress, progress_bar
+from refdense.threads import torch_threads
 from refdense.train.checkpoint import LATEST_FILE
 from refdense.train.config import TrainConfig, load_config
 from refdense.train.evaluate import predictions_path
@@ -159,16 +160,11 @@ def fit_runs(
         if launch.launcher == "slurm":
             failures = _slurm(runs, launch, slurm_folder, bar)
         elif (launch.jobs or 1) == 1:
-            import torch
-
-            failures, threads = [], torch.get_num_threads()
-            torch.set_num_threads(launch.threads or threads)
-            try:
+            failures = []
+            with torch_threads(launch.threads):
                 for config, run_dir in runs:
                     fit(config, run_dir)
                     bar.update(1)
-            finally:
-                torch.set_num_threads(threads)
         else:
             failures = _local(runs, launch, bar)
     finally:

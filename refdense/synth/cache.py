@@ -26,6 +26,7 @@ from refdense.synth.annotations import drawn_annotations, label_noise
 from refdense.synth.features import check_embeddings, text_names, video_features
 from refdense.synth.presets import PRESETS, Dials, Preset
 from refdense.synth.world import build_world, dataset_info
+from refdense.threads import torch_threads
 
 TEXT_ENCODER = "minilm"  # the encoder of the prompt embeddings of ``text_alignment`` and ``text_prior``
 
@@ -50,21 +51,16 @@ def _prompt_embeddings(*name_lists: tuple[str, ...]) -> tuple[np.ndarray, ...]:
     thread whatever the caller's setting; kept for the next dataset."""
     if not name_lists:
         return ()
-    import torch
 
     from refdense.text import load_text_encoder, make_prompt
 
     encoder = load_text_encoder(TEXT_ENCODER)
     # The encoder's float sums depend on torch's thread count (1 and 2 threads differ in the last bits,
     # which the features then carry): one thread, so that a dataset's bytes are the same everywhere.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         embedded = tuple(
             encoder.encode([make_prompt(n) for n in names]).double().numpy() for names in name_lists
         )
-    finally:
-        torch.set_num_threads(threads)
     for array in embedded:
         array.flags.writeable = False
     return embedded

@@ -3,7 +3,7 @@
 Every plot of the package and of the notebooks takes its colours and sizes from here, so a colour
 means the same thing in every figure (green: entities, purple: motions, blue: actions) and a figure
 drawn for the notebook's width shows its text at the sizes below. Nothing is set at import:
-:func:`rc_params` gives the defaults, which :func:`refdense.course.checks.setup` applies in a notebook
+:func:`rc_params` gives the defaults, which :func:`refdense.course.checks.start_notebook` applies in a notebook
 and :func:`styled` applies around code that draws outside one (the run reports, the sweeps' figures).
 
 Colours are matplotlib colour strings ("tab:..." of the tab10 palette, or a grey level "0.0"-"1.0").
