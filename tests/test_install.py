@@ -32,10 +32,11 @@ COURSE_STACK = ("matplotlib", "mpl_toolkits", "pylab", "ipywidgets", "widgetsnbe
 
 CHECK = """
 import platformdirs, refdense
-from refdense.course.results import DEMO_PREDICTIONS, TEXT_BANK
+from refdense.course.results import DEMO_PREDICTIONS, FIRST_STUDY, FIRST_STUDY_FILES, TEXT_BANK
 from refdense.paths import clone_root, data_root
 from refdense.experiments.demo import demo_configs
 assert DEMO_PREDICTIONS.is_file() and TEXT_BANK.is_file()
+assert all((FIRST_STUDY / name).is_file() for name in FIRST_STUDY_FILES)  # notebook 10's study, without results/
 assert [c.model.arch for c in demo_configs().values()] == ["refdense", "pat"]  # configs/*.yaml, shipped
 print(refdense.__file__, clone_root(), data_root(), platformdirs.user_cache_path("refdense"), sep="\\n")
 """
