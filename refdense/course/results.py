@@ -91,12 +91,15 @@ REMAKE = "python -m refdense.course.results"
 
 def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     """Embed every prompt of the synthetic ``preset`` with the ``minilm`` encoder and save the bank to ``out``."""
+    from refdense.course.checks import portable
     from refdense.data import read_info
     from refdense.synth import default_dataset
     from refdense.text import build_text_bank, load_text_encoder
 
     info = read_info(default_dataset(preset))
     bank = build_text_bank(load_text_encoder("minilm"), info)
+    # the bank ships to other machines: its description names the encoder's folder as a placeholder
+    bank.description = portable(bank.description)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     bank.save(out)
