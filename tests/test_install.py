@@ -25,6 +25,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 # What the course extra installs, with what it brings (distributions and modules, by name prefix).
 COURSE_STACK = ("matplotlib", "mpl_toolkits", "pylab", "ipywidgets", "widgetsnbextension", "ipython", "ipykernel",
@@ -32,10 +34,11 @@ COURSE_STACK = ("matplotlib", "mpl_toolkits", "pylab", "ipywidgets", "widgetsnbe
 
 CHECK = """
 import platformdirs, refdense
-from refdense.course.results import DEMO_PREDICTIONS, TEXT_BANK
+from refdense.course.results import DEMO_PREDICTIONS, FIRST_STUDY, FIRST_STUDY_FILES, TEXT_BANK
 from refdense.paths import clone_root, data_root
 from refdense.experiments.demo import demo_configs
 assert DEMO_PREDICTIONS.is_file() and TEXT_BANK.is_file()
+assert all((FIRST_STUDY / name).is_file() for name in FIRST_STUDY_FILES)  # notebook 10's study, without results/
 assert [c.model.arch for c in demo_configs().values()] == ["refdense", "pat"]  # configs/*.yaml, shipped
 print(refdense.__file__, clone_root(), data_root(), platformdirs.user_cache_path("refdense"), sep="\\n")
 """
@@ -195,3 +198,13 @@ def test_the_wheel_installs_and_runs_outside_the_clone_without_the_course_extra(
     assert files_under(venv) == installed_before, "something was written into the installed package"
     assert {path: sorted(os.listdir(path)) for path in ours} == ours_before
     assert not any(elsewhere.iterdir()), "the commands wrote into the current folder"
+
+
+@pytest.mark.clone
+@pytest.mark.course  # refdense.course.header reads notebooks with nbformat
+def test_the_readmes_install_line_names_the_projects_repository():
+    """A learner copies it as it is: the address must be the one the notebooks' setup cells install from."""
+    from refdense.course.header import project_settings
+
+    repository, _ = project_settings()
+    assert f'pip install "refdense[course] @ git+{repository}"' in (REPO / "README.md").read_text(encoding="utf-8")

@@ -36,13 +36,18 @@ notebooks run in seconds and offline:
     (row) to each prompt embedding (column), trained and untrained. Summary: diagonal minus
     off-diagonal mean.
 
+- ``first_study/`` (:data:`FIRST_STUDY`, notebook 10): a copy of the files of the repository's
+  ``results/`` that the notebook reads (the first registered study's ablation table and sweeps),
+  in their layout there, so that the notebook runs without a clone; ``--only first-study``
+  copies them again (``tests/test_course_results.py`` fails when they differ).
+
 Remake them in a clone of the repository (after the model, the losses or the generator changed),
 then commit them::
 
     python -m refdense.course.results                     # trains both runs as the demo does, one thread
     python -m refdense.course.results --run runs/demo     # or export the runs of `refdense demo`
 
-``--only KIND`` remakes one kind (``text-bank``, ``predictions`` or a kind of :data:`EVIDENCE`);
+``--only KIND`` remakes one kind (``text-bank``, ``predictions``, ``first-study`` or a kind of :data:`EVIDENCE`);
 ``--epochs N`` shortens the training; ``--evidence-runs DIR`` reads the evidence from runs trained
 before instead of training them.
 """
@@ -87,12 +92,15 @@ REMAKE = "python -m refdense.course.results"
 
 def make_text_bank(out: str | Path = TEXT_BANK, preset: str = PRESET) -> Path:
     """Embed every prompt of the synthetic ``preset`` with the ``minilm`` encoder and save the bank to ``out``."""
+    from refdense.course.checks import portable
     from refdense.data import read_info
     from refdense.synth import default_dataset
     from refdense.text import build_text_bank, load_text_encoder
 
     info = read_info(default_dataset(preset))
     bank = build_text_bank(load_text_encoder("minilm"), info)
+    # the bank ships to other machines: its description names the encoder's folder as a placeholder
+    bank.description = portable(bank.description)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     bank.save(out)
@@ -239,6 +247,45 @@ def load_demo_predictions(path: str | Path = DEMO_PREDICTIONS) -> TrainedPredict
     scores = [s.astype(np.float32) for s in predictions.scores]
     labels = [y.astype(np.uint8) for y in predictions.labels]
     return TrainedPredictions(scores, labels, list(predictions.video_ids), source)
+
+
+# ----------------------------------------------------------------------------------------------
+# The first registered study's results (notebook 10)
+# ----------------------------------------------------------------------------------------------
+
+FIRST_STUDY = PRECOMPUTED / "first_study"
+"""A copy of the files of the repository's ``results/`` that notebook 10 reads, in the same
+layout, so that it runs where only the package is installed (Colab, ``pip install``)."""
+FIRST_STUDY_FILES = (
+    "ablations/ablations.json",
+    "ablations/ABLATIONS.md",
+    "coupling/sweep.json",
+    "rare_share/sweep.json",
+    "text_alignment/sweep.json",
+    "text_alignment-train_videos60/sweep.json",
+    "h4/train_videos/sweep.json",
+)
+"""The ablation table and the sweeps of the study's tests
+(:func:`refdense.experiments.study.load_study` reads ``FIRST_STUDY`` and ``FIRST_STUDY / "h4"``)."""
+
+
+def copy_first_study(results: str | Path, out: str | Path = FIRST_STUDY) -> list[Path]:
+    """Copy :data:`FIRST_STUDY_FILES` from ``results`` (the clone's ``results/``) to ``out``;
+    returns the files written. Raises FileNotFoundError naming the first file that is missing,
+    before anything is written."""
+    results, out = Path(results), Path(out)
+    for name in FIRST_STUDY_FILES:
+        if not (results / name).is_file():
+            raise FileNotFoundError(
+                f"{results / name}: missing; the first study's results are committed in results/"
+            )
+    written = []
+    for name in FIRST_STUDY_FILES:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / name, "wb") as handle:
+            handle.write((results / name).read_bytes())
+        written.append(out / name)
+    return written
 
 
 # ----------------------------------------------------------------------------------------------
@@ -571,7 +618,9 @@ def load_evidence(kind: str, path: str | Path | None = None) -> tuple[dict[str, 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=REMAKE, description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--only", choices=("text-bank", "predictions", *EVIDENCE), help="remake one kind of file only"
+        "--only",
+        choices=("text-bank", "predictions", "first-study", *EVIDENCE),
+        help="remake one kind of file only",
     )
     parser.add_argument(
         "--run", metavar="DIR", help="export the runs of this finished `refdense demo` instead of training"
@@ -584,7 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--epochs", type=int, help="train this many epochs (default: the recipe's)")
     args = parser.parse_args(argv)
-    if clone_root() is None:  # the files ship inside the package: never rewrite an installed copy
+    repo = clone_root()
+    if repo is None:  # the files ship inside the package: never rewrite an installed copy
         parser.error(
             f"remake the course's results in a clone of the repository (this package is installed in "
             f"{PRECOMPUTED.parents[2]}), then commit them"
@@ -594,6 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "predictions"):
         for path in export_demo(args.run) if args.run else make_demo_predictions(epochs=args.epochs):
             print(f"predictions: {path}", flush=True)
+    if args.only in (None, "first-study"):
+        for path in copy_first_study(repo / "results"):
+            print(f"first study: {path}", flush=True)
     kinds = [kind for kind in EVIDENCE if args.only in (None, kind)]
     if kinds:
         runs_dir = Path(args.evidence_runs) if args.evidence_runs else runs_root() / "course-evidence"
