@@ -250,3 +250,10 @@ def test_the_later_dials_can_be_swept():
     assert classes and classes == [c for c, (e, _) in enumerate(info.decomposition) if e in rare]
     assert _rare_classes("default", 0, Dials(entangle=1.0)) == []
     assert _rare_classes("default", 0, Dials(text_prior=1.0)) == []
+
+
+def test_fixed_whole_number_dials_parse_as_integers():
+    from refdense.cli.sweep import parse_fixed
+
+    dials = parse_fixed(["rare_entities=2", "train_videos=60", "held_out=0.25"])
+    assert (dials.rare_entities, dials.train_videos, dials.held_out) == (2, 60, 0.25)

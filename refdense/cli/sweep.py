@@ -90,7 +90,7 @@ def parse_fixed(items: list[str]) -> Dials:
         if not sep or name not in names:
             raise ValueError(f"--fixed {item!r}: expected DIAL=VALUE with DIAL one of {', '.join(names)}")
         try:
-            whole = ("rare_cap", "train_videos", "held_out_k", "entity_gate")
+            whole = ("rare_cap", "train_videos", "held_out_k", "entity_gate", "rare_entities")
             values[name] = int(text) if name in whole else float(text)
         except ValueError:
             raise ValueError(f"--fixed {item!r}: {text!r} is not a number") from None
