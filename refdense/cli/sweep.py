@@ -81,7 +81,7 @@ def parse_fixed(items: list[str]) -> Dials:
     """``["train_videos=60", "rare_cap=3"]`` -> :class:`refdense.synth.Dials`; errors name the item."""
     import dataclasses
 
-    from refdense.synth import Dials
+    from refdense.synth import WHOLE_DIALS, Dials
 
     values: dict[str, Any] = {}  # Dials checks the values
     names = [f.name for f in dataclasses.fields(Dials)]
@@ -90,8 +90,7 @@ def parse_fixed(items: list[str]) -> Dials:
         if not sep or name not in names:
             raise ValueError(f"--fixed {item!r}: expected DIAL=VALUE with DIAL one of {', '.join(names)}")
         try:
-            whole = ("rare_cap", "train_videos", "held_out_k", "entity_gate", "rare_entities")
-            values[name] = int(text) if name in whole else float(text)
+            values[name] = int(text) if name in WHOLE_DIALS else float(text)
         except ValueError:
             raise ValueError(f"--fixed {item!r}: {text!r} is not a number") from None
     return Dials(**values)

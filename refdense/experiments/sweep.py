@@ -65,7 +65,7 @@ from refdense.experiments.ablate import (
 from refdense.experiments.launch import Launch, fit_runs
 from refdense.extras import NO_PLOTS, available
 from refdense.io import atomic_write, output_folder
-from refdense.synth import PRESETS, Dials, dataset_info, default_dataset
+from refdense.synth import PRESETS, WHOLE_DIALS, Dials, dataset_info, default_dataset
 from refdense.train.checkpoint import BEST_FILE
 from refdense.train.config import TrainConfig, load_config
 
@@ -89,18 +89,17 @@ CHECKPOINTS = {"tested": "", "best": "-best"}
 ``run.test_checkpoint`` names (the primary protocol: ``sweep.json``, ``STUDY.md``), or ``best``, each
 run's best-validation ``checkpoints/best.pt`` (the secondary protocol: ``sweep-best.json``, ``STUDY-best.md``)."""
 SECONDARY = "secondary protocol: best-validation checkpoint"
-WHOLE = ("train_videos", "held_out_k", "entity_gate", "rare_entities")  # dials that take whole numbers
 REFERENCE = "full"
 
 
 def dials_at(dial: str, value: float, fixed: Dials = Dials()) -> Dials:
-    """``fixed`` with ``dial`` set to ``value`` (an integer for the dials of :data:`WHOLE`); checks both.
+    """``fixed`` with ``dial`` set to ``value`` (an integer for the dials of :data:`refdense.synth.WHOLE_DIALS`); checks both.
 
     ``held_out_k`` needs ``held_out`` above 0 in ``fixed`` (without held-out classes it changes nothing).
     """
     if dial not in DIALS:
         raise ValueError(f"dial: expected one of {', '.join(DIALS)}, found {dial!r}")
-    if dial in WHOLE:
+    if dial in WHOLE_DIALS:
         if float(value) != int(value):
             raise ValueError(f"dial {dial}: expected whole numbers, found {value!r}")
         value = int(value)

@@ -7,7 +7,7 @@ What each knob does is the generative model of :mod:`refdense.synth` (and ``data
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from refdense.schema import check_fields, require
 
@@ -316,3 +316,9 @@ class Dials:
     def slug(self) -> str:
         """A folder-name suffix naming the changed dials (``"-coupling0.5"``; "" at the defaults)."""
         return "".join(f"-{name}{value:g}" for name, value in self.changed().items())
+
+
+WHOLE_DIALS = frozenset(
+    name for name, kind in get_type_hints(Dials).items() if kind is int or int in get_args(kind)
+)
+"""The dials of :class:`Dials` that take whole numbers (``rare_cap``, ``train_videos``, ...), read from its fields."""
