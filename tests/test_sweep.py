@@ -257,3 +257,76 @@ def test_fixed_whole_number_dials_parse_as_integers():
 
     dials = parse_fixed(["rare_entities=2", "train_videos=60", "held_out=0.25"])
     assert (dials.rare_entities, dials.train_videos, dials.held_out) == (2, 60, 0.25)
+
+
+def _sweep_part(seeds, **settings):
+    """A sweep.json of two dial values, three variants and ``seeds``, with random metrics."""
+    from refdense.experiments.sweep import summarise
+
+    rng = np.random.default_rng(sum(seeds))
+    metrics = ["mAP", "mAP_rare"]
+    runs = {
+        key: {name: [{"seed": s, **{m: float(rng.uniform(40, 80)) for m in metrics}} for s in seeds]
+              for name in ("full", "no_colv", "colv_random_anchors")}
+        for key in ("0", "1")
+    }
+    return summarise({"dial": "text_prior", "values": [0.0, 1.0], "preset": "default",
+                      "fixed_dials": dataclasses.asdict(Dials(rare_entities=2)), "seeds": list(seeds),
+                      "variants": ["full", "no_colv", "colv_random_anchors"], "reference": "full",
+                      "base": "refdense/configs/benchmark.yaml", "overrides": [], "epochs": None,
+                      "patience": None, "checkpoint": "tested", "metrics": metrics,
+                      "rare_classes": {f"seed{s}": [s, s + 1] for s in seeds}, **settings}, runs)
+
+
+def _write(folder, result, name="sweep.json"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(json.dumps(result))
+    return folder / name
+
+
+def test_sweeps_run_on_disjoint_seeds_join_into_the_sweep_of_all_of_them(tmp_path):
+    from refdense.experiments.sweep import join_sweeps, summarise
+
+    whole = _sweep_part([0, 1, 2, 3, 4])
+    parts = []
+    for name, seeds in (("later", [3, 4]), ("pilot", [0, 1, 2])):
+        part = {**whole, "seeds": seeds, "rare_classes": {f"seed{s}": whole["rare_classes"][f"seed{s}"] for s in seeds},
+                "runs": {k: {v: [r for r in rs if r["seed"] in seeds] for v, rs in by.items()}
+                         for k, by in whole["runs"].items()}}
+        part = summarise({k: v for k, v in part.items() if k not in ("means", "gains", "trends", "runs")}, part["runs"])
+        parts.append(_write(tmp_path / name, part))
+    joined = json.loads(join_sweeps(parts, tmp_path / "pilot").read_text())  # into one part's own folder
+    assert joined["parts"] == [[3, 4], [0, 1, 2]] and joined["seeds"] == [0, 1, 2, 3, 4]
+    for key in ("runs", "means", "gains", "trends", "rare_classes", "metrics", "variants"):
+        assert joined[key] == whole[key], key
+    table = (tmp_path / "pilot" / "SWEEP.md").read_text()
+    assert "seeds 0, 1, 2, 3, 4 " in table and "was joined from parts run apart: seeds 3, 4; 0, 1, 2" in table
+
+
+def test_join_sweeps_refuses_parts_of_different_sweeps_and_shared_seeds(tmp_path, capsys):
+    first = _write(tmp_path / "a", _sweep_part([0, 1]))
+    # a file of before the checkpoint key holds the primary protocol's scores, and joins as such
+    old = _sweep_part([2, 3])
+    del old["checkpoint"]
+    assert main(["join-sweeps", str(first), str(_write(tmp_path / "old", old)), "--out", str(tmp_path / "j")]) == 0
+    assert json.loads((tmp_path / "j" / "sweep.json").read_text())["checkpoint"] == "tested"
+    capsys.readouterr()
+    refusals = {
+        "epochs": (_sweep_part([2, 3], epochs=12), ("b/sweep.json", "epochs is 12", "None", "a/sweep.json")),
+        "overrides": (_sweep_part([2, 3], overrides=["model.dim=64"]), ("overrides is ['model.dim=64']",)),
+        "checkpoint": (_sweep_part([2, 3], checkpoint="best"), ("checkpoint is 'best'", "'tested'")),
+        "seeds": (_sweep_part([1, 2]), ("b/sweep.json", "seed 1 is also in", "a/sweep.json", "disjoint")),
+    }
+    for name, (result, pieces) in refusals.items():
+        second = _write(tmp_path / "b", result)
+        assert main(["join-sweeps", str(first), str(second), "--out", str(tmp_path / name)]) == 2, name
+        error = capsys.readouterr().err
+        assert error.startswith("refdense join-sweeps: error: ") and all(p in error for p in pieces), error
+        assert not (tmp_path / name).exists()
+    (tmp_path / "c.json").write_text("{not json")
+    assert main(["join-sweeps", str(first), str(tmp_path / "c.json"), "--out", str(tmp_path / "n")]) == 2
+    assert "c.json: not a sweep file" in capsys.readouterr().err
+    assert main(["join-sweeps", str(first), "--out", str(tmp_path / "n")]) == 2
+    assert "at least two sweep files, found 1" in capsys.readouterr().err
+    assert main(["join-sweeps", str(first), str(tmp_path / "gone.json"), "--out", str(tmp_path / "n")]) == 2
+    assert "gone.json" in capsys.readouterr().err and not (tmp_path / "n").exists()

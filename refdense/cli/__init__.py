@@ -35,6 +35,7 @@ COMMANDS = (
     "demo",
     "ablate",
     "sweep",
+    "join_sweeps",
     "study",
     "prepare",
     "decompose",

@@ -246,13 +246,13 @@ def sweep(
         )
     if not values or not seeds:
         raise ValueError("values and seeds: expected at least one of each")
-    settings = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
+    worlds = [dials_at(dial, value, fixed) for value in values]  # checks every value before training
     common = [
         *([f"optim.epochs={epochs}"] if epochs else []),
         *([f"run.patience={patience}"] if patience else []),
         *overrides,
     ]
-    rarest = max(settings, key=lambda d: (d.rare_share, d.rare_entities))
+    rarest = max(worlds, key=lambda d: (d.rare_share, d.rare_entities))
     rare_classes = {seed: _rare_classes(preset, seed, rarest) for seed in seeds}
     metrics = [*METRICS, *(["mAP_rare"] if rarest.rare_share or rarest.rare_entities else [])]
     out = output_folder(out, "sweep", accepts=("ablate",))
@@ -295,30 +295,7 @@ def sweep(
                 **_checkpoint_epoch(run_dir, checkpoint),
             }
         )
-    others = [name for name in chosen if name != REFERENCE]
-    per_seed = {
-        name: {
-            m: [
-                list(seed_gains(by_variant[REFERENCE], by_variant[name], m).values())
-                for by_variant in runs.values()
-            ]
-            for m in metrics
-        }
-        for name in others
-    }  # [value][seed]
-    gains = {
-        key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
-        for v, key in enumerate(runs)
-    }
-    means = {
-        key: {name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics} for name in chosen}
-        for key, by_variant in runs.items()
-    }
-    trends = {
-        name: {m: interval(list(seed_trends(runs, values, name, m).values())) for m in metrics}
-        for name in others
-    }
-    result = {
+    settings = {
         "dial": dial,
         "values": list(values),
         "preset": preset,
@@ -333,12 +310,48 @@ def sweep(
         "checkpoint": checkpoint,
         "metrics": metrics,
         "rare_classes": {f"seed{seed}": classes for seed, classes in rare_classes.items()},
-        "runs": runs,
-        "means": means,
-        "gains": gains,
-        "trends": trends,
     }
-    folder, suffix = out / f"{dial}{fixed.slug()}", CHECKPOINTS[checkpoint]
+    return write_sweep(summarise(settings, runs), out / f"{dial}{fixed.slug()}")
+
+
+def summarise(settings: dict, runs: dict[str, dict[str, list[dict]]]) -> dict:
+    """The content of ``sweep.json``: ``settings`` (the dial, its values, the variants, ...) and ``runs``
+    (dial value -> variant -> one record per seed) with the means of each variant, the gains of the
+    reference over each other variant and their trends against the dial (mean and 95% interval over seeds)."""
+    reference, metrics = settings["reference"], settings["metrics"]
+    others = [name for name in settings["variants"] if name != reference]
+    per_seed = {
+        name: {
+            m: [
+                list(seed_gains(by_variant[reference], by_variant[name], m).values())
+                for by_variant in runs.values()
+            ]
+            for m in metrics
+        }
+        for name in others
+    }  # [value][seed]
+    gains = {
+        key: {name: {m: interval(per_seed[name][m][v]) for m in metrics} for name in others}
+        for v, key in enumerate(runs)
+    }
+    means = {
+        key: {
+            name: {m: interval([r[m] for r in by_variant[name]]) for m in metrics}
+            for name in settings["variants"]
+        }
+        for key, by_variant in runs.items()
+    }
+    trends = {
+        name: {m: interval(list(seed_trends(runs, settings["values"], name, m).values())) for m in metrics}
+        for name in others
+    }
+    return {**settings, "runs": runs, "means": means, "gains": gains, "trends": trends}
+
+
+def write_sweep(result: dict, folder: Path) -> Path:
+    """Write ``result`` (:func:`summarise`) to ``folder`` as ``sweep.json``, ``SWEEP.md`` and ``sweep.png``
+    (``-best`` before the extension with the secondary protocol); return the json's path."""
+    suffix = CHECKPOINTS[result.get("checkpoint", "tested")]
     with atomic_write(folder / f"sweep{suffix}.json") as handle:
         json.dump(result, handle, indent=2)
     plots = available("matplotlib")
@@ -349,6 +362,81 @@ def sweep(
 
         save_figure(plot_sweep(result), folder / f"sweep{suffix}.png")
     return folder / f"sweep{suffix}.json"
+
+
+JOINED_KEYS = (
+    "dial",
+    "values",
+    "preset",
+    "fixed_dials",
+    "variants",
+    "reference",
+    "base",
+    "overrides",
+    "epochs",
+    "patience",
+    "checkpoint",
+    "metrics",
+)
+"""The settings every part of a joined sweep must share (:func:`join_sweeps`)."""
+
+
+def join_sweeps(parts: Sequence[str | Path], folder: str | Path) -> Path:
+    """One sweep from ``parts``, the ``sweep.json`` (or ``sweep-best.json``) files of one sweep run on
+    disjoint seeds (in other sessions, on other machines): the same settings (:data:`JOINED_KEYS`),
+    every run record kept as it is, and the means, gains and trends recomputed over all the seeds, as if
+    one sweep had run them. Written to ``folder`` (:func:`write_sweep`, which may be one part's own
+    folder: the parts are read first); ``parts`` in the result lists each part's seeds.
+    """
+    if len(parts) < 2:
+        raise ValueError(f"join: expected at least two sweep files, found {len(parts)}")
+    loaded = []
+    for path in map(Path, parts):
+        try:
+            result = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not a sweep file ({error})") from None
+        missing = [
+            key for key in ("runs", "seeds", *JOINED_KEYS) if key not in result and key != "checkpoint"
+        ]
+        if missing:
+            raise ValueError(f"{path}: not a sweep file (no {', '.join(missing)})")
+        # sweeps written before the key existed scored the checkpoint run.test_checkpoint names
+        loaded.append((path, {"checkpoint": "tested", **result}))
+    (first_path, first) = loaded[0]
+    seen: dict[int, Path] = {}
+    for path, result in loaded:
+        for key in JOINED_KEYS:
+            if result[key] != first[key]:
+                raise ValueError(
+                    f"{path}: {key} is {result[key]!r}, but {first[key]!r} in {first_path}; "
+                    "only parts of one sweep can be joined"
+                )
+        for seed in result["seeds"]:
+            if seed in seen:
+                raise ValueError(
+                    f"{path}: seed {seed} is also in {seen[seed]}; the parts must have disjoint seeds"
+                )
+            seen[seed] = path
+    runs = {
+        key: {
+            name: sorted(
+                (r for _, result in loaded for r in result["runs"][key][name]), key=lambda r: r["seed"]
+            )
+            for name in first["variants"]
+        }
+        for key in first["runs"]
+    }
+    settings = {key: first[key] for key in JOINED_KEYS}
+    settings["seeds"] = sorted(seen)
+    settings["rare_classes"] = {
+        f"seed{seed}": next(
+            result["rare_classes"][f"seed{seed}"] for path, result in loaded if seen[seed] == path
+        )
+        for seed in sorted(seen)
+    }
+    settings["parts"] = [result["seeds"] for _, result in loaded]
+    return write_sweep(summarise(settings, runs), Path(folder))
 
 
 def _checkpoint_epoch(run_dir: Path, checkpoint: str) -> dict[str, int]:
@@ -384,7 +472,14 @@ def sweep_markdown(result: dict) -> str:
         f"paired by seed; mean and 95% Student-t interval over seeds "
         f"{', '.join(map(str, result['seeds']))} "
         f"(a seed makes both the dataset and the run). Other dials: {others}. Overrides: "
-        f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}.",
+        f"`{' '.join(result['overrides']) or 'none'}`; patience {result['patience']}."
+        + (
+            " The sweep was joined from parts run apart: seeds "
+            + "; ".join(", ".join(map(str, seeds)) for seeds in result["parts"])
+            + " (`refdense join-sweeps`)."
+            if "parts" in result
+            else ""
+        ),
         "",
         f"| {result['dial']} | variant | {reference} mAP | "
         + " | ".join(f"gain {m}" for m in metrics)
