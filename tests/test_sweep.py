@@ -299,6 +299,10 @@ def test_sweeps_run_on_disjoint_seeds_join_into_the_sweep_of_all_of_them(tmp_pat
     assert joined["parts"] == [[3, 4], [0, 1, 2]] and joined["seeds"] == [0, 1, 2, 3, 4]
     for key in ("runs", "means", "gains", "trends", "rare_classes", "metrics", "variants"):
         assert joined[key] == whole[key], key
+    # a sweep grows a part at a time: a joined part brings the seeds of the sweeps that ran it
+    grown = json.loads(join_sweeps([tmp_path / "pilot" / "sweep.json", _write(tmp_path / "more", _sweep_part([7]))],
+                                   tmp_path / "grown").read_text())
+    assert grown["parts"] == [[3, 4], [0, 1, 2], [7]] and grown["seeds"] == [0, 1, 2, 3, 4, 7]
     table = (tmp_path / "pilot" / "SWEEP.md").read_text()
     assert "seeds 0, 1, 2, 3, 4 " in table and "was joined from parts run apart: seeds 3, 4; 0, 1, 2" in table
 

@@ -386,7 +386,8 @@ def join_sweeps(parts: Sequence[str | Path], folder: str | Path) -> Path:
     disjoint seeds (in other sessions, on other machines): the same settings (:data:`JOINED_KEYS`),
     every run record kept as it is, and the means, gains and trends recomputed over all the seeds, as if
     one sweep had run them. Written to ``folder`` (:func:`write_sweep`, which may be one part's own
-    folder: the parts are read first); ``parts`` in the result lists each part's seeds.
+    folder: the parts are read first); ``parts`` in the result lists the seeds of each sweep that ran
+    (a part that is itself joined brings its own ``parts``), so a sweep can grow a part at a time.
     """
     if len(parts) < 2:
         raise ValueError(f"join: expected at least two sweep files, found {len(parts)}")
@@ -435,7 +436,7 @@ def join_sweeps(parts: Sequence[str | Path], folder: str | Path) -> Path:
         )
         for seed in sorted(seen)
     }
-    settings["parts"] = [result["seeds"] for _, result in loaded]
+    settings["parts"] = [seeds for _, result in loaded for seeds in result.get("parts", [result["seeds"]])]
     return write_sweep(summarise(settings, runs), Path(folder))
 
 
