@@ -558,7 +558,7 @@ def training_notes(values: dict[str, list[dict]], runs: dict[str, list[dict]]) -
     order): which fall below the probe, which never learned, which stopped early, whose validation
     curves are not flat at the end."""
     below = {name: runs_below_probe(values[name], runs[name]) for name in runs}
-    marked = [f"`{name}` ({count} of {len(runs[name])} seeds)" for name, count in below.items() if count]
+    marked = [f"`{name}` ({count} of {len(runs[name])} runs)" for name, count in below.items() if count]
     notes = [
         "Probe: a ridge regression of the labels on both input streams with fixed temporal means "
         f"(`refdense probe`, readout `{'/'.join(PROBE_READOUT)}`), fitted on each run's own dataset and "
