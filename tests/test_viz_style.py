@@ -251,3 +251,66 @@ def test_an_ordered_series_reads_as_shades_dark_to_light():
     assert brightness == sorted(brightness)  # the first the darkest
     with pytest.raises(ValueError, match="at least one colour"):
         series_colours(0)
+
+
+def test_the_study_figure_takes_its_colours_fonts_and_size_from_the_style():
+    from refdense.experiments.study import decide_tests, load_study, plot_study
+    from refdense.viz.style import INK, OUTCOME_COLOURS
+
+    results = load_study(ROOT / "results" / "h4")  # H4 supported: a decision with a colour
+    [row] = decide_tests(results)
+    with matplotlib.rc_context({"font.size": 17.0, "axes.titlesize": 23.0}):  # whatever the caller's defaults
+        fig = plot_study(results)
+    [ax] = fig.axes
+    interval, mean, seeds, zero = ax.get_lines()
+    assert row["decision"] == "supported"
+    assert interval.get_color() == mean.get_color() == OUTCOME_COLOURS["positive"]
+    assert seeds.get_color() == zero.get_color() == INK
+    assert ax.title.get_fontsize() == FONT_SIZES["title"]
+    assert ax.xaxis.label.get_fontsize() == FONT_SIZES["body"]
+    assert all(tick.get_fontsize() == FONT_SIZES["body"] for tick in ax.get_yticklabels())
+    assert fig.get_size_inches()[0] == FIGURE_SIZES["wide"][0]
+    plt.close(fig)
+
+
+def _has_pixels_of(image: np.ndarray, colour: str) -> bool:
+    """Whether the RGB(A) ``image`` (values in [0, 1]) has a pixel of exactly ``colour`` (a marker's inside)."""
+    return bool(np.any(np.all(np.abs(image[:, :, :3] - np.array(to_rgb(colour))) <= 0.6 / 255, axis=-1)))
+
+
+def test_the_committed_result_figures_are_drawn_in_the_style():
+    """Each committed sweep.png shows its variants in their colours (RefDense's orange for the reference),
+    and each study.png its decisions in theirs: they were drawn by the package's plot functions as they
+    are now (re-render them from their JSON with those functions after a change of the style)."""
+    from matplotlib.image import imread
+
+    from refdense.experiments.study import decide_tests, load_study
+    from refdense.viz.style import MODEL_COLOURS, OUTCOME_COLOURS, VARIANT_COLOURS
+
+    sweeps = sorted((ROOT / "results").rglob("sweep.png"))
+    studies = sorted((ROOT / "results").rglob("study.png"))
+    assert len(sweeps) >= 10 and len(studies) >= 3
+    missing = []
+    for path in sweeps:
+        result = json.loads((path.parent / "sweep.json").read_text(encoding="utf-8"))
+        others = [name for name in result["variants"] if name != result["reference"]]
+        colours = [
+            MODEL_COLOURS["refdense"],
+            *(VARIANT_COLOURS[i % len(VARIANT_COLOURS)] for i in range(len(others))),
+        ]
+        image = imread(path)
+        missing += [
+            f"{path.relative_to(ROOT)}: {colour}" for colour in colours if not _has_pixels_of(image, colour)
+        ]
+    decided = {"supported": "positive", "contradicted": "negative"}
+    for path in studies:
+        rows = decide_tests(load_study(path.parent))
+        colours = {OUTCOME_COLOURS[decided.get(row["decision"], "undecided")] for row in rows}
+        image = imread(path)
+        missing += [
+            f"{path.relative_to(ROOT)}: {colour}"
+            for colour in sorted(colours)
+            if not _has_pixels_of(image, colour)
+        ]
+    how = "save_figure(plot_sweep(json.load(sweep.json)), sweep.png); refdense study FOLDER"
+    assert not missing, f"not in the style's colours; re-render from the JSON ({how}):\n" + "\n".join(missing)

@@ -6,11 +6,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
 
+from refdense.course.results import TEXT_BANK  # noqa: E402
+from refdense.text import TextBank  # noqa: E402
 from refdense.viz.losses import bce_curves, colv_geometry, plot_bce_curves, plot_colv_geometry  # noqa: E402
+from refdense.viz.style import NOTEBOOK_DPI, figure_size, styled  # noqa: E402
 from refdense.widgets import bce_explorer, colv_explorer  # noqa: E402
 
 
@@ -40,11 +47,17 @@ def invented_prompts(num_classes: int = 5, dim: int = 12, seed: int = 0) -> np.n
 
 def test_bce_curves_find_where_a_class_settles():
     for rate in (0.01, 0.05, 0.3):
-        assert abs(bce_curves(positive_rate=rate)["equilibrium"] - rate) < 2e-3  # plain BCE: at the positive rate
+        assert (
+            abs(bce_curves(positive_rate=rate)["equilibrium"] - rate) < 2e-3
+        )  # plain BCE: at the positive rate
     balanced = bce_curves(positive_rate=0.05, pos_weight=19.0)  # (1 - pi) / pi
     assert abs(balanced["equilibrium"] - 0.5) < 2e-3
-    curves = bce_curves(positive_rate=0.05, classification="asymmetric", gamma_neg=4.0, gamma_pos=1.0, clip=0.05)
-    np.testing.assert_allclose(curves["grad_expected"], 0.05 * curves["grad_positive"] + 0.95 * curves["grad_negative"])
+    curves = bce_curves(
+        positive_rate=0.05, classification="asymmetric", gamma_neg=4.0, gamma_pos=1.0, clip=0.05
+    )
+    np.testing.assert_allclose(
+        curves["grad_expected"], 0.05 * curves["grad_positive"] + 0.95 * curves["grad_negative"]
+    )
     assert curves["equilibrium"] > 0.05  # easy negatives silenced: the class settles higher than under BCE
     assert "gamma_neg = 4" in curves["setting"]
     with pytest.raises(ValueError, match=r"positive_rate: expected a share in \(0, 1\)"):
@@ -62,9 +75,13 @@ def test_colv_geometry_forces_match_the_closed_forms():
     unit = u / np.linalg.norm(u, axis=1, keepdims=True)
     start = unit.mean(0) / np.linalg.norm(unit.mean(0))
     np.testing.assert_allclose(paper["similarity"], unit @ start)
-    np.testing.assert_allclose(paper["force_bce"], np.where(positive, 0.5, -0.5) / tau)  # undecided stand-in head
+    np.testing.assert_allclose(
+        paper["force_bce"], np.where(positive, 0.5, -0.5) / tau
+    )  # undecided stand-in head
     assert paper["loss_colv"][-1] < paper["loss_colv"][0]  # descent lowers the loss ...
-    assert paper["loss_colv"][-1] >= paper["lower_bound"] == pytest.approx(-2 / tau + np.log(3))  # ... not below the bound
+    assert (
+        paper["loss_colv"][-1] >= paper["lower_bound"] == pytest.approx(-2 / tau + np.log(3))
+    )  # ... not below the bound
     infonce = colv_geometry(u, [0, 2], temperature=tau, variant="infonce", steps=20)
     assert np.all(infonce["force_colv"][positive] < force[positive])
     assert infonce["pull_colv"][-1] < infonce["pull_colv"][0]  # InfoNCE's pull fades
@@ -92,7 +109,9 @@ def test_colv_geometry_descends_towards_the_co_occurring_prompts():
 
 def test_plot_functions_return_figures():
     fig = plot_bce_curves(bce_curves(positive_rate=0.02))
-    assert isinstance(fig, Figure) and len(fig.axes) == 3 and fig._suptitle.get_text() == "BCE, pos_weight = 1"
+    assert (
+        isinstance(fig, Figure) and len(fig.axes) == 3 and fig._suptitle.get_text() == "BCE, pos_weight = 1"
+    )
     fig = plot_colv_geometry(colv_geometry(invented_prompts(), [0], names=list("abcde"), steps=3))
     assert isinstance(fig, Figure) and len(fig.axes) == 4
     assert [tick.get_text() for tick in fig.axes[1].get_xticklabels()] == list("abcde")
@@ -100,14 +119,27 @@ def test_plot_functions_return_figures():
 
 def test_bce_explorer_moves_every_slider_and_disables_what_does_nothing():
     explorer = bce_explorer()
-    assert set(explorer.sliders) == {"positive_rate", "classification", "pos_weight", "gamma_neg", "gamma_pos", "clip"}
-    assert [name for name, control in explorer.sliders.items() if control.disabled] == ["gamma_neg", "gamma_pos", "clip"]
+    assert set(explorer.sliders) == {
+        "positive_rate",
+        "classification",
+        "pos_weight",
+        "gamma_neg",
+        "gamma_pos",
+        "clip",
+    }
+    assert [name for name, control in explorer.sliders.items() if control.disabled] == [
+        "gamma_neg",
+        "gamma_pos",
+        "clip",
+    ]
     before = explorer.result["grad_positive"].copy()
     explorer.sliders["pos_weight"].value = 5.0
     np.testing.assert_allclose(explorer.result["grad_positive"], 5.0 * before, rtol=1e-6)
     explorer.sliders["positive_rate"].value = 0.02
     assert explorer.result["positive_rate"] == pytest.approx(0.02, rel=1e-6)
-    assert explorer.result["equilibrium"] == pytest.approx(5 * 0.02 / (5 * 0.02 + 0.98), abs=2e-3)  # w pi / (w pi + 1 - pi)
+    assert explorer.result["equilibrium"] == pytest.approx(
+        5 * 0.02 / (5 * 0.02 + 0.98), abs=2e-3
+    )  # w pi / (w pi + 1 - pi)
 
     explorer.sliders["classification"].value = "asymmetric"
     assert explorer.sliders["pos_weight"].disabled and not explorer.sliders["gamma_neg"].disabled
@@ -115,7 +147,9 @@ def test_bce_explorer_moves_every_slider_and_disables_what_does_nothing():
     settings = {"gamma_neg": 2.0, "gamma_pos": 0.0, "clip": 0.1}
     for name, value in settings.items():
         explorer.sliders[name].value = value
-    expected = bce_curves(positive_rate=explorer.sliders["positive_rate"].value, classification="asymmetric", **settings)
+    expected = bce_curves(
+        positive_rate=explorer.sliders["positive_rate"].value, classification="asymmetric", **settings
+    )
     np.testing.assert_allclose(explorer.result["grad_negative"], expected["grad_negative"])
     np.testing.assert_allclose(explorer.result["grad_positive"], expected["grad_positive"])
     assert isinstance(explorer.figure, Figure)
@@ -150,9 +184,8 @@ def test_colv_explorer_shows_every_concept_and_explains_an_empty_selection():
     assert explorer.note.value == ""
 
 
-def test_explorer_labels_are_whole_and_the_hint_comes_first(monkeypatch):
+def test_the_explorer_hint_comes_first(monkeypatch):
     explorer = bce_explorer()
-    assert all(control.style.description_width == "initial" for control in explorer.sliders.values())
     shown = []
     monkeypatch.setattr("refdense.widgets.display", lambda obj, raw=False: shown.append((obj, raw)))
     explorer._ipython_display_()
@@ -160,16 +193,122 @@ def test_explorer_labels_are_whole_and_the_hint_comes_first(monkeypatch):
     assert "run this cell" in hint.data and raw and "image/png" in bundle
 
 
-def test_colv_labels_do_not_overlap():
-    # five prompts that project next to each other: their labels are stacked, never written on one another
-    from refdense.viz.losses import _spread_labels
+def text_boxes(fig: Figure) -> list[tuple[str, Bbox, Bbox]]:
+    """(text, its box, the box it must stay in) of every text the figure draws, in pixels, measured with
+    the figure's renderer. A label written in an Axes must stay in the Axes, any other text in the
+    figure; a legend counts as one box (its entries inside it)."""
+    drawn: list[Text] = []
+    draw_text = RendererAgg.draw_text
 
-    points = np.array([[0.0, 0.0], [0.05, 0.01], [0.1, 0.0], [0.02, -0.01], [0.5, 0.5]])
-    names = ["white box", "yellow ring", "orange disc", "red ball", "far away"]
-    spots = np.array(_spread_labels(points, names, half=1.0))
-    width = [0.05 * len(name) for name in names]
-    for a in range(len(names)):
-        for b in range(a + 1, len(names)):
-            overlap_x = spots[a, 0] < spots[b, 0] + width[b] and spots[b, 0] < spots[a, 0] + width[a]
-            assert not (overlap_x and abs(spots[a, 1] - spots[b, 1]) < 0.08 - 1e-9), (names[a], names[b])
-    np.testing.assert_allclose(spots[4], points[4] + 0.02)  # a label with room stays next to its point
+    def record(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+        if mtext is not None and s.strip() and mtext not in drawn:
+            drawn.append(mtext)
+        return draw_text(self, gc, x, y, s, prop, angle, ismath=ismath, mtext=mtext)
+
+    RendererAgg.draw_text = record
+    try:
+        FigureCanvasAgg(fig).draw()  # an explorer's figure is closed: it has no canvas of its own left
+    finally:
+        RendererAgg.draw_text = draw_text
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    in_legend = {id(text) for legend in legends for text in legend.findobj(Text)}
+    boxes = [
+        (
+            text.get_text(),
+            Text.get_window_extent(text, renderer),  # the text alone, without an annotation's line
+            text.axes.bbox if text.axes is not None and text in text.axes.texts else fig.bbox,
+        )
+        for text in drawn
+        if id(text) not in in_legend
+    ]
+    return boxes + [
+        (f"legend of {legend.axes.get_title()!r}", legend.get_window_extent(renderer), legend.axes.bbox)
+        for legend in legends
+    ]
+
+
+def text_problems(fig: Figure) -> list[str]:
+    """Every text that leaves where it must stay (:func:`text_boxes`) and every two that intersect."""
+    boxes = text_boxes(fig)
+    problems = [
+        f"{text!r} is cut"
+        for text, box, frame in boxes
+        if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1)
+    ]
+    return problems + [
+        f"{a!r} overlaps {b!r}"
+        for k, (a, box_a, _) in enumerate(boxes)
+        for b, box_b, _ in boxes[k + 1 :]
+        if box_a.overlaps(box_b)
+    ]
+
+
+def test_the_text_check_finds_overlapping_and_cut_labels():
+    fig, ax = plt.subplots(figsize=figure_size("column"))
+    ax.annotate("white box", (0.5, 0.5))
+    ax.annotate("yellow ring", (0.52, 0.5))
+    ax.annotate("orange disc", (0.99, 0.2))
+    assert sorted(text_problems(fig)) == ["'orange disc' is cut", "'white box' overlaps 'yellow ring'"]
+    plt.close(fig)
+
+
+def entity_bank() -> tuple[np.ndarray, list[str]]:
+    """The course's committed MiniLM prompt embeddings of the ten entities, and their names (notebook 07)."""
+    bank = TextBank.load(TEXT_BANK)
+    return bank.embeddings["entity"].numpy(), bank.names["entity"]
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {},  # as notebook 06 opens it
+        {"positive_rate": 0.002, "pos_weight": 100.0},  # the extremes of the sliders
+        {"positive_rate": 0.5, "pos_weight": 0.1},
+        {
+            "positive_rate": 0.09,
+            "classification": "asymmetric",
+            "gamma_neg": 6.0,
+            "gamma_pos": 4.0,
+            "clip": 0.3,
+        },
+    ],
+)
+def test_the_bce_explorer_draws_no_text_on_another_or_cut(setting):
+    with styled(NOTEBOOK_DPI):  # the notebook's fonts and resolution
+        explorer = bce_explorer(**setting)
+        assert text_problems(explorer.figure) == []
+
+
+@pytest.mark.parametrize(
+    ("on", "temperature", "variant", "spread"),
+    [
+        (("red cube", "red ball"), 0.07, "refdense", 1.0),  # as notebook 07 opens it
+        ("every", 1.0, "supcon", 1.0),  # every concept on: every label bold, so wider
+        (
+            ("white box", "yellow ring", "orange disc"),
+            0.01,
+            "infonce",
+            0.02,
+        ),  # ten prompts crowded in one spot
+    ],
+)
+def test_the_colv_explorer_labels_no_concept_on_another(on, temperature, variant, spread):
+    embeddings, names = entity_bank()
+    centre = embeddings.mean(0)
+    embeddings = centre + spread * (embeddings - centre)
+    chosen = range(len(names)) if on == "every" else [names.index(name) for name in on]
+    with styled(NOTEBOOK_DPI):
+        explorer = colv_explorer(embeddings, names, chosen, temperature, variant)
+        assert text_problems(explorer.figure) == []
+        labels = [text.get_text() for text in explorer.figure.axes[0].texts if text.get_text()]
+        assert sorted(labels) == sorted(names)  # every concept named, once
+
+
+def test_explorer_descriptions_show_whole():
+    explorers = [bce_explorer(), colv_explorer(invented_prompts(), list("abcde"))]
+    for control in (control for explorer in explorers for control in explorer.sliders.values()):
+        assert control.style.description_width == "initial", (
+            control.description
+        )  # as wide as the words, never "gamma_n..."
+        assert control.layout.width is None, control.description  # and no fixed width squeezes the words

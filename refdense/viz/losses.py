@@ -15,7 +15,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.text import Annotation
+from matplotlib.transforms import Bbox
 
 from refdense.losses import (
     ASL_CLIP,
@@ -26,6 +31,7 @@ from refdense.losses import (
     colv_loss_from_similarities,
     masked_bce,
 )
+from refdense.viz import figure_of
 from refdense.viz.style import (
     FAINT_GREY,
     FONT_SIZES,
@@ -151,28 +157,22 @@ def plot_bce_curves(curves: dict, fig: Figure | None = None, title: str | None =
     rate_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
     pull = max(float(-curves["grad_expected"].min()), 1e-3)  # the strongest average pull up
     limit = 2.5 * pull
-    settle = curves["equilibrium"]
-    if np.isfinite(settle):
-        rate_ax.axvline(settle, color=HIGHLIGHT_COLOUR, ls="--", lw=1)
-        right = settle < 0.1  # the label on the side with room
-        rate_ax.annotate(
-            f"settles at p = {settle:.3f}",
-            (settle, 0.7 * limit),
-            xytext=(5 if right else -5, 0),
-            textcoords="offset points",
-            ha="left" if right else "right",
-            color=HIGHLIGHT_COLOUR,
-            fontsize=FONT_SIZES["small"],
-        )
     rate_ax.set(
         xscale="log",
         xlabel="predicted probability p (log)",
         ylabel="average d loss / d logit",
         ylim=(-limit, limit),
-        title=f"a class with {100 * rate:.3g}% positives (near 0)",
+        title=f"a class with {100 * rate:.3g}% positives\n(near p = 0)",
     )
-    rate_ax.legend(loc="lower right")
+    legend = rate_ax.legend(loc="lower right")
     fig.suptitle(title or curves["setting"])
+    settle = curves["equilibrium"]
+    if np.isfinite(settle):  # last: the figure is complete, so its layout is final
+        rate_ax.axvline(settle, color=HIGHLIGHT_COLOUR, ls="--", lw=1)
+        style = {"color": HIGHLIGHT_COLOUR, "fontsize": FONT_SIZES["small"]}
+        where = [(settle, 0.7 * limit)]  # beside the line, clear of the curves and the legend
+        text = [f"settles at\np = {settle:.3f}"]
+        place_labels(rate_ax, where, text, [style], avoid=[*rate_ax.get_lines(), legend])
     return fig
 
 
@@ -332,24 +332,96 @@ _COLV_TITLES = {
 }
 
 
-def _spread_labels(points: np.ndarray, names: Sequence[str], half: float) -> list[tuple[float, float]]:
-    """Where to write each of the (C, 2) ``points``' ``names`` in a square view of half-width ``half``
-    (data units), so that no two labels overlap: a label starts just above-right of its point and moves
-    up, one line at a time, past every label already placed that it would cover. Returns C (x, y)."""
-    line, char = 0.08 * half, 0.05 * half  # 8-point text in a view about 300-450 pixels wide, with a margin
-    placed: list[tuple[float, float, float]] = []  # x, y, width of the labels written so far
-    spots: dict[int, tuple[float, float]] = {}
-    for c in sorted(range(len(names)), key=lambda c: (points[c, 1], points[c, 0])):
-        x, y, width = (
-            float(points[c, 0]) + 0.02 * half,
-            float(points[c, 1]) + 0.02 * half,
-            char * len(names[c]),
+_DIRECTIONS = np.deg2rad([0, 180, 45, 135, -45, -135, 90, -90])
+"""Where a label may sit around its point, in order of preference: beside it (right, left), above it to
+either side, below it to either side, right above, right below."""
+
+_RADII = (0.0, 6.0, 14.0, 24.0, 36.0, 50.0, 68.0, 90.0, 120.0)
+"""How far beyond its point's clearance a label may move (points), ring after ring."""
+
+
+def place_labels(
+    ax: Axes,
+    points: npt.ArrayLike,
+    texts: Sequence[str],
+    styles: Sequence[dict[str, Any]],
+    *,
+    clearance: float = 4.0,
+    avoid: Sequence[Artist] = (),
+) -> list[Annotation]:
+    """Write ``texts[k]`` next to ``points[k]`` (data coordinates of ``ax``) so that no two labels
+    overlap, none covers a point or an artist of ``avoid`` and each stays inside ``ax``.
+
+    ``styles[k]``: the label's Text properties (colour, weight, size); ``clearance``: the radius, in
+    points, kept free around every point (its marker); ``avoid``: what the labels keep clear of: a
+    line (a Line2D drawn with a line style) along its path, anything else (markers, a legend with a
+    fixed ``loc``, an arrow) over its box. Call it last: every box is measured with the figure's
+    renderer (``get_window_extent``) once the layout has placed ``ax``. A label is tried on rings of
+    growing distance around its point (:data:`_DIRECTIONS`, :data:`_RADII`) and takes the first free
+    spot; one beyond the first ring is tied to its point by a thin line. Where no spot is free (more
+    text than the axes hold), it takes the spot that covers least. Returns the labels, in the order of
+    ``texts``.
+    """
+    fig = figure_of(ax)
+    fig.draw_without_rendering()  # the layout places the axes (and applies their aspect) before anything is measured
+    frame, pixels = ax.get_window_extent(), fig.dpi / 72
+    xy = np.atleast_2d(np.asarray(points, dtype=float))
+    margin = clearance * pixels
+    taken = [
+        Bbox.from_extents(x - margin, y - margin, x + margin, y + margin)
+        for x, y in ax.transData.transform(xy)
+    ]
+    lines = [a for a in avoid if isinstance(a, Line2D) and a.get_linestyle() not in ("None", "", " ")]
+    taken += [artist.get_window_extent() for artist in avoid if artist not in lines]  # markers, a legend
+    paths = [line.get_transform().transform_path(line.get_path()) for line in lines]
+
+    def cost(box: Bbox) -> float:
+        """What ``box`` covers: its area outside the axes (which weighs most), what is taken, and the
+        lines through it (each as if it covered the box)."""
+        area = box.width * box.height
+        inside = Bbox.intersection(box, frame)
+        overlaps = [overlap for other in taken if (overlap := Bbox.intersection(box, other)) is not None]
+        crossed = sum(path.intersects_bbox(box, filled=False) for path in paths)
+        outside = area - (inside.width * inside.height if inside is not None else 0.0)
+        return 1e3 * outside + sum(overlap.width * overlap.height for overlap in overlaps) + crossed * area
+
+    labels = []
+    for (x, y), text, style in zip(xy, texts, styles):
+        trial = ax.annotate(text, (x, y), xytext=(0, 0), textcoords="offset points", **style)
+        best: tuple[float, float, Bbox, tuple[float, float], str, str] | None = None
+        for radius in _RADII:
+            for angle in _DIRECTIONS:
+                dx, dy = float(np.cos(angle)), float(np.sin(angle))
+                offset = ((clearance + radius) * dx, (clearance + radius) * dy)
+                ha = "left" if dx > 0.3 else "right" if dx < -0.3 else "center"
+                va = "bottom" if dy > 0.3 else "top" if dy < -0.3 else "center"
+                trial.xyann = offset
+                trial.set(horizontalalignment=ha, verticalalignment=va)
+                box = trial.get_window_extent()
+                covered = cost(box)
+                if best is None or covered < best[0]:
+                    best = (covered, radius, box, offset, ha, va)
+            if best is not None and best[0] == 0:
+                break
+        assert best is not None, "every label tries at least one spot"
+        trial.remove()
+        _, radius, box, offset, ha, va = best
+        line = {
+            "arrowstyle": "-",
+            "color": style.get("color", INK),
+            "lw": 0.5,
+            "shrinkA": 1,
+            "shrinkB": clearance,
+        }
+        away = radius > _RADII[0]  # away from its point: a thin line says whose label it is
+        arrow = line if away else None
+        labels.append(
+            ax.annotate(
+                text, (x, y), offset, textcoords="offset points", ha=ha, va=va, arrowprops=arrow, **style
+            )
         )
-        while any(px < x + width and x < px + pw and abs(py - y) < line for px, py, pw in placed):
-            y += line
-        placed.append((x, y, width))
-        spots[c] = (x, y)
-    return [spots[c] for c in range(len(names))]
+        taken.append(box.padded(pixels))  # the next label keeps a pixel away
+    return labels
 
 
 def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | None = None) -> Figure:
@@ -380,20 +452,11 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
         edgecolors=INK,
         linewidths=0.5,
     )
-    for (x, y), (lx, ly), name, on in zip(points, _spread_labels(points, names, half), names, positive):
-        view_ax.annotate(
-            name,
-            (x, y),
-            xytext=(lx, ly),
-            textcoords="data",
-            fontsize=FONT_SIZES["small"],
-            color=OUTCOME_COLOURS["positive"] if on else MUTED_GREY,
-            fontweight="bold" if on else "normal",
-        )
+    marks = []  # the paths, markers and arrows the concepts' labels keep clear of
     for name in ("colv", "bce"):
         path = geometry[f"path_{name}"]
-        view_ax.plot(path[:, 0], path[:, 1], ":", color=colours[name], lw=1.5)
-        view_ax.plot(
+        marks += view_ax.plot(path[:, 0], path[:, 1], ":", color=colours[name], lw=1.5)
+        marks += view_ax.plot(
             *path[-1],
             "*",
             color=colours[name],
@@ -401,13 +464,14 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
             zorder=4,
             label=f"{'CoLV' if name == 'colv' else 'BCE'}: where descent ends",
         )
-        view_ax.annotate(
+        arrow = view_ax.annotate(
             "",
             xy=start + scale * geometry[f"arrow_{name}"],
             xytext=start,
             arrowprops=dict(arrowstyle="-|>", color=colours[name], lw=2),
         )
-    view_ax.plot(*start, "o", color=INK, ms=7, zorder=4, label="segment feature f (start)")
+        marks.append(arrow)
+    marks += view_ax.plot(*start, "o", color=INK, ms=7, zorder=4, label="segment feature f (start)")
     view_ax.set(
         aspect="equal",
         xlim=(centre[0] - half, centre[0] + half),
@@ -415,7 +479,7 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
         title="the unit sphere seen in the plane of the prompts\n(arrows: -dL/df at the start, same scale)",
     )
     view_ax.tick_params(labelsize=FONT_SIZES["small"])
-    view_ax.legend(loc="lower left")
+    legend = view_ax.legend(loc="lower left")
 
     index = np.arange(len(names))
     force_ax.bar(index - 0.2, geometry["force_colv"], width=0.4, color=colours["colv"], label="CoLV")
@@ -423,7 +487,7 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
         index + 0.2, geometry["force_bce"], width=0.4, color=colours["bce"], label="BCE (stand-in head)"
     )
     force_ax.axhline(0, color=REFERENCE_GREY, lw=0.8)
-    force_ax.set_xticks(index, names, rotation=40, ha="right", fontsize=FONT_SIZES["small"])
+    force_ax.set_xticks(index, names, rotation=90, fontsize=FONT_SIZES["small"])
     for tick, on in zip(force_ax.get_xticklabels(), positive):
         tick.set_color(OUTCOME_COLOURS["positive"] if on else MUTED_GREY)
     force_ax.set(
@@ -450,10 +514,22 @@ def plot_colv_geometry(geometry: dict, fig: Figure | None = None, title: str | N
     pull_ax.set(
         xlabel="descent step",
         ylabel="mean -dL/ds_e over the positives",
-        title="pull on the co-occurring concepts along the descent",
+        title="pull on the co-occurring concepts\nalong the descent",
     )
     pull_ax.legend()
     fig.suptitle(
         title or f"{colv_label}, tau = {tau:.3g}, {int(positive.sum())} co-occurring of {len(names)}"
+    )
+    styles = [
+        {
+            "fontsize": FONT_SIZES["small"],
+            "color": OUTCOME_COLOURS["positive"] if on else MUTED_GREY,
+            "fontweight": "bold" if on else "normal",
+        }
+        for on in positive
+    ]
+    first = np.argsort(~positive, kind="stable")  # the co-occurring concepts take the nearest spots
+    place_labels(  # last: the figure is complete, so its layout is final
+        view_ax, points[first], [names[c] for c in first], [styles[c] for c in first], avoid=[*marks, legend]
     )
     return fig
