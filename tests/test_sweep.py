@@ -148,7 +148,7 @@ def test_sweep_runs_end_to_end_and_a_point_is_recreated_from_its_seed(tmp_path, 
     probes = [t["probe"] for t in saved["training"]["full"]]
     assert probes[0] != probes[1] and all(0 < p <= 100 for p in probes)
     assert f"| ridge probe, both streams pooled (not trained) | {np.mean(probes):.2f} ± " in report
-    below = [f"`{name}` ({sum(r['mAP'] < t['probe'] for r, t in zip(ablated[name], saved['training'][name]))} of 2 seeds)"
+    below = [f"`{name}` ({sum(r['mAP'] < t['probe'] for r, t in zip(ablated[name], saved['training'][name]))} of 2 runs)"
              for name in ("full", "no_sub_labels")]
     assert all(mark in report for mark in below if "(0 of" not in mark)
     assert "runs were stopped early by `run.patience`" in report
