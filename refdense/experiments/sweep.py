@@ -351,7 +351,7 @@ def summarise(settings: dict, runs: dict[str, dict[str, list[dict]]]) -> dict:
 def write_sweep(result: dict, folder: Path) -> Path:
     """Write ``result`` (:func:`summarise`) to ``folder`` as ``sweep.json``, ``SWEEP.md`` and ``sweep.png``
     (``-best`` before the extension with the secondary protocol); return the json's path."""
-    suffix = CHECKPOINTS[result.get("checkpoint", "tested")]
+    suffix = CHECKPOINTS[result["checkpoint"]]
     with atomic_write(folder / f"sweep{suffix}.json") as handle:
         json.dump(result, handle, indent=2)
     plots = available("matplotlib")
@@ -404,7 +404,7 @@ def join_sweeps(parts: Sequence[str | Path], folder: str | Path) -> Path:
             raise ValueError(f"{path}: not a sweep file (no {', '.join(missing)})")
         # sweeps written before the key existed scored the checkpoint run.test_checkpoint names
         loaded.append((path, {"checkpoint": "tested", **result}))
-    (first_path, first) = loaded[0]
+    first_path, first = loaded[0]
     seen: dict[int, Path] = {}
     for path, result in loaded:
         for key in JOINED_KEYS:
@@ -430,12 +430,8 @@ def join_sweeps(parts: Sequence[str | Path], folder: str | Path) -> Path:
     }
     settings = {key: first[key] for key in JOINED_KEYS}
     settings["seeds"] = sorted(seen)
-    settings["rare_classes"] = {
-        f"seed{seed}": next(
-            result["rare_classes"][f"seed{seed}"] for path, result in loaded if seen[seed] == path
-        )
-        for seed in sorted(seen)
-    }
+    rare_classes = {key: classes for _, result in loaded for key, classes in result["rare_classes"].items()}
+    settings["rare_classes"] = {f"seed{seed}": rare_classes[f"seed{seed}"] for seed in sorted(seen)}
     settings["parts"] = [seeds for _, result in loaded for seeds in result.get("parts", [result["seeds"]])]
     return write_sweep(summarise(settings, runs), Path(folder))
 
